@@ -1,0 +1,721 @@
+//! [`Claims`]: the registered claims of a verified token, its roles and scopes in one normalised
+//! form, and the remaining claims for the application.
+//!
+//! ```
+//! use tower_jwt_auth::{Algorithm, Claims, KeySet, TokenSigner, Verifier};
+//!
+//! #[derive(serde::Deserialize)]
+//! struct Tenant {
+//!     tenant: String,
+//! }
+//!
+//! let secret = [3u8; 32];
+//! let verifier = Verifier::builder(KeySet::hmac(Algorithm::HS256, &secret)?)
+//!     .issuer("https://issuer.example")
+//!     .audience("api")
+//!     .build()?;
+//! let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+//! let token = TokenSigner::hmac(Algorithm::HS256, &secret)?.sign(&serde_json::json!({
+//!     "iss": "https://issuer.example", "aud": "api", "sub": "alice", "jti": "t-1",
+//!     "iat": now, "exp": now + 300,
+//!     "roles": ["admin"], "scope": "items:read items:write", "tenant": "acme",
+//! }))?;
+//!
+//! let claims: Claims<Tenant> = verifier.verify_as(&token)?;
+//! assert_eq!(claims.subject(), Some("alice"));
+//! assert!(claims.has_role("admin"));
+//! assert!(claims.has_all_scopes(["items:read", "items:write"]));
+//! assert_eq!(claims.extra().tenant, "acme");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::cell::Cell;
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::de::{
+    self, DeserializeOwned, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor,
+};
+use serde_json::{Map, Value};
+
+use crate::error::{AuthError, ConfigError, ErrorKind};
+use crate::json::{DUPLICATE, Key, StrictValue, StringArray};
+
+/// A JWT NumericDate (RFC 7519 section 2): seconds since the Unix epoch, fractions allowed.
+#[derive(Clone, Copy, Debug, PartialEq, PartialOrd)]
+pub struct NumericDate(f64);
+
+impl NumericDate {
+    /// The latest accepted date, 9999-12-31T23:59:59Z. Later values are rejected as invalid
+    /// claims rather than trusted as "never expires".
+    pub const MAX_SECS: f64 = 253_402_300_799.0;
+
+    /// A date from seconds since the epoch, or `None` when not finite, negative, or after
+    /// [`NumericDate::MAX_SECS`].
+    #[must_use]
+    pub fn from_secs_f64(secs: f64) -> Option<Self> {
+        (secs.is_finite() && (0.0..=Self::MAX_SECS).contains(&secs)).then_some(Self(secs))
+    }
+
+    /// Seconds since the epoch, with any fraction.
+    #[must_use]
+    pub fn as_secs_f64(self) -> f64 {
+        self.0
+    }
+
+    /// Whole seconds since the epoch (the fraction dropped).
+    #[must_use]
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    pub fn as_secs(self) -> u64 {
+        // In range by construction: 0 <= self.0 <= MAX_SECS < 2^38.
+        self.0 as u64
+    }
+
+    /// The date as a [`SystemTime`].
+    #[must_use]
+    pub fn to_system_time(self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs_f64(self.0)
+    }
+}
+
+/// The registered claims this crate checks, as a bit set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Registered(u8);
+
+impl Registered {
+    pub(crate) const ISS: Self = Self(1);
+    pub(crate) const SUB: Self = Self(1 << 1);
+    pub(crate) const AUD: Self = Self(1 << 2);
+    pub(crate) const EXP: Self = Self(1 << 3);
+    pub(crate) const NBF: Self = Self(1 << 4);
+    pub(crate) const IAT: Self = Self(1 << 5);
+    pub(crate) const JTI: Self = Self(1 << 6);
+    pub(crate) const NONE: Self = Self(0);
+    /// `exp iat sub iss aud jti`.
+    pub(crate) const DEFAULT_REQUIRED: Self =
+        Self(Self::EXP.0 | Self::IAT.0 | Self::SUB.0 | Self::ISS.0 | Self::AUD.0 | Self::JTI.0);
+
+    const NAMES: [(Self, &'static str); 7] = [
+        (Self::EXP, "exp"),
+        (Self::NBF, "nbf"),
+        (Self::IAT, "iat"),
+        (Self::SUB, "sub"),
+        (Self::ISS, "iss"),
+        (Self::AUD, "aud"),
+        (Self::JTI, "jti"),
+    ];
+
+    pub(crate) fn from_name(name: &str) -> Result<Self, ConfigError> {
+        Self::NAMES
+            .iter()
+            .find(|(_, n)| *n == name)
+            .map(|(bit, _)| *bit)
+            .ok_or_else(|| ConfigError::UnknownClaim(name.to_owned()))
+    }
+
+    pub(crate) fn is_registered(name: &str) -> bool {
+        Self::from_name(name).is_ok()
+    }
+
+    pub(crate) const fn union(self, other: Self) -> Self {
+        Self(self.0 | other.0)
+    }
+
+    const fn contains(self, other: Self) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// The first required claim that `present` lacks.
+    fn first_missing(self, present: Self) -> Option<&'static str> {
+        Self::NAMES
+            .iter()
+            .find(|(bit, _)| self.contains(*bit) && !present.contains(*bit))
+            .map(|(_, name)| *name)
+    }
+}
+
+/// Where a role or scope list lives in the claims: a top-level member, optionally followed by a
+/// JSON pointer into it (for example `/realm_access/roles`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ClaimPath {
+    top: Box<str>,
+    /// The rest of the pointer below `top`, starting with `/`, if the list is nested.
+    rest: Option<Box<str>>,
+}
+
+impl ClaimPath {
+    pub(crate) fn top_level(name: &str) -> Self {
+        Self {
+            top: name.into(),
+            rest: None,
+        }
+    }
+
+    /// A JSON pointer (RFC 6901, `/a/b`) or a plain top-level member name (`groups`).
+    pub(crate) fn parse(path: &str) -> Result<Self, ConfigError> {
+        let invalid = || ConfigError::InvalidClaimPath(path.to_owned());
+        let Some(pointer) = path.strip_prefix('/') else {
+            if path.is_empty() || Registered::is_registered(path) {
+                return Err(invalid());
+            }
+            return Ok(Self::top_level(path));
+        };
+        let mut segments = Vec::new();
+        for raw in pointer.split('/') {
+            let mut segment = String::with_capacity(raw.len());
+            let mut chars = raw.chars();
+            while let Some(c) = chars.next() {
+                match (c, c == '~') {
+                    (_, false) => segment.push(c),
+                    (_, true) => match chars.next() {
+                        Some('0') => segment.push('~'),
+                        Some('1') => segment.push('/'),
+                        _ => return Err(invalid()),
+                    },
+                }
+            }
+            if segment.is_empty() {
+                return Err(invalid());
+            }
+            segments.push(segment);
+        }
+        let top = segments.first().ok_or_else(invalid)?;
+        if Registered::is_registered(top) {
+            return Err(invalid());
+        }
+        let rest = pointer.find('/').map(|at| Box::from(&pointer[at..]));
+        Ok(Self {
+            top: top.as_str().into(),
+            rest,
+        })
+    }
+
+    pub(crate) fn top(&self) -> &str {
+        &self.top
+    }
+}
+
+/// How roles and scopes are found in the claims.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Mapping {
+    pub(crate) roles: ClaimPath,
+    /// `None`: `scope` (space-delimited string, RFC 9068) or `scp` (array or string).
+    pub(crate) scopes: Option<ClaimPath>,
+}
+
+impl Default for Mapping {
+    fn default() -> Self {
+        Self {
+            roles: ClaimPath::top_level("roles"),
+            scopes: None,
+        }
+    }
+}
+
+/// The claims of a token, parsed once; validated by the verifier before they become
+/// [`Claims`].
+#[derive(Debug, Default)]
+pub(crate) struct Parsed {
+    pub(crate) iss: Option<String>,
+    pub(crate) sub: Option<String>,
+    pub(crate) aud: Option<Vec<String>>,
+    pub(crate) exp: Option<NumericDate>,
+    pub(crate) nbf: Option<NumericDate>,
+    pub(crate) iat: Option<NumericDate>,
+    pub(crate) jti: Option<String>,
+    roles: Vec<String>,
+    scopes: Vec<String>,
+    extra: Map<String, Value>,
+}
+
+impl Parsed {
+    /// One typed deserialisation of the payload: a JSON object without duplicate members,
+    /// registered claims of the right types, roles and scopes per `mapping`.
+    pub(crate) fn from_json(payload: &[u8], mapping: &Mapping) -> Result<Self, AuthError> {
+        let failure = Cell::new(None);
+        let mut de = serde_json::Deserializer::from_slice(payload);
+        let parsed = ClaimsSeed {
+            mapping,
+            failure: &failure,
+        }
+        .deserialize(&mut de)
+        .and_then(|parsed| de.end().map(|()| parsed));
+        match parsed {
+            Ok(mut parsed) => {
+                parsed.resolve_nested(mapping)?;
+                Ok(parsed)
+            }
+            Err(err) => Err(match (err.classify(), failure.get()) {
+                (serde_json::error::Category::Data, Some(why)) => why,
+                _ => AuthError::new(ErrorKind::Malformed),
+            }),
+        }
+    }
+
+    pub(crate) fn missing(&self, required: Registered) -> Option<&'static str> {
+        let present = [
+            (self.iss.is_some(), Registered::ISS),
+            (self.sub.is_some(), Registered::SUB),
+            (self.aud.is_some(), Registered::AUD),
+            (self.exp.is_some(), Registered::EXP),
+            (self.nbf.is_some(), Registered::NBF),
+            (self.iat.is_some(), Registered::IAT),
+            (self.jti.is_some(), Registered::JTI),
+        ]
+        .into_iter()
+        .filter(|(present, _)| *present)
+        .fold(Registered::NONE, |acc, (_, bit)| acc.union(bit));
+        required.first_missing(present)
+    }
+
+    fn resolve_nested(&mut self, mapping: &Mapping) -> Result<(), AuthError> {
+        if let Some(value) = self.nested(&mapping.roles) {
+            self.roles = string_list(value, false)
+                .ok_or(AuthError::claim_error(ErrorKind::InvalidClaim, "roles"))?;
+        }
+        if let Some(value) = mapping.scopes.as_ref().and_then(|path| self.nested(path)) {
+            self.scopes = string_list(value, true)
+                .ok_or(AuthError::claim_error(ErrorKind::InvalidClaim, "scope"))?;
+        }
+        Ok(())
+    }
+
+    /// The value at a nested claim path, if the path is nested and the value present.
+    fn nested(&self, path: &ClaimPath) -> Option<&Value> {
+        let rest = path.rest.as_deref()?;
+        self.extra
+            .get(path.top())
+            .and_then(|value| value.pointer(rest))
+    }
+
+    /// Hands the remaining claims to the application's type.
+    pub(crate) fn into_claims<E: DeserializeOwned>(self) -> Result<Claims<E>, AuthError> {
+        let extra = serde_json::from_value(Value::Object(self.extra))
+            .map_err(|_| AuthError::new(ErrorKind::InvalidClaim))?;
+        Ok(Claims {
+            issuer: self.iss,
+            subject: self.sub,
+            audience: self.aud.unwrap_or_default(),
+            expires_at: self.exp,
+            not_before: self.nbf,
+            issued_at: self.iat,
+            jwt_id: self.jti,
+            roles: self.roles,
+            scopes: self.scopes,
+            extra,
+        })
+    }
+}
+
+/// A JSON array of strings, or (when `split`) a space-delimited string.
+fn string_list(value: &Value, split: bool) -> Option<Vec<String>> {
+    match value {
+        Value::String(s) if split => Some(split_scopes(s)),
+        Value::Array(items) => items
+            .iter()
+            .map(|item| item.as_str().map(str::to_owned))
+            .collect(),
+        _ => None,
+    }
+}
+
+/// RFC 6749 section 3.3: scope tokens separated by spaces.
+fn split_scopes(scope: &str) -> Vec<String> {
+    scope
+        .split(' ')
+        .filter(|token| !token.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+struct ClaimsSeed<'m> {
+    mapping: &'m Mapping,
+    failure: &'m Cell<Option<AuthError>>,
+}
+
+impl<'de> DeserializeSeed<'de> for ClaimsSeed<'_> {
+    type Value = Parsed;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Parsed, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ClaimsSeed<'_> {
+    type Value = Parsed;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JWT claims object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Parsed, A::Error> {
+        let mut parsed = Parsed::default();
+        let mut scope = None;
+        let mut scp = None;
+        let mut roles = None;
+        let mut scopes = None;
+        let failure = self.failure;
+        // Reads one claim's value, remembering which claim had the wrong type.
+        macro_rules! claim {
+            ($slot:expr, $name:literal, $seed:expr) => {{
+                let value = map.next_value_seed($seed).map_err(|err| {
+                    failure.set(Some(AuthError::claim_error(ErrorKind::InvalidClaim, $name)));
+                    err
+                })?;
+                if $slot.replace(value).is_some() {
+                    failure.set(Some(AuthError::new(ErrorKind::Malformed)));
+                    return Err(de::Error::custom(DUPLICATE));
+                }
+            }};
+        }
+        while let Some(Key(name)) = map.next_key()? {
+            match &*name {
+                "iss" => claim!(parsed.iss, "iss", Text),
+                "sub" => claim!(parsed.sub, "sub", Text),
+                "jti" => claim!(parsed.jti, "jti", Text),
+                "aud" => claim!(parsed.aud, "aud", StringOrArray { split: false }),
+                "exp" => claim!(parsed.exp, "exp", Date),
+                "nbf" => claim!(parsed.nbf, "nbf", Date),
+                "iat" => claim!(parsed.iat, "iat", Date),
+                name if self.mapping.roles.rest.is_none() && name == self.mapping.roles.top() => {
+                    claim!(roles, "roles", StringArray)
+                }
+                "scope" if self.mapping.scopes.is_none() => claim!(scope, "scope", Text),
+                "scp" if self.mapping.scopes.is_none() => {
+                    claim!(scp, "scp", StringOrArray { split: true })
+                }
+                name if self
+                    .mapping
+                    .scopes
+                    .as_ref()
+                    .is_some_and(|path| path.rest.is_none() && name == path.top()) =>
+                {
+                    claim!(scopes, "scope", StringOrArray { split: true })
+                }
+                _ => {
+                    let value = map.next_value_seed(StrictValue)?;
+                    if parsed.extra.insert(name.into_owned(), value).is_some() {
+                        failure.set(Some(AuthError::new(ErrorKind::Malformed)));
+                        return Err(de::Error::custom(DUPLICATE));
+                    }
+                }
+            }
+        }
+        parsed.roles = roles.unwrap_or_default();
+        parsed.scopes = match (scope, scp, scopes) {
+            (Some(_), Some(_), _) => {
+                // Two scope claims that could disagree: refuse rather than pick one.
+                failure.set(Some(AuthError::claim_error(
+                    ErrorKind::InvalidClaim,
+                    "scope",
+                )));
+                return Err(de::Error::custom("both scope and scp"));
+            }
+            (Some(scope), None, _) => split_scopes(&scope),
+            (None, Some(list), _) | (None, None, Some(list)) => list,
+            (None, None, None) => Vec::new(),
+        };
+        Ok(parsed)
+    }
+}
+
+/// A JSON string.
+struct Text;
+
+impl<'de> DeserializeSeed<'de> for Text {
+    type Value = String;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<String, D::Error> {
+        <String as de::Deserialize>::deserialize(deserializer)
+    }
+}
+
+/// A JSON string (one element, or split on spaces) or an array of strings.
+struct StringOrArray {
+    split: bool,
+}
+
+impl<'de> DeserializeSeed<'de> for StringOrArray {
+    type Value = Vec<String>;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Vec<String>, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for StringOrArray {
+    type Value = Vec<String>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string or an array of strings")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Vec<String>, E> {
+        Ok(if self.split {
+            split_scopes(v)
+        } else {
+            vec![v.to_owned()]
+        })
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Vec<String>, A::Error> {
+        StringArray.visit_seq(seq)
+    }
+}
+
+/// A NumericDate: a JSON number, integer or not, within [`NumericDate::MAX_SECS`].
+struct Date;
+
+impl<'de> DeserializeSeed<'de> for Date {
+    type Value = NumericDate;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<NumericDate, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Date {
+    type Value = NumericDate;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("seconds since the epoch")
+    }
+    #[allow(clippy::cast_precision_loss)]
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<NumericDate, E> {
+        self.visit_f64(v as f64)
+    }
+    #[allow(clippy::cast_precision_loss)]
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<NumericDate, E> {
+        self.visit_f64(v as f64)
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<NumericDate, E> {
+        NumericDate::from_secs_f64(v).ok_or_else(|| E::custom("date out of range"))
+    }
+}
+
+/// The claims of a verified token.
+///
+/// Registered claims are typed; roles and scopes are normalised into lists once, at
+/// verification (see the verifier's claim mapping); every other claim goes to `E`, which by
+/// default keeps them as a JSON map. Use your own `E: Deserialize` to read them typed:
+/// `verifier.verify_as::<MyClaims>(token)`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Claims<E = Map<String, Value>> {
+    issuer: Option<String>,
+    subject: Option<String>,
+    audience: Vec<String>,
+    expires_at: Option<NumericDate>,
+    not_before: Option<NumericDate>,
+    issued_at: Option<NumericDate>,
+    jwt_id: Option<String>,
+    roles: Vec<String>,
+    scopes: Vec<String>,
+    extra: E,
+}
+
+impl<E> Claims<E> {
+    /// `iss`.
+    #[must_use]
+    pub fn issuer(&self) -> Option<&str> {
+        self.issuer.as_deref()
+    }
+
+    /// `sub`.
+    #[must_use]
+    pub fn subject(&self) -> Option<&str> {
+        self.subject.as_deref()
+    }
+
+    /// `aud`, as a list even when the token carried a single string.
+    #[must_use]
+    pub fn audience(&self) -> &[String] {
+        &self.audience
+    }
+
+    /// `exp`.
+    #[must_use]
+    pub fn expires_at(&self) -> Option<NumericDate> {
+        self.expires_at
+    }
+
+    /// `nbf`.
+    #[must_use]
+    pub fn not_before(&self) -> Option<NumericDate> {
+        self.not_before
+    }
+
+    /// `iat`.
+    #[must_use]
+    pub fn issued_at(&self) -> Option<NumericDate> {
+        self.issued_at
+    }
+
+    /// `jti`.
+    #[must_use]
+    pub fn jwt_id(&self) -> Option<&str> {
+        self.jwt_id.as_deref()
+    }
+
+    /// The roles, in token order.
+    #[must_use]
+    pub fn roles(&self) -> &[String] {
+        &self.roles
+    }
+
+    /// The scopes, in token order.
+    #[must_use]
+    pub fn scopes(&self) -> &[String] {
+        &self.scopes
+    }
+
+    /// The remaining claims.
+    #[must_use]
+    pub fn extra(&self) -> &E {
+        &self.extra
+    }
+
+    /// The remaining claims, by value.
+    #[must_use]
+    pub fn into_extra(self) -> E {
+        self.extra
+    }
+
+    /// Whether the token has this role (exact, case-sensitive).
+    #[must_use]
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r == role)
+    }
+
+    /// Whether the token has this scope (exact, case-sensitive).
+    #[must_use]
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s == scope)
+    }
+
+    /// Whether the token has every one of these scopes.
+    pub fn has_all_scopes<I>(&self, scopes: I) -> bool
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        scopes
+            .into_iter()
+            .all(|scope| self.has_scope(scope.as_ref()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> Result<Parsed, AuthError> {
+        Parsed::from_json(json.as_bytes(), &Mapping::default())
+    }
+
+    #[test]
+    fn numeric_dates_accept_fractions_and_refuse_the_absurd() {
+        assert_eq!(
+            parse(r#"{"exp":1700000000.5}"#)
+                .unwrap()
+                .exp
+                .unwrap()
+                .as_secs(),
+            1_700_000_000
+        );
+        assert_eq!(
+            parse(r#"{"exp":0}"#).unwrap().exp,
+            NumericDate::from_secs_f64(0.0)
+        );
+        for bad in [
+            r#"{"exp":-1}"#,
+            r#"{"exp":-0.5}"#,
+            r#"{"exp":1e300}"#,
+            r#"{"exp":253402300800}"#,
+            r#"{"exp":18446744073709551615}"#,
+            r#"{"exp":"1700000000"}"#,
+            r#"{"exp":true}"#,
+            r#"{"exp":null}"#,
+            r#"{"exp":[1]}"#,
+        ] {
+            assert_eq!(
+                parse(bad).unwrap_err(),
+                AuthError::claim_error(ErrorKind::InvalidClaim, "exp"),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn json_errors_are_malformed_not_claim_errors() {
+        for bad in [
+            r#"{"exp":1"#,
+            r#"{"exp":tru}"#,
+            r#"[]"#,
+            r#""x""#,
+            "",
+            r#"{"a":1}x"#,
+        ] {
+            assert_eq!(
+                parse(bad).unwrap_err().kind(),
+                ErrorKind::Malformed,
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            parse(r#"{"sub":"a","sub":"a"}"#).unwrap_err().kind(),
+            ErrorKind::Malformed
+        );
+        assert_eq!(
+            parse(r#"{"x":1,"x":1}"#).unwrap_err().kind(),
+            ErrorKind::Malformed
+        );
+    }
+
+    #[test]
+    fn scopes_from_scope_or_scp_but_not_both() {
+        assert_eq!(
+            parse(r#"{"scope":"a  b c"}"#).unwrap().scopes,
+            ["a", "b", "c"]
+        );
+        assert_eq!(parse(r#"{"scp":["a","b"]}"#).unwrap().scopes, ["a", "b"]);
+        assert_eq!(parse(r#"{"scp":"a b"}"#).unwrap().scopes, ["a", "b"]);
+        assert_eq!(
+            parse(r#"{"scope":"a","scp":["a"]}"#).unwrap_err(),
+            AuthError::claim_error(ErrorKind::InvalidClaim, "scope")
+        );
+        assert_eq!(
+            parse(r#"{"scope":["a"]}"#).unwrap_err(),
+            AuthError::claim_error(ErrorKind::InvalidClaim, "scope")
+        );
+    }
+
+    #[test]
+    fn nested_role_paths() {
+        let mapping = Mapping {
+            roles: ClaimPath::parse("/realm_access/roles").unwrap(),
+            scopes: Some(ClaimPath::parse("/perm~1s/list").unwrap()),
+        };
+        let parsed = Parsed::from_json(
+            br#"{"realm_access":{"roles":["admin"]},"perm/s":{"list":"x y"},"roles":"ignored"}"#,
+            &mapping,
+        )
+        .unwrap();
+        assert_eq!(parsed.roles, ["admin"]);
+        assert_eq!(parsed.scopes, ["x", "y"]);
+        let wrong = Parsed::from_json(br#"{"realm_access":{"roles":"admin"}}"#, &mapping);
+        assert_eq!(
+            wrong.unwrap_err(),
+            AuthError::claim_error(ErrorKind::InvalidClaim, "roles")
+        );
+        let absent = Parsed::from_json(br#"{"realm_access":{}}"#, &mapping).unwrap();
+        assert!(absent.roles.is_empty());
+    }
+
+    #[test]
+    fn claim_paths_are_validated() {
+        assert!(ClaimPath::parse("groups").is_ok());
+        assert!(ClaimPath::parse("/a/b").is_ok());
+        for bad in ["", "/", "/a//b", "/a/~2", "/sub", "exp", "/aud/x"] {
+            assert!(ClaimPath::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn required_claims_report_the_first_missing_one() {
+        let parsed = parse(r#"{"sub":"a","iss":"i"}"#).unwrap();
+        assert_eq!(parsed.missing(Registered::DEFAULT_REQUIRED), Some("exp"));
+        assert_eq!(parsed.missing(Registered::SUB.union(Registered::ISS)), None);
+    }
+}

@@ -1,0 +1,441 @@
+//! Compact JWS (RFC 7515): steps 1 to 4 of the token path, the part attacker bytes reach first.
+//!
+//! 1. length cap, before anything else;
+//! 2. exactly three segments, header and signature non-empty, each canonical base64url (no
+//!    padding, no whitespace, no `+` or `/`, no stray trailing bits);
+//! 3. the header: one typed parse of a JSON object without duplicate members; `alg` on the
+//!    allow-list and equal to the selected key's algorithm; unknown `crit` refused; `typ`
+//!    checked when required; `jku`, `x5u`, `jwk`, `x5c` never used;
+//! 4. the signature, with the key's prebuilt verifier.
+//!
+//! [`KeySet::verify_jws`](crate::KeySet::verify_jws) exposes these steps alone, for payloads
+//! that are not JWT claims:
+//!
+//! ```
+//! use tower_jwt_auth::{Algorithm, KeySet, TokenSigner};
+//!
+//! let secret = [9u8; 32];
+//! let token = TokenSigner::hmac(Algorithm::HS256, &secret)?.sign_raw(br#"{"alg":"HS256"}"#, b"hello")?;
+//! let jws = KeySet::hmac(Algorithm::HS256, &secret)?.verify_jws(&token)?;
+//! assert_eq!(jws.payload(), b"hello");
+//! assert_eq!(jws.algorithm(), Algorithm::HS256);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::borrow::Cow;
+use std::fmt;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+
+use crate::algorithm::Algorithm;
+use crate::error::{AuthError, ErrorKind};
+use crate::json::{DUPLICATE, Key, Str, StrictIgnore};
+use crate::keys::KeySet;
+
+/// Unpadded base64url that refuses padding, characters outside the URL-safe alphabet
+/// (whitespace, `+`, `/`), impossible lengths and non-zero trailing bits: one encoding per
+/// byte string (RFC 7515 section 2, RFC 4648 section 3.5).
+pub(crate) const BASE64URL: base64::engine::GeneralPurpose = URL_SAFE_NO_PAD;
+
+/// The default maximum token length in bytes.
+pub const DEFAULT_MAX_TOKEN_LEN: usize = 8 * 1024;
+
+/// The largest signature any supported algorithm produces (RSA with an 8192-bit modulus).
+const MAX_SIGNATURE_LEN: usize = 1024;
+
+const MALFORMED: AuthError = AuthError::new(ErrorKind::Malformed);
+
+/// The header rules of one verifier.
+#[derive(Clone, Debug)]
+pub(crate) struct HeaderPolicy {
+    pub(crate) max_len: usize,
+    /// Allowed algorithms as a bit set of [`Algorithm::bit`].
+    pub(crate) algorithms: u16,
+    /// The required `typ`, lowercase and without an `application/` prefix.
+    pub(crate) typ: Option<Box<str>>,
+    /// Extension names this verifier's application understands and processes itself.
+    pub(crate) critical: Box<[Box<str>]>,
+}
+
+impl HeaderPolicy {
+    pub(crate) fn for_keys(keys: &KeySet) -> Self {
+        Self {
+            max_len: DEFAULT_MAX_TOKEN_LEN,
+            algorithms: keys.algorithm_bits(),
+            typ: None,
+            critical: Box::default(),
+        }
+    }
+}
+
+/// A JWS whose signature verified: the decoded header and payload in one buffer.
+pub(crate) struct Checked {
+    buf: Vec<u8>,
+    header_len: usize,
+    pub(crate) alg: Algorithm,
+}
+
+impl Checked {
+    pub(crate) fn payload(&self) -> &[u8] {
+        &self.buf[self.header_len..]
+    }
+
+    pub(crate) fn header(&self) -> &[u8] {
+        &self.buf[..self.header_len]
+    }
+}
+
+/// Steps 1 to 4. `allow_empty_payload` is for plain JWS (RFC 7515 allows an empty payload);
+/// JWT claims are never empty.
+pub(crate) fn verify_compact(
+    keys: &KeySet,
+    token: &[u8],
+    policy: &HeaderPolicy,
+    allow_empty_payload: bool,
+) -> Result<Checked, AuthError> {
+    // 1. Length, before anything else.
+    if token.len() > policy.max_len {
+        return Err(AuthError::new(ErrorKind::TooLong));
+    }
+
+    // 2. Three segments, canonical base64url.
+    let Segments {
+        header: header_b64,
+        payload: payload_b64,
+        signature: signature_b64,
+        signing_input,
+    } = split(token)?;
+    if header_b64.is_empty()
+        || signature_b64.is_empty()
+        || (payload_b64.is_empty() && !allow_empty_payload)
+    {
+        return Err(MALFORMED);
+    }
+    let mut buf = Vec::with_capacity(
+        base64::decoded_len_estimate(header_b64.len())
+            + base64::decoded_len_estimate(payload_b64.len()),
+    );
+    BASE64URL
+        .decode_vec(header_b64, &mut buf)
+        .map_err(|_| MALFORMED)?;
+    let header_len = buf.len();
+    BASE64URL
+        .decode_vec(payload_b64, &mut buf)
+        .map_err(|_| MALFORMED)?;
+    let mut signature = [0u8; MAX_SIGNATURE_LEN];
+    let signature_len = BASE64URL
+        .decode_slice(signature_b64, &mut signature)
+        .map_err(|_| MALFORMED)?;
+
+    // 3. The header.
+    let header = parse_header(&buf[..header_len])?;
+    let alg = Algorithm::from_name(&header.alg)
+        .filter(|alg| policy.algorithms & alg.bit() != 0)
+        .ok_or(AuthError::new(ErrorKind::Algorithm))?;
+    let key = keys.select(header.kid.as_deref())?;
+    if key.alg != alg {
+        return Err(AuthError::new(ErrorKind::Algorithm));
+    }
+    check_critical(&header, &policy.critical)?;
+    if let Some(required) = &policy.typ
+        && !header
+            .typ
+            .as_deref()
+            .is_some_and(|typ| type_matches(typ, required))
+    {
+        return Err(AuthError::new(ErrorKind::WrongType));
+    }
+
+    // 4. The signature.
+    key.verify(signing_input, &signature[..signature_len])?;
+    Ok(Checked {
+        buf,
+        header_len,
+        alg,
+    })
+}
+
+/// The three segments of a compact JWS and the signing input `header.payload`.
+struct Segments<'a> {
+    header: &'a [u8],
+    payload: &'a [u8],
+    signature: &'a [u8],
+    signing_input: &'a [u8],
+}
+
+/// Splits into exactly three segments.
+fn split(token: &[u8]) -> Result<Segments<'_>, AuthError> {
+    let first = token.iter().position(|&b| b == b'.').ok_or(MALFORMED)?;
+    let rest = &token[first + 1..];
+    let second = rest.iter().position(|&b| b == b'.').ok_or(MALFORMED)?;
+    let signature = &rest[second + 1..];
+    if signature.contains(&b'.') {
+        return Err(MALFORMED);
+    }
+    let signing_input = &token[..first + 1 + second];
+    Ok(Segments {
+        header: &token[..first],
+        payload: &rest[..second],
+        signature,
+        signing_input,
+    })
+}
+
+/// Media type comparison per RFC 7515 section 4.1.9: case-insensitive, `application/` optional.
+pub(crate) fn type_matches(typ: &str, required: &str) -> bool {
+    let typ = match typ.get(..12) {
+        Some(prefix) if prefix.eq_ignore_ascii_case("application/") => &typ[12..],
+        _ => typ,
+    };
+    typ.eq_ignore_ascii_case(required)
+}
+
+fn check_critical(header: &Header<'_>, understood: &[Box<str>]) -> Result<(), AuthError> {
+    let unsupported = AuthError::new(ErrorKind::UnsupportedCritical);
+    if header.b64 == Some(false) {
+        // RFC 7797 unencoded payloads are not supported.
+        return Err(unsupported);
+    }
+    let Some(critical) = &header.critical else {
+        return Ok(());
+    };
+    // RFC 7515 section 4.1.11: non-empty, understood, present in the header, no repeats.
+    if critical.is_empty() {
+        return Err(unsupported);
+    }
+    for (i, name) in critical.iter().enumerate() {
+        let known = understood.iter().any(|u| **u == **name);
+        let present = header.others.iter().any(|other| other == name);
+        if !known || !present || critical[..i].contains(name) {
+            return Err(unsupported);
+        }
+    }
+    Ok(())
+}
+
+/// The JOSE header members this crate reads; everything else is checked for duplicates and
+/// otherwise ignored (`jku`, `x5u`, `jwk`, `x5c` included: keys come only from the key set).
+pub(crate) struct Header<'a> {
+    pub(crate) alg: Cow<'a, str>,
+    pub(crate) kid: Option<Cow<'a, str>>,
+    pub(crate) typ: Option<Cow<'a, str>>,
+    critical: Option<Vec<Cow<'a, str>>>,
+    b64: Option<bool>,
+    /// Names of the members not listed above (for duplicate and `crit` checks).
+    others: Vec<Cow<'a, str>>,
+}
+
+pub(crate) fn parse_header(bytes: &[u8]) -> Result<Header<'_>, AuthError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let header = HeaderSeed.deserialize(&mut de).map_err(|_| MALFORMED)?;
+    de.end().map_err(|_| MALFORMED)?;
+    Ok(header)
+}
+
+struct HeaderSeed;
+
+impl<'de> DeserializeSeed<'de> for HeaderSeed {
+    type Value = Header<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Header<'de>, D::Error> {
+        deserializer.deserialize_map(HeaderVisitor)
+    }
+}
+
+struct HeaderVisitor;
+
+fn once<T, E: de::Error>(slot: &mut Option<T>, value: T) -> Result<(), E> {
+    if slot.replace(value).is_some() {
+        Err(E::custom(DUPLICATE))
+    } else {
+        Ok(())
+    }
+}
+
+impl<'de> Visitor<'de> for HeaderVisitor {
+    type Value = Header<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JOSE header object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Header<'de>, A::Error> {
+        let mut alg = None;
+        let mut kid = None;
+        let mut typ = None;
+        let mut critical = None;
+        let mut b64 = None;
+        let mut others: Vec<Cow<'de, str>> = Vec::new();
+        while let Some(Key(name)) = map.next_key()? {
+            match &*name {
+                "alg" => once(&mut alg, map.next_value::<Str<'de>>()?.0)?,
+                "kid" => once(&mut kid, map.next_value::<Str<'de>>()?.0)?,
+                "typ" => once(&mut typ, map.next_value::<Str<'de>>()?.0)?,
+                "crit" => once(&mut critical, map.next_value_seed(CriticalSeed)?)?,
+                "b64" => once(&mut b64, map.next_value::<bool>()?)?,
+                _ => {
+                    if others.contains(&name) {
+                        return Err(de::Error::custom(DUPLICATE));
+                    }
+                    map.next_value_seed(StrictIgnore)?;
+                    others.push(name);
+                }
+            }
+        }
+        let alg = alg.ok_or_else(|| de::Error::missing_field("alg"))?;
+        Ok(Header {
+            alg,
+            kid,
+            typ,
+            critical,
+            b64,
+            others,
+        })
+    }
+}
+
+struct CriticalSeed;
+
+impl<'de> DeserializeSeed<'de> for CriticalSeed {
+    type Value = Vec<Cow<'de, str>>;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for CriticalSeed {
+    type Value = Vec<Cow<'de, str>>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array of header parameter names")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut names = Vec::new();
+        while let Some(Str(name)) = seq.next_element()? {
+            names.push(name);
+        }
+        Ok(names)
+    }
+}
+
+/// A JWS whose signature verified with a key of a [`KeySet`], from
+/// [`KeySet::verify_jws`](crate::KeySet::verify_jws).
+pub struct VerifiedJws {
+    checked: Checked,
+}
+
+impl VerifiedJws {
+    /// The algorithm it was verified with (always the key's algorithm).
+    #[must_use]
+    pub fn algorithm(&self) -> Algorithm {
+        self.checked.alg
+    }
+
+    /// The decoded payload.
+    #[must_use]
+    pub fn payload(&self) -> &[u8] {
+        self.checked.payload()
+    }
+
+    /// The decoded JOSE header, a JSON object.
+    #[must_use]
+    pub fn header(&self) -> &[u8] {
+        self.checked.header()
+    }
+}
+
+impl fmt::Debug for VerifiedJws {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifiedJws")
+            .field("algorithm", &self.checked.alg)
+            .field("payload_len", &self.payload().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl KeySet {
+    /// Steps 1 to 4 of the token path on a compact JWS whose payload need not be JWT claims:
+    /// length cap ([`DEFAULT_MAX_TOKEN_LEN`]), structure, canonical base64url, strict header,
+    /// `alg` bound to the selected key, no `crit` extensions, signature. The payload may be
+    /// empty.
+    ///
+    /// # Errors
+    ///
+    /// An [`AuthError`] of kind [`TooLong`](ErrorKind::TooLong),
+    /// [`Malformed`](ErrorKind::Malformed), [`Algorithm`](ErrorKind::Algorithm),
+    /// [`UnknownKey`](ErrorKind::UnknownKey),
+    /// [`UnsupportedCritical`](ErrorKind::UnsupportedCritical) or
+    /// [`InvalidSignature`](ErrorKind::InvalidSignature).
+    pub fn verify_jws(&self, token: &str) -> Result<VerifiedJws, AuthError> {
+        let policy = HeaderPolicy::for_keys(self);
+        verify_compact(self, token.as_bytes(), &policy, true).map(|checked| VerifiedJws { checked })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64url_is_canonical() {
+        let ok = |s: &str| BASE64URL.decode(s).is_ok();
+        assert!(ok("Zm9v"));
+        assert!(ok("_-8"));
+        assert!(!ok("Zm9v="), "padding");
+        assert!(!ok("Zg=="), "padding");
+        assert!(!ok("Zm 9v"), "space");
+        assert!(!ok("Zm9v\n"), "newline");
+        assert!(!ok("+/8"), "standard alphabet");
+        assert!(!ok("Zh"), "non-zero trailing bits");
+        assert!(!ok("Z"), "impossible length");
+    }
+
+    #[test]
+    fn split_requires_exactly_three_segments() {
+        assert!(split(b"a.b.c").is_ok());
+        assert_eq!(split(b"a.b.c").unwrap().signing_input, b"a.b");
+        for bad in [&b"a.b"[..], b"a", b"", b"a.b.c.d", b"a.b.c.d.e", b"...."] {
+            assert!(split(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn type_matching_follows_rfc_7515() {
+        assert!(type_matches("at+jwt", "at+jwt"));
+        assert!(type_matches("AT+JWT", "at+jwt"));
+        assert!(type_matches("application/at+jwt", "at+jwt"));
+        assert!(type_matches("Application/AT+jwt", "at+jwt"));
+        assert!(!type_matches("JWT", "at+jwt"));
+        assert!(!type_matches("application/", "at+jwt"));
+        assert!(!type_matches("text/at+jwt", "at+jwt"));
+        assert!(!type_matches("at+jwt ", "at+jwt"));
+    }
+
+    #[test]
+    fn header_parse_is_typed_and_strict() {
+        assert!(parse_header(br#"{"alg":"HS256","kid":"k","typ":"JWT"}"#).is_ok());
+        for bad in [
+            &br#"{"alg":"HS256","alg":"HS256"}"#[..],
+            br#"{"alg":"HS256","kid":"a","kid":"b"}"#,
+            br#"{"alg":"HS256","x":1,"x":1}"#,
+            br#"{"alg":"HS256","x":{"y":1,"y":1}}"#,
+            br#"{"alg":"HS256","\u0061lg":"none"}"#,
+            br#"{"alg":256}"#,
+            br#"{"alg":"HS256","kid":7}"#,
+            br#"{"alg":"HS256","typ":null}"#,
+            br#"{"alg":"HS256","crit":"b64"}"#,
+            br#"{"alg":"HS256","b64":"false"}"#,
+            br#"{"kid":"k"}"#,
+            br#"["alg","HS256"]"#,
+            br#""HS256""#,
+            br#"{"alg":"HS256"}{}"#,
+            b"",
+        ] {
+            assert!(
+                parse_header(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! Strict, fast JWT bearer authentication for tower services (axum, tonic, hyper).
+//!
+//! This release contains the foundation: the token path that attacker bytes reach first.
+//! A [`KeySet`] holds verification keys by `kid`, each bound to exactly one [`Algorithm`]; a
+//! [`Verifier`] checks a compact JWS access token against it and returns its [`Claims`], or an
+//! [`AuthError`] whose [`ErrorKind`] says which rule the token broke.
+//!
+//! ```
+//! use tower_jwt_auth::{Algorithm, ErrorKind, KeySet, TokenSigner, Verifier};
+//!
+//! let secret = b"an hmac secret of at least 32 bytes!";
+//! let verifier = Verifier::builder(KeySet::hmac(Algorithm::HS256, secret)?)
+//!     .issuer("https://auth.example")
+//!     .audience("api")
+//!     .build()?;
+//!
+//! let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+//! let token = TokenSigner::hmac(Algorithm::HS256, secret)?.sign(&serde_json::json!({
+//!     "iss": "https://auth.example", "aud": "api", "sub": "alice", "jti": "8f2c",
+//!     "iat": now, "exp": now + 900, "roles": ["admin"], "scope": "items:read",
+//! }))?;
+//!
+//! let claims = verifier.verify(&token)?;
+//! assert_eq!(claims.subject(), Some("alice"));
+//! assert!(claims.has_role("admin") && claims.has_scope("items:read"));
+//!
+//! let forged = format!("{}x", &token[..token.len() - 1]);
+//! assert!(verifier.verify(&forged).is_err());
+//! assert_eq!(verifier.verify("").unwrap_err().kind(), ErrorKind::Malformed);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # The token path
+//!
+//! Per token, in this order, stopping at the first failure:
+//!
+//! 1. **Length** cap (default 8 KiB) before any decoding ([`ErrorKind::TooLong`]).
+//! 2. **Structure**: exactly three segments, header and signature non-empty, each canonical
+//!    unpadded base64url ([`ErrorKind::Malformed`]).
+//! 3. **Header**: a JSON object without duplicate members, parsed once into a typed struct.
+//!    `alg` must be on the allow-list and equal to the algorithm of the key selected by `kid`
+//!    ([`ErrorKind::Algorithm`], [`ErrorKind::UnknownKey`]); there is no `none`. Unknown `crit`
+//!    extensions fail ([`ErrorKind::UnsupportedCritical`]). `jku`, `x5u`, `jwk` and `x5c` are
+//!    never used to find a key. `typ` is checked when required ([`ErrorKind::WrongType`]).
+//! 4. **Signature** with the key's verifier, built once ([`ErrorKind::InvalidSignature`]).
+//! 5. **Claims**: one typed parse, no duplicate members, wrong types fail
+//!    ([`ErrorKind::InvalidClaim`]); required claims present (default `exp iat sub iss aud
+//!    jti`, [`ErrorKind::MissingClaim`]); `exp`, `nbf`, `iat` against the clock with leeway
+//!    (default 30 s); `iss` an exact match; `aud` containing an accepted audience.
+//!
+//! Errors never carry token bytes: an [`AuthError`] is a kind plus, at most, the name of a
+//! registered claim.
+//!
+//! # Features
+//!
+//! | feature | default | what it does |
+//! |---|---|---|
+//! | `aws-lc-rs` | yes | signature primitives from aws-lc-rs |
+//! | `rust-crypto` | no | signature primitives from the pure-Rust RustCrypto crates; takes precedence when both are on (use `default-features = false` to avoid compiling aws-lc) |
+//!
+//! Exactly one backend is always active; a build with neither does not compile.
+//! [`crypto_backend`] names the one in use.
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod algorithm;
+mod backend;
+mod claims;
+mod error;
+mod json;
+mod jws;
+mod keys;
+mod signer;
+mod verifier;
+
+pub use algorithm::Algorithm;
+pub use backend::crypto_backend;
+pub use claims::{Claims, NumericDate};
+pub use error::{AuthError, ConfigError, ErrorKind, SignError};
+pub use jws::{DEFAULT_MAX_TOKEN_LEN, VerifiedJws};
+pub use keys::{KeySet, KeySetBuilder, SkippedKey};
+pub use signer::TokenSigner;
+pub use verifier::{
+    ACCESS_TOKEN_TYPE, DEFAULT_LEEWAY, MAX_TOKEN_LEN_LIMIT, Verifier, VerifierBuilder,
+};

@@ -1,0 +1,520 @@
+//! [`Verifier`]: the whole token path, configured once, strict by default.
+//!
+//! ```
+//! use std::time::Duration;
+//! use tower_jwt_auth::{Algorithm, ErrorKind, KeySet, TokenSigner, Verifier};
+//!
+//! let jwks = std::fs::read_to_string("tests/data/keys/public.jwks")?;
+//! let verifier = Verifier::builder(KeySet::from_jwks(&jwks)?)
+//!     .issuer("https://issuer.example")
+//!     .audience("api")
+//!     .leeway(Duration::from_secs(10))
+//!     .require_type("at+jwt")?
+//!     .roles_claim("/realm_access/roles")?
+//!     .build()?;
+//!
+//! let pem = std::fs::read("tests/data/keys/ed25519.pkcs8.pem")?;
+//! let signer = TokenSigner::from_pem(Algorithm::EdDSA, &pem)?.with_kid("ed-1").with_type("at+jwt");
+//! let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+//! let token = signer.sign(&serde_json::json!({
+//!     "iss": "https://issuer.example", "aud": ["api", "other"], "sub": "bob", "jti": "1",
+//!     "iat": now, "exp": now + 60, "realm_access": {"roles": ["reader"]},
+//! }))?;
+//! let claims = verifier.verify(&token)?;
+//! assert!(claims.has_role("reader"));
+//!
+//! let other_audience = signer.sign(&serde_json::json!({
+//!     "iss": "https://issuer.example", "aud": "billing", "sub": "bob", "jti": "2",
+//!     "iat": now, "exp": now + 60,
+//! }))?;
+//! assert_eq!(verifier.verify(&other_audience).unwrap_err().kind(), ErrorKind::WrongAudience);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::de::DeserializeOwned;
+
+use crate::algorithm::Algorithm;
+use crate::claims::{ClaimPath, Claims, Mapping, Parsed, Registered};
+use crate::error::{AuthError, ConfigError, ErrorKind};
+use crate::jws::{self, DEFAULT_MAX_TOKEN_LEN, HeaderPolicy};
+use crate::keys::KeySet;
+
+/// The `typ` of an OAuth 2.0 access token in JWT format (RFC 9068 section 2.1).
+pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
+
+/// The default clock leeway for `exp`, `nbf` and `iat`.
+pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
+
+/// The largest maximum token length a verifier accepts (1 MiB).
+pub const MAX_TOKEN_LEN_LIMIT: usize = 1 << 20;
+
+/// Header names registered by RFC 7515/7519/7797; never acceptable as `crit` extensions.
+const REGISTERED_HEADERS: [&str; 13] = [
+    "alg", "jku", "jwk", "kid", "x5u", "x5c", "x5t", "x5t#S256", "typ", "cty", "crit", "b64", "zip",
+];
+
+/// Verifies compact JWS access tokens: structure, header, signature and claims, in one pass.
+///
+/// Cheap to clone (one `Arc`); build it once with [`Verifier::builder`] and share it.
+#[derive(Clone)]
+pub struct Verifier {
+    inner: Arc<Policy>,
+}
+
+struct Policy {
+    keys: KeySet,
+    header: HeaderPolicy,
+    /// `None`: any issuer, deliberately.
+    issuers: Option<Box<[Box<str>]>>,
+    /// `None`: any audience, deliberately.
+    audiences: Option<Box<[Box<str>]>>,
+    leeway: f64,
+    required: Registered,
+    clock: Clock,
+    mapping: Mapping,
+}
+
+#[derive(Clone)]
+enum Clock {
+    System,
+    Custom(Arc<dyn Fn() -> SystemTime + Send + Sync>),
+}
+
+impl Clock {
+    fn now_secs(&self) -> f64 {
+        let now = match self {
+            Self::System => SystemTime::now(),
+            Self::Custom(clock) => clock(),
+        };
+        // A clock before 1970 reads as 1970: everything with an `exp` is then still checked.
+        now.duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64())
+    }
+}
+
+impl Verifier {
+    /// Starts a verifier over these keys. [`VerifierBuilder::build`] insists on at least one
+    /// accepted issuer and audience (or an explicit `accept_any_*`).
+    pub fn builder(keys: KeySet) -> VerifierBuilder {
+        VerifierBuilder {
+            keys,
+            issuers: Vec::new(),
+            any_issuer: false,
+            audiences: Vec::new(),
+            any_audience: false,
+            leeway: DEFAULT_LEEWAY,
+            required: Registered::DEFAULT_REQUIRED,
+            typ: None,
+            max_len: DEFAULT_MAX_TOKEN_LEN,
+            clock: Clock::System,
+            mapping: Mapping::default(),
+            algorithms: None,
+            critical: Vec::new(),
+        }
+    }
+
+    /// Verifies a compact JWS token and returns its claims, the remaining claims as a JSON map.
+    ///
+    /// # Errors
+    ///
+    /// An [`AuthError`] whose [`kind`](AuthError::kind) says which rule the token broke, in the
+    /// order the token path checks them (DESIGN section 2 / the crate docs).
+    pub fn verify(&self, token: &str) -> Result<Claims, AuthError> {
+        self.verify_as(token)
+    }
+
+    /// Like [`Verifier::verify`], with the remaining claims deserialised into `E`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Verifier::verify`]; also [`ErrorKind::InvalidClaim`] when the remaining claims do
+    /// not deserialise into `E`.
+    pub fn verify_as<E: DeserializeOwned>(&self, token: &str) -> Result<Claims<E>, AuthError> {
+        let policy = &*self.inner;
+        let checked = jws::verify_compact(&policy.keys, token.as_bytes(), &policy.header, false)?;
+        let parsed = Parsed::from_json(checked.payload(), &policy.mapping)?;
+        policy.validate(&parsed)?;
+        parsed.into_claims()
+    }
+
+    /// The key set.
+    #[must_use]
+    pub fn keys(&self) -> &KeySet {
+        &self.inner.keys
+    }
+}
+
+impl Policy {
+    /// Step 5 after parsing: required claims, then times, issuer, audience.
+    fn validate(&self, claims: &Parsed) -> Result<(), AuthError> {
+        if let Some(name) = claims.missing(self.required) {
+            return Err(AuthError::claim_error(ErrorKind::MissingClaim, name));
+        }
+        let now = self.clock.now_secs();
+        if let Some(exp) = claims.exp
+            && now >= exp.as_secs_f64() + self.leeway
+        {
+            return Err(AuthError::claim_error(ErrorKind::Expired, "exp"));
+        }
+        if let Some(nbf) = claims.nbf
+            && now < nbf.as_secs_f64() - self.leeway
+        {
+            return Err(AuthError::claim_error(ErrorKind::NotYetValid, "nbf"));
+        }
+        if let Some(iat) = claims.iat
+            && iat.as_secs_f64() > now + self.leeway
+        {
+            return Err(AuthError::claim_error(ErrorKind::IssuedInFuture, "iat"));
+        }
+        if let Some(issuers) = &self.issuers {
+            let iss = claims.iss.as_deref();
+            if !iss.is_some_and(|iss| issuers.iter().any(|accepted| **accepted == *iss)) {
+                return Err(AuthError::claim_error(ErrorKind::WrongIssuer, "iss"));
+            }
+        }
+        if let Some(audiences) = &self.audiences {
+            let aud = claims.aud.as_deref().unwrap_or_default();
+            if !aud
+                .iter()
+                .any(|a| audiences.iter().any(|accepted| **accepted == **a))
+            {
+                return Err(AuthError::claim_error(ErrorKind::WrongAudience, "aud"));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let p = &*self.inner;
+        f.debug_struct("Verifier")
+            .field("keys", &p.keys)
+            .field("issuers", &p.issuers)
+            .field("audiences", &p.audiences)
+            .field("leeway_secs", &p.leeway)
+            .field("required", &p.required)
+            .field("header", &p.header)
+            .field("mapping", &p.mapping)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Configures a [`Verifier`]. Consuming; fallible setters fail as early as they can.
+#[must_use]
+pub struct VerifierBuilder {
+    keys: KeySet,
+    issuers: Vec<String>,
+    any_issuer: bool,
+    audiences: Vec<String>,
+    any_audience: bool,
+    leeway: Duration,
+    required: Registered,
+    typ: Option<String>,
+    max_len: usize,
+    clock: Clock,
+    mapping: Mapping,
+    algorithms: Option<u16>,
+    critical: Vec<String>,
+}
+
+impl fmt::Debug for VerifierBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifierBuilder")
+            .field("keys", &self.keys)
+            .field("issuers", &self.issuers)
+            .field("audiences", &self.audiences)
+            .finish_non_exhaustive()
+    }
+}
+
+impl VerifierBuilder {
+    /// Accepts tokens whose `iss` equals this string exactly (call again to accept several).
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuers.push(issuer.into());
+        self
+    }
+
+    /// Accepts any `iss`. Only for key sets that a single issuer controls.
+    pub fn accept_any_issuer(mut self) -> Self {
+        self.any_issuer = true;
+        self
+    }
+
+    /// Accepts tokens whose `aud` contains this string (call again to accept several; any one
+    /// of them suffices).
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audiences.push(audience.into());
+        self
+    }
+
+    /// Accepts any `aud`. Tokens minted for other services would then be accepted here too.
+    pub fn accept_any_audience(mut self) -> Self {
+        self.any_audience = true;
+        self
+    }
+
+    /// Clock skew tolerated on `exp`, `nbf` and `iat` (default 30 s).
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+
+    /// Replaces the required registered claims (default `exp iat sub iss aud jti`).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::UnknownClaim`] for a name other than `exp nbf iat sub iss aud jti`.
+    pub fn required_claims<I>(mut self, names: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        let mut required = Registered::NONE;
+        for name in names {
+            required = required.union(Registered::from_name(name.as_ref())?);
+        }
+        self.required = required;
+        Ok(self)
+    }
+
+    /// Requires the `typ` header to be this media type, compared case-insensitively with an
+    /// optional `application/` prefix (RFC 7515 section 4.1.9). Use [`ACCESS_TOKEN_TYPE`] for
+    /// RFC 9068 access tokens.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidSetting`] for an empty or non-printable-ASCII type.
+    pub fn require_type(mut self, typ: &str) -> Result<Self, ConfigError> {
+        let bare = match typ.get(..12) {
+            Some(prefix) if prefix.eq_ignore_ascii_case("application/") => &typ[12..],
+            _ => typ,
+        };
+        if bare.is_empty() || !bare.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(ConfigError::InvalidSetting(
+                "typ must be a printable media type",
+            ));
+        }
+        self.typ = Some(bare.to_ascii_lowercase());
+        Ok(self)
+    }
+
+    /// Tokens longer than this many bytes are rejected before decoding (default 8 KiB).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidSetting`] for 0 or more than [`MAX_TOKEN_LEN_LIMIT`].
+    pub fn max_token_len(mut self, max: usize) -> Result<Self, ConfigError> {
+        if max == 0 || max > MAX_TOKEN_LEN_LIMIT {
+            return Err(ConfigError::InvalidSetting(
+                "max token length must be 1 byte to 1 MiB",
+            ));
+        }
+        self.max_len = max;
+        Ok(self)
+    }
+
+    /// The clock `exp`, `nbf` and `iat` are checked against (default: the system clock).
+    pub fn clock(mut self, clock: impl Fn() -> SystemTime + Send + Sync + 'static) -> Self {
+        self.clock = Clock::Custom(Arc::new(clock));
+        self
+    }
+
+    /// Where the roles are: a top-level claim name (default `roles`) or a JSON pointer such as
+    /// `/realm_access/roles`. The value must be an array of strings.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidClaimPath`] for an invalid pointer or one into a registered claim.
+    pub fn roles_claim(mut self, path: &str) -> Result<Self, ConfigError> {
+        self.mapping.roles = ClaimPath::parse(path)?;
+        Ok(self)
+    }
+
+    /// Where the scopes are, replacing the default (`scope` as a space-delimited string, or
+    /// `scp`): a claim name or JSON pointer whose value is a space-delimited string or an array
+    /// of strings.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidClaimPath`] for an invalid pointer or one into a registered claim.
+    pub fn scopes_claim(mut self, path: &str) -> Result<Self, ConfigError> {
+        self.mapping.scopes = Some(ClaimPath::parse(path)?);
+        Ok(self)
+    }
+
+    /// Restricts the accepted algorithms further than the key set does.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidSetting`] for an empty list.
+    pub fn algorithms(
+        mut self,
+        algorithms: impl IntoIterator<Item = Algorithm>,
+    ) -> Result<Self, ConfigError> {
+        let bits = algorithms.into_iter().fold(0, |bits, alg| bits | alg.bit());
+        if bits == 0 {
+            return Err(ConfigError::InvalidSetting("no algorithm allowed"));
+        }
+        self.algorithms = Some(bits);
+        Ok(self)
+    }
+
+    /// Declares a `crit` header extension that the application understands and checks itself;
+    /// tokens naming any other critical extension are rejected.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidCritical`] for a registered header name (such as `alg` or `b64`).
+    pub fn understood_critical(mut self, name: &str) -> Result<Self, ConfigError> {
+        if name.is_empty() || REGISTERED_HEADERS.contains(&name) {
+            return Err(ConfigError::InvalidCritical(name.to_owned()));
+        }
+        self.critical.push(name.to_owned());
+        Ok(self)
+    }
+
+    /// Builds the verifier.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::MissingIssuer`] / [`ConfigError::MissingAudience`] when neither an
+    /// accepted value nor `accept_any_*` was configured; [`ConfigError::InvalidSetting`] when
+    /// both were, when the roles and scopes paths collide, or when no key's algorithm is
+    /// allowed.
+    pub fn build(self) -> Result<Verifier, ConfigError> {
+        let issuers = accepted(self.issuers, self.any_issuer, ConfigError::MissingIssuer)?;
+        let audiences = accepted(
+            self.audiences,
+            self.any_audience,
+            ConfigError::MissingAudience,
+        )?;
+        let roles_top = self.mapping.roles.top();
+        let collides = match &self.mapping.scopes {
+            Some(scopes) => scopes.top() == roles_top,
+            None => roles_top == "scope" || roles_top == "scp",
+        };
+        if collides {
+            return Err(ConfigError::InvalidSetting(
+                "roles and scopes claims collide",
+            ));
+        }
+        let algorithms = self.keys.algorithm_bits() & self.algorithms.unwrap_or(u16::MAX);
+        if algorithms == 0 {
+            return Err(ConfigError::InvalidSetting("no key's algorithm is allowed"));
+        }
+        let header = HeaderPolicy {
+            max_len: self.max_len,
+            algorithms,
+            typ: self.typ.map(String::into_boxed_str),
+            critical: self
+                .critical
+                .into_iter()
+                .map(String::into_boxed_str)
+                .collect(),
+        };
+        Ok(Verifier {
+            inner: Arc::new(Policy {
+                keys: self.keys,
+                header,
+                issuers,
+                audiences,
+                leeway: self.leeway.as_secs_f64(),
+                required: self.required,
+                clock: self.clock,
+                mapping: self.mapping,
+            }),
+        })
+    }
+}
+
+fn accepted(
+    values: Vec<String>,
+    any: bool,
+    missing: ConfigError,
+) -> Result<Option<Box<[Box<str>]>>, ConfigError> {
+    match (values.is_empty(), any) {
+        (true, true) => Ok(None),
+        (false, false) => Ok(Some(
+            values.into_iter().map(String::into_boxed_str).collect(),
+        )),
+        (true, false) => Err(missing),
+        (false, true) => Err(ConfigError::InvalidSetting(
+            "both accepted values and accept-any configured",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys() -> KeySet {
+        KeySet::hmac(Algorithm::HS256, &[1; 32]).unwrap()
+    }
+
+    #[test]
+    fn issuer_and_audience_must_be_decided() {
+        let err = Verifier::builder(keys()).audience("a").build().unwrap_err();
+        assert_eq!(err, ConfigError::MissingIssuer);
+        let err = Verifier::builder(keys()).issuer("i").build().unwrap_err();
+        assert_eq!(err, ConfigError::MissingAudience);
+        let err = Verifier::builder(keys())
+            .issuer("i")
+            .accept_any_issuer()
+            .audience("a")
+            .build();
+        assert!(matches!(err, Err(ConfigError::InvalidSetting(_))));
+        assert!(
+            Verifier::builder(keys())
+                .accept_any_issuer()
+                .accept_any_audience()
+                .build()
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn settings_are_validated() {
+        let b = || Verifier::builder(keys()).issuer("i").audience("a");
+        assert!(b().required_claims(["exp", "nope"]).is_err());
+        assert!(b().require_type("").is_err());
+        assert!(b().require_type("application/").is_err());
+        assert!(b().require_type("at jwt").is_err());
+        assert!(b().max_token_len(0).is_err());
+        assert!(b().max_token_len(MAX_TOKEN_LEN_LIMIT + 1).is_err());
+        assert!(b().understood_critical("b64").is_err());
+        assert!(b().understood_critical("alg").is_err());
+        assert!(b().understood_critical("exp-ext").is_ok());
+        assert!(b().algorithms([]).is_err());
+        assert!(matches!(
+            b().algorithms([Algorithm::RS256]).unwrap().build(),
+            Err(ConfigError::InvalidSetting(_))
+        ));
+        assert!(b().roles_claim("scope").unwrap().build().is_err());
+        assert!(
+            b().roles_claim("perms")
+                .unwrap()
+                .scopes_claim("/perms")
+                .unwrap()
+                .build()
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn require_type_normalises() {
+        let v = Verifier::builder(keys())
+            .accept_any_issuer()
+            .accept_any_audience()
+            .require_type("Application/AT+JWT")
+            .unwrap()
+            .build()
+            .unwrap();
+        assert_eq!(v.inner.header.typ.as_deref(), Some("at+jwt"));
+    }
+}
