@@ -39,7 +39,7 @@ use serde::de::{
 use serde_json::{Map, Value};
 
 use crate::error::{AuthError, ConfigError, ErrorKind};
-use crate::json::{DUPLICATE, Key, StrictValue, StringArray};
+use crate::json::{DUPLICATE, Key, Str, StrictValue, StringArray};
 
 /// A JWT NumericDate (RFC 7519 section 2): seconds since the Unix epoch, fractions allowed.
 #[derive(Clone, Copy, Debug, PartialEq, PartialOrd)]
@@ -224,7 +224,7 @@ pub(crate) struct Parsed {
     pub(crate) iat: Option<NumericDate>,
     pub(crate) jti: Option<String>,
     roles: Vec<String>,
-    scopes: Vec<String>,
+    scopes: Scopes,
     extra: Map<String, Value>,
 }
 
@@ -270,12 +270,21 @@ impl Parsed {
 
     fn resolve_nested(&mut self, mapping: &Mapping) -> Result<(), AuthError> {
         if let Some(value) = self.nested(&mapping.roles) {
-            self.roles = string_list(value, false)
-                .ok_or(AuthError::claim_error(ErrorKind::InvalidClaim, "roles"))?;
+            let roles = value.as_array().and_then(|items| {
+                items
+                    .iter()
+                    .map(|item| item.as_str().map(str::to_owned))
+                    .collect()
+            });
+            self.roles = roles.ok_or(AuthError::claim_error(ErrorKind::InvalidClaim, "roles"))?;
         }
         if let Some(value) = mapping.scopes.as_ref().and_then(|path| self.nested(path)) {
-            self.scopes = string_list(value, true)
-                .ok_or(AuthError::claim_error(ErrorKind::InvalidClaim, "scope"))?;
+            let scopes = match value {
+                Value::String(scope) => Some(Scopes::from_delimited(scope)),
+                Value::Array(items) => Scopes::from_list(items.iter().map(Value::as_str)),
+                _ => None,
+            };
+            self.scopes = scopes.ok_or(AuthError::claim_error(ErrorKind::InvalidClaim, "scope"))?;
         }
         Ok(())
     }
@@ -307,25 +316,77 @@ impl Parsed {
     }
 }
 
-/// A JSON array of strings, or (when `split`) a space-delimited string.
-fn string_list(value: &Value, split: bool) -> Option<Vec<String>> {
-    match value {
-        Value::String(s) if split => Some(split_scopes(s)),
-        Value::Array(items) => items
-            .iter()
-            .map(|item| item.as_str().map(str::to_owned))
-            .collect(),
-        _ => None,
+/// The scopes of a token (RFC 6749 section 3.3 scope tokens), kept as one space-delimited
+/// string: the `scope` claim as sent, or a `scp` array joined.
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+pub struct Scopes(String);
+
+impl Scopes {
+    /// From a space-delimited string; runs of spaces and leading or trailing spaces are dropped.
+    fn from_delimited(scope: &str) -> Self {
+        if scope.starts_with(' ') || scope.ends_with(' ') || scope.contains("  ") {
+            let tokens: Vec<&str> = scope.split(' ').filter(|t| !t.is_empty()).collect();
+            Self(tokens.join(" "))
+        } else {
+            Self(scope.to_owned())
+        }
+    }
+
+    /// From a list of scope tokens; `None` when one is not a string, is empty or has a space.
+    fn from_list<'a>(tokens: impl IntoIterator<Item = Option<&'a str>>) -> Option<Self> {
+        let mut joined = String::new();
+        for token in tokens {
+            let token = token.filter(|t| !t.is_empty() && !t.contains(' '))?;
+            if !joined.is_empty() {
+                joined.push(' ');
+            }
+            joined.push_str(token);
+        }
+        Some(Self(joined))
+    }
+
+    /// The scope tokens, in token order.
+    pub fn iter(&self) -> impl Iterator<Item = &str> + '_ {
+        self.0.split(' ').filter(|token| !token.is_empty())
+    }
+
+    /// Whether this exact scope is present (case-sensitive).
+    #[must_use]
+    pub fn contains(&self, scope: &str) -> bool {
+        self.iter().any(|token| token == scope)
+    }
+
+    /// The number of scopes.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.iter().count()
+    }
+
+    /// Whether there is no scope.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The scopes as one space-delimited string (the form of the `scope` claim).
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 
-/// RFC 6749 section 3.3: scope tokens separated by spaces.
-fn split_scopes(scope: &str) -> Vec<String> {
-    scope
-        .split(' ')
-        .filter(|token| !token.is_empty())
-        .map(str::to_owned)
-        .collect()
+impl fmt::Debug for Scopes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl<'a> IntoIterator for &'a Scopes {
+    type Item = &'a str;
+    type IntoIter = std::iter::Filter<std::str::Split<'a, char>, fn(&&str) -> bool>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.split(' ').filter(|token| !token.is_empty())
+    }
 }
 
 struct ClaimsSeed<'m> {
@@ -372,16 +433,18 @@ impl<'de> Visitor<'de> for ClaimsSeed<'_> {
                 "iss" => claim!(parsed.iss, "iss", Text),
                 "sub" => claim!(parsed.sub, "sub", Text),
                 "jti" => claim!(parsed.jti, "jti", Text),
-                "aud" => claim!(parsed.aud, "aud", StringOrArray { split: false }),
+                "aud" => claim!(parsed.aud, "aud", OneOrMany),
                 "exp" => claim!(parsed.exp, "exp", Date),
                 "nbf" => claim!(parsed.nbf, "nbf", Date),
                 "iat" => claim!(parsed.iat, "iat", Date),
                 name if self.mapping.roles.rest.is_none() && name == self.mapping.roles.top() => {
                     claim!(roles, "roles", StringArray)
                 }
-                "scope" if self.mapping.scopes.is_none() => claim!(scope, "scope", Text),
+                "scope" if self.mapping.scopes.is_none() => {
+                    claim!(scope, "scope", ScopeSeed { array: false })
+                }
                 "scp" if self.mapping.scopes.is_none() => {
-                    claim!(scp, "scp", StringOrArray { split: true })
+                    claim!(scp, "scp", ScopeSeed { array: true })
                 }
                 name if self
                     .mapping
@@ -389,7 +452,7 @@ impl<'de> Visitor<'de> for ClaimsSeed<'_> {
                     .as_ref()
                     .is_some_and(|path| path.rest.is_none() && name == path.top()) =>
                 {
-                    claim!(scopes, "scope", StringOrArray { split: true })
+                    claim!(scopes, "scope", ScopeSeed { array: true })
                 }
                 _ => {
                     let value = map.next_value_seed(StrictValue)?;
@@ -410,9 +473,10 @@ impl<'de> Visitor<'de> for ClaimsSeed<'_> {
                 )));
                 return Err(de::Error::custom("both scope and scp"));
             }
-            (Some(scope), None, _) => split_scopes(&scope),
-            (None, Some(list), _) | (None, None, Some(list)) => list,
-            (None, None, None) => Vec::new(),
+            (Some(scopes), None, _) | (None, Some(scopes), _) | (None, None, Some(scopes)) => {
+                scopes
+            }
+            (None, None, None) => Scopes::default(),
         };
         Ok(parsed)
     }
@@ -428,32 +492,63 @@ impl<'de> DeserializeSeed<'de> for Text {
     }
 }
 
-/// A JSON string (one element, or split on spaces) or an array of strings.
-struct StringOrArray {
-    split: bool,
-}
+/// A JSON string (one audience) or an array of strings.
+struct OneOrMany;
 
-impl<'de> DeserializeSeed<'de> for StringOrArray {
+impl<'de> DeserializeSeed<'de> for OneOrMany {
     type Value = Vec<String>;
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Vec<String>, D::Error> {
         deserializer.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for StringOrArray {
+impl<'de> Visitor<'de> for OneOrMany {
     type Value = Vec<String>;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a string or an array of strings")
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Vec<String>, E> {
-        Ok(if self.split {
-            split_scopes(v)
-        } else {
-            vec![v.to_owned()]
-        })
+        Ok(vec![v.to_owned()])
     }
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Vec<String>, A::Error> {
         StringArray.visit_seq(seq)
+    }
+}
+
+/// Scopes: a space-delimited string, or (when `array`) an array of scope tokens.
+struct ScopeSeed {
+    array: bool,
+}
+
+impl<'de> DeserializeSeed<'de> for ScopeSeed {
+    type Value = Scopes;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Scopes, D::Error> {
+        if self.array {
+            deserializer.deserialize_any(self)
+        } else {
+            deserializer.deserialize_str(self)
+        }
+    }
+}
+
+impl<'de> Visitor<'de> for ScopeSeed {
+    type Value = Scopes;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("space-delimited scopes or an array of scope tokens")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Scopes, E> {
+        Ok(Scopes::from_delimited(v))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Scopes, A::Error> {
+        if !self.array {
+            return Err(de::Error::invalid_type(de::Unexpected::Seq, &self));
+        }
+        let mut tokens = Vec::new();
+        while let Some(Str(token)) = seq.next_element()? {
+            tokens.push(token);
+        }
+        Scopes::from_list(tokens.iter().map(|t| Some(&**t)))
+            .ok_or_else(|| de::Error::custom("scope tokens must be non-empty and have no spaces"))
     }
 }
 
@@ -501,7 +596,7 @@ pub struct Claims<E = Map<String, Value>> {
     issued_at: Option<NumericDate>,
     jwt_id: Option<String>,
     roles: Vec<String>,
-    scopes: Vec<String>,
+    scopes: Scopes,
     extra: E,
 }
 
@@ -554,9 +649,9 @@ impl<E> Claims<E> {
         &self.roles
     }
 
-    /// The scopes, in token order.
+    /// The scopes.
     #[must_use]
-    pub fn scopes(&self) -> &[String] {
+    pub fn scopes(&self) -> &Scopes {
         &self.scopes
     }
 
@@ -581,7 +676,7 @@ impl<E> Claims<E> {
     /// Whether the token has this scope (exact, case-sensitive).
     #[must_use]
     pub fn has_scope(&self, scope: &str) -> bool {
-        self.scopes.iter().any(|s| s == scope)
+        self.scopes.contains(scope)
     }
 
     /// Whether the token has every one of these scopes.
@@ -665,12 +760,31 @@ mod tests {
 
     #[test]
     fn scopes_from_scope_or_scp_but_not_both() {
-        assert_eq!(
-            parse(r#"{"scope":"a  b c"}"#).unwrap().scopes,
-            ["a", "b", "c"]
-        );
-        assert_eq!(parse(r#"{"scp":["a","b"]}"#).unwrap().scopes, ["a", "b"]);
-        assert_eq!(parse(r#"{"scp":"a b"}"#).unwrap().scopes, ["a", "b"]);
+        let scopes = |json: &str| {
+            parse(json)
+                .unwrap()
+                .scopes
+                .iter()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(scopes(r#"{"scope":" a  b c "}"#), ["a", "b", "c"]);
+        assert_eq!(scopes(r#"{"scp":["a","b"]}"#), ["a", "b"]);
+        assert_eq!(scopes(r#"{"scp":"a b"}"#), ["a", "b"]);
+        assert_eq!(parse(r#"{"scope":"a  b"}"#).unwrap().scopes.as_str(), "a b");
+        assert!(parse(r#"{"scope":""}"#).unwrap().scopes.is_empty());
+        for bad in [
+            r#"{"scp":["a b"]}"#,
+            r#"{"scp":[""]}"#,
+            r#"{"scp":[1]}"#,
+            r#"{"scp":{}}"#,
+        ] {
+            assert_eq!(
+                parse(bad).unwrap_err(),
+                AuthError::claim_error(ErrorKind::InvalidClaim, "scp"),
+                "{bad}"
+            );
+        }
         assert_eq!(
             parse(r#"{"scope":"a","scp":["a"]}"#).unwrap_err(),
             AuthError::claim_error(ErrorKind::InvalidClaim, "scope")
@@ -693,7 +807,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(parsed.roles, ["admin"]);
-        assert_eq!(parsed.scopes, ["x", "y"]);
+        assert_eq!(parsed.scopes.iter().collect::<Vec<_>>(), ["x", "y"]);
         let wrong = Parsed::from_json(br#"{"realm_access":{"roles":"admin"}}"#, &mapping);
         assert_eq!(
             wrong.unwrap_err(),

@@ -91,7 +91,7 @@ impl Checked {
 /// JWT claims are never empty.
 pub(crate) fn verify_compact(
     keys: &KeySet,
-    token: &[u8],
+    token: &str,
     policy: &HeaderPolicy,
     allow_empty_payload: bool,
 ) -> Result<Checked, AuthError> {
@@ -166,20 +166,21 @@ struct Segments<'a> {
 }
 
 /// Splits into exactly three segments.
-fn split(token: &[u8]) -> Result<Segments<'_>, AuthError> {
-    let first = token.iter().position(|&b| b == b'.').ok_or(MALFORMED)?;
-    let rest = &token[first + 1..];
-    let second = rest.iter().position(|&b| b == b'.').ok_or(MALFORMED)?;
-    let signature = &rest[second + 1..];
-    if signature.contains(&b'.') {
-        return Err(MALFORMED);
-    }
-    let signing_input = &token[..first + 1 + second];
+fn split(token: &str) -> Result<Segments<'_>, AuthError> {
+    // The first and the last dot; a dot between them stays in the payload, where strict
+    // base64url decoding rejects it. So the payload is never scanned twice.
+    let first = token.find('.').ok_or(MALFORMED)?;
+    let second = token
+        .rfind('.')
+        .filter(|&last| last > first)
+        .ok_or(MALFORMED)?;
+    let signature = &token[second + 1..];
+    let token = token.as_bytes();
     Ok(Segments {
         header: &token[..first],
-        payload: &rest[..second],
-        signature,
-        signing_input,
+        payload: &token[first + 1..second],
+        signature: signature.as_bytes(),
+        signing_input: &token[..second],
     })
 }
 
@@ -368,7 +369,7 @@ impl KeySet {
     /// [`InvalidSignature`](ErrorKind::InvalidSignature).
     pub fn verify_jws(&self, token: &str) -> Result<VerifiedJws, AuthError> {
         let policy = HeaderPolicy::for_keys(self);
-        verify_compact(self, token.as_bytes(), &policy, true).map(|checked| VerifiedJws { checked })
+        verify_compact(self, token, &policy, true).map(|checked| VerifiedJws { checked })
     }
 }
 
@@ -392,11 +393,19 @@ mod tests {
 
     #[test]
     fn split_requires_exactly_three_segments() {
-        assert!(split(b"a.b.c").is_ok());
-        assert_eq!(split(b"a.b.c").unwrap().signing_input, b"a.b");
-        for bad in [&b"a.b"[..], b"a", b"", b"a.b.c.d", b"a.b.c.d.e", b"...."] {
+        let segments = split("ab.cd.ef").unwrap();
+        assert_eq!(segments.header, b"ab");
+        assert_eq!(segments.payload, b"cd");
+        assert_eq!(segments.signature, b"ef");
+        assert_eq!(segments.signing_input, b"ab.cd");
+        for bad in ["a", "", "ab", "a.b", ".", "ab."] {
             assert!(split(bad).is_err(), "{bad:?}");
         }
+        // An empty payload is a segment; the caller decides whether it may be empty.
+        assert_eq!(split("a..b").unwrap().payload, b"");
+        // Extra dots stay in the payload, where base64url decoding refuses them.
+        assert_eq!(split("a.b.c.d").unwrap().payload, b"b.c");
+        assert!(BASE64URL.decode("b.c").is_err());
     }
 
     #[test]

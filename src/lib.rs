@@ -75,7 +75,7 @@ mod verifier;
 
 pub use algorithm::Algorithm;
 pub use backend::crypto_backend;
-pub use claims::{Claims, NumericDate};
+pub use claims::{Claims, NumericDate, Scopes};
 pub use error::{AuthError, ConfigError, ErrorKind, SignError};
 pub use jws::{DEFAULT_MAX_TOKEN_LEN, VerifiedJws};
 pub use keys::{KeySet, KeySetBuilder, SkippedKey};

@@ -135,7 +135,7 @@ impl Verifier {
     /// not deserialise into `E`.
     pub fn verify_as<E: DeserializeOwned>(&self, token: &str) -> Result<Claims<E>, AuthError> {
         let policy = &*self.inner;
-        let checked = jws::verify_compact(&policy.keys, token.as_bytes(), &policy.header, false)?;
+        let checked = jws::verify_compact(&policy.keys, token, &policy.header, false)?;
         let parsed = Parsed::from_json(checked.payload(), &policy.mapping)?;
         policy.validate(&parsed)?;
         parsed.into_claims()

@@ -30,6 +30,9 @@ pub(crate) mod der;
 mod jwk;
 pub(crate) mod rsa;
 
+/// Up to this many keys, `kid` lookup is a linear scan.
+const LINEAR_SCAN_MAX: usize = 8;
+
 /// Verification keys by `kid`, each bound to exactly one algorithm.
 ///
 /// Cheap to clone (one `Arc`). Build it with [`KeySet::builder`] or one of the shortcuts.
@@ -162,6 +165,11 @@ impl KeySet {
     pub(crate) fn select(&self, kid: Option<&str>) -> Result<&Arc<PreparedKey>, AuthError> {
         let inner = &*self.inner;
         let index = match kid {
+            // A handful of keys is the common case: comparing them beats hashing the kid.
+            Some(kid) if inner.keys.len() <= LINEAR_SCAN_MAX => inner
+                .keys
+                .iter()
+                .position(|key| key.kid.as_deref() == Some(kid)),
             Some(kid) => inner.by_kid.get(kid).copied(),
             None => inner
                 .kidless
