@@ -381,6 +381,37 @@ impl fmt::Debug for Scopes {
     }
 }
 
+/// Compares the scope tokens, in order, with a list: `assert_eq!(claims.scopes(), ["a", "b"])`.
+impl<S: AsRef<str>> PartialEq<[S]> for Scopes {
+    fn eq(&self, other: &[S]) -> bool {
+        self.iter().eq(other.iter().map(AsRef::as_ref))
+    }
+}
+
+impl<S: AsRef<str>, const N: usize> PartialEq<[S; N]> for Scopes {
+    fn eq(&self, other: &[S; N]) -> bool {
+        *self == other[..]
+    }
+}
+
+impl<S: AsRef<str>, const N: usize> PartialEq<[S; N]> for &Scopes {
+    fn eq(&self, other: &[S; N]) -> bool {
+        **self == other[..]
+    }
+}
+
+impl<S: AsRef<str>> PartialEq<Vec<S>> for Scopes {
+    fn eq(&self, other: &Vec<S>) -> bool {
+        *self == other[..]
+    }
+}
+
+impl<S: AsRef<str>> PartialEq<Vec<S>> for &Scopes {
+    fn eq(&self, other: &Vec<S>) -> bool {
+        **self == other[..]
+    }
+}
+
 impl<'a> IntoIterator for &'a Scopes {
     type Item = &'a str;
     type IntoIter = std::iter::Filter<std::str::Split<'a, char>, fn(&&str) -> bool>;
@@ -793,6 +824,20 @@ mod tests {
             parse(r#"{"scope":["a"]}"#).unwrap_err(),
             AuthError::claim_error(ErrorKind::InvalidClaim, "scope")
         );
+    }
+
+    #[test]
+    fn scopes_compare_with_lists_in_order() {
+        let scopes = parse(r#"{"scope":"b a"}"#).unwrap().scopes;
+        assert_eq!(scopes, ["b", "a"]);
+        assert_eq!(&scopes, ["b", "a"]);
+        assert_eq!(scopes, vec!["b".to_owned(), "a".to_owned()]);
+        assert_ne!(scopes, ["a", "b"]);
+        assert_ne!(scopes, ["b"]);
+        assert_eq!(scopes.len(), 2);
+        assert_eq!(format!("{scopes:?}"), r#"["b", "a"]"#);
+        assert!(!scopes.contains("b a"));
+        assert_eq!(Scopes::default(), [""; 0]);
     }
 
     #[test]
