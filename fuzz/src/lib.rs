@@ -1,0 +1,6 @@
+//! Fuzz harness for tower-jwt-auth. The checks live in `harness.rs`, which the main crate's
+//! `tests/fuzz_corpus.rs` also includes, so a plain `cargo test` replays the committed corpus.
+
+mod harness;
+
+pub use harness::*;
