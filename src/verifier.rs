@@ -507,6 +507,17 @@ mod tests {
     }
 
     #[test]
+    fn shared_types_are_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync + 'static>() {}
+        assert_send_sync::<Verifier>();
+        assert_send_sync::<KeySet>();
+        assert_send_sync::<crate::TokenSigner>();
+        assert_send_sync::<crate::Claims>();
+        assert_send_sync::<AuthError>();
+        assert_send_sync::<ConfigError>();
+    }
+
+    #[test]
     fn require_type_normalises() {
         let v = Verifier::builder(keys())
             .accept_any_issuer()
