@@ -36,6 +36,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::de::{
     self, DeserializeOwned, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor,
 };
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::error::{AuthError, ConfigError, ErrorKind};
@@ -280,7 +281,7 @@ impl Parsed {
         }
         if let Some(value) = mapping.scopes.as_ref().and_then(|path| self.nested(path)) {
             let scopes = match value {
-                Value::String(scope) => Some(Scopes::from_delimited(scope)),
+                Value::String(scope) => Scopes::from_delimited(scope),
                 Value::Array(items) => Scopes::from_list(items.iter().map(Value::as_str)),
                 _ => None,
             };
@@ -316,27 +317,41 @@ impl Parsed {
     }
 }
 
+/// RFC 6749 section 3.3: `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )`, printable ASCII without
+/// space, `"` and `\`.
+fn is_scope_char(b: u8) -> bool {
+    b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b)
+}
+
 /// The scopes of a token (RFC 6749 section 3.3 scope tokens), kept as one space-delimited
-/// string: the `scope` claim as sent, or a `scp` array joined.
+/// string: the `scope` claim as sent, or a `scp` array joined. A token with a character outside
+/// the scope-token grammar (control characters, `"`, `\`, non-ASCII) makes the claim invalid.
 #[derive(Clone, Default, PartialEq, Eq, Hash)]
 pub struct Scopes(String);
 
 impl Scopes {
     /// From a space-delimited string; runs of spaces and leading or trailing spaces are dropped.
-    fn from_delimited(scope: &str) -> Self {
-        if scope.starts_with(' ') || scope.ends_with(' ') || scope.contains("  ") {
-            let tokens: Vec<&str> = scope.split(' ').filter(|t| !t.is_empty()).collect();
-            Self(tokens.join(" "))
-        } else {
-            Self(scope.to_owned())
+    /// `None` when a token has a character outside the scope-token grammar.
+    fn from_delimited(scope: &str) -> Option<Self> {
+        if !scope.bytes().all(|b| b == b' ' || is_scope_char(b)) {
+            return None;
         }
+        Some(
+            if scope.starts_with(' ') || scope.ends_with(' ') || scope.contains("  ") {
+                let tokens: Vec<&str> = scope.split(' ').filter(|t| !t.is_empty()).collect();
+                Self(tokens.join(" "))
+            } else {
+                Self(scope.to_owned())
+            },
+        )
     }
 
-    /// From a list of scope tokens; `None` when one is not a string, is empty or has a space.
+    /// From a list of scope tokens; `None` when one is not a string, is empty, or has a
+    /// character outside the scope-token grammar (a space included).
     fn from_list<'a>(tokens: impl IntoIterator<Item = Option<&'a str>>) -> Option<Self> {
         let mut joined = String::new();
         for token in tokens {
-            let token = token.filter(|t| !t.is_empty() && !t.contains(' '))?;
+            let token = token.filter(|t| !t.is_empty() && t.bytes().all(is_scope_char))?;
             if !joined.is_empty() {
                 joined.push(' ');
             }
@@ -568,7 +583,7 @@ impl<'de> Visitor<'de> for ScopeSeed {
         f.write_str("space-delimited scopes or an array of scope tokens")
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Scopes, E> {
-        Ok(Scopes::from_delimited(v))
+        Scopes::from_delimited(v).ok_or_else(|| E::custom("invalid scope token"))
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Scopes, A::Error> {
         if !self.array {
@@ -579,7 +594,7 @@ impl<'de> Visitor<'de> for ScopeSeed {
             tokens.push(token);
         }
         Scopes::from_list(tokens.iter().map(|t| Some(&**t)))
-            .ok_or_else(|| de::Error::custom("scope tokens must be non-empty and have no spaces"))
+            .ok_or_else(|| de::Error::custom("invalid scope token"))
     }
 }
 
@@ -589,25 +604,17 @@ struct Date;
 impl<'de> DeserializeSeed<'de> for Date {
     type Value = NumericDate;
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<NumericDate, D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Date {
-    type Value = NumericDate;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("seconds since the epoch")
-    }
-    #[allow(clippy::cast_precision_loss)]
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<NumericDate, E> {
-        self.visit_f64(v as f64)
-    }
-    #[allow(clippy::cast_precision_loss)]
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<NumericDate, E> {
-        self.visit_f64(v as f64)
-    }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<NumericDate, E> {
-        NumericDate::from_secs_f64(v).ok_or_else(|| E::custom("date out of range"))
+        // Taken as raw text and parsed here, so that a number beyond the f64 range (1e400),
+        // which serde_json reports as a syntax error, is an out-of-range claim like 1e300.
+        let raw = <&'de RawValue as de::Deserialize>::deserialize(deserializer)?;
+        let text = raw.get();
+        if !text.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
+            return Err(de::Error::custom("a date must be a number"));
+        }
+        text.parse::<f64>()
+            .ok()
+            .and_then(NumericDate::from_secs_f64)
+            .ok_or_else(|| de::Error::custom("date out of range"))
     }
 }
 
@@ -741,6 +748,21 @@ mod tests {
             1_700_000_000
         );
         assert_eq!(
+            parse(r#"{"exp" : 17e8 , "iat":1.5e9}"#)
+                .unwrap()
+                .exp
+                .unwrap()
+                .as_secs(),
+            1_700_000_000
+        );
+        // Correctly rounded: the shortest decimal form of an f64 reads back as that f64.
+        let exact = 1_749_999_995.285_859_3_f64;
+        let json = format!(r#"{{"exp":{exact}}}"#);
+        assert_eq!(
+            parse(&json).unwrap().exp.unwrap().as_secs_f64().to_bits(),
+            exact.to_bits()
+        );
+        assert_eq!(
             parse(r#"{"exp":0}"#).unwrap().exp,
             NumericDate::from_secs_f64(0.0)
         );
@@ -748,6 +770,9 @@ mod tests {
             r#"{"exp":-1}"#,
             r#"{"exp":-0.5}"#,
             r#"{"exp":1e300}"#,
+            r#"{"exp":1e400}"#,
+            r#"{"exp":-1e400}"#,
+            r#"{"exp": "1e5"}"#,
             r#"{"exp":253402300800}"#,
             r#"{"exp":18446744073709551615}"#,
             r#"{"exp":"1700000000"}"#,
@@ -809,6 +834,10 @@ mod tests {
             r#"{"scp":[""]}"#,
             r#"{"scp":[1]}"#,
             r#"{"scp":{}}"#,
+            r#"{"scp":["a\"b"]}"#,
+            r#"{"scp":["a\\b"]}"#,
+            r#"{"scp":"a\tb"}"#,
+            r#"{"scp":["\u00e9"]}"#,
         ] {
             assert_eq!(
                 parse(bad).unwrap_err(),
@@ -820,10 +849,20 @@ mod tests {
             parse(r#"{"scope":"a","scp":["a"]}"#).unwrap_err(),
             AuthError::claim_error(ErrorKind::InvalidClaim, "scope")
         );
-        assert_eq!(
-            parse(r#"{"scope":["a"]}"#).unwrap_err(),
-            AuthError::claim_error(ErrorKind::InvalidClaim, "scope")
-        );
+        for bad in [r#"{"scope":["a"]}"#, r#"{"scope":"read \"write\""}"#] {
+            assert_eq!(
+                parse(bad).unwrap_err(),
+                AuthError::claim_error(ErrorKind::InvalidClaim, "scope"),
+                "{bad}"
+            );
+        }
+        // The whole scope-token alphabet passes.
+        let alphabet: String = (0x21u8..=0x7e)
+            .filter(|&b| b != b'"' && b != b'\\')
+            .map(char::from)
+            .collect();
+        let json = serde_json::json!({ "scope": alphabet }).to_string();
+        assert_eq!(parse(&json).unwrap().scopes.as_str(), alphabet);
     }
 
     #[test]

@@ -266,6 +266,10 @@ impl VerifierBuilder {
 
     /// Replaces the required registered claims (default `exp iat sub iss aud jti`).
     ///
+    /// `iss` and `aud` are still checked whenever accepted issuers or audiences are configured,
+    /// so a token without them then fails with [`ErrorKind::WrongIssuer`] /
+    /// [`ErrorKind::WrongAudience`] even when they are not required here.
+    ///
     /// # Errors
     ///
     /// [`ConfigError::UnknownClaim`] for a name other than `exp nbf iat sub iss aud jti`.

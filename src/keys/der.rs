@@ -107,6 +107,18 @@ pub(crate) fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
     &bytes[first..]
 }
 
+/// Whether `der` has the shape of a private key: PKCS#8 `PrivateKeyInfo`, PKCS#1
+/// `RSAPrivateKey` and SEC1 `ECPrivateKey` all open with `SEQUENCE { INTEGER version, ...`
+/// where the version is 0 or 1; a public key never does (an `RSAPublicKey` opens with the
+/// modulus, a `SubjectPublicKeyInfo` with a `SEQUENCE`).
+pub(crate) fn looks_like_private_key(der: &[u8]) -> bool {
+    let Ok(body) = Reader(der).read(SEQUENCE) else {
+        return false;
+    };
+    let mut seq = Reader(body);
+    matches!(seq.read(INTEGER), Ok([0] | [1])) && !seq.is_empty()
+}
+
 /// Parses a PKCS#1 `RSAPublicKey`: `SEQUENCE { modulus INTEGER, publicExponent INTEGER }`.
 pub(crate) fn rsa_public_key(der: &[u8]) -> Result<PublicKey, ConfigError> {
     let mut outer = Reader(der);
@@ -232,5 +244,11 @@ mod tests {
     fn private_key_der_is_not_a_public_key() {
         assert!(subject_public_key_info(&fixture("p256.pkcs8.der")).is_err());
         assert!(subject_public_key_info(&fixture("rsa2048.pkcs1.der")).is_err());
+        for private in ["p256.pkcs8.der", "rsa2048.pkcs1.der", "ed25519.pkcs8.der"] {
+            assert!(looks_like_private_key(&fixture(private)), "{private}");
+        }
+        for public in ["p256.pub.der", "rsa2048.pub.der", "ed25519.pub.der"] {
+            assert!(!looks_like_private_key(&fixture(public)), "{public}");
+        }
     }
 }

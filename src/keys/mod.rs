@@ -268,12 +268,16 @@ impl KeySetBuilder {
     ///
     /// # Errors
     ///
+    /// [`ConfigError::PrivateKeyMaterial`] for a private key (PKCS#8, PKCS#1 or SEC1),
     /// [`ConfigError::InvalidKey`] for unreadable DER or a weak or broken key,
     /// [`ConfigError::RsaKeySize`], [`ConfigError::KeyAlgorithmMismatch`] when the key's type or
     /// curve does not fit `alg`, [`ConfigError::DuplicateKid`].
     pub fn der(self, kid: Option<&str>, alg: Algorithm, der: &[u8]) -> Result<Self, ConfigError> {
         let key = match der::subject_public_key_info(der) {
             Ok(key) => key,
+            Err(_) if der::looks_like_private_key(der) => {
+                return Err(ConfigError::PrivateKeyMaterial);
+            }
             Err(err) if alg.family() == Family::Rsa => der::rsa_public_key(der).map_err(|_| err)?,
             Err(err) => return Err(err),
         };
@@ -289,8 +293,7 @@ impl KeySetBuilder {
     /// (wrong `use`, unsupported type), [`ConfigError::PrivateKeyMaterial`], and the key errors
     /// of [`KeySetBuilder::der`].
     pub fn jwk(self, json: impl AsRef<[u8]>) -> Result<Self, ConfigError> {
-        let raw: jwk::RawJwk = serde_json::from_slice(json.as_ref())
-            .map_err(|err| ConfigError::InvalidJwk(err.to_string()))?;
+        let raw: jwk::RawJwk = strict_json(json.as_ref())?;
         match raw.parse(self.rsa_default)? {
             jwk::Parsed::Key { kid, alg, material } => self.add(kid.as_deref(), alg, material),
             jwk::Parsed::Skipped { reason, .. } => Err(ConfigError::InvalidJwk(format!(
@@ -308,30 +311,40 @@ impl KeySetBuilder {
     /// # Errors
     ///
     /// [`ConfigError::InvalidJwk`] for malformed JSON (including duplicate members),
-    /// [`ConfigError::MixedKeySet`] when `oct` keys sit beside asymmetric ones,
+    /// [`ConfigError::MixedKeySet`] when `oct` keys (of any `use`) sit beside asymmetric ones,
     /// [`ConfigError::PrivateKeyMaterial`] when any key has private parameters,
     /// [`ConfigError::DuplicateKid`], and the key errors of [`KeySetBuilder::der`].
     pub fn jwks(mut self, json: impl AsRef<[u8]>) -> Result<Self, ConfigError> {
-        let doc: jwk::RawJwks = serde_json::from_slice(json.as_ref())
-            .map_err(|err| ConfigError::InvalidJwk(err.to_string()))?;
+        let doc: jwk::RawJwks = strict_json(json.as_ref())?;
+        // Judged on every member, usable or not: a symmetric secret has no business in a
+        // document that also carries public keys, whatever its `use`.
         if doc.keys.iter().any(jwk::RawJwk::is_symmetric)
             && doc.keys.iter().any(jwk::RawJwk::is_asymmetric)
         {
             return Err(ConfigError::MixedKeySet);
         }
-        let multi = doc.keys.len() > 1;
+        let mut parsed = Vec::with_capacity(doc.keys.len());
         for (index, raw) in doc.keys.into_iter().enumerate() {
-            let parsed = raw.parse(self.rsa_default).map_err(|err| match err {
+            parsed.push(raw.parse(self.rsa_default).map_err(|err| match err {
                 ConfigError::InvalidJwk(why) => {
                     ConfigError::InvalidJwk(format!("key {index}: {why}"))
                 }
                 other => other,
-            })?;
+            })?);
+        }
+        // A key without a kid is addressable only when it is the document's one usable key.
+        let usable = parsed
+            .iter()
+            .filter(|p| matches!(p, jwk::Parsed::Key { .. }))
+            .count();
+        for parsed in parsed {
             match parsed {
-                jwk::Parsed::Key { kid: None, .. } if multi => self.skipped.push(SkippedKey {
-                    kid: None,
-                    reason: "no kid in a multi-key set",
-                }),
+                jwk::Parsed::Key { kid: None, .. } if usable > 1 => {
+                    self.skipped.push(SkippedKey {
+                        kid: None,
+                        reason: "no kid in a multi-key set",
+                    });
+                }
                 jwk::Parsed::Key { kid, alg, material } => {
                     self = self.add(kid.as_deref(), alg, material)?;
                 }
@@ -432,6 +445,19 @@ impl KeySetBuilder {
         self.keys.push(key);
         Ok(self)
     }
+}
+
+/// Parses a JWK or JWKS document, refusing duplicate member names at any depth (including
+/// members the loader does not read, which a derived `Deserialize` would let through).
+fn strict_json<T: serde::de::DeserializeOwned>(json: &[u8]) -> Result<T, ConfigError> {
+    use serde::de::DeserializeSeed;
+    let invalid = |err: serde_json::Error| ConfigError::InvalidJwk(err.to_string());
+    let mut de = serde_json::Deserializer::from_slice(json);
+    let value = crate::json::StrictValue
+        .deserialize(&mut de)
+        .map_err(invalid)?;
+    de.end().map_err(invalid)?;
+    serde_json::from_value(value).map_err(invalid)
 }
 
 /// HMAC secrets must be at least as long as the hash output (RFC 7518 section 3.2).
