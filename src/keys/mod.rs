@@ -21,6 +21,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::algorithm::{Algorithm, Family};
 use crate::backend::{Material, PreparedKey};
@@ -51,6 +52,7 @@ pub struct KeySet {
 }
 
 struct Inner {
+    id: u64,
     keys: Vec<Arc<PreparedKey>>,
     by_kid: HashMap<Box<str>, usize>,
     kidless: Option<usize>,
@@ -136,7 +138,7 @@ impl KeySet {
     /// The algorithm of the key a token with this `kid` (or none) would use.
     #[must_use]
     pub fn algorithm(&self, kid: Option<&str>) -> Option<Algorithm> {
-        self.select(kid).ok().map(|key| key.alg)
+        self.select_index(kid).ok().map(|index| self.key(index).alg)
     }
 
     /// The `kid` and algorithm of every key.
@@ -161,8 +163,18 @@ impl KeySet {
             .fold(0, |bits, key| bits | key.alg.bit())
     }
 
-    /// The key for a token's `kid`.
-    pub(crate) fn select(&self, kid: Option<&str>) -> Result<&Arc<PreparedKey>, AuthError> {
+    /// Identifies this key set (and its clones); never reused.
+    pub(crate) fn id(&self) -> u64 {
+        self.inner.id
+    }
+
+    /// The key at an index from [`KeySet::select_index`].
+    pub(crate) fn key(&self, index: usize) -> &Arc<PreparedKey> {
+        &self.inner.keys[index]
+    }
+
+    /// The index of the key for a token's `kid`.
+    pub(crate) fn select_index(&self, kid: Option<&str>) -> Result<usize, AuthError> {
         let inner = &*self.inner;
         let index = match kid {
             // A handful of keys is the common case: comparing them beats hashing the kid.
@@ -175,9 +187,7 @@ impl KeySet {
                 .kidless
                 .or(if inner.keys.len() == 1 { Some(0) } else { None }),
         };
-        index
-            .map(|i| &inner.keys[i])
-            .ok_or(AuthError::new(ErrorKind::UnknownKey))
+        index.ok_or(AuthError::new(ErrorKind::UnknownKey))
     }
 }
 
@@ -384,6 +394,10 @@ impl KeySetBuilder {
         }
         Ok(KeySet {
             inner: Arc::new(Inner {
+                id: {
+                    static NEXT: AtomicU64 = AtomicU64::new(1);
+                    NEXT.fetch_add(1, Ordering::Relaxed)
+                },
                 keys: self.keys,
                 by_kid: self.by_kid,
                 kidless: self.kidless,

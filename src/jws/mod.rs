@@ -22,17 +22,17 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use std::borrow::Cow;
 use std::fmt;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use crate::algorithm::Algorithm;
 use crate::error::{AuthError, ErrorKind};
-use crate::json::{DUPLICATE, Key, Str, StrictIgnore};
 use crate::keys::KeySet;
+
+mod header;
+mod memo;
 
 /// Unpadded base64url that refuses padding, characters outside the URL-safe alphabet
 /// (whitespace, `+`, `/`), impossible lengths and non-zero trailing bits: one encoding per
@@ -45,7 +45,7 @@ pub const DEFAULT_MAX_TOKEN_LEN: usize = 8 * 1024;
 /// The largest signature any supported algorithm produces (RSA with an 8192-bit modulus).
 const MAX_SIGNATURE_LEN: usize = 1024;
 
-const MALFORMED: AuthError = AuthError::new(ErrorKind::Malformed);
+pub(crate) const MALFORMED: AuthError = AuthError::new(ErrorKind::Malformed);
 
 /// The header rules of one verifier.
 #[derive(Clone, Debug)]
@@ -57,6 +57,8 @@ pub(crate) struct HeaderPolicy {
     pub(crate) typ: Option<Box<str>>,
     /// Extension names this verifier's application understands and processes itself.
     pub(crate) critical: Box<[Box<str>]>,
+    /// Identifies this policy in the header memo; 0 for none. Never reused.
+    pub(crate) memo_id: u64,
 }
 
 impl HeaderPolicy {
@@ -66,7 +68,14 @@ impl HeaderPolicy {
             algorithms: keys.algorithm_bits(),
             typ: None,
             critical: Box::default(),
+            memo_id: 0,
         }
+    }
+
+    /// A fresh, never reused id for a policy whose header outcomes may be remembered.
+    pub(crate) fn next_memo_id() -> u64 {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -82,6 +91,8 @@ impl Checked {
         &self.buf[self.header_len..]
     }
 
+    /// The decoded header; empty when the header memo answered (never on the
+    /// [`KeySet::verify_jws`] path, whose policy has no memo id).
     pub(crate) fn header(&self) -> &[u8] {
         &self.buf[..self.header_len]
     }
@@ -113,13 +124,18 @@ pub(crate) fn verify_compact(
     {
         return Err(MALFORMED);
     }
+    // A header this verifier already accepted, byte for byte, for a token whose signature then
+    // verified, needs neither decoding nor parsing again (see `memo`).
+    let remembered = memo::lookup(policy.memo_id, keys.id(), header_b64);
     let mut buf = Vec::with_capacity(
         base64::decoded_len_estimate(header_b64.len())
             + base64::decoded_len_estimate(payload_b64.len()),
     );
-    BASE64URL
-        .decode_vec(header_b64, &mut buf)
-        .map_err(|_| MALFORMED)?;
+    if remembered.is_none() {
+        BASE64URL
+            .decode_vec(header_b64, &mut buf)
+            .map_err(|_| MALFORMED)?;
+    }
     let header_len = buf.len();
     BASE64URL
         .decode_vec(payload_b64, &mut buf)
@@ -130,26 +146,17 @@ pub(crate) fn verify_compact(
         .map_err(|_| MALFORMED)?;
 
     // 3. The header.
-    let header = parse_header(&buf[..header_len])?;
-    let alg = Algorithm::from_name(&header.alg)
-        .filter(|alg| policy.algorithms & alg.bit() != 0)
-        .ok_or(AuthError::new(ErrorKind::Algorithm))?;
-    let key = keys.select(header.kid.as_deref())?;
-    if key.alg != alg {
-        return Err(AuthError::new(ErrorKind::Algorithm));
-    }
-    check_critical(&header, &policy.critical)?;
-    if let Some(required) = &policy.typ
-        && !header
-            .typ
-            .as_deref()
-            .is_some_and(|typ| type_matches(typ, required))
-    {
-        return Err(AuthError::new(ErrorKind::WrongType));
-    }
+    let (index, alg) = match remembered {
+        Some(outcome) => outcome,
+        None => header::check(keys, &buf[..header_len], policy)?,
+    };
 
     // 4. The signature.
-    key.verify(signing_input, &signature[..signature_len])?;
+    keys.key(index)
+        .verify(signing_input, &signature[..signature_len])?;
+    if remembered.is_none() {
+        memo::remember(policy.memo_id, keys.id(), header_b64, index, alg);
+    }
     Ok(Checked {
         buf,
         header_len,
@@ -182,141 +189,6 @@ fn split(token: &str) -> Result<Segments<'_>, AuthError> {
         signature: signature.as_bytes(),
         signing_input: &token[..second],
     })
-}
-
-/// Media type comparison per RFC 7515 section 4.1.9: case-insensitive, `application/` optional.
-pub(crate) fn type_matches(typ: &str, required: &str) -> bool {
-    let typ = match typ.get(..12) {
-        Some(prefix) if prefix.eq_ignore_ascii_case("application/") => &typ[12..],
-        _ => typ,
-    };
-    typ.eq_ignore_ascii_case(required)
-}
-
-fn check_critical(header: &Header<'_>, understood: &[Box<str>]) -> Result<(), AuthError> {
-    let unsupported = AuthError::new(ErrorKind::UnsupportedCritical);
-    if header.b64 == Some(false) {
-        // RFC 7797 unencoded payloads are not supported.
-        return Err(unsupported);
-    }
-    let Some(critical) = &header.critical else {
-        return Ok(());
-    };
-    // RFC 7515 section 4.1.11: non-empty, understood, present in the header, no repeats.
-    if critical.is_empty() {
-        return Err(unsupported);
-    }
-    for (i, name) in critical.iter().enumerate() {
-        let known = understood.iter().any(|u| **u == **name);
-        let present = header.others.iter().any(|other| other == name);
-        if !known || !present || critical[..i].contains(name) {
-            return Err(unsupported);
-        }
-    }
-    Ok(())
-}
-
-/// The JOSE header members this crate reads; everything else is checked for duplicates and
-/// otherwise ignored (`jku`, `x5u`, `jwk`, `x5c` included: keys come only from the key set).
-pub(crate) struct Header<'a> {
-    pub(crate) alg: Cow<'a, str>,
-    pub(crate) kid: Option<Cow<'a, str>>,
-    pub(crate) typ: Option<Cow<'a, str>>,
-    critical: Option<Vec<Cow<'a, str>>>,
-    b64: Option<bool>,
-    /// Names of the members not listed above (for duplicate and `crit` checks).
-    others: Vec<Cow<'a, str>>,
-}
-
-pub(crate) fn parse_header(bytes: &[u8]) -> Result<Header<'_>, AuthError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let header = HeaderSeed.deserialize(&mut de).map_err(|_| MALFORMED)?;
-    de.end().map_err(|_| MALFORMED)?;
-    Ok(header)
-}
-
-struct HeaderSeed;
-
-impl<'de> DeserializeSeed<'de> for HeaderSeed {
-    type Value = Header<'de>;
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Header<'de>, D::Error> {
-        deserializer.deserialize_map(HeaderVisitor)
-    }
-}
-
-struct HeaderVisitor;
-
-fn once<T, E: de::Error>(slot: &mut Option<T>, value: T) -> Result<(), E> {
-    if slot.replace(value).is_some() {
-        Err(E::custom(DUPLICATE))
-    } else {
-        Ok(())
-    }
-}
-
-impl<'de> Visitor<'de> for HeaderVisitor {
-    type Value = Header<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JOSE header object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Header<'de>, A::Error> {
-        let mut alg = None;
-        let mut kid = None;
-        let mut typ = None;
-        let mut critical = None;
-        let mut b64 = None;
-        let mut others: Vec<Cow<'de, str>> = Vec::new();
-        while let Some(Key(name)) = map.next_key()? {
-            match &*name {
-                "alg" => once(&mut alg, map.next_value::<Str<'de>>()?.0)?,
-                "kid" => once(&mut kid, map.next_value::<Str<'de>>()?.0)?,
-                "typ" => once(&mut typ, map.next_value::<Str<'de>>()?.0)?,
-                "crit" => once(&mut critical, map.next_value_seed(CriticalSeed)?)?,
-                "b64" => once(&mut b64, map.next_value::<bool>()?)?,
-                _ => {
-                    if others.contains(&name) {
-                        return Err(de::Error::custom(DUPLICATE));
-                    }
-                    map.next_value_seed(StrictIgnore)?;
-                    others.push(name);
-                }
-            }
-        }
-        let alg = alg.ok_or_else(|| de::Error::missing_field("alg"))?;
-        Ok(Header {
-            alg,
-            kid,
-            typ,
-            critical,
-            b64,
-            others,
-        })
-    }
-}
-
-struct CriticalSeed;
-
-impl<'de> DeserializeSeed<'de> for CriticalSeed {
-    type Value = Vec<Cow<'de, str>>;
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_seq(self)
-    }
-}
-
-impl<'de> Visitor<'de> for CriticalSeed {
-    type Value = Vec<Cow<'de, str>>;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an array of header parameter names")
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut names = Vec::new();
-        while let Some(Str(name)) = seq.next_element()? {
-            names.push(name);
-        }
-        Ok(names)
-    }
 }
 
 /// A JWS whose signature verified with a key of a [`KeySet`], from
@@ -406,45 +278,5 @@ mod tests {
         // Extra dots stay in the payload, where base64url decoding refuses them.
         assert_eq!(split("a.b.c.d").unwrap().payload, b"b.c");
         assert!(BASE64URL.decode("b.c").is_err());
-    }
-
-    #[test]
-    fn type_matching_follows_rfc_7515() {
-        assert!(type_matches("at+jwt", "at+jwt"));
-        assert!(type_matches("AT+JWT", "at+jwt"));
-        assert!(type_matches("application/at+jwt", "at+jwt"));
-        assert!(type_matches("Application/AT+jwt", "at+jwt"));
-        assert!(!type_matches("JWT", "at+jwt"));
-        assert!(!type_matches("application/", "at+jwt"));
-        assert!(!type_matches("text/at+jwt", "at+jwt"));
-        assert!(!type_matches("at+jwt ", "at+jwt"));
-    }
-
-    #[test]
-    fn header_parse_is_typed_and_strict() {
-        assert!(parse_header(br#"{"alg":"HS256","kid":"k","typ":"JWT"}"#).is_ok());
-        for bad in [
-            &br#"{"alg":"HS256","alg":"HS256"}"#[..],
-            br#"{"alg":"HS256","kid":"a","kid":"b"}"#,
-            br#"{"alg":"HS256","x":1,"x":1}"#,
-            br#"{"alg":"HS256","x":{"y":1,"y":1}}"#,
-            br#"{"alg":"HS256","\u0061lg":"none"}"#,
-            br#"{"alg":256}"#,
-            br#"{"alg":"HS256","kid":7}"#,
-            br#"{"alg":"HS256","typ":null}"#,
-            br#"{"alg":"HS256","crit":"b64"}"#,
-            br#"{"alg":"HS256","b64":"false"}"#,
-            br#"{"kid":"k"}"#,
-            br#"["alg","HS256"]"#,
-            br#""HS256""#,
-            br#"{"alg":"HS256"}{}"#,
-            b"",
-        ] {
-            assert!(
-                parse_header(bad).is_err(),
-                "{}",
-                String::from_utf8_lossy(bad)
-            );
-        }
     }
 }
