@@ -6,15 +6,18 @@
 //! - `verify/*`: this crate's `Verifier::verify` (every check of the token path);
 //! - `signature_only/*`: the backend's verifier alone, key parsed once, signature pre-decoded.
 //!
-//! `python3 benches/ratios.py` prints the medians of the last run and the ratios the project
-//! tracks.
+//! After criterion, an interleaved phase times every body again in alternating ~1 ms batches
+//! and takes each ratio as the median of per-round ratios: on a shared machine whose speed
+//! drifts between benchmarks, that is the figure to quote. `python3 benches/ratios.py` prints
+//! both and checks the targets. `PAIRED_ROUNDS` sets the rounds (default 400).
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::hint::black_box;
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::Criterion;
 use jsonwebtoken::crypto::CryptoProvider;
 use jsonwebtoken::{DecodingKey, Validation};
 use serde::Deserialize;
@@ -152,58 +155,56 @@ fn jwt_alg(alg: Algorithm) -> jsonwebtoken::Algorithm {
     alg.as_str().parse().unwrap()
 }
 
-fn benches(c: &mut Criterion) {
-    let cases = cases();
-    println!("token length: {} bytes (hs256)", cases[0].token.len());
+/// A named benchmark body: one verification of its token.
+type Candidate = (String, Box<dyn Fn()>);
+
+fn candidates(cases: &'static [Case]) -> Vec<Candidate> {
+    let mut out: Vec<Candidate> = Vec::new();
 
     // The floor: prebuilt HMAC key, signature and payload decode, typed parse. No header, no
     // policy.
-    {
-        let hs = &cases[0];
-        let verifier =
-            (provider().verifier_factory)(&jsonwebtoken::Algorithm::HS256, &hs.decoding_key)
-                .unwrap();
-        let token = hs.token.as_str();
-        c.bench_function("floor/hs256", |b| {
-            b.iter(|| {
-                let token = black_box(token);
-                let (message, signature) = token.rsplit_once('.').unwrap();
-                let signature = URL_SAFE_NO_PAD.decode(signature).unwrap();
-                verifier.verify(message.as_bytes(), &signature).unwrap();
-                let payload = message.split_once('.').unwrap().1;
-                let payload = URL_SAFE_NO_PAD.decode(payload).unwrap();
-                black_box(serde_json::from_slice::<AccessClaims>(&payload).unwrap())
-            })
-        });
-    }
+    let hs = &cases[0];
+    let floor =
+        (provider().verifier_factory)(&jsonwebtoken::Algorithm::HS256, &hs.decoding_key).unwrap();
+    out.push((
+        "floor/hs256".into(),
+        Box::new(move || {
+            let token = black_box(hs.token.as_str());
+            let (message, signature) = token.rsplit_once('.').unwrap();
+            let signature = URL_SAFE_NO_PAD.decode(signature).unwrap();
+            floor.verify(message.as_bytes(), &signature).unwrap();
+            let payload = message.split_once('.').unwrap().1;
+            let payload = URL_SAFE_NO_PAD.decode(payload).unwrap();
+            black_box(serde_json::from_slice::<AccessClaims>(&payload).unwrap());
+        }),
+    ));
 
-    for case in &cases {
+    for case in cases {
         let mut validation = Validation::new(jwt_alg(case.alg));
         validation.set_issuer(&[ISSUER]);
         validation.set_audience(&[AUDIENCE]);
         validation.set_required_spec_claims(&["exp", "sub", "iss", "aud"]);
         validation.leeway = 30;
         validation.validate_nbf = true;
-        let token = case.token.as_str();
-        c.bench_function(&format!("jsonwebtoken/decode/{}", case.name), |b| {
-            b.iter(|| {
+        out.push((
+            format!("jsonwebtoken/decode/{}", case.name),
+            Box::new(move || {
+                let token = black_box(case.token.as_str());
                 black_box(
-                    jsonwebtoken::decode::<AccessClaims>(
-                        black_box(token),
-                        &case.decoding_key,
-                        &validation,
-                    )
-                    .unwrap(),
-                )
-            })
-        });
+                    jsonwebtoken::decode::<AccessClaims>(token, &case.decoding_key, &validation)
+                        .unwrap(),
+                );
+            }),
+        ));
     }
 
-    for case in &cases {
-        let token = case.token.as_str();
-        c.bench_function(&format!("verify/{}", case.name), |b| {
-            b.iter(|| black_box(case.verifier.verify(black_box(token)).unwrap()))
-        });
+    for case in cases {
+        out.push((
+            format!("verify/{}", case.name),
+            Box::new(move || {
+                black_box(case.verifier.verify(black_box(&case.token)).unwrap());
+            }),
+        ));
     }
 
     for case in cases.iter().filter(|case| case.alg != Algorithm::HS256) {
@@ -211,15 +212,99 @@ fn benches(c: &mut Criterion) {
             (provider().verifier_factory)(&jwt_alg(case.alg), &case.decoding_key).unwrap();
         let (message, signature) = case.token.rsplit_once('.').unwrap();
         let signature = URL_SAFE_NO_PAD.decode(signature).unwrap();
-        c.bench_function(&format!("signature_only/{}", case.name), |b| {
-            b.iter(|| {
+        out.push((
+            format!("signature_only/{}", case.name),
+            Box::new(move || {
                 verifier
                     .verify(black_box(message.as_bytes()), black_box(&signature))
-                    .unwrap()
-            })
-        });
+                    .unwrap();
+            }),
+        ));
     }
+    out
 }
 
-criterion_group!(verify, benches);
-criterion_main!(verify);
+/// Interleaved measurement: every round times a batch of about a millisecond of each candidate,
+/// back to back, in a rotating order. Each tracked ratio is the median over rounds of the
+/// ratio within the round, so drift in the (shared, noisy) machine's speed that lasts longer
+/// than a round cancels out. Written to `target/criterion/paired.json` for `ratios.py`.
+fn paired(candidates: &[Candidate], rounds: usize) {
+    let batch: Vec<u32> = candidates
+        .iter()
+        .map(|(_, run)| {
+            let start = Instant::now();
+            let mut n = 0u32;
+            while start.elapsed() < Duration::from_millis(20) {
+                run();
+                n += 1;
+            }
+            (n / 20).max(1)
+        })
+        .collect();
+    let mut per_round = vec![Vec::with_capacity(rounds); candidates.len()];
+    for round in 0..rounds {
+        for offset in 0..candidates.len() {
+            let i = (round + offset) % candidates.len();
+            let start = Instant::now();
+            for _ in 0..batch[i] {
+                (candidates[i].1)();
+            }
+            per_round[i].push(start.elapsed().as_nanos() as f64 / f64::from(batch[i]));
+        }
+    }
+    let index = |name: &str| candidates.iter().position(|(n, _)| n == name).unwrap();
+    let median = |mut values: Vec<f64>| {
+        values.sort_by(f64::total_cmp);
+        values[values.len() / 2]
+    };
+    let mut json = String::from("{\n  \"rounds\": ");
+    json += &format!("{rounds},\n  \"median_ns\": {{");
+    for (i, (name, _)) in candidates.iter().enumerate() {
+        let sep = if i == 0 { "" } else { "," };
+        json += &format!("{sep}\n    \"{name}\": {:.1}", median(per_round[i].clone()));
+    }
+    json += "\n  },\n  \"ratios\": {";
+    let pairs = [
+        ("verify/hs256", "floor/hs256"),
+        ("jsonwebtoken/decode/hs256", "verify/hs256"),
+        ("verify/rs256", "signature_only/rs256"),
+        ("verify/es256", "signature_only/es256"),
+        ("verify/eddsa", "signature_only/eddsa"),
+        ("jsonwebtoken/decode/rs256", "verify/rs256"),
+        ("jsonwebtoken/decode/es256", "verify/es256"),
+        ("jsonwebtoken/decode/eddsa", "verify/eddsa"),
+    ];
+    println!("interleaved, {rounds} rounds: median of per-round ratios");
+    for (k, (a, b)) in pairs.iter().enumerate() {
+        let (ia, ib) = (index(a), index(b));
+        let ratio = median(
+            (0..rounds)
+                .map(|r| per_round[ia][r] / per_round[ib][r])
+                .collect(),
+        );
+        println!("  {a} / {b}: {ratio:.3}");
+        let sep = if k == 0 { "" } else { "," };
+        json += &format!("{sep}\n    \"{a} / {b}\": {ratio:.4}");
+    }
+    json += "\n  }\n}\n";
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/target/criterion");
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(format!("{dir}/paired.json"), json).unwrap();
+}
+
+fn main() {
+    let cases: &'static [Case] = Vec::leak(cases());
+    println!("token length: {} bytes (hs256)", cases[0].token.len());
+    let candidates = candidates(cases);
+    // `cargo bench` passes --bench; `cargo test --benches` does not and runs each body once.
+    let benchmarking = std::env::args().any(|arg| arg == "--bench");
+    let mut criterion = Criterion::default().configure_from_args();
+    for (name, run) in &candidates {
+        criterion.bench_function(name, |b| b.iter(run));
+    }
+    criterion.final_summary();
+    if benchmarking {
+        let rounds = std::env::var("PAIRED_ROUNDS").map_or(400, |r| r.parse().unwrap());
+        paired(&candidates, rounds);
+    }
+}
