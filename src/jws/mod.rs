@@ -127,10 +127,12 @@ pub(crate) fn verify_compact(
     // A header this verifier already accepted, byte for byte, for a token whose signature then
     // verified, needs neither decoding nor parsing again (see `memo`).
     let remembered = memo::lookup(policy.memo_id, keys.id(), header_b64);
-    let mut buf = Vec::with_capacity(
-        base64::decoded_len_estimate(header_b64.len())
-            + base64::decoded_len_estimate(payload_b64.len()),
-    );
+    let header_capacity = match remembered {
+        Some(_) => 0,
+        None => base64::decoded_len_estimate(header_b64.len()),
+    };
+    let mut buf =
+        Vec::with_capacity(header_capacity + base64::decoded_len_estimate(payload_b64.len()));
     if remembered.is_none() {
         BASE64URL
             .decode_vec(header_b64, &mut buf)
