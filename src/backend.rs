@@ -16,7 +16,6 @@
 //! a new entry is added, so the cache holds no more than the live keys a thread has used.
 
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Once, Weak};
 
 use jsonwebtoken::DecodingKey;
@@ -105,9 +104,8 @@ impl PreparedKey {
         // Build the verifier once now, so a key the backend refuses fails here, not per token.
         (provider().verifier_factory)(&alg.to_jwt(), &decoding)
             .map_err(|_| ConfigError::InvalidKey("rejected by the crypto backend"))?;
-        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         Ok(Arc::new(Self {
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            id: crate::next_id(),
             kid: kid.map(Box::from),
             alg,
             decoding,

@@ -73,6 +73,21 @@ mod keys;
 mod signer;
 mod verifier;
 
+/// A process-wide id that is never reused: identifies keys, key sets and verifier policies in
+/// the per-thread caches, where a reused address could otherwise alias a dropped one.
+pub(crate) fn next_id() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Reads a file of `tests/data/keys/` in unit tests.
+#[cfg(test)]
+pub(crate) fn test_key_file(name: &str) -> Vec<u8> {
+    let path = format!("{}/tests/data/keys/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|err| panic!("{path}: {err}"))
+}
+
 pub use algorithm::Algorithm;
 pub use backend::crypto_backend;
 pub use claims::{Claims, NumericDate, Scopes};

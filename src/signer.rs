@@ -205,24 +205,34 @@ impl fmt::Debug for TokenSigner {
 mod tests {
     use super::*;
 
-    fn fixture(name: &str) -> Vec<u8> {
-        std::fs::read(format!(
-            "{}/tests/data/keys/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap()
-    }
-
     #[test]
     fn keys_that_do_not_fit_are_refused_at_construction() {
-        assert!(TokenSigner::from_pem(Algorithm::ES256, &fixture("p384.pkcs8.pem")).is_err());
-        assert!(TokenSigner::from_pem(Algorithm::ES384, &fixture("p256.pkcs8.pem")).is_err());
-        assert!(TokenSigner::from_pem(Algorithm::EdDSA, &fixture("p256.pkcs8.pem")).is_err());
-        assert!(TokenSigner::from_pem(Algorithm::RS256, &fixture("p256.pkcs8.pem")).is_err());
-        assert!(TokenSigner::from_pem(Algorithm::ES256, &fixture("p256.pub.pem")).is_err());
-        assert!(TokenSigner::from_pem(Algorithm::HS256, &fixture("p256.pkcs8.pem")).is_err());
+        assert!(
+            TokenSigner::from_pem(Algorithm::ES256, &crate::test_key_file("p384.pkcs8.pem"))
+                .is_err()
+        );
+        assert!(
+            TokenSigner::from_pem(Algorithm::ES384, &crate::test_key_file("p256.pkcs8.pem"))
+                .is_err()
+        );
+        assert!(
+            TokenSigner::from_pem(Algorithm::EdDSA, &crate::test_key_file("p256.pkcs8.pem"))
+                .is_err()
+        );
+        assert!(
+            TokenSigner::from_pem(Algorithm::RS256, &crate::test_key_file("p256.pkcs8.pem"))
+                .is_err()
+        );
+        assert!(
+            TokenSigner::from_pem(Algorithm::ES256, &crate::test_key_file("p256.pub.pem")).is_err()
+        );
+        assert!(
+            TokenSigner::from_pem(Algorithm::HS256, &crate::test_key_file("p256.pkcs8.pem"))
+                .is_err()
+        );
         assert_eq!(
-            TokenSigner::from_pem(Algorithm::RS256, &fixture("rsa1024.pkcs1.pem")).unwrap_err(),
+            TokenSigner::from_pem(Algorithm::RS256, &crate::test_key_file("rsa1024.pkcs1.pem"))
+                .unwrap_err(),
             ConfigError::RsaKeySize { bits: 1024 }
         );
         assert!(TokenSigner::hmac(Algorithm::HS512, &[0; 63]).is_err());
@@ -239,13 +249,22 @@ mod tests {
             (Algorithm::EdDSA, "ed25519.pkcs8.pem"),
         ] {
             assert!(
-                TokenSigner::from_pem(alg, &fixture(file)).is_ok(),
+                TokenSigner::from_pem(alg, &crate::test_key_file(file)).is_ok(),
                 "{alg} {file}"
             );
         }
-        assert!(TokenSigner::from_der(Algorithm::RS384, &fixture("rsa2048.pkcs1.der")).is_ok());
-        assert!(TokenSigner::from_der(Algorithm::ES256, &fixture("p256.pkcs8.der")).is_ok());
-        assert!(TokenSigner::from_der(Algorithm::EdDSA, &fixture("ed25519.pkcs8.der")).is_ok());
+        assert!(
+            TokenSigner::from_der(Algorithm::RS384, &crate::test_key_file("rsa2048.pkcs1.der"))
+                .is_ok()
+        );
+        assert!(
+            TokenSigner::from_der(Algorithm::ES256, &crate::test_key_file("p256.pkcs8.der"))
+                .is_ok()
+        );
+        assert!(
+            TokenSigner::from_der(Algorithm::EdDSA, &crate::test_key_file("ed25519.pkcs8.der"))
+                .is_ok()
+        );
     }
 
     #[test]

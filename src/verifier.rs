@@ -420,7 +420,7 @@ impl VerifierBuilder {
                 .into_iter()
                 .map(String::into_boxed_str)
                 .collect(),
-            memo_id: HeaderPolicy::next_memo_id(),
+            memo_id: crate::next_id(),
         };
         Ok(Verifier {
             inner: Arc::new(Policy {

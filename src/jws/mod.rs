@@ -71,12 +71,6 @@ impl HeaderPolicy {
             memo_id: 0,
         }
     }
-
-    /// A fresh, never reused id for a policy whose header outcomes may be remembered.
-    pub(crate) fn next_memo_id() -> u64 {
-        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    }
 }
 
 /// A JWS whose signature verified: the decoded header and payload in one buffer.

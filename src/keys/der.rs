@@ -191,36 +191,28 @@ pub(crate) fn subject_public_key_info(der: &[u8]) -> Result<PublicKey, ConfigErr
 mod tests {
     use super::*;
 
-    fn fixture(name: &str) -> Vec<u8> {
-        std::fs::read(format!(
-            "{}/tests/data/keys/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap()
-    }
-
     #[test]
     fn reads_every_fixture_key_type() {
         assert!(
-            matches!(subject_public_key_info(&fixture("rsa2048.pub.der")), Ok(PublicKey::Rsa { n, e }) if n.len() == 256 && e == [1, 0, 1])
+            matches!(subject_public_key_info(&crate::test_key_file("rsa2048.pub.der")), Ok(PublicKey::Rsa { n, e }) if n.len() == 256 && e == [1, 0, 1])
         );
         assert!(
-            matches!(subject_public_key_info(&fixture("p256.pub.der")), Ok(PublicKey::P256(p)) if p.len() == 65)
+            matches!(subject_public_key_info(&crate::test_key_file("p256.pub.der")), Ok(PublicKey::P256(p)) if p.len() == 65)
         );
         assert!(
-            matches!(subject_public_key_info(&fixture("p384.pub.der")), Ok(PublicKey::P384(p)) if p.len() == 97)
+            matches!(subject_public_key_info(&crate::test_key_file("p384.pub.der")), Ok(PublicKey::P384(p)) if p.len() == 97)
         );
         assert!(
-            matches!(subject_public_key_info(&fixture("ed25519.pub.der")), Ok(PublicKey::Ed25519(p)) if p.len() == 32)
+            matches!(subject_public_key_info(&crate::test_key_file("ed25519.pub.der")), Ok(PublicKey::Ed25519(p)) if p.len() == 32)
         );
     }
 
     #[test]
     fn rejects_trailing_bytes_truncation_and_indefinite_lengths() {
-        let mut der = fixture("p256.pub.der");
+        let mut der = crate::test_key_file("p256.pub.der");
         der.push(0);
         assert!(subject_public_key_info(&der).is_err());
-        let der = fixture("p256.pub.der");
+        let der = crate::test_key_file("p256.pub.der");
         for len in 0..der.len() {
             assert!(
                 subject_public_key_info(&der[..len]).is_err(),
@@ -242,13 +234,19 @@ mod tests {
 
     #[test]
     fn private_key_der_is_not_a_public_key() {
-        assert!(subject_public_key_info(&fixture("p256.pkcs8.der")).is_err());
-        assert!(subject_public_key_info(&fixture("rsa2048.pkcs1.der")).is_err());
+        assert!(subject_public_key_info(&crate::test_key_file("p256.pkcs8.der")).is_err());
+        assert!(subject_public_key_info(&crate::test_key_file("rsa2048.pkcs1.der")).is_err());
         for private in ["p256.pkcs8.der", "rsa2048.pkcs1.der", "ed25519.pkcs8.der"] {
-            assert!(looks_like_private_key(&fixture(private)), "{private}");
+            assert!(
+                looks_like_private_key(&crate::test_key_file(private)),
+                "{private}"
+            );
         }
         for public in ["p256.pub.der", "rsa2048.pub.der", "ed25519.pub.der"] {
-            assert!(!looks_like_private_key(&fixture(public)), "{public}");
+            assert!(
+                !looks_like_private_key(&crate::test_key_file(public)),
+                "{public}"
+            );
         }
     }
 }

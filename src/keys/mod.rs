@@ -21,7 +21,6 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::algorithm::{Algorithm, Family};
 use crate::backend::{Material, PreparedKey};
@@ -394,10 +393,7 @@ impl KeySetBuilder {
         }
         Ok(KeySet {
             inner: Arc::new(Inner {
-                id: {
-                    static NEXT: AtomicU64 = AtomicU64::new(1);
-                    NEXT.fetch_add(1, Ordering::Relaxed)
-                },
+                id: crate::next_id(),
                 keys: self.keys,
                 by_kid: self.by_kid,
                 kidless: self.kidless,
