@@ -51,6 +51,23 @@
 //! Errors never carry token bytes: an [`AuthError`] is a kind plus, at most, the name of a
 //! registered claim.
 //!
+//! # Design notes
+//!
+//! - **Issuer and audience are decisions.** A verifier without an accepted issuer or audience
+//!   does not build; accepting any value takes `accept_any_issuer()` / `accept_any_audience()`.
+//! - **Scopes are one normalised string.** [`Claims::scopes`] is a [`Scopes`] view over the
+//!   `scope` claim (or a joined `scp` array) rather than a list of `String`s: splitting into
+//!   strings cost ~5% of a verification. Tokens must follow the RFC 6749 scope-token grammar, and
+//!   a token carrying both `scope` and `scp` is refused rather than guessed at.
+//! - **Verifiers are built once per key per thread.** `jsonwebtoken`'s `verifier_factory`
+//!   returns a verifier that is neither `Send` nor `Sync`, so each thread builds a key's
+//!   verifier on first use and keeps it; entries of dropped keys are swept.
+//! - **Header outcomes are remembered per thread.** One issuer's tokens share their header byte
+//!   for byte; the outcome of the header rules is remembered for (verifier, key set, exact
+//!   header bytes), only after a signature verified. See the `jws::memo` module docs.
+//! - **[`KeySet::verify_jws`]** exposes steps 1 to 4 alone for payloads that are not JWT claims
+//!   (and runs the Wycheproof JWS vectors).
+//!
 //! # Features
 //!
 //! | feature | default | what it does |
