@@ -62,16 +62,8 @@ fn jwk_for(alg: Algorithm) -> Value {
 }
 
 /// `jwk` with `changes` merged in (`null` removes a member).
-fn with(mut jwk: Value, changes: Value) -> Value {
-    let object = jwk.as_object_mut().unwrap();
-    for (name, value) in changes.as_object().unwrap() {
-        if value.is_null() {
-            object.remove(name);
-        } else {
-            object.insert(name.clone(), value.clone());
-        }
-    }
-    jwk
+fn with(jwk: Value, changes: Value) -> Value {
+    common::merge(jwk, changes)
 }
 
 fn verifier_for(keys: KeySet) -> Verifier {

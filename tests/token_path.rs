@@ -114,16 +114,11 @@ fn payload() -> String {
 /// The header [`common::header`] writes for HS256, with `changes` merged in (`null` removes a
 /// member).
 fn hs_header(changes: Value) -> String {
-    let mut header = json!({"typ": "JWT", "alg": "HS256", "kid": "hs256"});
-    let object = header.as_object_mut().unwrap();
-    for (name, value) in changes.as_object().unwrap() {
-        if value.is_null() {
-            object.remove(name);
-        } else {
-            object.insert(name.clone(), value.clone());
-        }
-    }
-    header.to_string()
+    common::merge(
+        json!({"typ": "JWT", "alg": "HS256", "kid": "hs256"}),
+        changes,
+    )
+    .to_string()
 }
 
 /// The default claims as JSON text with one member replaced by raw JSON text (so it can be

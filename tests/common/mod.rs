@@ -129,10 +129,9 @@ pub fn claims() -> Value {
     })
 }
 
-/// [`claims`] with `changes` merged in (`null` removes a member).
-pub fn claims_with(changes: Value) -> Value {
-    let mut claims = claims();
-    let object = claims.as_object_mut().unwrap();
+/// The object `base` with the members of `changes` set (`null` removes a member).
+pub fn merge(mut base: Value, changes: Value) -> Value {
+    let object = base.as_object_mut().unwrap();
     for (name, value) in changes.as_object().unwrap() {
         if value.is_null() {
             object.remove(name);
@@ -140,7 +139,12 @@ pub fn claims_with(changes: Value) -> Value {
             object.insert(name.clone(), value.clone());
         }
     }
-    claims
+    base
+}
+
+/// [`claims`] with `changes` merged in (`null` removes a member).
+pub fn claims_with(changes: Value) -> Value {
+    merge(claims(), changes)
 }
 
 /// A valid token for `alg` with these claims.
