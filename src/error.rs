@@ -58,9 +58,36 @@ pub enum ErrorKind {
     WrongIssuer,
     /// The `aud` claim contains none of the accepted audiences.
     WrongAudience,
+    /// The credentials are malformed or were sent more than once (several `Authorization`
+    /// headers, a header and a cookie, a value outside the RFC 6750 grammar).
+    InvalidRequest,
+    /// The token lacks a role or scope the route requires.
+    InsufficientScope,
 }
 
 impl ErrorKind {
+    /// Every kind, in declaration order.
+    #[cfg(test)]
+    pub(crate) const ALL: [ErrorKind; 17] = [
+        Self::Missing,
+        Self::TooLong,
+        Self::Malformed,
+        Self::Algorithm,
+        Self::UnknownKey,
+        Self::UnsupportedCritical,
+        Self::InvalidSignature,
+        Self::WrongType,
+        Self::MissingClaim,
+        Self::InvalidClaim,
+        Self::Expired,
+        Self::NotYetValid,
+        Self::IssuedInFuture,
+        Self::WrongIssuer,
+        Self::WrongAudience,
+        Self::InvalidRequest,
+        Self::InsufficientScope,
+    ];
+
     /// A short, stable, lowercase reason code (`"expired"`, `"invalid_signature"`, ...).
     #[must_use]
     pub const fn as_str(self) -> &'static str {
@@ -80,6 +107,8 @@ impl ErrorKind {
             Self::IssuedInFuture => "issued_in_future",
             Self::WrongIssuer => "wrong_issuer",
             Self::WrongAudience => "wrong_audience",
+            Self::InvalidRequest => "invalid_request",
+            Self::InsufficientScope => "insufficient_scope",
         }
     }
 
@@ -102,6 +131,8 @@ impl ErrorKind {
             Self::IssuedInFuture => "token issued in the future",
             Self::WrongIssuer => "wrong issuer",
             Self::WrongAudience => "wrong audience",
+            Self::InvalidRequest => "malformed credentials",
+            Self::InsufficientScope => "insufficient scope",
         }
     }
 }
@@ -305,23 +336,7 @@ mod tests {
 
     #[test]
     fn reason_codes_are_distinct() {
-        let all = [
-            ErrorKind::Missing,
-            ErrorKind::TooLong,
-            ErrorKind::Malformed,
-            ErrorKind::Algorithm,
-            ErrorKind::UnknownKey,
-            ErrorKind::UnsupportedCritical,
-            ErrorKind::InvalidSignature,
-            ErrorKind::WrongType,
-            ErrorKind::MissingClaim,
-            ErrorKind::InvalidClaim,
-            ErrorKind::Expired,
-            ErrorKind::NotYetValid,
-            ErrorKind::IssuedInFuture,
-            ErrorKind::WrongIssuer,
-            ErrorKind::WrongAudience,
-        ];
+        let all = ErrorKind::ALL;
         let mut codes: Vec<_> = all.iter().map(|k| k.as_str()).collect();
         codes.sort_unstable();
         codes.dedup();

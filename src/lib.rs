@@ -81,12 +81,17 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod algorithm;
+#[cfg(feature = "axum")]
+pub mod axum;
 mod backend;
+pub mod bearer;
 mod claims;
 mod error;
 mod json;
 mod jws;
 mod keys;
+pub mod require;
+pub mod response;
 mod signer;
 mod verifier;
 
@@ -107,10 +112,12 @@ pub(crate) fn test_key_file(name: &str) -> Vec<u8> {
 
 pub use algorithm::Algorithm;
 pub use backend::crypto_backend;
+pub use bearer::{BearerAuth, BearerAuthLayer};
 pub use claims::{Claims, NumericDate, Scopes};
 pub use error::{AuthError, ConfigError, ErrorKind, SignError};
 pub use jws::{DEFAULT_MAX_TOKEN_LEN, VerifiedJws};
 pub use keys::{KeySet, KeySetBuilder, SkippedKey};
+pub use require::{RequireRole, RequireRoleLayer, RequireScope, RequireScopeLayer, RoleHierarchy};
 pub use signer::TokenSigner;
 pub use verifier::{
     ACCESS_TOKEN_TYPE, DEFAULT_LEEWAY, MAX_TOKEN_LEN_LIMIT, Verifier, VerifierBuilder,

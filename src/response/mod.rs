@@ -1,0 +1,456 @@
+//! Rejections: the responses the layers answer with instead of calling the inner service.
+//!
+//! | situation | HTTP | gRPC (`content-type: application/grpc…`) |
+//! |---|---|---|
+//! | no credentials | 401, `WWW-Authenticate: Bearer` (no error code) | `grpc-status: 16` |
+//! | malformed credentials, or sent more than once | 400, `error="invalid_request"` | 16 |
+//! | invalid, expired token | 401, `error="invalid_token", error_description="…"` | 16 |
+//! | role or scope missing | 403, `error="insufficient_scope"` (with `scope="…"` for scopes) | 7 |
+//!
+//! HTTP rejections carry a small JSON body `{"error": …, "error_description": …}`; gRPC ones are
+//! trailers-only (HTTP 200, `grpc-status`, `grpc-message`, empty body). The texts are fixed:
+//! nothing from the token or from a library error reaches a header or a body, and every header
+//! value is built from configuration checked when the layer was built, so it cannot fail or be
+//! split. The [`AuthError`] goes into the response extensions. An [`OnRejection`] hook can
+//! replace the response:
+//!
+//! ```
+//! use bytes::Bytes;
+//! use http::{Request, Response, StatusCode};
+//! use tower::{Service, ServiceExt};
+//! use tower_jwt_auth::{Algorithm, AuthError, BearerAuthLayer, ErrorKind, KeySet, Verifier};
+//! use tower_jwt_auth::response::Rejection;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let verifier = Verifier::builder(KeySet::hmac(Algorithm::HS256, &[1; 32])?)
+//!     .issuer("https://issuer.example").audience("api").build()?;
+//! // Answer 401s with a plain-text body, keeping the default status and challenge.
+//! let layer = BearerAuthLayer::new(verifier).on_rejection(|rejection: Rejection| {
+//!     let mut response = rejection.into_response();
+//!     *response.body_mut() = Bytes::from_static(b"please log in");
+//!     response
+//! });
+//! let mut service = tower::ServiceBuilder::new().layer(layer).service_fn(|_req: Request<String>| async {
+//!     Ok::<_, std::convert::Infallible>(Response::new(String::from("secret")))
+//! });
+//! let response = service.ready().await?.call(Request::new(String::new())).await?;
+//! assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+//! assert_eq!(response.headers()["www-authenticate"], "Bearer");
+//! assert_eq!(response.extensions().get::<AuthError>().map(AuthError::kind), Some(ErrorKind::Missing));
+//! # Ok(()) }
+//! ```
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
+use pin_project_lite::pin_project;
+
+use crate::error::{AuthError, ConfigError, ErrorKind};
+
+mod body;
+
+pub use body::ResponseBody;
+
+/// Why and how a request is being rejected, handed to an [`OnRejection`] hook.
+pub struct Rejection {
+    error: AuthError,
+    grpc: bool,
+    response: Response<Bytes>,
+}
+
+impl Rejection {
+    /// The reason.
+    #[must_use]
+    pub fn error(&self) -> AuthError {
+        self.error
+    }
+
+    /// Whether the request was a gRPC request (answered trailers-only by default).
+    #[must_use]
+    pub fn is_grpc(&self) -> bool {
+        self.grpc
+    }
+
+    /// The status of the default response (200 for gRPC, which carries `grpc-status`).
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
+        self.response.status()
+    }
+
+    /// The default response: RFC 6750 for HTTP, trailers-only for gRPC.
+    #[must_use]
+    pub fn into_response(self) -> Response<Bytes> {
+        self.response
+    }
+}
+
+impl fmt::Debug for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Rejection")
+            .field("error", &self.error)
+            .field("grpc", &self.grpc)
+            .field("status", &self.response.status())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Turns a [`Rejection`] into the response sent to the client.
+///
+/// Implemented by [`DefaultRejection`] and by any `Fn(Rejection) -> Response<Bytes>`.
+pub trait OnRejection {
+    /// The response for this rejection.
+    fn on_rejection(&self, rejection: Rejection) -> Response<Bytes>;
+}
+
+/// The default hook: the response DESIGN section 3 (and the table above) describes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DefaultRejection;
+
+impl OnRejection for DefaultRejection {
+    fn on_rejection(&self, rejection: Rejection) -> Response<Bytes> {
+        rejection.into_response()
+    }
+}
+
+impl<F> OnRejection for F
+where
+    F: Fn(Rejection) -> Response<Bytes>,
+{
+    fn on_rejection(&self, rejection: Rejection) -> Response<Bytes> {
+        self(rejection)
+    }
+}
+
+/// Builds the default rejections of one layer: its realm and, for scope checks, the scopes to
+/// name in the challenge. Both are checked when set, so every header value is valid.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Responder {
+    realm: Option<Box<str>>,
+    scope: Option<Box<str>>,
+}
+
+impl Responder {
+    /// Sets the `realm` of the challenge: printable ASCII without `"` and `\`.
+    pub(crate) fn set_realm(&mut self, realm: &str) -> Result<(), ConfigError> {
+        if realm.is_empty() || !realm.bytes().all(|b| b == b' ' || is_quotable(b)) {
+            return Err(ConfigError::InvalidSetting(
+                "realm must be printable ASCII without quote or backslash",
+            ));
+        }
+        self.realm = Some(realm.into());
+        Ok(())
+    }
+
+    /// Sets the scopes named in `insufficient_scope` challenges (already validated tokens).
+    pub(crate) fn set_scope(&mut self, scope: String) {
+        self.scope = Some(scope.into());
+    }
+
+    /// The rejection of `request` for `error`.
+    pub(crate) fn reject<B>(&self, request: &Request<B>, error: AuthError) -> Rejection {
+        let grpc = is_grpc(request.headers());
+        let response = if grpc {
+            grpc_response(error)
+        } else {
+            self.http_response(error)
+        };
+        Rejection {
+            error,
+            grpc,
+            response,
+        }
+    }
+
+    fn http_response(&self, error: AuthError) -> Response<Bytes> {
+        let (status, code) = http_status_and_code(error.kind());
+        let mut challenge = String::from("Bearer");
+        let mut attribute = |name: &str, value: &str| {
+            challenge.push_str(if challenge.len() == "Bearer".len() {
+                " "
+            } else {
+                ", "
+            });
+            challenge.push_str(name);
+            challenge.push_str("=\"");
+            challenge.push_str(value);
+            challenge.push('"');
+        };
+        if let Some(realm) = &self.realm {
+            attribute("realm", realm);
+        }
+        if let Some(code) = code {
+            attribute("error", code);
+            attribute("error_description", error.kind().description());
+            if error.kind() == ErrorKind::InsufficientScope
+                && let Some(scope) = &self.scope
+            {
+                attribute("scope", scope);
+            }
+        }
+        let body = match code {
+            Some(code) => format!(
+                r#"{{"error":"{code}","error_description":"{}"}}"#,
+                error.kind().description()
+            ),
+            None => String::from(r#"{"error":"unauthorized","error_description":"no token"}"#),
+        };
+        let mut response = Response::new(Bytes::from(body));
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        // Every part of the challenge is fixed text or configuration checked on input, so this
+        // cannot fail; fall back to the bare scheme rather than panic all the same.
+        let challenge =
+            HeaderValue::try_from(challenge).unwrap_or_else(|_| HeaderValue::from_static("Bearer"));
+        headers.insert(WWW_AUTHENTICATE, challenge);
+        response
+    }
+}
+
+/// Bytes allowed inside a quoted-string attribute value here: printable ASCII without `"` and `\`.
+fn is_quotable(b: u8) -> bool {
+    (0x21..=0x7e).contains(&b) && b != b'"' && b != b'\\'
+}
+
+/// The HTTP status and RFC 6750 error code for a kind (`None`: no credentials, no code).
+fn http_status_and_code(kind: ErrorKind) -> (StatusCode, Option<&'static str>) {
+    match kind {
+        ErrorKind::Missing => (StatusCode::UNAUTHORIZED, None),
+        ErrorKind::InvalidRequest => (StatusCode::BAD_REQUEST, Some("invalid_request")),
+        ErrorKind::InsufficientScope => (StatusCode::FORBIDDEN, Some("insufficient_scope")),
+        _ => (StatusCode::UNAUTHORIZED, Some("invalid_token")),
+    }
+}
+
+/// gRPC over HTTP/2: `content-type: application/grpc` or `application/grpc+…`.
+pub(crate) fn is_grpc(headers: &HeaderMap) -> bool {
+    headers.get(CONTENT_TYPE).is_some_and(|value| {
+        let value = value.as_bytes();
+        value.len() >= 16
+            && value[..16].eq_ignore_ascii_case(b"application/grpc")
+            && matches!(value.get(16), None | Some(b'+' | b';'))
+    })
+}
+
+/// A trailers-only gRPC response: HTTP 200 with `grpc-status` and `grpc-message`, no body.
+fn grpc_response(error: AuthError) -> Response<Bytes> {
+    // 16 UNAUTHENTICATED, 7 PERMISSION_DENIED.
+    let status = match error.kind() {
+        ErrorKind::InsufficientScope => "7",
+        _ => "16",
+    };
+    let mut response = Response::new(Bytes::new());
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+    headers.insert("grpc-status", HeaderValue::from_static(status));
+    // The descriptions are fixed ASCII without `%`, so they need no percent-encoding.
+    headers.insert(
+        "grpc-message",
+        HeaderValue::from_static(error.kind().description()),
+    );
+    response
+}
+
+/// Applies the hook and puts the reason into the response extensions.
+pub(crate) fn respond<B, R: OnRejection>(
+    hook: &R,
+    rejection: Rejection,
+) -> Response<ResponseBody<B>> {
+    let error = rejection.error;
+    let mut response = hook.on_rejection(rejection).map(ResponseBody::rejection);
+    response.extensions_mut().insert(error);
+    response
+}
+
+pin_project! {
+    /// The future of the layers' services: the inner service's future, or a ready rejection.
+    /// Never boxed.
+    pub struct ResponseFuture<F, B> {
+        #[pin]
+        kind: FutureKind<F, B>,
+    }
+}
+
+pin_project! {
+    #[project = FutureKindProj]
+    enum FutureKind<F, B> {
+        Inner { #[pin] future: F },
+        Reject { response: Option<Response<ResponseBody<B>>> },
+    }
+}
+
+impl<F, B> ResponseFuture<F, B> {
+    pub(crate) fn inner(future: F) -> Self {
+        Self {
+            kind: FutureKind::Inner { future },
+        }
+    }
+
+    pub(crate) fn reject(response: Response<ResponseBody<B>>) -> Self {
+        Self {
+            kind: FutureKind::Reject {
+                response: Some(response),
+            },
+        }
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F, B>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<ResponseBody<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().kind.project() {
+            FutureKindProj::Inner { future } => {
+                let response = ready!(future.poll(cx))?;
+                Poll::Ready(Ok(response.map(ResponseBody::inner)))
+            }
+            FutureKindProj::Reject { response } => Poll::Ready(Ok(response
+                .take()
+                .expect("ResponseFuture polled after completion"))),
+        }
+    }
+}
+
+impl<F, B> fmt::Debug for ResponseFuture<F, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.kind {
+            FutureKind::Inner { .. } => "inner",
+            FutureKind::Reject { .. } => "reject",
+        };
+        f.debug_struct("ResponseFuture")
+            .field("state", &state)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(content_type: Option<&str>) -> Request<()> {
+        let mut request = Request::new(());
+        if let Some(value) = content_type {
+            request
+                .headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_str(value).unwrap());
+        }
+        request
+    }
+
+    #[test]
+    fn every_kind_has_safe_fixed_texts() {
+        for kind in ErrorKind::ALL {
+            let text = kind.description();
+            assert!(
+                text.bytes().all(|b| b == b' ' || is_quotable(b)),
+                "{kind:?}"
+            );
+            assert!(
+                !text.contains('%'),
+                "grpc-message would need encoding: {kind:?}"
+            );
+            let response = Responder::default().http_response(AuthError::new(kind));
+            let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
+            assert!(body["error"].is_string() && body["error_description"].is_string());
+        }
+    }
+
+    #[test]
+    fn challenges_follow_rfc_6750() {
+        let mut responder = Responder::default();
+        let challenge = |responder: &Responder, kind| {
+            let response = responder.http_response(AuthError::new(kind));
+            (
+                response.status(),
+                response.headers()[WWW_AUTHENTICATE]
+                    .to_str()
+                    .unwrap()
+                    .to_owned(),
+            )
+        };
+        assert_eq!(
+            challenge(&responder, ErrorKind::Missing),
+            (StatusCode::UNAUTHORIZED, "Bearer".into())
+        );
+        responder.set_realm("example api").unwrap();
+        responder.set_scope("items:read items:write".into());
+        assert_eq!(
+            challenge(&responder, ErrorKind::Missing),
+            (
+                StatusCode::UNAUTHORIZED,
+                r#"Bearer realm="example api""#.into()
+            )
+        );
+        assert_eq!(
+            challenge(&responder, ErrorKind::Expired),
+            (
+                StatusCode::UNAUTHORIZED,
+                r#"Bearer realm="example api", error="invalid_token", error_description="token expired""#.into()
+            )
+        );
+        assert_eq!(
+            challenge(&responder, ErrorKind::InvalidRequest).0,
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            challenge(&responder, ErrorKind::InsufficientScope),
+            (
+                StatusCode::FORBIDDEN,
+                r#"Bearer realm="example api", error="insufficient_scope", error_description="insufficient scope", scope="items:read items:write""#.into()
+            )
+        );
+    }
+
+    #[test]
+    fn realms_that_could_break_the_header_are_refused() {
+        for bad in ["", "a\"b", "a\\b", "line\nbreak", "tab\there", "caf\u{e9}"] {
+            assert!(Responder::default().set_realm(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn grpc_is_recognised_by_content_type() {
+        for grpc in [
+            "application/grpc",
+            "application/grpc+proto",
+            "Application/GRPC",
+            "application/grpc;charset=utf-8",
+        ] {
+            assert!(is_grpc(request(Some(grpc)).headers()), "{grpc}");
+        }
+        for other in [
+            "application/json",
+            "application/grpc-web-text",
+            "application/grpcx",
+            "grpc",
+        ] {
+            assert!(!is_grpc(request(Some(other)).headers()), "{other}");
+        }
+        assert!(!is_grpc(request(None).headers()));
+    }
+
+    #[test]
+    fn grpc_rejections_are_trailers_only() {
+        let rejection = Responder::default().reject(
+            &request(Some("application/grpc")),
+            AuthError::new(ErrorKind::Expired),
+        );
+        assert!(rejection.is_grpc());
+        let response = rejection.into_response();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()["grpc-status"], "16");
+        assert_eq!(response.headers()["grpc-message"], "token expired");
+        assert!(response.body().is_empty());
+        let denied = grpc_response(AuthError::new(ErrorKind::InsufficientScope));
+        assert_eq!(denied.headers()["grpc-status"], "7");
+    }
+}
