@@ -16,7 +16,6 @@
 //! | `POST /items` | scope `items:write` |
 
 use std::error::Error;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::handler::Handler;
 use axum::http::StatusCode;
@@ -24,14 +23,11 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 use tower_jwt_auth::{
-    Algorithm, BearerAuthLayer, Claims, KeySet, RequireRoleLayer, RequireScopeLayer, RoleHierarchy,
-    TokenSigner, Verifier,
+    BearerAuthLayer, Claims, RequireRoleLayer, RequireScopeLayer, RoleHierarchy, Verifier,
 };
 
-/// The issuer and audience of the demo tokens.
-pub const ISSUER: &str = "https://auth.example";
-/// The audience of the demo tokens.
-pub const AUDIENCE: &str = "api";
+#[path = "support/demo.rs"]
+pub mod demo;
 
 /// The application: public `/health`, everything else behind `BearerAuth`.
 ///
@@ -77,46 +73,12 @@ async fn create_item() -> (StatusCode, &'static str) {
     (StatusCode::CREATED, "created")
 }
 
-/// A verifier and a signer sharing a fresh random HS256 secret.
-///
-/// # Errors
-///
-/// When the operating system's random source fails.
-pub fn demo_keys() -> Result<(Verifier, TokenSigner), Box<dyn Error>> {
-    let mut secret = [0u8; 32];
-    getrandom::fill(&mut secret).map_err(|err| format!("no randomness: {err}"))?;
-    let keys = KeySet::hmac(Algorithm::HS256, &secret)?;
-    let verifier = Verifier::builder(keys)
-        .issuer(ISSUER)
-        .audience(AUDIENCE)
-        .build()?;
-    Ok((verifier, TokenSigner::hmac(Algorithm::HS256, &secret)?))
-}
-
-/// A token for `sub` with these roles and scopes, valid for an hour.
-///
-/// # Errors
-///
-/// When signing fails.
-pub fn demo_token(
-    signer: &TokenSigner,
-    sub: &str,
-    roles: &[&str],
-    scope: &str,
-) -> Result<String, Box<dyn Error>> {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
-    Ok(signer.sign(&json!({
-        "iss": ISSUER, "aud": AUDIENCE, "sub": sub, "jti": format!("{sub}-{now}"),
-        "iat": now, "exp": now + 3600, "roles": roles, "scope": scope,
-    }))?)
-}
-
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn Error>> {
+async fn main() -> Result<(), Box<dyn Error + Send + Sync>> {
     let bind = std::env::var("BIND").unwrap_or_else(|_| "127.0.0.1:3000".to_owned());
-    let (verifier, signer) = demo_keys()?;
-    let user = demo_token(&signer, "alice", &["user"], "items:read")?;
-    let admin = demo_token(&signer, "root", &["admin"], "items:read items:write")?;
+    let (verifier, signer) = demo::keys()?;
+    let user = demo::token(&signer, "alice", &["user"], "items:read")?;
+    let admin = demo::token(&signer, "root", &["admin"], "items:read items:write")?;
     let listener = tokio::net::TcpListener::bind(&bind).await?;
     let base = format!("http://{}", listener.local_addr()?);
 
