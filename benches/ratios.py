@@ -24,6 +24,7 @@ TARGETS = [
     ("verify/eddsa / signature_only/eddsa", "<=", 1.10),
 ]
 REPORTED = [f"jsonwebtoken/decode/{alg} / verify/{alg}" for alg in ALGS[1:]]
+DELTAS = [("layer/hs256 - verify/hs256", 150.0)]
 
 
 def criterion_median(bench_id: str):
@@ -62,6 +63,12 @@ def main() -> int:
         print(f"  {name:44} {ratio:5.2f}x  ({op} {target})  {'ok' if ok else 'MISSED'}")
     for name in REPORTED:
         print(f"  {name:44} {paired['ratios'][name]:5.2f}x  (reported)")
+    print("differences: median of per-round differences (target)")
+    for name, limit in DELTAS:
+        delta = paired["deltas_ns"][name]
+        ok = delta <= limit
+        failed |= not ok
+        print(f"  {name:44} {delta:5.0f} ns  (<= {limit:.0f} ns)  {'ok' if ok else 'MISSED'}")
     return 1 if failed and "--check" in sys.argv else 0
 
 

@@ -4,7 +4,8 @@
 //!   typed serde parse: the least any HS256 verifier can do;
 //! - `jsonwebtoken/decode/*`: plain `jsonwebtoken::decode` with equivalent validation;
 //! - `verify/*`: this crate's `Verifier::verify` (every check of the token path);
-//! - `signature_only/*`: the backend's verifier alone, key parsed once, signature pre-decoded.
+//! - `signature_only/*`: the backend's verifier alone, key parsed once, signature pre-decoded;
+//! - `layer/hs256`: a `BearerAuth` service call around a no-op inner service.
 //!
 //! After criterion, an interleaved phase times every body again in alternating ~1 ms batches
 //! and takes each ratio as the median of per-round ratios: on a shared machine whose speed
@@ -12,16 +13,25 @@
 //! both and checks the targets. `PAIRED_ROUNDS` sets the rounds (default 400).
 #![allow(clippy::unwrap_used, missing_docs)]
 
+use std::cell::RefCell;
+use std::convert::Infallible;
+use std::future::Future;
 use std::hint::black_box;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use criterion::Criterion;
+use http::header::AUTHORIZATION;
+use http::{HeaderValue, Request, Response, StatusCode};
 use jsonwebtoken::crypto::CryptoProvider;
 use jsonwebtoken::{DecodingKey, Validation};
 use serde::Deserialize;
-use tower_jwt_auth::{Algorithm, KeySet, TokenSigner, Verifier};
+use tower_jwt_auth::{Algorithm, BearerAuthLayer, KeySet, TokenSigner, Verifier};
+use tower_layer::Layer;
+use tower_service::Service;
 
 const ISSUER: &str = "https://auth.example.com";
 const AUDIENCE: &str = "api.example.com";
@@ -155,8 +165,54 @@ fn jwt_alg(alg: Algorithm) -> jsonwebtoken::Algorithm {
     alg.as_str().parse().unwrap()
 }
 
-/// A named benchmark body: one verification of its token.
-type Candidate = (String, Box<dyn Fn()>);
+/// A named benchmark: runs its body `n` times and returns the time that took, so that
+/// per-iteration setup (building requests) can stay outside the timed region.
+type Candidate = (String, Box<dyn Fn(u64) -> Duration>);
+
+/// A candidate whose body needs no setup.
+fn timed(body: impl Fn() + 'static) -> Box<dyn Fn(u64) -> Duration> {
+    Box::new(move |n| {
+        let start = Instant::now();
+        for _ in 0..n {
+            body();
+        }
+        start.elapsed()
+    })
+}
+
+/// `layer/hs256`: a `BearerAuth` service call (poll_ready, call, poll the future) around a
+/// no-op inner service, on requests built before the clock starts.
+fn layer_candidate(case: &'static Case) -> Box<dyn Fn(u64) -> Duration> {
+    let inner = tower::service_fn(|_request: Request<()>| {
+        std::future::ready(Ok::<_, Infallible>(Response::new(())))
+    });
+    let service = RefCell::new(BearerAuthLayer::new(case.verifier.clone()).layer(inner));
+    let authorization = HeaderValue::try_from(format!("Bearer {}", case.token)).unwrap();
+    Box::new(move |n| {
+        let requests: Vec<Request<()>> = (0..n)
+            .map(|_| {
+                let mut request = Request::new(());
+                request
+                    .headers_mut()
+                    .insert(AUTHORIZATION, authorization.clone());
+                request
+            })
+            .collect();
+        let mut service = service.borrow_mut();
+        let mut cx = Context::from_waker(Waker::noop());
+        let start = Instant::now();
+        for request in requests {
+            assert!(service.poll_ready(&mut cx).is_ready());
+            let response = pin!(service.call(request)).poll(&mut cx);
+            let Poll::Ready(Ok(response)) = response else {
+                panic!("not ready")
+            };
+            assert_eq!(response.status(), StatusCode::OK);
+            black_box(response);
+        }
+        start.elapsed()
+    })
+}
 
 fn candidates(cases: &'static [Case]) -> Vec<Candidate> {
     let mut out: Vec<Candidate> = Vec::new();
@@ -168,7 +224,7 @@ fn candidates(cases: &'static [Case]) -> Vec<Candidate> {
         (provider().verifier_factory)(&jsonwebtoken::Algorithm::HS256, &hs.decoding_key).unwrap();
     out.push((
         "floor/hs256".into(),
-        Box::new(move || {
+        timed(move || {
             let token = black_box(hs.token.as_str());
             let (message, signature) = token.rsplit_once('.').unwrap();
             let signature = URL_SAFE_NO_PAD.decode(signature).unwrap();
@@ -188,7 +244,7 @@ fn candidates(cases: &'static [Case]) -> Vec<Candidate> {
         validation.validate_nbf = true;
         out.push((
             format!("jsonwebtoken/decode/{}", case.name),
-            Box::new(move || {
+            timed(move || {
                 let token = black_box(case.token.as_str());
                 black_box(
                     jsonwebtoken::decode::<AccessClaims>(token, &case.decoding_key, &validation)
@@ -201,11 +257,13 @@ fn candidates(cases: &'static [Case]) -> Vec<Candidate> {
     for case in cases {
         out.push((
             format!("verify/{}", case.name),
-            Box::new(move || {
+            timed(move || {
                 black_box(case.verifier.verify(black_box(&case.token)).unwrap());
             }),
         ));
     }
+
+    out.push(("layer/hs256".into(), layer_candidate(&cases[0])));
 
     for case in cases.iter().filter(|case| case.alg != Algorithm::HS256) {
         let verifier =
@@ -214,7 +272,7 @@ fn candidates(cases: &'static [Case]) -> Vec<Candidate> {
         let signature = URL_SAFE_NO_PAD.decode(signature).unwrap();
         out.push((
             format!("signature_only/{}", case.name),
-            Box::new(move || {
+            timed(move || {
                 verifier
                     .verify(black_box(message.as_bytes()), black_box(&signature))
                     .unwrap();
@@ -232,24 +290,20 @@ fn paired(candidates: &[Candidate], rounds: usize) {
     let batch: Vec<u32> = candidates
         .iter()
         .map(|(_, run)| {
-            let start = Instant::now();
-            let mut n = 0u32;
-            while start.elapsed() < Duration::from_millis(20) {
-                run();
-                n += 1;
+            let mut n = 1u64;
+            while run(n) < Duration::from_millis(20) {
+                n *= 2;
             }
-            (n / 20).max(1)
+            // About a millisecond per batch.
+            u32::try_from(n / 20).unwrap_or(u32::MAX).max(1)
         })
         .collect();
     let mut per_round = vec![Vec::with_capacity(rounds); candidates.len()];
     for round in 0..rounds {
         for offset in 0..candidates.len() {
             let i = (round + offset) % candidates.len();
-            let start = Instant::now();
-            for _ in 0..batch[i] {
-                (candidates[i].1)();
-            }
-            per_round[i].push(start.elapsed().as_nanos() as f64 / f64::from(batch[i]));
+            let elapsed = (candidates[i].1)(u64::from(batch[i]));
+            per_round[i].push(elapsed.as_nanos() as f64 / f64::from(batch[i]));
         }
     }
     let index = |name: &str| candidates.iter().position(|(n, _)| n == name).unwrap();
@@ -286,6 +340,16 @@ fn paired(candidates: &[Candidate], rounds: usize) {
         let sep = if k == 0 { "" } else { "," };
         json += &format!("{sep}\n    \"{a} / {b}\": {ratio:.4}");
     }
+    // The layer's cost over a bare verification, in nanoseconds.
+    let (layer, verify) = (index("layer/hs256"), index("verify/hs256"));
+    let delta = median(
+        (0..rounds)
+            .map(|r| per_round[layer][r] - per_round[verify][r])
+            .collect(),
+    );
+    println!("  layer/hs256 - verify/hs256: {delta:.0} ns");
+    json +=
+        &format!("\n  }},\n  \"deltas_ns\": {{\n    \"layer/hs256 - verify/hs256\": {delta:.1}");
     json += "\n  }\n}\n";
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/target/criterion");
     std::fs::create_dir_all(dir).unwrap();
@@ -300,7 +364,7 @@ fn main() {
     let benchmarking = std::env::args().any(|arg| arg == "--bench");
     let mut criterion = Criterion::default().configure_from_args();
     for (name, run) in &candidates {
-        criterion.bench_function(name, |b| b.iter(run));
+        criterion.bench_function(name, |b| b.iter_custom(run));
     }
     criterion.final_summary();
     if benchmarking {
