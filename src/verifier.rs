@@ -134,6 +134,15 @@ impl Verifier {
     /// As [`Verifier::verify`]; also [`ErrorKind::InvalidClaim`] when the remaining claims do
     /// not deserialise into `E`.
     pub fn verify_as<E: DeserializeOwned>(&self, token: &str) -> Result<Claims<E>, AuthError> {
+        self.verify_bytes(token.as_bytes())
+    }
+
+    /// The token path on bytes: nothing in it needs UTF-8 (segments are base64url, the JSON is
+    /// validated when parsed), so the layer hands it header bytes without a UTF-8 pass.
+    pub(crate) fn verify_bytes<E: DeserializeOwned>(
+        &self,
+        token: &[u8],
+    ) -> Result<Claims<E>, AuthError> {
         let policy = &*self.inner;
         let checked = jws::verify_compact(&policy.keys, token, &policy.header, false)?;
         let parsed = Parsed::from_json(checked.payload(), &policy.mapping)?;

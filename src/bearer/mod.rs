@@ -56,6 +56,8 @@ use crate::verifier::Verifier;
 
 mod credentials;
 
+use credentials::Raw;
+
 pub use crate::response::ResponseFuture;
 pub use credentials::{Credentials, credentials};
 
@@ -196,11 +198,23 @@ impl<S, R> BearerAuth<S, R> {
     /// mode), or the reason to reject.
     fn authenticate<B>(&self, request: &Request<B>) -> Result<Option<Claims>, AuthError> {
         let config = &*self.config;
-        match credentials(request, config.cookie.as_deref()) {
-            Credentials::Token(token) => config.verifier.verify(token).map(Some),
-            Credentials::None if config.optional => Ok(None),
-            Credentials::None => Err(AuthError::new(ErrorKind::Missing)),
-            Credentials::Invalid => Err(AuthError::new(ErrorKind::InvalidRequest)),
+        match credentials::unchecked_credentials(request, config.cookie.as_deref()) {
+            Raw::Token(token) => match config.verifier.verify_bytes(token) {
+                Ok(claims) => Ok(Some(claims)),
+                // A value outside the RFC 6750 grammar is a malformed request (400), not a bad
+                // token (401). Only such values fail as malformed or too long, so the grammar
+                // is checked only then.
+                Err(error)
+                    if matches!(error.kind(), ErrorKind::Malformed | ErrorKind::TooLong)
+                        && !credentials::is_b64token(token) =>
+                {
+                    Err(AuthError::new(ErrorKind::InvalidRequest))
+                }
+                Err(error) => Err(error),
+            },
+            Raw::None if config.optional => Ok(None),
+            Raw::None => Err(AuthError::new(ErrorKind::Missing)),
+            Raw::Invalid => Err(AuthError::new(ErrorKind::InvalidRequest)),
         }
     }
 }

@@ -96,7 +96,7 @@ impl Checked {
 /// JWT claims are never empty.
 pub(crate) fn verify_compact(
     keys: &KeySet,
-    token: &str,
+    token: &[u8],
     policy: &HeaderPolicy,
     allow_empty_payload: bool,
 ) -> Result<Checked, AuthError> {
@@ -169,20 +169,17 @@ struct Segments<'a> {
 }
 
 /// Splits into exactly three segments.
-fn split(token: &str) -> Result<Segments<'_>, AuthError> {
-    // The first and the last dot; a dot between them stays in the payload, where strict
-    // base64url decoding rejects it. So the payload is never scanned twice.
-    let first = token.find('.').ok_or(MALFORMED)?;
-    let second = token
-        .rfind('.')
+fn split(token: &[u8]) -> Result<Segments<'_>, AuthError> {
+    // The first and the last dot: only the header and the signature are scanned. A dot between
+    // them stays in the payload, where strict base64url decoding rejects it.
+    let first = memchr::memchr(b'.', token).ok_or(MALFORMED)?;
+    let second = memchr::memrchr(b'.', token)
         .filter(|&last| last > first)
         .ok_or(MALFORMED)?;
-    let signature = &token[second + 1..];
-    let token = token.as_bytes();
     Ok(Segments {
         header: &token[..first],
         payload: &token[first + 1..second],
-        signature: signature.as_bytes(),
+        signature: &token[second + 1..],
         signing_input: &token[..second],
     })
 }
@@ -237,7 +234,7 @@ impl KeySet {
     /// [`InvalidSignature`](ErrorKind::InvalidSignature).
     pub fn verify_jws(&self, token: &str) -> Result<VerifiedJws, AuthError> {
         let policy = HeaderPolicy::for_keys(self);
-        verify_compact(self, token, &policy, true).map(|checked| VerifiedJws { checked })
+        verify_compact(self, token.as_bytes(), &policy, true).map(|checked| VerifiedJws { checked })
     }
 }
 
@@ -261,18 +258,18 @@ mod tests {
 
     #[test]
     fn split_requires_exactly_three_segments() {
-        let segments = split("ab.cd.ef").unwrap();
+        let segments = split(b"ab.cd.ef").unwrap();
         assert_eq!(segments.header, b"ab");
         assert_eq!(segments.payload, b"cd");
         assert_eq!(segments.signature, b"ef");
         assert_eq!(segments.signing_input, b"ab.cd");
-        for bad in ["a", "", "ab", "a.b", ".", "ab."] {
+        for bad in [&b"a"[..], b"", b"ab", b"a.b", b".", b"ab."] {
             assert!(split(bad).is_err(), "{bad:?}");
         }
         // An empty payload is a segment; the caller decides whether it may be empty.
-        assert_eq!(split("a..b").unwrap().payload, b"");
+        assert_eq!(split(b"a..b").unwrap().payload, b"");
         // Extra dots stay in the payload, where base64url decoding refuses them.
-        assert_eq!(split("a.b.c.d").unwrap().payload, b"b.c");
+        assert_eq!(split(b"a.b.c.d").unwrap().payload, b"b.c");
         assert!(BASE64URL.decode("b.c").is_err());
     }
 }
