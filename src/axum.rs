@@ -25,7 +25,8 @@
 //! ```
 //!
 //! `Claims` rejects with 401 when the request carries none (no token in optional mode, or no
-//! `BearerAuthLayer` in front of the route); `Option<Claims>` never rejects.
+//! `BearerAuthLayer` in front of the route); `Option<Claims>` never rejects. The extractor
+//! cannot see the layer's configuration, so its challenge names no `realm`.
 
 use std::convert::Infallible;
 

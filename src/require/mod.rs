@@ -90,7 +90,7 @@ impl Requirement {
         }
         if !listed.iter().all(|value| valid(value)) {
             return Err(ConfigError::InvalidSetting(
-                "roles and scopes must be printable ASCII without space, quote or backslash",
+                "scopes must be RFC 6749 scope tokens; roles must be non-empty without control characters",
             ));
         }
         let satisfied_by = listed.iter().map(|v| Box::from([v.clone()])).collect();
@@ -137,10 +137,10 @@ fn is_scope_token(value: &str) -> bool {
             .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
 }
 
-/// Roles: any name, but checked with the same grammar so that configuration mistakes
-/// (stray spaces, quotes) surface when the layer is built.
+/// Roles: any non-empty name without control characters. Role names never reach a header
+/// (the challenge names scopes only), so spaces ("Domain Admins") and non-ASCII are fine.
 fn is_role_name(value: &str) -> bool {
-    is_scope_token(value)
+    !value.is_empty() && !value.chars().any(char::is_control)
 }
 
 macro_rules! require_layer {
@@ -161,8 +161,9 @@ macro_rules! require_layer {
             ///
             /// # Errors
             ///
-            /// [`ConfigError::InvalidSetting`] for an empty list or a value with a space,
-            /// quote, backslash or non-ASCII character.
+            /// [`ConfigError::InvalidSetting`] for an empty list, or a value that is not valid
+            /// here: a scope must be an RFC 6749 scope token (printable ASCII without space,
+            /// `"` or `\`); a role must be non-empty without control characters.
             pub fn any<I>(values: I) -> Result<Self, ConfigError>
             where
                 I: IntoIterator,
@@ -284,7 +285,8 @@ macro_rules! require_layer {
 require_layer!(
     /// Applies [`RequireScope`]: the token's scopes must include any one, or all, of a list.
     /// A shortfall is 403 `insufficient_scope` with the listed scopes in the challenge's
-    /// `scope` attribute (RFC 6750 section 3).
+    /// `scope` attribute (RFC 6750 section 3). With `any`, the attribute lists every
+    /// alternative: RFC 6750 has no way to say "one of".
     RequireScopeLayer,
     /// Checks the scopes of the request's [`Claims`]; see [`RequireScopeLayer`].
     RequireScope,
@@ -425,7 +427,9 @@ mod tests {
         assert!(RequireScopeLayer::any(Vec::<&str>::new()).is_err());
         assert!(RequireScopeLayer::all(["items:read", "a b"]).is_err());
         assert!(RequireScopeLayer::all(["a\"b"]).is_err());
-        assert!(RequireRoleLayer::any(["caf\u{e9}"]).is_err());
+        assert!(RequireRoleLayer::any(["Domain Admins", "caf\u{e9}"]).is_ok());
+        assert!(RequireRoleLayer::any(["line\nbreak"]).is_err());
+        assert!(RequireRoleLayer::any([""]).is_err());
         assert!(
             RequireRoleLayer::any(["admin"])
                 .unwrap()

@@ -7,7 +7,9 @@
 //! | invalid, expired token | 401, `error="invalid_token", error_description="…"` | 16 |
 //! | role or scope missing | 403, `error="insufficient_scope"` (with `scope="…"` for scopes) | 7 |
 //!
-//! HTTP rejections carry a small JSON body `{"error": …, "error_description": …}`; gRPC ones are
+//! HTTP rejections carry a small JSON body `{"error": …, "error_description": …}` (RFC 6750
+//! defines no code for a request without credentials, so that body says `unauthorized` while
+//! the challenge carries no error code); gRPC ones are
 //! trailers-only (HTTP 200, `grpc-status`, `grpc-message`, empty body). The texts are fixed:
 //! nothing from the token or from a library error reaches a header or a body, and every header
 //! value is built from configuration checked when the layer was built, so it cannot fail or be
