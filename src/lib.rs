@@ -1,9 +1,14 @@
 //! Strict, fast JWT bearer authentication for tower services (axum, tonic, hyper).
 //!
-//! This release contains the foundation: the token path that attacker bytes reach first.
-//! A [`KeySet`] holds verification keys by `kid`, each bound to exactly one [`Algorithm`]; a
-//! [`Verifier`] checks a compact JWS access token against it and returns its [`Claims`], or an
-//! [`AuthError`] whose [`ErrorKind`] says which rule the token broke.
+//! - **The token path**, which attacker bytes reach first: a [`KeySet`] holds verification
+//!   keys by `kid`, each bound to exactly one [`Algorithm`]; a [`Verifier`] checks a compact JWS
+//!   access token against it and returns its [`Claims`], or an [`AuthError`] whose
+//!   [`ErrorKind`] says which rule the token broke.
+//! - **The layers**: [`BearerAuthLayer`] verifies the bearer token of each request and puts its
+//!   claims into the request extensions; [`RequireScopeLayer`] and [`RequireRoleLayer`]
+//!   authorise. They are generic over request and response bodies and work unchanged under
+//!   axum, tonic and hyper; rejections follow RFC 6750, or gRPC's trailers-only form (see
+//!   [`response`]). With the `axum` feature, handlers take [`Claims`] or `Option<Claims>`.
 //!
 //! ```
 //! use tower_jwt_auth::{Algorithm, ErrorKind, KeySet, TokenSigner, Verifier};
@@ -74,6 +79,7 @@
 //! |---|---|---|
 //! | `aws-lc-rs` | yes | signature primitives from aws-lc-rs |
 //! | `rust-crypto` | no | signature primitives from the pure-Rust RustCrypto crates; takes precedence when both are on (use `default-features = false` to avoid compiling aws-lc) |
+//! | `axum` | yes | `Claims` / `Option<Claims>` extractors (pulls in `axum-core` only) |
 //!
 //! Exactly one backend is always active; a build with neither does not compile.
 //! [`crypto_backend`] names the one in use.
