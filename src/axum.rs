@@ -47,16 +47,9 @@ pub struct MissingClaims {
 
 impl IntoResponse for MissingClaims {
     fn into_response(self) -> Response {
-        let mut request = http::Request::new(());
-        if self.grpc {
-            request.headers_mut().insert(
-                http::header::CONTENT_TYPE,
-                http::HeaderValue::from_static("application/grpc"),
-            );
-        }
         let error = AuthError::new(ErrorKind::Missing);
         let mut response = Responder::default()
-            .reject(&request, error)
+            .rejection(error, self.grpc)
             .into_response()
             .map(axum_core::body::Body::from);
         response.extensions_mut().insert(error);

@@ -729,6 +729,19 @@ impl<E> Claims<E> {
     }
 }
 
+impl Claims {
+    /// The remaining claims deserialised into `T`: the typed view of a token's own claims when
+    /// the claims came from [`BearerAuthLayer`](crate::BearerAuthLayer) (which stores them as a
+    /// JSON map). [`Verifier::verify_as`](crate::Verifier::verify_as) does this at verification.
+    ///
+    /// # Errors
+    ///
+    /// When the remaining claims do not deserialise into `T`.
+    pub fn extra_as<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_value(Value::Object(self.extra.clone()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -863,6 +876,29 @@ mod tests {
             .collect();
         let json = serde_json::json!({ "scope": alphabet }).to_string();
         assert_eq!(parse(&json).unwrap().scopes.as_str(), alphabet);
+    }
+
+    #[test]
+    fn extra_claims_read_typed() {
+        #[derive(serde::Deserialize, Debug, PartialEq)]
+        struct Tenant {
+            tenant: String,
+            #[serde(default)]
+            seats: u32,
+        }
+        let claims: Claims = parse(r#"{"sub":"a","tenant":"acme","seats":5,"other":true}"#)
+            .unwrap()
+            .into_claims()
+            .unwrap();
+        assert_eq!(
+            claims.extra_as::<Tenant>().unwrap(),
+            Tenant {
+                tenant: "acme".into(),
+                seats: 5
+            }
+        );
+        let missing: Claims = parse(r#"{"sub":"a"}"#).unwrap().into_claims().unwrap();
+        assert!(missing.extra_as::<Tenant>().is_err());
     }
 
     #[test]

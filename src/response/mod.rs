@@ -156,7 +156,11 @@ impl Responder {
 
     /// The rejection of `request` for `error`.
     pub(crate) fn reject<B>(&self, request: &Request<B>, error: AuthError) -> Rejection {
-        let grpc = is_grpc(request.headers());
+        self.rejection(error, is_grpc(request.headers()))
+    }
+
+    /// The rejection for `error`, as gRPC or as HTTP.
+    pub(crate) fn rejection(&self, error: AuthError, grpc: bool) -> Rejection {
         let response = if grpc {
             grpc_response(error)
         } else {
