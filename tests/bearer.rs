@@ -5,16 +5,16 @@
 
 mod common;
 
+use common::layers::{Answer, Inner, answer};
+
 use std::convert::Infallible;
-use std::future::{Ready, ready};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::Poll;
 
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE, WWW_AUTHENTICATE};
-use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
+use http::{HeaderValue, Request, Response, StatusCode};
 use http_body::Body as _;
-use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::util::BoxCloneService;
 use tower::{Layer, Service, ServiceBuilder, ServiceExt};
@@ -32,95 +32,12 @@ use tower_test::mock;
 /// The `sub` of [`common::claims`].
 const SUBJECT: &str = "user-1";
 
-/// The inner service: answers 200 "inner" and records the `Claims` of every request it sees.
-#[derive(Clone, Debug, Default)]
-struct Inner {
-    seen: Arc<Mutex<Vec<Option<Claims>>>>,
-}
-
-impl Inner {
-    /// The claims of every call since the last `take`.
-    fn take(&self) -> Vec<Option<Claims>> {
-        std::mem::take(&mut *self.seen.lock().unwrap())
-    }
-}
-
-impl Service<Request<String>> for Inner {
-    type Response = Response<String>;
-    type Error = Infallible;
-    type Future = Ready<Result<Response<String>, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: Request<String>) -> Self::Future {
-        let claims = request.extensions().get::<Claims>().cloned();
-        self.seen.lock().unwrap().push(claims);
-        ready(Ok(Response::new(String::from("inner"))))
-    }
-}
-
 type Svc = BoxCloneService<Request<String>, Response<ResponseBody<String>>, Infallible>;
 
 /// A service under test and the inner service behind it.
 struct Harness {
     service: Svc,
     inner: Inner,
-}
-
-/// What came back, with the body collected.
-#[derive(Debug)]
-struct Answer {
-    status: StatusCode,
-    headers: HeaderMap,
-    error: Option<AuthError>,
-    body: Bytes,
-}
-
-impl Answer {
-    fn challenge(&self) -> Option<&str> {
-        self.headers
-            .get(WWW_AUTHENTICATE)
-            .map(|v| v.to_str().unwrap())
-    }
-
-    fn kind(&self) -> Option<ErrorKind> {
-        self.error.map(|e| e.kind())
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8(self.body.to_vec()).unwrap()
-    }
-
-    /// Everything the client sees, headers and body, as text.
-    fn everything(&self) -> String {
-        let mut all = format!("{}\n", self.status);
-        for (name, value) in &self.headers {
-            all.push_str(&format!(
-                "{name}: {}\n",
-                String::from_utf8_lossy(value.as_bytes())
-            ));
-        }
-        all.push_str(&String::from_utf8_lossy(&self.body));
-        all
-    }
-}
-
-async fn answer<B>(response: Response<B>) -> Answer
-where
-    B: http_body::Body<Data = Bytes>,
-    B::Error: std::fmt::Debug,
-{
-    let error = response.extensions().get::<AuthError>().copied();
-    let (parts, body) = response.into_parts();
-    let body = body.collect().await.unwrap().to_bytes();
-    Answer {
-        status: parts.status,
-        headers: parts.headers,
-        error,
-        body,
-    }
 }
 
 impl Harness {

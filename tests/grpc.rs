@@ -5,10 +5,10 @@
 
 mod common;
 
+use common::layers::Inner;
+
 use std::convert::Infallible;
-use std::future::{Ready, ready};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
@@ -25,42 +25,6 @@ use tower_jwt_auth::{
 // ---------------------------------------------------------------------------------------------
 // Harness
 // ---------------------------------------------------------------------------------------------
-
-/// The inner service: answers like a gRPC server would (200, `grpc-status: 0` in the headers
-/// here for simplicity) and records the `Claims` of every request it sees.
-#[derive(Clone, Debug, Default)]
-struct Inner {
-    seen: Arc<Mutex<Vec<Option<Claims>>>>,
-}
-
-impl Inner {
-    fn take(&self) -> Vec<Option<Claims>> {
-        std::mem::take(&mut *self.seen.lock().unwrap())
-    }
-}
-
-impl Service<Request<String>> for Inner {
-    type Response = Response<String>;
-    type Error = Infallible;
-    type Future = Ready<Result<Response<String>, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: Request<String>) -> Self::Future {
-        let claims = request.extensions().get::<Claims>().cloned();
-        self.seen.lock().unwrap().push(claims);
-        let mut response = Response::new(String::from("\0\0\0\0\0"));
-        response
-            .headers_mut()
-            .insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
-        response
-            .headers_mut()
-            .insert("grpc-status", HeaderValue::from_static("0"));
-        ready(Ok(response))
-    }
-}
 
 const GRPC_TYPES: [&str; 2] = ["application/grpc", "application/grpc+proto"];
 
@@ -192,7 +156,7 @@ fn bearer_auth(inner: &Inner) -> tower_jwt_auth::BearerAuth<Inner> {
 
 #[tokio::test]
 async fn no_credentials_is_unauthenticated() {
-    let inner = Inner::default();
+    let inner = Inner::grpc();
     let service = bearer_auth(&inner);
     for content_type in GRPC_TYPES {
         assert_unauthenticated(
@@ -215,7 +179,7 @@ async fn no_credentials_is_unauthenticated() {
 
 #[tokio::test]
 async fn malformed_credentials_are_unauthenticated() {
-    let inner = Inner::default();
+    let inner = Inner::grpc();
     let service = bearer_auth(&inner);
     let token = valid_token();
     for content_type in GRPC_TYPES {
@@ -248,7 +212,7 @@ async fn malformed_credentials_are_unauthenticated() {
 
 #[tokio::test]
 async fn invalid_and_expired_tokens_are_unauthenticated() {
-    let inner = Inner::default();
+    let inner = Inner::grpc();
     let service = bearer_auth(&inner);
     let wrong_key = TokenSigner::hmac(Algorithm::HS256, &[0x5a; 32])
         .unwrap()
@@ -288,7 +252,7 @@ async fn invalid_and_expired_tokens_are_unauthenticated() {
 
 #[tokio::test]
 async fn the_realm_does_not_leak_into_grpc_answers() {
-    let inner = Inner::default();
+    let inner = Inner::grpc();
     let service = BearerAuthLayer::new(common::verifier())
         .realm("shop")
         .unwrap()
@@ -313,7 +277,7 @@ async fn the_realm_does_not_leak_into_grpc_answers() {
 
 #[tokio::test]
 async fn optional_mode_passes_anonymous_grpc_requests() {
-    let inner = Inner::default();
+    let inner = Inner::grpc();
     let service = BearerAuthLayer::new(common::verifier())
         .optional()
         .layer(inner.clone());
@@ -334,7 +298,7 @@ async fn optional_mode_passes_anonymous_grpc_requests() {
 
 #[tokio::test]
 async fn require_without_claims_is_unauthenticated() {
-    let inner = Inner::default();
+    let inner = Inner::grpc();
     let scope = RequireScopeLayer::any(["items:read"])
         .unwrap()
         .layer(inner.clone());
@@ -366,7 +330,7 @@ async fn require_without_claims_is_unauthenticated() {
 
 #[tokio::test]
 async fn a_missing_scope_or_role_is_permission_denied() {
-    let inner = Inner::default();
+    let inner = Inner::grpc();
     let stack = ServiceBuilder::new()
         .layer(BearerAuthLayer::new(common::verifier()))
         .layer(RequireRoleLayer::all(["admin"]).unwrap())
@@ -401,7 +365,7 @@ async fn a_missing_scope_or_role_is_permission_denied() {
 
 #[tokio::test]
 async fn grpc_is_recognised_case_insensitively_and_with_parameters() {
-    let inner = Inner::default();
+    let inner = Inner::grpc();
     let service = bearer_auth(&inner);
     for content_type in [
         "application/grpc",
@@ -424,7 +388,7 @@ async fn grpc_is_recognised_case_insensitively_and_with_parameters() {
 async fn grpc_web_and_other_types_get_http_answers() {
     // The crate recognises only `application/grpc` and `application/grpc+…` (and `;` parameters).
     // gRPC-Web is answered as plain HTTP: a proxy or `tonic-web` in front translates.
-    let inner = Inner::default();
+    let inner = Inner::grpc();
     let service = bearer_auth(&inner);
     for content_type in [
         "application/grpc-web",
@@ -484,7 +448,7 @@ async fn grpc_web_and_other_types_get_http_answers() {
 
 #[tokio::test]
 async fn tonic_decodes_the_rejections() {
-    let inner = Inner::default();
+    let inner = Inner::grpc();
     let stack = ServiceBuilder::new()
         .layer(BearerAuthLayer::new(common::verifier()))
         .layer(RequireScopeLayer::any(["items:read"]).unwrap())
@@ -603,7 +567,7 @@ mod with_tonic {
 async fn the_hook_knows_the_request_was_grpc() {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let record = Arc::clone(&seen);
-    let inner = Inner::default();
+    let inner = Inner::grpc();
     let service = BearerAuthLayer::new(common::verifier())
         .on_rejection(move |rejection: Rejection| {
             record.lock().unwrap().push((

@@ -5,14 +5,15 @@
 
 mod common;
 
+use common::layers::{Answer, Inner, answer};
+
 use std::convert::Infallible;
-use std::future::{Ready, ready};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::Poll;
 
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
-use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
+use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
 use serde_json::{Value, json};
@@ -20,7 +21,7 @@ use tower::util::BoxCloneService;
 use tower::{Layer, Service, ServiceBuilder, ServiceExt};
 use tower_jwt_auth::response::{Rejection, ResponseBody};
 use tower_jwt_auth::{
-    Algorithm, AuthError, BearerAuthLayer, Claims, ConfigError, ErrorKind, RequireRoleLayer,
+    Algorithm, BearerAuthLayer, Claims, ConfigError, ErrorKind, RequireRoleLayer,
     RequireScopeLayer, RoleHierarchy,
 };
 use tower_test::mock;
@@ -29,34 +30,6 @@ use tower_test::mock;
 // Harness
 // ---------------------------------------------------------------------------------------------
 
-/// The inner service: answers 200 "inner" and records the `Claims` of every request it sees.
-#[derive(Clone, Debug, Default)]
-struct Inner {
-    seen: Arc<Mutex<Vec<Option<Claims>>>>,
-}
-
-impl Inner {
-    fn take(&self) -> Vec<Option<Claims>> {
-        std::mem::take(&mut *self.seen.lock().unwrap())
-    }
-}
-
-impl Service<Request<String>> for Inner {
-    type Response = Response<String>;
-    type Error = Infallible;
-    type Future = Ready<Result<Response<String>, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: Request<String>) -> Self::Future {
-        let claims = request.extensions().get::<Claims>().cloned();
-        self.seen.lock().unwrap().push(claims);
-        ready(Ok(Response::new(String::from("inner"))))
-    }
-}
-
 type Body = UnsyncBoxBody<Bytes, Infallible>;
 type Svc = BoxCloneService<Request<String>, Response<Body>, Infallible>;
 
@@ -64,46 +37,6 @@ type Svc = BoxCloneService<Request<String>, Response<Body>, Infallible>;
 struct Harness {
     service: Svc,
     inner: Inner,
-}
-
-#[derive(Debug)]
-struct Answer {
-    status: StatusCode,
-    headers: HeaderMap,
-    error: Option<AuthError>,
-    body: Bytes,
-}
-
-impl Answer {
-    fn challenge(&self) -> Option<&str> {
-        self.headers
-            .get(WWW_AUTHENTICATE)
-            .map(|v| v.to_str().unwrap())
-    }
-
-    fn kind(&self) -> Option<ErrorKind> {
-        self.error.map(|e| e.kind())
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8(self.body.to_vec()).unwrap()
-    }
-}
-
-async fn answer<B>(response: Response<B>) -> Answer
-where
-    B: http_body::Body<Data = Bytes>,
-    B::Error: std::fmt::Debug,
-{
-    let error = response.extensions().get::<AuthError>().copied();
-    let (parts, body) = response.into_parts();
-    let body = body.collect().await.unwrap().to_bytes();
-    Answer {
-        status: parts.status,
-        headers: parts.headers,
-        error,
-        body,
-    }
 }
 
 impl Harness {

@@ -2,6 +2,8 @@
 //! and a verifier with a fixed clock.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
+pub mod layers;
+
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
