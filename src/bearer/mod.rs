@@ -51,7 +51,7 @@ use tower_service::Service;
 
 use crate::claims::Claims;
 use crate::error::{AuthError, ConfigError, ErrorKind};
-use crate::response::{DefaultRejection, OnRejection, Responder, ResponseBody, respond};
+use crate::response::{DefaultRejection, OnRejection, Responder, ResponseBody};
 use crate::verifier::Verifier;
 
 mod credentials;
@@ -245,10 +245,10 @@ where
                 // ready is called right here; no clone has to move into the future.
                 ResponseFuture::inner(self.inner.call(request))
             }
-            Err(error) => {
-                let rejection = self.config.responder.reject(&request, error);
-                ResponseFuture::reject(respond(&self.on_rejection, rejection))
-            }
+            Err(error) => self
+                .config
+                .responder
+                .reject_with(&request, error, &self.on_rejection),
         }
     }
 }

@@ -56,7 +56,7 @@ use tower_service::Service;
 
 use crate::claims::Claims;
 use crate::error::{AuthError, ConfigError, ErrorKind};
-use crate::response::{DefaultRejection, OnRejection, Responder, ResponseBody, respond};
+use crate::response::{DefaultRejection, OnRejection, Responder, ResponseBody};
 
 pub use crate::response::ResponseFuture;
 
@@ -272,10 +272,7 @@ macro_rules! require_layer {
             fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
                 match self.requirement.check(&request, $has) {
                     Ok(()) => ResponseFuture::inner(self.inner.call(request)),
-                    Err(error) => {
-                        let rejection = self.requirement.responder.reject(&request, error);
-                        ResponseFuture::reject(respond(&self.on_rejection, rejection))
-                    }
+                    Err(error) => self.requirement.responder.reject_with(&request, error, &self.on_rejection),
                 }
             }
         }

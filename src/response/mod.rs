@@ -263,15 +263,21 @@ fn grpc_response(error: AuthError) -> Response<Bytes> {
     response
 }
 
-/// Applies the hook and puts the reason into the response extensions.
-pub(crate) fn respond<B, R: OnRejection>(
-    hook: &R,
-    rejection: Rejection,
-) -> Response<ResponseBody<B>> {
-    let error = rejection.error;
-    let mut response = hook.on_rejection(rejection).map(ResponseBody::rejection);
-    response.extensions_mut().insert(error);
-    response
+impl Responder {
+    /// The future of a rejected request: the rejection, through the layer's hook, with the
+    /// reason put into the response extensions.
+    pub(crate) fn reject_with<F, B, ReqB, R: OnRejection>(
+        &self,
+        request: &Request<ReqB>,
+        error: AuthError,
+        hook: &R,
+    ) -> ResponseFuture<F, B> {
+        let mut response = hook
+            .on_rejection(self.reject(request, error))
+            .map(ResponseBody::rejection);
+        response.extensions_mut().insert(error);
+        ResponseFuture::reject(response)
+    }
 }
 
 pin_project! {
