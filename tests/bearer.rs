@@ -5,14 +5,14 @@
 
 mod common;
 
-use common::layers::{Answer, Inner, answer};
+use common::layers::{Answer, Inner, answer, assert_rejection};
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 
 use bytes::Bytes;
-use http::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE, WWW_AUTHENTICATE};
+use http::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE};
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body::Body as _;
 use serde_json::{Value, json};
@@ -105,24 +105,6 @@ impl Harness {
         );
         answer
     }
-}
-
-/// Asserts an RFC 6750 HTTP rejection, exactly.
-fn assert_rejection(
-    answer: &Answer,
-    status: StatusCode,
-    challenge: &str,
-    body: &str,
-    kind: ErrorKind,
-) {
-    assert_eq!(answer.status, status, "{answer:?}");
-    assert_eq!(answer.challenge(), Some(challenge), "{answer:?}");
-    assert_eq!(answer.headers.get_all(WWW_AUTHENTICATE).iter().count(), 1);
-    assert_eq!(answer.headers[CONTENT_TYPE], "application/json");
-    assert_eq!(answer.text(), body);
-    let json: Value = serde_json::from_slice(&answer.body).unwrap();
-    assert_eq!(json.as_object().unwrap().len(), 2, "{json}");
-    assert_eq!(answer.kind(), Some(kind), "{answer:?}");
 }
 
 /// 401 without an error code: no credentials.

@@ -5,14 +5,14 @@
 
 mod common;
 
-use common::layers::{Answer, Inner, answer};
+use common::layers::{Answer, Inner, answer, assert_rejection};
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::header::WWW_AUTHENTICATE;
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
@@ -106,21 +106,6 @@ impl Harness {
         );
         answer
     }
-}
-
-fn assert_rejection(
-    answer: &Answer,
-    status: StatusCode,
-    challenge: &str,
-    body: &str,
-    kind: ErrorKind,
-) {
-    assert_eq!(answer.status, status, "{answer:?}");
-    assert_eq!(answer.challenge(), Some(challenge), "{answer:?}");
-    assert_eq!(answer.headers.get_all(WWW_AUTHENTICATE).iter().count(), 1);
-    assert_eq!(answer.headers[CONTENT_TYPE], "application/json");
-    assert_eq!(answer.text(), body);
-    assert_eq!(answer.kind(), Some(kind), "{answer:?}");
 }
 
 const INSUFFICIENT_BODY: &str =

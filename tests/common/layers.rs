@@ -112,3 +112,21 @@ where
         body,
     }
 }
+
+/// Asserts an RFC 6750 HTTP rejection, exactly.
+pub fn assert_rejection(
+    answer: &Answer,
+    status: StatusCode,
+    challenge: &str,
+    body: &str,
+    kind: ErrorKind,
+) {
+    assert_eq!(answer.status, status, "{answer:?}");
+    assert_eq!(answer.challenge(), Some(challenge), "{answer:?}");
+    assert_eq!(answer.headers.get_all(WWW_AUTHENTICATE).iter().count(), 1);
+    assert_eq!(answer.headers[CONTENT_TYPE], "application/json");
+    assert_eq!(answer.text(), body);
+    let json: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
+    assert_eq!(json.as_object().unwrap().len(), 2, "{json}");
+    assert_eq!(answer.kind(), Some(kind), "{answer:?}");
+}
