@@ -740,6 +740,19 @@ impl Claims {
     pub fn extra_as<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
         serde_json::from_value(Value::Object(self.extra.clone()))
     }
+
+    /// `sid`, the session id (RFC 9068 tokens of [`TokenIssuer`](crate::TokenIssuer) carry
+    /// their refresh family here), when it is a string.
+    #[must_use]
+    pub fn session_id(&self) -> Option<&str> {
+        self.extra.get("sid").and_then(Value::as_str)
+    }
+
+    /// `client_id` (RFC 9068), when it is a string.
+    #[must_use]
+    pub fn client_id(&self) -> Option<&str> {
+        self.extra.get("client_id").and_then(Value::as_str)
+    }
 }
 
 #[cfg(test)]

@@ -63,12 +63,18 @@ pub enum ErrorKind {
     InvalidRequest,
     /// The token lacks a role or scope the route requires.
     InsufficientScope,
+    /// The token verified but has been revoked: its `jti` or its session (`sid`) is on the
+    /// denylist, or it was issued before the user's "log out everywhere" instant.
+    Revoked,
+    /// The revocation store could not be asked (and the layer fails closed): answered 503, gRPC
+    /// `UNAVAILABLE`.
+    Unavailable,
 }
 
 impl ErrorKind {
     /// Every kind, in declaration order.
     #[cfg(test)]
-    pub(crate) const ALL: [ErrorKind; 17] = [
+    pub(crate) const ALL: [ErrorKind; 19] = [
         Self::Missing,
         Self::TooLong,
         Self::Malformed,
@@ -86,6 +92,8 @@ impl ErrorKind {
         Self::WrongAudience,
         Self::InvalidRequest,
         Self::InsufficientScope,
+        Self::Revoked,
+        Self::Unavailable,
     ];
 
     /// A short, stable, lowercase reason code (`"expired"`, `"invalid_signature"`, ...).
@@ -109,6 +117,8 @@ impl ErrorKind {
             Self::WrongAudience => "wrong_audience",
             Self::InvalidRequest => "invalid_request",
             Self::InsufficientScope => "insufficient_scope",
+            Self::Revoked => "revoked",
+            Self::Unavailable => "unavailable",
         }
     }
 
@@ -133,6 +143,8 @@ impl ErrorKind {
             Self::WrongAudience => "wrong audience",
             Self::InvalidRequest => "malformed credentials",
             Self::InsufficientScope => "insufficient scope",
+            Self::Revoked => "token revoked",
+            Self::Unavailable => "authentication temporarily unavailable",
         }
     }
 }

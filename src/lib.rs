@@ -93,12 +93,17 @@ mod backend;
 pub mod bearer;
 mod claims;
 mod error;
+pub mod issuer;
 mod json;
 mod jws;
 mod keys;
+#[cfg(feature = "router")]
+pub mod password;
 pub mod require;
 pub mod response;
+pub mod revocation;
 mod signer;
+pub mod store;
 mod verifier;
 
 /// A process-wide id that is never reused: identifies keys, key sets and verifier policies in
@@ -118,7 +123,7 @@ pub(crate) fn test_key_file(name: &str) -> Vec<u8> {
 
 pub use algorithm::Algorithm;
 pub use backend::crypto_backend;
-pub use bearer::{BearerAuth, BearerAuthLayer};
+pub use bearer::{BearerAuth, BearerAuthLayer, StoreErrorPolicy};
 pub use claims::{Claims, NumericDate, Scopes};
 pub use error::{AuthError, ConfigError, ErrorKind, SignError};
 pub use jws::{DEFAULT_MAX_TOKEN_LEN, VerifiedJws};

@@ -40,8 +40,16 @@
 //! are answered 400 `invalid_request`. In [optional](BearerAuthLayer::optional) mode a request
 //! without credentials passes through without claims; one with bad credentials is still
 //! rejected.
+//!
+//! With a [revocation store](BearerAuthLayer::revocation), each verified token is then checked
+//! against its denylists: a revoked token is answered 401 `invalid_token`, and a store that
+//! cannot answer follows the [`StoreErrorPolicy`] (by default 503, gRPC `UNAVAILABLE`). A store
+//! that answers at once (memory) adds no allocation and no yield; one that answers later
+//! (network) moves the ready inner service into the response future (so the service must be
+//! `Clone`, as tower services conventionally are) and calls it once the store has answered.
 
 use std::fmt;
+use std::mem;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -52,14 +60,29 @@ use tower_service::Service;
 use crate::claims::Claims;
 use crate::error::{AuthError, ConfigError, ErrorKind};
 use crate::response::{DefaultRejection, OnRejection, Responder, ResponseBody};
+use crate::revocation::{RevocationQuery, RevocationStore};
 use crate::verifier::Verifier;
 
 mod credentials;
+mod future;
 
 use credentials::Raw;
 
-pub use crate::response::ResponseFuture;
 pub use credentials::{Credentials, credentials};
+pub use future::ResponseFuture;
+
+/// What [`BearerAuth`] does when its revocation store cannot answer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoreErrorPolicy {
+    /// Reject with 503 and `Retry-After` (gRPC 14 `UNAVAILABLE`): a revoked token is never
+    /// accepted, at the price of an outage while the store is down. The default.
+    #[default]
+    FailClosed,
+    /// Accept the verified token as if it were not revoked: availability over revocation.
+    /// Revoked tokens work again until they expire, for as long as the store is down.
+    FailOpen,
+}
 
 /// Applies [`BearerAuth`] to a service.
 #[must_use]
@@ -74,6 +97,8 @@ struct Config {
     cookie: Option<Box<str>>,
     optional: bool,
     responder: Responder,
+    revocation: Option<Arc<dyn RevocationStore>>,
+    on_store_error: StoreErrorPolicy,
 }
 
 impl BearerAuthLayer {
@@ -85,6 +110,8 @@ impl BearerAuthLayer {
                 cookie: None,
                 optional: false,
                 responder: Responder::default(),
+                revocation: None,
+                on_store_error: StoreErrorPolicy::FailClosed,
             }),
             on_rejection: DefaultRejection,
         }
@@ -127,6 +154,21 @@ impl<R> BearerAuthLayer<R> {
         Ok(self)
     }
 
+    /// Checks every verified token against `store` (see the [module docs](self)): a token whose
+    /// `jti` or `sid` is denylisted, or issued before its subject's "not before" instant, is
+    /// rejected as [`ErrorKind::Revoked`].
+    pub fn revocation(mut self, store: Arc<dyn RevocationStore>) -> Self {
+        Arc::make_mut(&mut self.config).revocation = Some(store);
+        self
+    }
+
+    /// What to do when the revocation store cannot answer (default:
+    /// [`StoreErrorPolicy::FailClosed`]).
+    pub fn on_store_error(mut self, policy: StoreErrorPolicy) -> Self {
+        Arc::make_mut(&mut self.config).on_store_error = policy;
+        self
+    }
+
     /// Replaces the rejection responses (see [`OnRejection`]).
     pub fn on_rejection<R2: OnRejection>(self, on_rejection: R2) -> BearerAuthLayer<R2> {
         BearerAuthLayer {
@@ -151,6 +193,8 @@ impl<R> fmt::Debug for BearerAuthLayer<R> {
             .field("verifier", &self.config.verifier)
             .field("cookie", &self.config.cookie)
             .field("optional", &self.config.optional)
+            .field("revocation", &self.config.revocation.is_some())
+            .field("on_store_error", &self.config.on_store_error)
             .finish_non_exhaustive()
     }
 }
@@ -221,34 +265,95 @@ impl<S, R> BearerAuth<S, R> {
 
 impl<S, R, ReqBody, ResBody> Service<Request<ReqBody>> for BearerAuth<S, R>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-    R: OnRejection,
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+    R: OnRejection + Clone,
 {
     type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future, ResBody>;
+    type Future = ResponseFuture<S, ReqBody, R>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        match self.authenticate(&request) {
-            Ok(claims) => {
-                // Claims come only from here: whatever an outer layer may have put in the
-                // extensions is replaced, and an anonymous request carries none.
-                match claims {
-                    Some(claims) => request.extensions_mut().insert(claims),
-                    None => request.extensions_mut().remove::<Claims>(),
-                };
-                // Verification is synchronous, so the inner service that `poll_ready` made
-                // ready is called right here; no clone has to move into the future.
-                ResponseFuture::inner(self.inner.call(request))
+        let claims = match self.authenticate(&request) {
+            Ok(claims) => claims,
+            Err(error) => return self.reject(&request, error),
+        };
+        // Claims come only from here: whatever an outer layer may have put in the extensions
+        // is replaced, and an anonymous request carries none.
+        let Some(claims) = claims else {
+            request.extensions_mut().remove::<Claims>();
+            return ResponseFuture::inner(self.inner.call(request));
+        };
+        let Some(store) = &self.config.revocation else {
+            request.extensions_mut().insert(claims);
+            // Verification is synchronous, so the inner service that `poll_ready` made ready
+            // is called right here; no clone has to move into the future.
+            return ResponseFuture::inner(self.inner.call(request));
+        };
+        let check = store.is_revoked(&RevocationQuery::from_claims(&claims));
+        request.extensions_mut().insert(claims);
+        match check.into_ready() {
+            Ok(answer) => match self.config.revocation_verdict(answer) {
+                Ok(()) => ResponseFuture::inner(self.inner.call(request)),
+                Err(error) => self.reject(&request, error),
+            },
+            Err(pending) => {
+                // The store answers later: take the service `poll_ready` made ready and leave
+                // a clone in its place (tower-service's documented pattern).
+                let clone = self.inner.clone();
+                let inner = mem::replace(&mut self.inner, clone);
+                ResponseFuture::check(
+                    pending,
+                    future::Pending {
+                        inner,
+                        request,
+                        config: Arc::clone(&self.config),
+                        on_rejection: self.on_rejection.clone(),
+                    },
+                )
             }
-            Err(error) => self
-                .config
-                .responder
-                .reject_with(&request, error, &self.on_rejection),
         }
     }
+}
+
+impl<S, R: OnRejection> BearerAuth<S, R> {
+    fn reject<ReqBody>(
+        &self,
+        request: &Request<ReqBody>,
+        error: AuthError,
+    ) -> ResponseFuture<S, ReqBody, R>
+    where
+        S: Service<Request<ReqBody>>,
+    {
+        ResponseFuture::reject(
+            self.config
+                .responder
+                .hooked(request, error, &self.on_rejection),
+        )
+    }
+}
+
+impl Config {
+    /// The outcome of a revocation answer, under the store-error policy.
+    fn revocation_verdict(
+        &self,
+        answer: Result<bool, crate::store::StoreError>,
+    ) -> Result<(), AuthError> {
+        match answer {
+            Ok(false) => Ok(()),
+            Ok(true) => Err(AuthError::new(ErrorKind::Revoked)),
+            Err(error) if self.on_store_error == StoreErrorPolicy::FailOpen => {
+                tracing::error!(%error, "revocation store unavailable; accepting the verified token (fail open)");
+                Ok(())
+            }
+            Err(error) => {
+                tracing::error!(%error, "revocation store unavailable; rejecting with 503 (fail closed)");
+                Err(AuthError::new(ErrorKind::Unavailable))
+            }
+        }
+    }
+
 }

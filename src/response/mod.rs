@@ -6,6 +6,8 @@
 //! | malformed credentials, or sent more than once | 400, `error="invalid_request"` | 16 |
 //! | invalid, expired token | 401, `error="invalid_token", error_description="…"` | 16 |
 //! | role or scope missing | 403, `error="insufficient_scope"` (with `scope="…"` for scopes) | 7 |
+//! | token revoked (a [`RevocationStore`](crate::revocation::RevocationStore) is configured) | 401, `error="invalid_token"` | 16 |
+//! | revocation store unavailable (fail-closed policy) | 503, `Retry-After: 1`, no challenge | 14 |
 //!
 //! HTTP rejections carry a small JSON body `{"error": …, "error_description": …}` (RFC 6750
 //! defines no code for a request without credentials, so that body says `unauthorized` while
@@ -49,7 +51,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::header::{CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use pin_project_lite::pin_project;
 
@@ -174,6 +176,9 @@ impl Responder {
     }
 
     fn http_response(&self, error: AuthError) -> Response<Bytes> {
+        if error.kind() == ErrorKind::Unavailable {
+            return unavailable_response();
+        }
         let (status, code) = http_status_and_code(error.kind());
         let mut challenge = String::from("Bearer");
         let mut attribute = |name: &str, value: &str| {
@@ -219,6 +224,19 @@ impl Responder {
     }
 }
 
+/// 503 with `Retry-After`: a store the layer depends on did not answer. No challenge: the
+/// credentials were not judged.
+fn unavailable_response() -> Response<Bytes> {
+    let mut response = Response::new(Bytes::from_static(
+        br#"{"error":"temporarily_unavailable","error_description":"authentication temporarily unavailable"}"#,
+    ));
+    *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}
+
 /// Bytes allowed inside a quoted-string attribute value here: printable ASCII without `"` and `\`.
 fn is_quotable(b: u8) -> bool {
     (0x21..=0x7e).contains(&b) && b != b'"' && b != b'\\'
@@ -246,9 +264,10 @@ pub(crate) fn is_grpc(headers: &HeaderMap) -> bool {
 
 /// A trailers-only gRPC response: HTTP 200 with `grpc-status` and `grpc-message`, no body.
 fn grpc_response(error: AuthError) -> Response<Bytes> {
-    // 16 UNAUTHENTICATED, 7 PERMISSION_DENIED.
+    // 16 UNAUTHENTICATED, 7 PERMISSION_DENIED, 14 UNAVAILABLE.
     let status = match error.kind() {
         ErrorKind::InsufficientScope => "7",
+        ErrorKind::Unavailable => "14",
         _ => "16",
     };
     let mut response = Response::new(Bytes::new());
@@ -272,11 +291,20 @@ impl Responder {
         error: AuthError,
         hook: &R,
     ) -> ResponseFuture<F, B> {
-        let mut response = hook
-            .on_rejection(self.reject(request, error))
-            .map(ResponseBody::rejection);
+        ResponseFuture::reject(self.hooked(request, error, hook).map(ResponseBody::rejection))
+    }
+
+    /// The rejection through the layer's hook, with the reason put into the response
+    /// extensions (after the hook, so a hook cannot lose it).
+    pub(crate) fn hooked<ReqB, R: OnRejection>(
+        &self,
+        request: &Request<ReqB>,
+        error: AuthError,
+        hook: &R,
+    ) -> Response<Bytes> {
+        let mut response = hook.on_rejection(self.reject(request, error));
         response.extensions_mut().insert(error);
-        ResponseFuture::reject(response)
+        response
     }
 }
 

@@ -1,0 +1,1 @@
+//! Token issuing (being written).
