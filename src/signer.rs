@@ -148,6 +148,11 @@ impl TokenSigner {
         self.kid.as_deref()
     }
 
+    /// The signing key, for deriving its public JWK (and, for HMAC, its verification key).
+    pub(crate) fn encoding_key(&self) -> &EncodingKey {
+        &self.key
+    }
+
     /// Signs these claims: header `{"typ", "alg", "kid"}`, payload the claims as JSON.
     ///
     /// # Errors

@@ -18,6 +18,10 @@ const INTEGER: u8 = 0x02;
 const BIT_STRING: u8 = 0x03;
 const NULL: u8 = 0x05;
 const OID: u8 = 0x06;
+const OCTET_STRING: u8 = 0x04;
+/// `[0] IMPLICIT Attributes` and `[1] IMPLICIT PublicKey` of a PKCS#8 `OneAsymmetricKey`.
+const PKCS8_ATTRIBUTES: u8 = 0xa0;
+const PKCS8_PUBLIC_KEY: u8 = 0x81;
 
 const OID_RSA_ENCRYPTION: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
 const OID_EC_PUBLIC_KEY: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
@@ -47,6 +51,11 @@ struct Reader<'a>(&'a [u8]);
 impl<'a> Reader<'a> {
     fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// The tag of the next element, if any.
+    fn peek(&self) -> Option<u8> {
+        self.0.first().copied()
     }
 
     /// Reads one element with the expected tag and returns its contents.
@@ -187,6 +196,92 @@ pub(crate) fn subject_public_key_info(der: &[u8]) -> Result<PublicKey, ConfigErr
     }
 }
 
+/// The key type of a PKCS#8 private key, as its `AlgorithmIdentifier` names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PrivateKeyType {
+    Rsa,
+    P256,
+    P384,
+    Ed25519,
+}
+
+/// Reads a PKCS#8 `PrivateKeyInfo` / `OneAsymmetricKey` (RFC 5208, RFC 5958): the key type its
+/// `AlgorithmIdentifier` (and, for EC, curve) names, and the contents of its `privateKey`
+/// OCTET STRING (a PKCS#1 `RSAPrivateKey`, a SEC1 `ECPrivateKey`, or for Ed25519 an OCTET
+/// STRING holding the 32-byte seed, RFC 8410). Attributes and (in version 2) the public key
+/// may follow; nothing else may.
+pub(crate) fn private_key_info(der: &[u8]) -> Result<(PrivateKeyType, &[u8]), ConfigError> {
+    let mut outer = Reader(der);
+    let mut info = Reader(outer.read(SEQUENCE)?);
+    outer.finish()?;
+    let version = match info.read(INTEGER)? {
+        [0] => 0,
+        [1] => 1,
+        _ => return Err(bad("unsupported pkcs#8 version")),
+    };
+    let mut algorithm = Reader(info.read(SEQUENCE)?);
+    let private_key = info.read(OCTET_STRING)?;
+    if info.peek() == Some(PKCS8_ATTRIBUTES) {
+        info.read(PKCS8_ATTRIBUTES)?;
+    }
+    if version == 1 && info.peek() == Some(PKCS8_PUBLIC_KEY) {
+        info.read(PKCS8_PUBLIC_KEY)?;
+    }
+    info.finish()?;
+
+    let oid = algorithm.read(OID)?;
+    let key_type = if oid == OID_RSA_ENCRYPTION {
+        if !algorithm.is_empty() && !algorithm.read(NULL)?.is_empty() {
+            return Err(bad("rsa parameters must be null"));
+        }
+        PrivateKeyType::Rsa
+    } else if oid == OID_EC_PUBLIC_KEY {
+        let curve = algorithm.read(OID)?;
+        if curve == OID_P256 {
+            PrivateKeyType::P256
+        } else if curve == OID_P384 {
+            PrivateKeyType::P384
+        } else {
+            return Err(ConfigError::KeyAlgorithmMismatch(
+                "unsupported elliptic curve (P-256 and P-384 are supported)",
+            ));
+        }
+    } else if oid == OID_ED25519 {
+        PrivateKeyType::Ed25519
+    } else {
+        return Err(ConfigError::KeyAlgorithmMismatch(
+            "unsupported private key algorithm (RSA, P-256, P-384 and Ed25519 are supported)",
+        ));
+    };
+    algorithm.finish()?;
+    Ok((key_type, private_key))
+}
+
+/// The 32-byte seed inside the `privateKey` of an Ed25519 PKCS#8 key (RFC 8410 section 7:
+/// `CurvePrivateKey ::= OCTET STRING`).
+pub(crate) fn ed25519_seed(private_key: &[u8]) -> Result<&[u8; 32], ConfigError> {
+    let mut reader = Reader(private_key);
+    let seed = reader.read(OCTET_STRING)?;
+    reader.finish()?;
+    seed.try_into()
+        .map_err(|_| bad("ed25519 private key must be 32 bytes"))
+}
+
+/// The PKCS#8 version 1 encoding of an Ed25519 private key (RFC 8410 section 7): a fixed
+/// 16-byte prefix, then the seed.
+pub(crate) fn ed25519_pkcs8(seed: &[u8; 32]) -> zeroize::Zeroizing<Vec<u8>> {
+    const PREFIX: [u8; 16] = [
+        0x30, 0x2e, // SEQUENCE, 46 bytes
+        0x02, 0x01, 0x00, // INTEGER 0 (version 1)
+        0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, // AlgorithmIdentifier { id-Ed25519 }
+        0x04, 0x22, 0x04, 0x20, // OCTET STRING { OCTET STRING, 32 bytes }
+    ];
+    let mut der = zeroize::Zeroizing::new(Vec::with_capacity(PREFIX.len() + seed.len()));
+    der.extend_from_slice(&PREFIX);
+    der.extend_from_slice(seed);
+    der
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,6 +342,30 @@ mod tests {
                 !looks_like_private_key(&crate::test_key_file(public)),
                 "{public}"
             );
+        }
+    }
+
+    #[test]
+    fn reads_pkcs8_private_keys() {
+        for (file, expected) in [
+            ("p256.pkcs8.der", PrivateKeyType::P256),
+            ("ed25519.pkcs8.der", PrivateKeyType::Ed25519),
+        ] {
+            let der = crate::test_key_file(file);
+            assert_eq!(private_key_info(&der).unwrap().0, expected, "{file}");
+        }
+        let der = crate::test_key_file("ed25519.pkcs8.der");
+        let (_, private_key) = private_key_info(&der).unwrap();
+        let seed = ed25519_seed(private_key).unwrap();
+        assert_eq!(*ed25519_pkcs8(seed), der);
+        // Public keys and PKCS#1 are not PKCS#8; trailing bytes and truncation fail.
+        assert!(private_key_info(&crate::test_key_file("p256.pub.der")).is_err());
+        assert!(private_key_info(&crate::test_key_file("rsa2048.pkcs1.der")).is_err());
+        let mut long = der.clone();
+        long.push(0);
+        assert!(private_key_info(&long).is_err());
+        for len in 0..der.len() {
+            assert!(private_key_info(&der[..len]).is_err(), "prefix {len}");
         }
     }
 }
