@@ -323,6 +323,11 @@ fn is_scope_char(b: u8) -> bool {
     b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b)
 }
 
+/// One non-empty RFC 6749 scope token (also safe inside a challenge's quoted string).
+pub(crate) fn is_scope_token(value: &str) -> bool {
+    !value.is_empty() && value.bytes().all(is_scope_char)
+}
+
 /// The scopes of a token (RFC 6749 section 3.3 scope tokens), kept as one space-delimited
 /// string: the `scope` claim as sent, or a `scp` array joined. A token with a character outside
 /// the scope-token grammar (control characters, `"`, `\`, non-ASCII) makes the claim invalid.

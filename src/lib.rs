@@ -102,6 +102,8 @@ pub mod password;
 pub mod require;
 pub mod response;
 pub mod revocation;
+#[cfg(feature = "router")]
+pub mod router;
 mod signer;
 pub mod store;
 mod verifier;
@@ -112,6 +114,15 @@ pub(crate) fn next_id() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(1);
     NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// `N` bytes from the OS CSPRNG, base64url without padding: token ids, session ids, refresh
+/// tokens.
+pub(crate) fn random_b64<const N: usize>() -> Result<String, getrandom::Error> {
+    use base64::Engine as _;
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes)?;
+    Ok(jws::BASE64URL.encode(bytes))
 }
 
 /// Reads a file of `tests/data/keys/` in unit tests.
@@ -126,8 +137,11 @@ pub use backend::crypto_backend;
 pub use bearer::{BearerAuth, BearerAuthLayer, StoreErrorPolicy};
 pub use claims::{Claims, NumericDate, Scopes};
 pub use error::{AuthError, ConfigError, ErrorKind, SignError};
+pub use issuer::{AccessGrant, IssuedToken, TokenIssuer};
 pub use jws::{DEFAULT_MAX_TOKEN_LEN, VerifiedJws};
 pub use keys::{KeySet, KeySetBuilder, SkippedKey};
+#[cfg(feature = "router")]
+pub use password::{PasswordError, PasswordHasher, PasswordHasherBuilder, PasswordStats, Verified};
 pub use require::{RequireRole, RequireRoleLayer, RequireScope, RequireScopeLayer, RoleHierarchy};
 pub use signer::TokenSigner;
 pub use verifier::{

@@ -137,11 +137,11 @@ impl<T> Future for StoreFuture<T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match &mut self.get_mut().state {
-            State::Ready(result) => Poll::Ready(
-                result
-                    .take()
-                    .unwrap_or_else(|| Err(StoreError::new("store future polled after completion"))),
-            ),
+            State::Ready(result) => {
+                Poll::Ready(result.take().unwrap_or_else(|| {
+                    Err(StoreError::new("store future polled after completion"))
+                }))
+            }
             State::Boxed(future) => future.as_mut().poll(cx),
         }
     }
@@ -154,7 +154,9 @@ impl<T> fmt::Debug for StoreFuture<T> {
             State::Ready(None) => "done",
             State::Boxed(_) => "pending",
         };
-        f.debug_struct("StoreFuture").field("state", &state).finish()
+        f.debug_struct("StoreFuture")
+            .field("state", &state)
+            .finish()
     }
 }
 

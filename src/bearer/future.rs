@@ -113,11 +113,7 @@ where
                             future: inner.call(request),
                         },
                         Err(error) => State::Reject {
-                            response: Some(config.responder.hooked(
-                                &request,
-                                error,
-                                &on_rejection,
-                            )),
+                            response: Some(config.responder.hooked(&request, error, &on_rejection)),
                         },
                     };
                     self.as_mut().project().state.set(next);

@@ -355,5 +355,4 @@ impl Config {
             }
         }
     }
-
 }

@@ -54,7 +54,7 @@ use http::{Request, Response};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::claims::Claims;
+use crate::claims::{Claims, is_scope_token};
 use crate::error::{AuthError, ConfigError, ErrorKind};
 use crate::response::{DefaultRejection, OnRejection, Responder, ResponseBody};
 
@@ -127,14 +127,6 @@ impl Requirement {
             Err(AuthError::new(ErrorKind::InsufficientScope))
         }
     }
-}
-
-/// RFC 6749 scope-token grammar, which is also safe inside the challenge's quoted string.
-fn is_scope_token(value: &str) -> bool {
-    !value.is_empty()
-        && value
-            .bytes()
-            .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
 }
 
 /// Roles: any non-empty name without control characters. Role names never reach a header

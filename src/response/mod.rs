@@ -291,7 +291,10 @@ impl Responder {
         error: AuthError,
         hook: &R,
     ) -> ResponseFuture<F, B> {
-        ResponseFuture::reject(self.hooked(request, error, hook).map(ResponseBody::rejection))
+        ResponseFuture::reject(
+            self.hooked(request, error, hook)
+                .map(ResponseBody::rejection),
+        )
     }
 
     /// The rejection through the layer's hook, with the reason put into the response

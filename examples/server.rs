@@ -1,0 +1,317 @@
+//! The project's main example: a complete auth-protected API on the embedded defaults
+//! (in-memory stores), the FastAPI OAuth2 tutorial's app done properly.
+//!
+//! ```text
+//! AUTH_BOOTSTRAP_ADMIN=admin:change-me-please AUTH_REGISTRATION=1 cargo run --example server
+//! ```
+//!
+//! | route | needs |
+//! |---|---|
+//! | `POST /auth/token`, `/auth/revoke`, `GET /auth/jwks.json` | see [`AuthRouter`] |
+//! | `POST /auth/logout`, `/auth/logout/all` | a valid token |
+//! | `POST /auth/register` | `AUTH_REGISTRATION=1` |
+//! | `GET /users/me` | a valid token |
+//! | `GET /admin/users` | role `admin` |
+//! | `GET /items` | scope `items:read` |
+//! | `POST /items` | scope `items:write` |
+//! | `GET /health` | nothing |
+//!
+//! Configuration (environment):
+//!
+//! | variable | meaning |
+//! |---|---|
+//! | `BIND` | listen address (default `127.0.0.1:8000`) |
+//! | `JWT_PRIVATE_KEY_FILE` | PEM private key; RSA → RS256, P-256 → ES256, P-384 → ES384, Ed25519 → EdDSA. Unset: a fresh Ed25519 key each start |
+//! | `JWT_SECRET` | HS256 with this secret (at least 32 bytes) instead |
+//! | `AUTH_ISSUER`, `AUTH_AUDIENCE` | defaults `http://127.0.0.1:8000`, `api` |
+//! | `AUTH_BOOTSTRAP_ADMIN=username:password` | creates that admin at start (role `admin`, scopes `items:read items:write`) |
+//! | `AUTH_REGISTRATION=1` | enables `/auth/register` (role `user`, scope `items:read`) |
+//! | `AUTH_RATE_LIMIT=off`, `AUTH_TRUSTED_PROXIES=cidr,…` | accepted; take effect with the rate limiter (not in this version, logged as ignored) |
+//! | `REDIS_URL` | Redis stores (not in this version: the server refuses to start rather than run several instances on separate memory) |
+//!
+//! [`AuthRouter`]: tower_jwt_auth::router::AuthRouter
+
+use std::collections::HashMap;
+use std::error::Error;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::handler::Handler;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tower_jwt_auth::router::{AuthRouter, Registration};
+use tower_jwt_auth::{Claims, RequireRoleLayer, RequireScopeLayer, TokenIssuer};
+
+type BoxError = Box<dyn Error + Send + Sync>;
+
+/// The server's settings, read from the environment.
+#[derive(Clone, Debug, Default)]
+pub struct Config {
+    /// `BIND`.
+    pub bind: String,
+    /// `JWT_PRIVATE_KEY_FILE`.
+    pub private_key_file: Option<String>,
+    /// `JWT_SECRET`.
+    pub secret: Option<String>,
+    /// `AUTH_ISSUER`.
+    pub issuer: String,
+    /// `AUTH_AUDIENCE`.
+    pub audience: String,
+    /// `AUTH_BOOTSTRAP_ADMIN` as (username, password).
+    pub bootstrap_admin: Option<(String, String)>,
+    /// `AUTH_REGISTRATION=1`.
+    pub registration: bool,
+}
+
+impl Config {
+    /// Reads the settings from `vars` (the process environment in `main`).
+    ///
+    /// # Errors
+    ///
+    /// When a setting is malformed or cannot be honoured.
+    pub fn from_vars(vars: &HashMap<String, String>) -> Result<Self, BoxError> {
+        let get = |name: &str| vars.get(name).filter(|v| !v.is_empty()).cloned();
+        if get("REDIS_URL").is_some() {
+            return Err(
+                "REDIS_URL is set, but Redis stores are not in this version; refusing to \
+                        start several instances on separate in-memory stores"
+                    .into(),
+            );
+        }
+        if let Some(value) = get("AUTH_RATE_LIMIT") {
+            tracing::warn!(%value, "AUTH_RATE_LIMIT is accepted but ignored: login rate limiting is not in this version");
+        }
+        if let Some(value) = get("AUTH_TRUSTED_PROXIES") {
+            tracing::warn!(%value, "AUTH_TRUSTED_PROXIES is accepted but ignored: it takes effect with login rate limiting");
+        }
+        let bootstrap_admin = match get("AUTH_BOOTSTRAP_ADMIN") {
+            Some(value) => {
+                let (user, password) = value
+                    .split_once(':')
+                    .ok_or("AUTH_BOOTSTRAP_ADMIN must be username:password")?;
+                Some((user.to_owned(), password.to_owned()))
+            }
+            None => None,
+        };
+        let registration = match get("AUTH_REGISTRATION").as_deref() {
+            None | Some("0" | "false" | "off") => false,
+            Some("1" | "true" | "on") => true,
+            Some(_) => return Err("AUTH_REGISTRATION must be 1 or 0".into()),
+        };
+        let config = Self {
+            bind: get("BIND").unwrap_or_else(|| "127.0.0.1:8000".to_owned()),
+            private_key_file: get("JWT_PRIVATE_KEY_FILE"),
+            secret: get("JWT_SECRET"),
+            issuer: get("AUTH_ISSUER").unwrap_or_else(|| "http://127.0.0.1:8000".to_owned()),
+            audience: get("AUTH_AUDIENCE").unwrap_or_else(|| "api".to_owned()),
+            bootstrap_admin,
+            registration,
+        };
+        if config.private_key_file.is_some() && config.secret.is_some() {
+            return Err("set JWT_PRIVATE_KEY_FILE or JWT_SECRET, not both".into());
+        }
+        Ok(config)
+    }
+
+    fn token_issuer(&self) -> Result<TokenIssuer, BoxError> {
+        let issuer = match (&self.private_key_file, &self.secret) {
+            (Some(path), _) => {
+                let pem =
+                    std::fs::read(path).map_err(|e| format!("JWT_PRIVATE_KEY_FILE {path}: {e}"))?;
+                TokenIssuer::from_pem(&pem, &self.issuer, &self.audience)?
+            }
+            (None, Some(secret)) => {
+                TokenIssuer::hmac(secret.as_bytes(), &self.issuer, &self.audience)?
+            }
+            (None, None) => {
+                tracing::warn!(
+                    "no JWT_PRIVATE_KEY_FILE or JWT_SECRET: signing with a fresh Ed25519 key; tokens die with this process"
+                );
+                TokenIssuer::generate_ed25519(&self.issuer, &self.audience)?
+            }
+        };
+        tracing::info!(algorithm = ?issuer.algorithm(), kid = issuer.kid(), "token issuer ready");
+        Ok(issuer)
+    }
+}
+
+/// The items of `GET/POST /items`: a small shared list.
+#[derive(Clone, Default)]
+struct Items(Arc<Mutex<Vec<Value>>>);
+
+const MAX_ITEMS: usize = 1000;
+
+/// Builds the application and its login router, creating the bootstrap admin if configured.
+///
+/// # Errors
+///
+/// When the issuer, the router or the bootstrap admin cannot be set up.
+pub async fn app(config: &Config) -> Result<(Router, AuthRouter), BoxError> {
+    let mut builder = AuthRouter::builder(config.token_issuer()?);
+    if config.registration {
+        builder = builder.registration(Registration {
+            roles: vec!["user".to_owned()],
+            scopes: vec!["items:read".to_owned()],
+        });
+    }
+    let auth = builder.build()?;
+    if let Some((username, password)) = &config.bootstrap_admin {
+        let admin = auth
+            .create_user(
+                username,
+                password,
+                &["admin"],
+                &["items:read", "items:write"],
+            )
+            .await
+            .map_err(|e| format!("AUTH_BOOTSTRAP_ADMIN: {e}"))?;
+        tracing::info!(username = %admin.username, "bootstrap admin created");
+    }
+
+    let items = Items::default();
+    let protected = Router::new()
+        .route("/users/me", get(me))
+        .route(
+            "/admin/users",
+            get(list_users.layer(RequireRoleLayer::any(["admin"])?)),
+        )
+        .route(
+            "/items",
+            get(list_items.layer(RequireScopeLayer::all(["items:read"])?))
+                .post(create_item.layer(RequireScopeLayer::all(["items:write"])?)),
+        )
+        .layer(auth.bearer_layer())
+        .layer(DefaultBodyLimit::max(4096));
+    let router = Router::new()
+        .route("/health", get(|| async { "ok" }))
+        .merge(protected)
+        .with_state(AppState {
+            auth: auth.clone(),
+            items,
+        })
+        .nest("/auth", auth.router());
+    Ok((router, auth))
+}
+
+#[derive(Clone)]
+struct AppState {
+    auth: AuthRouter,
+    items: Items,
+}
+
+/// `{sub, username, email, roles, scopes}`: the account, with the roles and scopes this token
+/// grants.
+async fn me(State(state): State<AppState>, claims: Claims) -> Result<Json<Value>, StatusCode> {
+    let sub = claims.subject().ok_or(StatusCode::UNAUTHORIZED)?;
+    let user = state
+        .auth
+        .users()
+        .find_by_id(sub)
+        .await
+        .map_err(|_| StatusCode::SERVICE_UNAVAILABLE)?
+        .ok_or(StatusCode::NOT_FOUND)?;
+    Ok(Json(json!({
+        "sub": user.id,
+        "username": user.username,
+        "email": user.email,
+        "roles": claims.roles(),
+        "scopes": claims.scopes().iter().collect::<Vec<_>>(),
+    })))
+}
+
+async fn list_users(State(state): State<AppState>) -> Result<Json<Value>, StatusCode> {
+    let users = state
+        .auth
+        .users()
+        .list()
+        .await
+        .map_err(|_| StatusCode::SERVICE_UNAVAILABLE)?;
+    Ok(Json(json!(
+        users.iter().map(|u| u.public()).collect::<Vec<_>>()
+    )))
+}
+
+async fn list_items(State(state): State<AppState>) -> Json<Value> {
+    let items = state
+        .items
+        .0
+        .lock()
+        .map_or_else(|e| e.into_inner().clone(), |i| i.clone());
+    Json(Value::Array(items))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewItem {
+    name: String,
+}
+
+async fn create_item(
+    State(state): State<AppState>,
+    claims: Claims,
+    Json(item): Json<NewItem>,
+) -> Result<(StatusCode, Json<Value>), (StatusCode, Json<Value>)> {
+    let name = item.name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            Json(
+                json!({"error": "invalid_request", "error_description": "name must be 1 to 100 characters"}),
+            ),
+        ));
+    }
+    let mut items = state.items.0.lock().unwrap_or_else(|e| e.into_inner());
+    if items.len() >= MAX_ITEMS {
+        return Err((
+            StatusCode::INSUFFICIENT_STORAGE,
+            Json(json!({"error": "full", "error_description": "the demo list is full"})),
+        ));
+    }
+    let created = json!({"id": items.len() + 1, "name": name, "owner": claims.subject()});
+    items.push(created.clone());
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+/// Serves `router` on `listener` until `shutdown` completes, then finishes in-flight requests.
+///
+/// # Errors
+///
+/// An I/O error of the listener.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+#[tokio::main]
+async fn main() -> Result<(), BoxError> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let config = Config::from_vars(&std::env::vars().collect())?;
+    let (router, _auth) = app(&config).await?;
+    let listener = TcpListener::bind(&config.bind).await?;
+    let addr = listener.local_addr()?;
+    tracing::info!("listening on http://{addr}");
+    println!("listening on http://{addr}");
+    serve(listener, router, async {
+        // Without a signal handler there is nothing to wait for: serve until killed.
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+        tracing::info!("shutting down");
+    })
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,630 @@
+//! The router's handlers.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State as AxumState};
+use http::StatusCode;
+use serde::{Deserialize, Serialize};
+
+use super::refresh::{RefreshSession, RefreshToken, Rotation, TokenHash};
+use super::reply::{self, BAD_CREDENTIALS, BAD_REFRESH_TOKEN, OAuthError, Reply};
+use super::request::{self, ClientCredentials, Params};
+use super::users::{Created, NewUser, User, normalize_username};
+use super::{GrantType, MIN_PASSWORD_CHARS, State, random_id};
+use crate::claims::{Claims, is_scope_token};
+use crate::issuer::AccessGrant;
+use crate::password::{PasswordError, Verified};
+use crate::store::StoreError;
+
+type Shared = AxumState<Arc<State>>;
+
+/// Everything that ends a request early.
+enum Stop {
+    OAuth(OAuthError),
+    Reply(Box<Reply>),
+}
+
+impl From<OAuthError> for Stop {
+    fn from(error: OAuthError) -> Self {
+        Self::OAuth(error)
+    }
+}
+
+impl From<StoreError> for Stop {
+    fn from(error: StoreError) -> Self {
+        tracing::error!(%error, "auth router: store unavailable");
+        Self::reply(reply::unavailable(std::time::Duration::from_secs(1)))
+    }
+}
+
+impl Stop {
+    fn reply(reply: Reply) -> Self {
+        Self::Reply(Box::new(reply))
+    }
+
+    fn into_reply(self) -> Reply {
+        match self {
+            Self::OAuth(error) => error.reply(),
+            Self::Reply(reply) => *reply,
+        }
+    }
+
+    /// A hashing error: busy → 503; anything about the stored hash → the generic credential
+    /// failure (logged for the operator, invisible to the client).
+    fn password(error: PasswordError, user: Option<&User>) -> Self {
+        match error {
+            PasswordError::Overloaded { retry_after } => {
+                tracing::warn!("auth router: password hashing at capacity, answering 503");
+                Self::reply(reply::unavailable(retry_after))
+            }
+            PasswordError::TooLong => Self::OAuth(BAD_CREDENTIALS),
+            error => {
+                tracing::error!(
+                    %error,
+                    user = user.map(|u| u.id.as_str()),
+                    "auth router: stored password hash unusable"
+                );
+                Self::OAuth(BAD_CREDENTIALS)
+            }
+        }
+    }
+}
+
+type Outcome = Result<Reply, Stop>;
+
+fn finish(outcome: Outcome) -> Reply {
+    outcome.unwrap_or_else(Stop::into_reply)
+}
+
+/// Reads and parses the body of a token or revocation request.
+async fn params(request: Request) -> Result<(http::HeaderMap, Params), Stop> {
+    let (parts, body) = request.into_parts();
+    let body = request::read_body(&parts.headers, body)
+        .await
+        .map_err(Stop::reply)?;
+    let params = Params::parse(&parts.headers, &body)?;
+    Ok((parts.headers, params))
+}
+
+/// The client making the request, authenticated when it is confidential.
+fn authenticate_client(
+    state: &State,
+    credentials: &ClientCredentials,
+) -> Result<String, OAuthError> {
+    let failed = OAuthError::InvalidClient {
+        basic: credentials.basic,
+    };
+    if state.clients.is_empty() {
+        // Public clients only: a secret means the client believes it is confidential, and
+        // nothing here could check it.
+        if credentials.secret.is_some() {
+            return Err(failed);
+        }
+        return match &credentials.id {
+            Some(id) if super::check_client_id(id).is_err() => {
+                Err(OAuthError::invalid_request("malformed client_id"))
+            }
+            Some(id) => Ok(id.clone()),
+            None => Ok(super::DEFAULT_CLIENT_ID.to_owned()),
+        };
+    }
+    let client = credentials
+        .id
+        .as_deref()
+        .and_then(|id| state.clients.get(id))
+        .ok_or(failed)?;
+    if !client.secret_matches(credentials.secret.as_deref()) {
+        return Err(failed);
+    }
+    Ok(client.id.clone())
+}
+
+fn check_grant(state: &State, client_id: &str, grant: GrantType) -> Result<(), OAuthError> {
+    match state.clients.get(client_id) {
+        Some(client) if !client.grants.contains(&grant) => Err(OAuthError::UnauthorizedClient),
+        _ => Ok(()),
+    }
+}
+
+/// The `scope` parameter as a list; `Err` when a token breaks the RFC 6749 grammar.
+fn requested_scopes(params: &Params) -> Result<Option<Vec<String>>, OAuthError> {
+    let Some(scope) = params.get("scope") else {
+        return Ok(None);
+    };
+    let mut scopes: Vec<String> = Vec::new();
+    for token in scope.split(' ').filter(|t| !t.is_empty()) {
+        if !is_scope_token(token) {
+            return Err(OAuthError::InvalidScope);
+        }
+        if !scopes.iter().any(|s| s == token) {
+            scopes.push(token.to_owned());
+        }
+    }
+    Ok(Some(scopes))
+}
+
+/// RFC 6749 §3.3: the requested scopes when each is allowed, every allowed scope when none
+/// were requested.
+fn negotiate(
+    requested: Option<Vec<String>>,
+    allowed: &[String],
+) -> Result<Vec<String>, OAuthError> {
+    match requested {
+        None => Ok(allowed.to_vec()),
+        Some(requested) if requested.iter().all(|s| allowed.contains(s)) => Ok(requested),
+        Some(_) => Err(OAuthError::InvalidScope),
+    }
+}
+
+#[derive(Serialize)]
+struct TokenResponse<'a> {
+    access_token: &'a str,
+    token_type: &'static str,
+    expires_in: u64,
+    refresh_token: &'a str,
+    scope: String,
+}
+
+/// `POST /token`.
+pub(super) async fn token(AxumState(state): Shared, request: Request) -> Reply {
+    finish(token_grant(&state, request).await)
+}
+
+async fn token_grant(state: &State, request: Request) -> Outcome {
+    let (headers, params) = params(request).await?;
+    let credentials = request::client_credentials(&headers, &params)?;
+    let client_id = authenticate_client(state, &credentials)?;
+    match params.required("grant_type", "missing parameter: grant_type")? {
+        "password" => {
+            check_grant(state, &client_id, GrantType::Password)?;
+            password_grant(state, &params, client_id).await
+        }
+        "refresh_token" => {
+            check_grant(state, &client_id, GrantType::RefreshToken)?;
+            refresh_grant(state, &params, &client_id).await
+        }
+        _ => Err(OAuthError::UnsupportedGrantType.into()),
+    }
+}
+
+async fn password_grant(state: &State, params: &Params, client_id: String) -> Outcome {
+    let username = params.required("username", "missing parameter: username")?;
+    let password = params.required("password", "missing parameter: password")?;
+    // A malformed scope is reported only once the credentials are known to be good, so the
+    // answer never depends on the scope for a wrong password.
+    let requested = requested_scopes(params);
+    let hasher = &state.hasher;
+
+    let user = match normalize_username(username) {
+        Some(name) => state.users.find_by_username(&name).await?,
+        None => None,
+    };
+    let Some(user) = user else {
+        // Same work as for a real user: one verification with current parameters.
+        hasher
+            .verify_dummy(password)
+            .await
+            .map_err(|e| Stop::password(e, None))?;
+        return Err(BAD_CREDENTIALS.into());
+    };
+    let verified = hasher
+        .verify(password, &user.password_hash)
+        .await
+        .map_err(|e| Stop::password(e, Some(&user)))?;
+    let Verified::Match { needs_rehash } = verified else {
+        return Err(BAD_CREDENTIALS.into());
+    };
+    // Checked after the verification, so a disabled account costs the same and answers the same.
+    if user.disabled {
+        return Err(BAD_CREDENTIALS.into());
+    }
+    let scopes = negotiate(requested?, &user.scopes)?;
+    if needs_rehash {
+        rehash(state, &user, password).await;
+    }
+
+    let now = state.now();
+    let session = RefreshSession {
+        session_id: random_id()?,
+        user_id: user.id.clone(),
+        client_id,
+        scopes: scopes.clone(),
+        created_at: now,
+        expires_at: now + state.refresh_absolute_ttl.as_secs(),
+    };
+    let refresh_token = RefreshToken::generate()?;
+    state
+        .refresh
+        .create(
+            session.clone(),
+            refresh_token.hash(),
+            now + state.refresh_idle_ttl.as_secs(),
+        )
+        .await?;
+    tracing::info!(user = %user.id, sid = %session.session_id, "auth router: login");
+    access_token_reply(state, &user, &session, &scopes, &refresh_token)
+}
+
+/// Replaces a hash with weaker parameters (or bcrypt) after a successful login. A failure only
+/// costs the upgrade: the login goes on.
+async fn rehash(state: &State, user: &User, password: &str) {
+    match state.hasher.hash(password).await {
+        Ok(hash) => match state.users.update_password_hash(&user.id, hash).await {
+            Ok(_) => {
+                tracing::info!(user = %user.id, "auth router: password re-hashed with current parameters")
+            }
+            Err(error) => {
+                tracing::warn!(%error, user = %user.id, "auth router: re-hash not stored")
+            }
+        },
+        Err(error) => tracing::warn!(%error, user = %user.id, "auth router: re-hash skipped"),
+    }
+}
+
+async fn refresh_grant(state: &State, params: &Params, client_id: &str) -> Outcome {
+    let presented = params.required("refresh_token", "missing parameter: refresh_token")?;
+    let requested = requested_scopes(params)?;
+    let hash = TokenHash::of(presented);
+    let now = state.now();
+    let replacement = RefreshToken::generate()?;
+    let idle_expires_at = now + state.refresh_idle_ttl.as_secs();
+
+    let Some(session) = state.refresh.get(&hash, now).await? else {
+        // Not a current token. If it is a rotated one this is a replay: rotating it revokes
+        // its family (the replacement is never stored).
+        let rotation = state
+            .refresh
+            .rotate(&hash, replacement.hash(), now, idle_expires_at)
+            .await?;
+        if let Rotation::Reused(session) = rotation {
+            family_revoked(state, &session, now).await?;
+        }
+        return Err(BAD_REFRESH_TOKEN.into());
+    };
+    if session.client_id != client_id {
+        return Err(BAD_REFRESH_TOKEN.into());
+    }
+    let user = state.users.find_by_id(&session.user_id).await?;
+    let Some(user) = user.filter(|user| !user.disabled) else {
+        state.refresh.revoke_session(&session.session_id).await?;
+        revoke_sid(state, &session.session_id, now).await?;
+        return Err(BAD_REFRESH_TOKEN.into());
+    };
+    // A refresh may narrow the session's scopes, never widen them, and loses any scope the
+    // user has been refused since.
+    let allowed: Vec<String> = session
+        .scopes
+        .iter()
+        .filter(|s| user.scopes.contains(s))
+        .cloned()
+        .collect();
+    let scopes = negotiate(requested, &allowed)?;
+
+    match state
+        .refresh
+        .rotate(&hash, replacement.hash(), now, idle_expires_at)
+        .await?
+    {
+        Rotation::Rotated(session) => {
+            access_token_reply(state, &user, &session, &scopes, &replacement)
+        }
+        Rotation::Reused(session) => {
+            // Another request rotated this token first: a replay or a racing client. The
+            // family is gone either way.
+            family_revoked(state, &session, now).await?;
+            Err(BAD_REFRESH_TOKEN.into())
+        }
+        Rotation::Invalid => Err(BAD_REFRESH_TOKEN.into()),
+    }
+}
+
+async fn family_revoked(state: &State, session: &RefreshSession, now: u64) -> Result<(), Stop> {
+    tracing::warn!(
+        user = %session.user_id,
+        sid = %session.session_id,
+        "auth router: refresh token reuse detected, session revoked"
+    );
+    revoke_sid(state, &session.session_id, now).await
+}
+
+async fn revoke_sid(state: &State, session_id: &str, now: u64) -> Result<(), Stop> {
+    state
+        .revocation
+        .revoke_session(
+            state.issuer.issuer(),
+            session_id,
+            state.revocation_horizon(now),
+        )
+        .await?;
+    Ok(())
+}
+
+fn access_token_reply(
+    state: &State,
+    user: &User,
+    session: &RefreshSession,
+    scopes: &[String],
+    refresh_token: &RefreshToken,
+) -> Outcome {
+    let issued = state
+        .issuer
+        .issue(&AccessGrant {
+            subject: &user.id,
+            client_id: &session.client_id,
+            scopes,
+            roles: &user.roles,
+            session_id: &session.session_id,
+        })
+        .map_err(|error| {
+            tracing::error!(%error, "auth router: signing failed");
+            Stop::reply(reply::error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "could not issue a token",
+            ))
+        })?;
+    Ok(reply::json(
+        StatusCode::OK,
+        &TokenResponse {
+            access_token: &issued.token,
+            token_type: "Bearer",
+            expires_in: issued.expires_at.saturating_sub(issued.issued_at),
+            refresh_token: refresh_token.as_str(),
+            scope: scopes.join(" "),
+        },
+    ))
+}
+
+/// `POST /revoke` (RFC 7009).
+pub(super) async fn revoke(AxumState(state): Shared, request: Request) -> Reply {
+    finish(revoke_token(&state, request).await)
+}
+
+async fn revoke_token(state: &State, request: Request) -> Outcome {
+    let (headers, params) = params(request).await?;
+    let credentials = request::client_credentials(&headers, &params)?;
+    let client_id = authenticate_client(state, &credentials)?;
+    let token = params.required("token", "missing parameter: token")?;
+    let now = state.now();
+    // The hint only orders the search (RFC 7009 §2.1); both kinds are always tried.
+    let access_first = params.get("token_type_hint") == Some("access_token");
+    let found = access_first && revoke_access(state, token, &client_id).await?;
+    let found = found || revoke_refresh(state, token, &client_id, now).await?;
+    if !found && !access_first {
+        revoke_access(state, token, &client_id).await?;
+    }
+    // 200 whether or not the token was known: the client's goal is met either way.
+    Ok(reply::json(StatusCode::OK, &serde_json::json!({})))
+}
+
+/// Revokes the family of a refresh token issued to `client_id`; `true` when the token was one.
+async fn revoke_refresh(
+    state: &State,
+    token: &str,
+    client_id: &str,
+    now: u64,
+) -> Result<bool, Stop> {
+    let Some(session) = state.refresh.find_session(&TokenHash::of(token)).await? else {
+        return Ok(false);
+    };
+    if session.client_id == client_id {
+        state.refresh.revoke_session(&session.session_id).await?;
+        revoke_sid(state, &session.session_id, now).await?;
+    }
+    Ok(true)
+}
+
+/// Denylists an access token issued to `client_id` until it expires; `true` when the token was
+/// one of ours (valid signature, issuer and audience).
+async fn revoke_access(state: &State, token: &str, client_id: &str) -> Result<bool, Stop> {
+    let Ok(claims) = state.verifier.verify(token) else {
+        return Ok(false);
+    };
+    if claims.client_id() == Some(client_id) {
+        revoke_claims(state, &claims).await?;
+    }
+    Ok(true)
+}
+
+/// Denylists the token's `jti` until `exp` + leeway.
+async fn revoke_claims(state: &State, claims: &Claims) -> Result<(), Stop> {
+    if let (Some(jti), Some(exp)) = (claims.jwt_id(), claims.expires_at()) {
+        let until = exp.as_secs() + state.leeway.as_secs() + 1;
+        state
+            .revocation
+            .revoke_token(claims.issuer().unwrap_or(""), jti, until)
+            .await?;
+    }
+    Ok(())
+}
+
+/// `POST /logout`: this session. Behind the router's `BearerAuth`, so the claims are verified
+/// and not revoked.
+pub(super) async fn logout(AxumState(state): Shared, claims: Claims) -> Reply {
+    finish(logout_session(&state, &claims).await)
+}
+
+async fn logout_session(state: &State, claims: &Claims) -> Outcome {
+    let now = state.now();
+    revoke_claims(state, claims).await?;
+    if let Some(sid) = claims.session_id() {
+        state.refresh.revoke_session(sid).await?;
+        revoke_sid(state, sid, now).await?;
+    }
+    Ok(reply::no_content())
+}
+
+/// `POST /logout/all`: every session of the user.
+pub(super) async fn logout_all(AxumState(state): Shared, claims: Claims) -> Reply {
+    finish(logout_everywhere(&state, &claims).await)
+}
+
+async fn logout_everywhere(state: &State, claims: &Claims) -> Outcome {
+    let now = state.now();
+    let Some(subject) = claims.subject() else {
+        return Err(OAuthError::invalid_request("token has no subject").into());
+    };
+    revoke_claims(state, claims).await?;
+    for session in state.refresh.revoke_user(subject).await? {
+        revoke_sid(state, &session.session_id, now).await?;
+    }
+    // Tokens issued before now by any session, including ones this instance does not know.
+    state
+        .revocation
+        .revoke_subject_before(
+            claims.issuer().unwrap_or(""),
+            subject,
+            now,
+            state.revocation_horizon(now),
+        )
+        .await?;
+    Ok(reply::no_content())
+}
+
+/// `GET /jwks.json`.
+pub(super) async fn jwks(AxumState(state): Shared) -> Reply {
+    let mut reply = reply::json(StatusCode::OK, &state.issuer.jwks());
+    let headers = reply.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/jwk-set+json"),
+    );
+    // Public keys may be cached; verifiers refetch on an unknown kid anyway.
+    headers.insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("public, max-age=300"),
+    );
+    headers.remove(http::header::PRAGMA);
+    reply
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegisterRequest {
+    username: String,
+    password: String,
+    #[serde(default)]
+    email: Option<String>,
+}
+
+/// `POST /register` (only routed when registration is enabled).
+pub(super) async fn register(AxumState(state): Shared, request: Request) -> Reply {
+    finish(register_user(&state, request).await)
+}
+
+async fn register_user(state: &State, request: Request) -> Outcome {
+    let Some(registration) = &state.registration else {
+        return Ok(reply::error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "registration is disabled",
+        ));
+    };
+    let (parts, body) = request.into_parts();
+    let body = request::read_body(&parts.headers, body)
+        .await
+        .map_err(Stop::reply)?;
+    let policy =
+        |description| reply::error(StatusCode::BAD_REQUEST, "invalid_request", description);
+    if request::format(&parts.headers) != Some(request::Format::Json) {
+        return Ok(policy("content type must be application/json"));
+    }
+    let Ok(form) = serde_json::from_slice::<RegisterRequest>(&body) else {
+        return Ok(policy("body must be {username, password, email?}"));
+    };
+    let Some(username) = normalize_username(&form.username) else {
+        return Ok(policy(
+            "username must be 1 to 64 characters without spaces, controls or ':'",
+        ));
+    };
+    if form.password.chars().count() < MIN_PASSWORD_CHARS {
+        return Ok(policy("password must be at least 8 characters"));
+    }
+    if form.password.len() > state.hasher.max_password_len() {
+        return Ok(policy("password is too long"));
+    }
+    if let Some(email) = &form.email
+        && !is_plausible_email(email)
+    {
+        return Ok(policy("email is not a valid address"));
+    }
+    let taken = || reply::error(StatusCode::CONFLICT, "username_taken", "username is taken");
+    // Checked before hashing so a taken name costs no argon2 work; `create` checks again.
+    if state.users.find_by_username(&username).await?.is_some() {
+        return Ok(taken());
+    }
+    let password_hash = state
+        .hasher
+        .hash(&form.password)
+        .await
+        .map_err(|e| Stop::password(e, None))?;
+    let created = state
+        .users
+        .create(NewUser {
+            username,
+            email: form.email,
+            password_hash,
+            roles: registration.roles.clone(),
+            scopes: registration.scopes.clone(),
+        })
+        .await?;
+    match created {
+        Created::Created(user) => {
+            tracing::info!(user = %user.id, "auth router: user registered");
+            Ok(reply::json(StatusCode::CREATED, &user.public()))
+        }
+        Created::Taken => Ok(taken()),
+        Created::InvalidUsername => Ok(policy("invalid username")),
+    }
+}
+
+/// A deliberately loose check (one `@`, something on each side, a dot in the domain, no
+/// spaces or controls, at most 254 bytes): the only real check is a confirmation mail.
+fn is_plausible_email(email: &str) -> bool {
+    let Some((local, domain)) = email.split_once('@') else {
+        return false;
+    };
+    email.len() <= 254
+        && !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !domain.contains('@')
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scope_negotiation_grants_subsets_only() {
+        let allowed = vec!["a".to_owned(), "b".to_owned()];
+        assert_eq!(negotiate(None, &allowed).unwrap(), allowed);
+        assert_eq!(
+            negotiate(Some(vec!["b".to_owned()]), &allowed).unwrap(),
+            ["b"]
+        );
+        assert_eq!(
+            negotiate(Some(vec![]), &allowed).unwrap(),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            negotiate(Some(vec!["c".to_owned()]), &allowed).unwrap_err(),
+            OAuthError::InvalidScope
+        );
+    }
+
+    #[test]
+    fn emails_are_checked_loosely() {
+        for good in ["a@b.co", "first.last+tag@sub.example.org"] {
+            assert!(is_plausible_email(good), "{good}");
+        }
+        for bad in [
+            "", "a", "@b.co", "a@", "a@b", "a@.b", "a@b.", "a b@c.d", "a@b@c.d", "a@b.c\n",
+        ] {
+            assert!(!is_plausible_email(bad), "{bad:?}");
+        }
+        assert!(!is_plausible_email(&format!("{}@b.co", "a".repeat(250))));
+    }
+}

@@ -1,0 +1,552 @@
+//! [`AuthRouter`]: an axum router for first-party logins. OAuth2 password and refresh grants
+//! (RFC 6749), refresh-token rotation with reuse detection (RFC 9700 §4.14.2), revocation
+//! (RFC 7009), logout, and the issuer's JWKS.
+//!
+//! ```
+//! use axum::{Router, routing::get};
+//! use tower_jwt_auth::{Claims, PasswordHasher, TokenIssuer};
+//! use tower_jwt_auth::router::AuthRouter;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let issuer = TokenIssuer::generate_ed25519("https://api.example", "api")?;
+//! let auth = AuthRouter::builder(issuer)
+//!     .hasher(PasswordHasher::builder().params(1024, 1, 1)?.build()?) // cheap, for the example only
+//!     .build()?;
+//! auth.create_user("alice", "correct horse battery staple", &["user"], &["items:read"]).await?;
+//!
+//! let app: Router = Router::new()
+//!     .route("/me", get(|claims: Claims| async move { claims.subject().unwrap_or("").to_owned() }))
+//!     .layer(auth.bearer_layer())
+//!     .nest("/auth", auth.router());
+//!
+//! # use tower::ServiceExt;
+//! let login = http::Request::post("/auth/token")
+//!     .header("content-type", "application/x-www-form-urlencoded")
+//!     .body(axum::body::Body::from(
+//!         "grant_type=password&username=alice&password=correct+horse+battery+staple",
+//!     ))?;
+//! let response = app.clone().oneshot(login).await?;
+//! assert_eq!(response.status(), 200);
+//! # Ok(()) }
+//! ```
+//!
+//! | route (relative to the mount) | |
+//! |---|---|
+//! | `POST /token` | `grant_type=password` (`username`, `password`, optional `scope`) and `grant_type=refresh_token` (`refresh_token`, optional narrower `scope`); form-encoded (RFC 6749) or JSON. Answers `{access_token, token_type, expires_in, refresh_token, scope}` |
+//! | `POST /revoke` | RFC 7009: `token`, optional `token_type_hint`; always 200 for a well-formed request |
+//! | `POST /logout` | bearer token required: ends this session (its access token and refresh family) |
+//! | `POST /logout/all` | bearer token required: ends every session of the user |
+//! | `GET /jwks.json` | the issuer's public keys (empty for HMAC) |
+//! | `POST /register` | only when [enabled](AuthRouterBuilder::registration): JSON `{username, password, email?}` |
+//!
+//! Errors follow RFC 6749 §5.2 (`invalid_request`, `invalid_client` (401),
+//! `invalid_grant`, `unauthorized_client`, `unsupported_grant_type`, `invalid_scope`), every
+//! token-endpoint answer carries `Cache-Control: no-store` and `Pragma: no-cache`, bodies over
+//! 8 KiB are refused with 413, and a busy password hasher or an unavailable store answers 503
+//! with `Retry-After`. An unknown user, a wrong password and a disabled account get
+//! byte-identical answers after the same amount of hashing.
+//!
+//! # First-party clients only
+//!
+//! The password grant hands the user's password to the client. RFC 9700 §2.4 forbids it for
+//! third-party clients: use it for your own web and mobile apps, and give anyone else an
+//! authorization server with the authorization-code flow (PKCE).
+//!
+//! # Sessions and revocation
+//!
+//! Every login starts a refresh family, whose id is the access tokens' `sid`. Refresh tokens are
+//! 256-bit random strings, stored only as SHA-256 hashes, and rotated on every use; presenting
+//! a rotated one again (a replay: someone else holds a copy) revokes the whole family. Two
+//! concurrent refreshes with one token are a replay too: exactly one succeeds, and the family
+//! ends. Revoking a family (replay, `/revoke`, `/logout`) also denylists its `sid` in the
+//! [`RevocationStore`], so with [`AuthRouter::bearer_layer`] its access tokens stop working at
+//! once rather than at their `exp`.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::routing::{get, post};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::bearer::BearerAuthLayer;
+use crate::error::ConfigError;
+use crate::issuer::TokenIssuer;
+use crate::password::{PasswordError, PasswordHasher};
+use crate::revocation::{MemoryRevocationStore, RevocationStore};
+use crate::store::StoreError;
+use crate::verifier::{DEFAULT_LEEWAY, Verifier};
+
+mod endpoints;
+mod refresh;
+mod reply;
+mod request;
+mod users;
+
+pub use refresh::{
+    DEFAULT_MAX_SESSIONS, MemoryRefreshStore, REMEMBERED_ROTATIONS, RefreshSession, RefreshStore,
+    RefreshToken, Rotation, TokenHash,
+};
+pub use request::MAX_BODY_BYTES;
+pub use users::{
+    Created, DEFAULT_MAX_USERS, MAX_USERNAME_CHARS, MemoryUserStore, NewUser, PublicUser, User,
+    UserStore, normalize_username,
+};
+
+/// The default idle lifetime of a refresh token: unused for this long, the session ends.
+pub const DEFAULT_REFRESH_IDLE_TTL: Duration = Duration::from_secs(14 * 24 * 3600);
+/// The default absolute lifetime of a session, however often it is refreshed.
+pub const DEFAULT_REFRESH_ABSOLUTE_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+/// The `client_id` recorded when a public client does not name itself.
+pub const DEFAULT_CLIENT_ID: &str = "default";
+/// The shortest password [registration](AuthRouterBuilder::registration) accepts, in
+/// characters (NIST SP 800-63B).
+pub const MIN_PASSWORD_CHARS: usize = 8;
+
+/// A grant type a [`Client`] may use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum GrantType {
+    /// `password` (RFC 6749 §4.3).
+    Password,
+    /// `refresh_token` (RFC 6749 §6).
+    RefreshToken,
+}
+
+/// A registered client. Once any client is registered, only registered clients may use the
+/// router; without any, every request is a public client (its `client_id` is recorded, or
+/// [`DEFAULT_CLIENT_ID`]).
+#[derive(Clone)]
+pub struct Client {
+    id: String,
+    /// SHA-256 of the secret; `None` for a public client.
+    secret: Option<[u8; 32]>,
+    grants: Vec<GrantType>,
+}
+
+impl Client {
+    /// A public client (no secret: a browser or mobile app), allowed both grants.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidSetting`] unless `id` is 1..=128 printable ASCII characters.
+    pub fn public(id: &str) -> Result<Self, ConfigError> {
+        check_client_id(id)?;
+        Ok(Self {
+            id: id.to_owned(),
+            secret: None,
+            grants: vec![GrantType::Password, GrantType::RefreshToken],
+        })
+    }
+
+    /// A confidential client that authenticates with `secret`, preferably by HTTP Basic
+    /// (RFC 6749 §2.3.1). Only a hash of the secret is kept, and it is compared in constant
+    /// time.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::public`], and [`ConfigError::InvalidSetting`] for a secret shorter than 16
+    /// bytes.
+    pub fn confidential(id: &str, secret: &str) -> Result<Self, ConfigError> {
+        if secret.len() < 16 {
+            return Err(ConfigError::InvalidSetting(
+                "client secrets must be at least 16 bytes",
+            ));
+        }
+        let mut client = Self::public(id)?;
+        client.secret = Some(Sha256::digest(secret.as_bytes()).into());
+        Ok(client)
+    }
+
+    /// Restricts the grant types this client may use (others: `unauthorized_client`).
+    #[must_use]
+    pub fn grants(mut self, grants: &[GrantType]) -> Self {
+        self.grants = grants.to_vec();
+        self
+    }
+
+    fn secret_matches(&self, presented: Option<&str>) -> bool {
+        match (&self.secret, presented) {
+            (None, None) => true,
+            (Some(expected), Some(presented)) => {
+                let presented: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+                bool::from(expected.ct_eq(&presented))
+            }
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("id", &self.id)
+            .field("confidential", &self.secret.is_some())
+            .field("grants", &self.grants)
+            .finish()
+    }
+}
+
+fn check_client_id(id: &str) -> Result<(), ConfigError> {
+    let printable = id.bytes().all(|b| (0x20..=0x7e).contains(&b));
+    if id.is_empty() || id.len() > 128 || !printable {
+        return Err(ConfigError::InvalidSetting(
+            "client ids must be 1..=128 printable ascii characters",
+        ));
+    }
+    Ok(())
+}
+
+/// What [`registration`](AuthRouterBuilder::registration) gives new users.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Registration {
+    /// Roles of every registered user.
+    pub roles: Vec<String>,
+    /// Scopes every registered user may be granted.
+    pub scopes: Vec<String>,
+}
+
+/// Builds an [`AuthRouter`]; start with [`AuthRouter::builder`].
+#[must_use]
+pub struct AuthRouterBuilder {
+    issuer: TokenIssuer,
+    hasher: Option<PasswordHasher>,
+    users: Arc<dyn UserStore>,
+    refresh: Arc<dyn RefreshStore>,
+    revocation: Arc<dyn RevocationStore>,
+    refresh_idle_ttl: Duration,
+    refresh_absolute_ttl: Duration,
+    leeway: Duration,
+    clients: HashMap<String, Client>,
+    registration: Option<Registration>,
+    clock: Clock,
+}
+
+type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
+
+impl fmt::Debug for AuthRouterBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthRouterBuilder")
+            .field("issuer", &self.issuer)
+            .field("clients", &self.clients.values().collect::<Vec<_>>())
+            .field("registration", &self.registration)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuthRouterBuilder {
+    /// The password hasher (default: [`PasswordHasher::new`], argon2id at the OWASP floor).
+    pub fn hasher(mut self, hasher: PasswordHasher) -> Self {
+        self.hasher = Some(hasher);
+        self
+    }
+
+    /// Where users live (default: a [`MemoryUserStore`]).
+    pub fn users(mut self, users: Arc<dyn UserStore>) -> Self {
+        self.users = users;
+        self
+    }
+
+    /// Where refresh families live (default: a [`MemoryRefreshStore`]).
+    pub fn refresh_store(mut self, store: Arc<dyn RefreshStore>) -> Self {
+        self.refresh = store;
+        self
+    }
+
+    /// The denylist of revoked tokens and sessions (default: a [`MemoryRevocationStore`]).
+    /// [`AuthRouter::bearer_layer`] checks it on every request.
+    pub fn revocation_store(mut self, store: Arc<dyn RevocationStore>) -> Self {
+        self.revocation = store;
+        self
+    }
+
+    /// How long an unused refresh token stays valid (default [`DEFAULT_REFRESH_IDLE_TTL`]) and
+    /// how long a session lasts at most (default [`DEFAULT_REFRESH_ABSOLUTE_TTL`]).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidSetting`] unless 1 min ≤ `idle` ≤ `absolute` ≤ 1 year.
+    pub fn refresh_ttl(mut self, idle: Duration, absolute: Duration) -> Result<Self, ConfigError> {
+        let year = Duration::from_secs(366 * 24 * 3600);
+        if idle < Duration::from_secs(60) || idle > absolute || absolute > year {
+            return Err(ConfigError::InvalidSetting(
+                "refresh lifetimes must satisfy 1 min <= idle <= absolute <= 1 year",
+            ));
+        }
+        self.refresh_idle_ttl = idle;
+        self.refresh_absolute_ttl = absolute;
+        Ok(self)
+    }
+
+    /// The clock leeway of the router's own verifier, also added to how long revocations are
+    /// kept (default [`DEFAULT_LEEWAY`]). Keep it equal to the leeway of every verifier that
+    /// accepts these tokens.
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+
+    /// Registers a client (see [`Client`]).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidSetting`] when a client with this id is already registered.
+    pub fn client(mut self, client: Client) -> Result<Self, ConfigError> {
+        if self.clients.contains_key(&client.id) {
+            return Err(ConfigError::InvalidSetting("duplicate client id"));
+        }
+        self.clients.insert(client.id.clone(), client);
+        Ok(self)
+    }
+
+    /// Enables `POST /register`, giving new users these roles and scopes.
+    pub fn registration(mut self, registration: Registration) -> Self {
+        self.registration = Some(registration);
+        self
+    }
+
+    /// The clock for refresh-token expiry and revocation lifetimes (default: the system
+    /// clock). Tests pair it with [`TokenIssuer::clock`].
+    pub fn clock(mut self, clock: impl Fn() -> SystemTime + Send + Sync + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Builds the router's state.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] from building the issuer's verifier or the default password hasher.
+    pub fn build(self) -> Result<AuthRouter, ConfigError> {
+        let verifier = self
+            .issuer
+            .verifier_builder()?
+            .leeway(self.leeway)
+            .build()?;
+        let hasher = match self.hasher {
+            Some(hasher) => hasher,
+            None => PasswordHasher::builder().build()?,
+        };
+        let bearer =
+            BearerAuthLayer::new(verifier.clone()).revocation(Arc::clone(&self.revocation));
+        Ok(AuthRouter {
+            state: Arc::new(State {
+                issuer: self.issuer,
+                verifier,
+                bearer,
+                hasher,
+                users: self.users,
+                refresh: self.refresh,
+                revocation: self.revocation,
+                refresh_idle_ttl: self.refresh_idle_ttl,
+                refresh_absolute_ttl: self.refresh_absolute_ttl,
+                leeway: self.leeway,
+                clients: self.clients,
+                registration: self.registration,
+                clock: self.clock,
+            }),
+        })
+    }
+}
+
+/// The login router and the state behind it. Cheap to clone.
+#[derive(Clone)]
+pub struct AuthRouter {
+    state: Arc<State>,
+}
+
+struct State {
+    issuer: TokenIssuer,
+    verifier: Verifier,
+    bearer: BearerAuthLayer,
+    hasher: PasswordHasher,
+    users: Arc<dyn UserStore>,
+    refresh: Arc<dyn RefreshStore>,
+    revocation: Arc<dyn RevocationStore>,
+    refresh_idle_ttl: Duration,
+    refresh_absolute_ttl: Duration,
+    leeway: Duration,
+    clients: HashMap<String, Client>,
+    registration: Option<Registration>,
+    clock: Clock,
+}
+
+impl State {
+    fn now(&self) -> u64 {
+        (self.clock)()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    }
+
+    /// Until when a session or user revocation must be kept: the longest an access token issued
+    /// now could still be accepted.
+    fn revocation_horizon(&self, now: u64) -> u64 {
+        now + self.issuer.access_ttl().as_secs() + self.leeway.as_secs() + 1
+    }
+}
+
+impl fmt::Debug for AuthRouter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthRouter")
+            .field("issuer", &self.state.issuer)
+            .field("hasher", &self.state.hasher)
+            .field("registration", &self.state.registration.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why [`AuthRouter::create_user`] failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum CreateUserError {
+    /// The username is taken.
+    Taken,
+    /// The username is not valid (see [`normalize_username`]).
+    InvalidUsername,
+    /// Hashing the password failed (too long, or the hasher is overloaded).
+    Password(PasswordError),
+    /// The user store failed.
+    Store(StoreError),
+}
+
+impl fmt::Display for CreateUserError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Taken => f.write_str("username taken"),
+            Self::InvalidUsername => f.write_str("invalid username"),
+            Self::Password(error) => write!(f, "password: {error}"),
+            Self::Store(error) => write!(f, "{error}"),
+        }
+    }
+}
+
+impl std::error::Error for CreateUserError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Password(error) => Some(error),
+            Self::Store(error) => Some(error),
+            _ => None,
+        }
+    }
+}
+
+impl AuthRouter {
+    /// Starts a builder around the issuer of the access tokens, with in-memory stores.
+    pub fn builder(issuer: TokenIssuer) -> AuthRouterBuilder {
+        AuthRouterBuilder {
+            issuer,
+            hasher: None,
+            users: Arc::new(MemoryUserStore::new()),
+            refresh: Arc::new(MemoryRefreshStore::new()),
+            revocation: Arc::new(MemoryRevocationStore::new()),
+            refresh_idle_ttl: DEFAULT_REFRESH_IDLE_TTL,
+            refresh_absolute_ttl: DEFAULT_REFRESH_ABSOLUTE_TTL,
+            leeway: DEFAULT_LEEWAY,
+            clients: HashMap::new(),
+            registration: None,
+            clock: Arc::new(SystemTime::now),
+        }
+    }
+
+    /// The routes, to mount with `Router::nest` (any outer state type).
+    pub fn router<S: Clone + Send + Sync + 'static>(&self) -> Router<S> {
+        let state = Arc::clone(&self.state);
+        let logout = Router::new()
+            .route("/logout", post(endpoints::logout))
+            .route("/logout/all", post(endpoints::logout_all))
+            .route_layer(state.bearer.clone());
+        let mut router = Router::new()
+            .route("/token", post(endpoints::token))
+            .route("/revoke", post(endpoints::revoke))
+            .route("/jwks.json", get(endpoints::jwks))
+            .merge(logout);
+        if state.registration.is_some() {
+            router = router.route("/register", post(endpoints::register));
+        }
+        router.with_state(state)
+    }
+
+    /// A [`BearerAuthLayer`] for the application's routes: the issuer's verifier (issuer,
+    /// audience, `typ: at+jwt`) with this router's revocation store.
+    pub fn bearer_layer(&self) -> BearerAuthLayer {
+        self.state.bearer.clone()
+    }
+
+    /// The verifier of this router's access tokens (no revocation check).
+    #[must_use]
+    pub fn verifier(&self) -> &Verifier {
+        &self.state.verifier
+    }
+
+    /// The issuer.
+    #[must_use]
+    pub fn issuer(&self) -> &TokenIssuer {
+        &self.state.issuer
+    }
+
+    /// The password hasher.
+    #[must_use]
+    pub fn hasher(&self) -> &PasswordHasher {
+        &self.state.hasher
+    }
+
+    /// The user store.
+    #[must_use]
+    pub fn users(&self) -> &Arc<dyn UserStore> {
+        &self.state.users
+    }
+
+    /// The revocation store.
+    #[must_use]
+    pub fn revocation(&self) -> &Arc<dyn RevocationStore> {
+        &self.state.revocation
+    }
+
+    /// Creates a user with this password (hashed with the router's hasher), roles and scopes:
+    /// for bootstrap accounts and admin tools.
+    ///
+    /// # Errors
+    ///
+    /// See [`CreateUserError`].
+    pub async fn create_user(
+        &self,
+        username: &str,
+        password: &str,
+        roles: &[&str],
+        scopes: &[&str],
+    ) -> Result<User, CreateUserError> {
+        let username = normalize_username(username).ok_or(CreateUserError::InvalidUsername)?;
+        let password_hash = self
+            .state
+            .hasher
+            .hash(password)
+            .await
+            .map_err(CreateUserError::Password)?;
+        let created = self
+            .state
+            .users
+            .create(NewUser {
+                username,
+                email: None,
+                password_hash,
+                roles: roles.iter().map(|&r| r.to_owned()).collect(),
+                scopes: scopes.iter().map(|&s| s.to_owned()).collect(),
+            })
+            .await
+            .map_err(CreateUserError::Store)?;
+        match created {
+            Created::Created(user) => Ok(user),
+            Created::Taken => Err(CreateUserError::Taken),
+            Created::InvalidUsername => Err(CreateUserError::InvalidUsername),
+        }
+    }
+}
+
+/// 128 random bits, base64url: user ids and session ids.
+pub(crate) fn random_id() -> Result<String, StoreError> {
+    crate::random_b64::<16>().map_err(|_| StoreError::new("the OS random source failed"))
+}
