@@ -9,6 +9,12 @@
 //!   authorise. They are generic over request and response bodies and work unchanged under
 //!   axum, tonic and hyper; rejections follow RFC 6750, or gRPC's trailers-only form (see
 //!   [`response`]). With the `axum` feature, handlers take [`Claims`] or `Option<Claims>`.
+//!   With a [`revocation`] store, `BearerAuth` also rejects revoked tokens and sessions.
+//! - **Issuing** (feature `router`): [`TokenIssuer`] signs RFC 9068 access tokens and publishes
+//!   its JWKS; [`PasswordHasher`] hashes passwords with argon2id behind a bounded queue; the
+//!   [`router`] module's `AuthRouter` is an axum login router (OAuth2 password and refresh
+//!   grants with rotation and reuse detection, RFC 7009 revocation, logout, registration) for
+//!   first-party clients. `cargo run --example server` shows all of it.
 //!
 //! ```
 //! use tower_jwt_auth::{Algorithm, ErrorKind, KeySet, TokenSigner, Verifier};
@@ -80,6 +86,8 @@
 //! | `aws-lc-rs` | yes | signature primitives from aws-lc-rs |
 //! | `rust-crypto` | no | signature primitives from the pure-Rust RustCrypto crates; takes precedence when both are on (use `default-features = false` to avoid compiling aws-lc) |
 //! | `axum` | yes | `Claims` / `Option<Claims>` extractors (pulls in `axum-core` only) |
+//! | `router` | yes | [`router::AuthRouter`], [`PasswordHasher`] and the in-memory user and refresh stores (pulls in axum, tokio and argon2) |
+//! | `bcrypt` | no | [`PasswordHasher`] verifies legacy `$2b$` bcrypt hashes (as passlib writes them) and asks for a re-hash |
 //!
 //! Exactly one backend is always active; a build with neither does not compile.
 //! [`crypto_backend`] names the one in use.

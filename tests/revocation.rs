@@ -146,20 +146,21 @@ async fn a_subject_cutoff_revokes_tokens_issued_before_it() {
     assert_passed(&send(&layer, &inner, bearer(&other_user)).await, &inner);
 }
 
+/// What the store was asked: issuer, jti, sid, sub, iat.
+type Asked = (
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<u64>,
+);
+
 /// A store whose answers the test scripts: at once or after the test releases them, an error
 /// or a verdict; it counts the questions and remembers the last one.
 #[derive(Default)]
 struct ScriptedStore {
     asks: AtomicUsize,
-    last: Mutex<
-        Option<(
-            String,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<u64>,
-        )>,
-    >,
+    last: Mutex<Option<Asked>>,
     answer: Mutex<Option<Result<bool, &'static str>>>,
     later: Mutex<Option<oneshot::Receiver<()>>>,
 }

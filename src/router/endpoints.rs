@@ -94,7 +94,7 @@ fn authenticate_client(
     let failed = OAuthError::InvalidClient {
         basic: credentials.basic,
     };
-    if state.clients.is_empty() {
+    if state.config.clients.is_empty() {
         // Public clients only: a secret means the client believes it is confidential, and
         // nothing here could check it.
         if credentials.secret.is_some() {
@@ -111,7 +111,7 @@ fn authenticate_client(
     let client = credentials
         .id
         .as_deref()
-        .and_then(|id| state.clients.get(id))
+        .and_then(|id| state.config.clients.get(id))
         .ok_or(failed)?;
     if !client.secret_matches(credentials.secret.as_deref()) {
         return Err(failed);
@@ -120,7 +120,7 @@ fn authenticate_client(
 }
 
 fn check_grant(state: &State, client_id: &str, grant: GrantType) -> Result<(), OAuthError> {
-    match state.clients.get(client_id) {
+    match state.config.clients.get(client_id) {
         Some(client) if !client.grants.contains(&grant) => Err(OAuthError::UnauthorizedClient),
         _ => Ok(()),
     }
@@ -196,7 +196,7 @@ async fn password_grant(state: &State, params: &Params, client_id: String) -> Ou
     let hasher = &state.hasher;
 
     let user = match normalize_username(username) {
-        Some(name) => state.users.find_by_username(&name).await?,
+        Some(name) => state.config.users.find_by_username(&name).await?,
         None => None,
     };
     let Some(user) = user else {
@@ -230,15 +230,16 @@ async fn password_grant(state: &State, params: &Params, client_id: String) -> Ou
         client_id,
         scopes: scopes.clone(),
         created_at: now,
-        expires_at: now + state.refresh_absolute_ttl.as_secs(),
+        expires_at: now + state.config.refresh_absolute_ttl.as_secs(),
     };
     let refresh_token = RefreshToken::generate()?;
     state
+        .config
         .refresh
         .create(
             session.clone(),
             refresh_token.hash(),
-            now + state.refresh_idle_ttl.as_secs(),
+            now + state.config.refresh_idle_ttl.as_secs(),
         )
         .await?;
     tracing::info!(user = %user.id, sid = %session.session_id, "auth router: login");
@@ -249,7 +250,12 @@ async fn password_grant(state: &State, params: &Params, client_id: String) -> Ou
 /// costs the upgrade: the login goes on.
 async fn rehash(state: &State, user: &User, password: &str) {
     match state.hasher.hash(password).await {
-        Ok(hash) => match state.users.update_password_hash(&user.id, hash).await {
+        Ok(hash) => match state
+            .config
+            .users
+            .update_password_hash(&user.id, hash)
+            .await
+        {
             Ok(_) => {
                 tracing::info!(user = %user.id, "auth router: password re-hashed with current parameters")
             }
@@ -267,12 +273,13 @@ async fn refresh_grant(state: &State, params: &Params, client_id: &str) -> Outco
     let hash = TokenHash::of(presented);
     let now = state.now();
     let replacement = RefreshToken::generate()?;
-    let idle_expires_at = now + state.refresh_idle_ttl.as_secs();
+    let idle_expires_at = now + state.config.refresh_idle_ttl.as_secs();
 
-    let Some(session) = state.refresh.get(&hash, now).await? else {
+    let Some(session) = state.config.refresh.get(&hash, now).await? else {
         // Not a current token. If it is a rotated one this is a replay: rotating it revokes
         // its family (the replacement is never stored).
         let rotation = state
+            .config
             .refresh
             .rotate(&hash, replacement.hash(), now, idle_expires_at)
             .await?;
@@ -284,9 +291,13 @@ async fn refresh_grant(state: &State, params: &Params, client_id: &str) -> Outco
     if session.client_id != client_id {
         return Err(BAD_REFRESH_TOKEN.into());
     }
-    let user = state.users.find_by_id(&session.user_id).await?;
+    let user = state.config.users.find_by_id(&session.user_id).await?;
     let Some(user) = user.filter(|user| !user.disabled) else {
-        state.refresh.revoke_session(&session.session_id).await?;
+        state
+            .config
+            .refresh
+            .revoke_session(&session.session_id)
+            .await?;
         revoke_sid(state, &session.session_id, now).await?;
         return Err(BAD_REFRESH_TOKEN.into());
     };
@@ -301,6 +312,7 @@ async fn refresh_grant(state: &State, params: &Params, client_id: &str) -> Outco
     let scopes = negotiate(requested, &allowed)?;
 
     match state
+        .config
         .refresh
         .rotate(&hash, replacement.hash(), now, idle_expires_at)
         .await?
@@ -329,6 +341,7 @@ async fn family_revoked(state: &State, session: &RefreshSession, now: u64) -> Re
 
 async fn revoke_sid(state: &State, session_id: &str, now: u64) -> Result<(), Stop> {
     state
+        .config
         .revocation
         .revoke_session(
             state.issuer.issuer(),
@@ -404,11 +417,20 @@ async fn revoke_refresh(
     client_id: &str,
     now: u64,
 ) -> Result<bool, Stop> {
-    let Some(session) = state.refresh.find_session(&TokenHash::of(token)).await? else {
+    let Some(session) = state
+        .config
+        .refresh
+        .find_session(&TokenHash::of(token))
+        .await?
+    else {
         return Ok(false);
     };
     if session.client_id == client_id {
-        state.refresh.revoke_session(&session.session_id).await?;
+        state
+            .config
+            .refresh
+            .revoke_session(&session.session_id)
+            .await?;
         revoke_sid(state, &session.session_id, now).await?;
     }
     Ok(true)
@@ -429,8 +451,9 @@ async fn revoke_access(state: &State, token: &str, client_id: &str) -> Result<bo
 /// Denylists the token's `jti` until `exp` + leeway.
 async fn revoke_claims(state: &State, claims: &Claims) -> Result<(), Stop> {
     if let (Some(jti), Some(exp)) = (claims.jwt_id(), claims.expires_at()) {
-        let until = exp.as_secs() + state.leeway.as_secs() + 1;
+        let until = exp.as_secs() + state.config.leeway.as_secs() + 1;
         state
+            .config
             .revocation
             .revoke_token(claims.issuer().unwrap_or(""), jti, until)
             .await?;
@@ -448,7 +471,7 @@ async fn logout_session(state: &State, claims: &Claims) -> Outcome {
     let now = state.now();
     revoke_claims(state, claims).await?;
     if let Some(sid) = claims.session_id() {
-        state.refresh.revoke_session(sid).await?;
+        state.config.refresh.revoke_session(sid).await?;
         revoke_sid(state, sid, now).await?;
     }
     Ok(reply::no_content())
@@ -465,11 +488,12 @@ async fn logout_everywhere(state: &State, claims: &Claims) -> Outcome {
         return Err(OAuthError::invalid_request("token has no subject").into());
     };
     revoke_claims(state, claims).await?;
-    for session in state.refresh.revoke_user(subject).await? {
+    for session in state.config.refresh.revoke_user(subject).await? {
         revoke_sid(state, &session.session_id, now).await?;
     }
     // Tokens issued before now by any session, including ones this instance does not know.
     state
+        .config
         .revocation
         .revoke_subject_before(
             claims.issuer().unwrap_or(""),
@@ -513,7 +537,7 @@ pub(super) async fn register(AxumState(state): Shared, request: Request) -> Repl
 }
 
 async fn register_user(state: &State, request: Request) -> Outcome {
-    let Some(registration) = &state.registration else {
+    let Some(registration) = &state.config.registration else {
         return Ok(reply::error(
             StatusCode::NOT_FOUND,
             "not_found",
@@ -550,7 +574,13 @@ async fn register_user(state: &State, request: Request) -> Outcome {
     }
     let taken = || reply::error(StatusCode::CONFLICT, "username_taken", "username is taken");
     // Checked before hashing so a taken name costs no argon2 work; `create` checks again.
-    if state.users.find_by_username(&username).await?.is_some() {
+    if state
+        .config
+        .users
+        .find_by_username(&username)
+        .await?
+        .is_some()
+    {
         return Ok(taken());
     }
     let password_hash = state
@@ -559,6 +589,7 @@ async fn register_user(state: &State, request: Request) -> Outcome {
         .await
         .map_err(|e| Stop::password(e, None))?;
     let created = state
+        .config
         .users
         .create(NewUser {
             username,

@@ -215,6 +215,11 @@ pub struct Registration {
 pub struct AuthRouterBuilder {
     issuer: TokenIssuer,
     hasher: Option<PasswordHasher>,
+    config: Config,
+}
+
+/// Everything the builder sets that the router keeps as it is.
+struct Config {
     users: Arc<dyn UserStore>,
     refresh: Arc<dyn RefreshStore>,
     revocation: Arc<dyn RevocationStore>,
@@ -232,8 +237,8 @@ impl fmt::Debug for AuthRouterBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AuthRouterBuilder")
             .field("issuer", &self.issuer)
-            .field("clients", &self.clients.values().collect::<Vec<_>>())
-            .field("registration", &self.registration)
+            .field("clients", &self.config.clients.values().collect::<Vec<_>>())
+            .field("registration", &self.config.registration)
             .finish_non_exhaustive()
     }
 }
@@ -247,20 +252,20 @@ impl AuthRouterBuilder {
 
     /// Where users live (default: a [`MemoryUserStore`]).
     pub fn users(mut self, users: Arc<dyn UserStore>) -> Self {
-        self.users = users;
+        self.config.users = users;
         self
     }
 
     /// Where refresh families live (default: a [`MemoryRefreshStore`]).
     pub fn refresh_store(mut self, store: Arc<dyn RefreshStore>) -> Self {
-        self.refresh = store;
+        self.config.refresh = store;
         self
     }
 
     /// The denylist of revoked tokens and sessions (default: a [`MemoryRevocationStore`]).
     /// [`AuthRouter::bearer_layer`] checks it on every request.
     pub fn revocation_store(mut self, store: Arc<dyn RevocationStore>) -> Self {
-        self.revocation = store;
+        self.config.revocation = store;
         self
     }
 
@@ -277,8 +282,8 @@ impl AuthRouterBuilder {
                 "refresh lifetimes must satisfy 1 min <= idle <= absolute <= 1 year",
             ));
         }
-        self.refresh_idle_ttl = idle;
-        self.refresh_absolute_ttl = absolute;
+        self.config.refresh_idle_ttl = idle;
+        self.config.refresh_absolute_ttl = absolute;
         Ok(self)
     }
 
@@ -286,7 +291,7 @@ impl AuthRouterBuilder {
     /// kept (default [`DEFAULT_LEEWAY`]). Keep it equal to the leeway of every verifier that
     /// accepts these tokens.
     pub fn leeway(mut self, leeway: Duration) -> Self {
-        self.leeway = leeway;
+        self.config.leeway = leeway;
         self
     }
 
@@ -296,23 +301,23 @@ impl AuthRouterBuilder {
     ///
     /// [`ConfigError::InvalidSetting`] when a client with this id is already registered.
     pub fn client(mut self, client: Client) -> Result<Self, ConfigError> {
-        if self.clients.contains_key(&client.id) {
+        if self.config.clients.contains_key(&client.id) {
             return Err(ConfigError::InvalidSetting("duplicate client id"));
         }
-        self.clients.insert(client.id.clone(), client);
+        self.config.clients.insert(client.id.clone(), client);
         Ok(self)
     }
 
     /// Enables `POST /register`, giving new users these roles and scopes.
     pub fn registration(mut self, registration: Registration) -> Self {
-        self.registration = Some(registration);
+        self.config.registration = Some(registration);
         self
     }
 
     /// The clock for refresh-token expiry and revocation lifetimes (default: the system
     /// clock). Tests pair it with [`TokenIssuer::clock`].
     pub fn clock(mut self, clock: impl Fn() -> SystemTime + Send + Sync + 'static) -> Self {
-        self.clock = Arc::new(clock);
+        self.config.clock = Arc::new(clock);
         self
     }
 
@@ -322,32 +327,25 @@ impl AuthRouterBuilder {
     ///
     /// A [`ConfigError`] from building the issuer's verifier or the default password hasher.
     pub fn build(self) -> Result<AuthRouter, ConfigError> {
+        let config = self.config;
         let verifier = self
             .issuer
             .verifier_builder()?
-            .leeway(self.leeway)
+            .leeway(config.leeway)
             .build()?;
         let hasher = match self.hasher {
             Some(hasher) => hasher,
             None => PasswordHasher::builder().build()?,
         };
         let bearer =
-            BearerAuthLayer::new(verifier.clone()).revocation(Arc::clone(&self.revocation));
+            BearerAuthLayer::new(verifier.clone()).revocation(Arc::clone(&config.revocation));
         Ok(AuthRouter {
             state: Arc::new(State {
                 issuer: self.issuer,
                 verifier,
                 bearer,
                 hasher,
-                users: self.users,
-                refresh: self.refresh,
-                revocation: self.revocation,
-                refresh_idle_ttl: self.refresh_idle_ttl,
-                refresh_absolute_ttl: self.refresh_absolute_ttl,
-                leeway: self.leeway,
-                clients: self.clients,
-                registration: self.registration,
-                clock: self.clock,
+                config,
             }),
         })
     }
@@ -364,20 +362,12 @@ struct State {
     verifier: Verifier,
     bearer: BearerAuthLayer,
     hasher: PasswordHasher,
-    users: Arc<dyn UserStore>,
-    refresh: Arc<dyn RefreshStore>,
-    revocation: Arc<dyn RevocationStore>,
-    refresh_idle_ttl: Duration,
-    refresh_absolute_ttl: Duration,
-    leeway: Duration,
-    clients: HashMap<String, Client>,
-    registration: Option<Registration>,
-    clock: Clock,
+    config: Config,
 }
 
 impl State {
     fn now(&self) -> u64 {
-        (self.clock)()
+        (self.config.clock)()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs())
     }
@@ -385,7 +375,7 @@ impl State {
     /// Until when a session or user revocation must be kept: the longest an access token issued
     /// now could still be accepted.
     fn revocation_horizon(&self, now: u64) -> u64 {
-        now + self.issuer.access_ttl().as_secs() + self.leeway.as_secs() + 1
+        now + self.issuer.access_ttl().as_secs() + self.config.leeway.as_secs() + 1
     }
 }
 
@@ -394,7 +384,7 @@ impl fmt::Debug for AuthRouter {
         f.debug_struct("AuthRouter")
             .field("issuer", &self.state.issuer)
             .field("hasher", &self.state.hasher)
-            .field("registration", &self.state.registration.is_some())
+            .field("registration", &self.state.config.registration.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -440,15 +430,17 @@ impl AuthRouter {
         AuthRouterBuilder {
             issuer,
             hasher: None,
-            users: Arc::new(MemoryUserStore::new()),
-            refresh: Arc::new(MemoryRefreshStore::new()),
-            revocation: Arc::new(MemoryRevocationStore::new()),
-            refresh_idle_ttl: DEFAULT_REFRESH_IDLE_TTL,
-            refresh_absolute_ttl: DEFAULT_REFRESH_ABSOLUTE_TTL,
-            leeway: DEFAULT_LEEWAY,
-            clients: HashMap::new(),
-            registration: None,
-            clock: Arc::new(SystemTime::now),
+            config: Config {
+                users: Arc::new(MemoryUserStore::new()),
+                refresh: Arc::new(MemoryRefreshStore::new()),
+                revocation: Arc::new(MemoryRevocationStore::new()),
+                refresh_idle_ttl: DEFAULT_REFRESH_IDLE_TTL,
+                refresh_absolute_ttl: DEFAULT_REFRESH_ABSOLUTE_TTL,
+                leeway: DEFAULT_LEEWAY,
+                clients: HashMap::new(),
+                registration: None,
+                clock: Arc::new(SystemTime::now),
+            },
         }
     }
 
@@ -464,7 +456,7 @@ impl AuthRouter {
             .route("/revoke", post(endpoints::revoke))
             .route("/jwks.json", get(endpoints::jwks))
             .merge(logout);
-        if state.registration.is_some() {
+        if state.config.registration.is_some() {
             router = router.route("/register", post(endpoints::register));
         }
         router.with_state(state)
@@ -497,13 +489,13 @@ impl AuthRouter {
     /// The user store.
     #[must_use]
     pub fn users(&self) -> &Arc<dyn UserStore> {
-        &self.state.users
+        &self.state.config.users
     }
 
     /// The revocation store.
     #[must_use]
     pub fn revocation(&self) -> &Arc<dyn RevocationStore> {
-        &self.state.revocation
+        &self.state.config.revocation
     }
 
     /// Creates a user with this password (hashed with the router's hasher), roles and scopes:
@@ -528,6 +520,7 @@ impl AuthRouter {
             .map_err(CreateUserError::Password)?;
         let created = self
             .state
+            .config
             .users
             .create(NewUser {
                 username,
