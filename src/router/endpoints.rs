@@ -341,7 +341,6 @@ async fn family_revoked(state: &State, session: &RefreshSession, now: u64) -> Re
 
 async fn revoke_sid(state: &State, session_id: &str, now: u64) -> Result<(), Stop> {
     state
-        .config
         .revocation
         .revoke_session(
             state.issuer.issuer(),
@@ -453,7 +452,6 @@ async fn revoke_claims(state: &State, claims: &Claims) -> Result<(), Stop> {
     if let (Some(jti), Some(exp)) = (claims.jwt_id(), claims.expires_at()) {
         let until = exp.as_secs() + state.config.leeway.as_secs() + 1;
         state
-            .config
             .revocation
             .revoke_token(claims.issuer().unwrap_or(""), jti, until)
             .await?;
@@ -493,7 +491,6 @@ async fn logout_everywhere(state: &State, claims: &Claims) -> Outcome {
     }
     // Tokens issued before now by any session, including ones this instance does not know.
     state
-        .config
         .revocation
         .revoke_subject_before(
             claims.issuer().unwrap_or(""),

@@ -17,7 +17,7 @@
 //!
 //! let app: Router = Router::new()
 //!     .route("/me", get(|claims: Claims| async move { claims.subject().unwrap_or("").to_owned() }))
-//!     .layer(auth.bearer_layer())
+//!     .route_layer(auth.bearer_layer()) // the routes above; unknown paths stay 404
 //!     .nest("/auth", auth.router());
 //!
 //! # use tower::ServiceExt;
@@ -222,7 +222,9 @@ pub struct AuthRouterBuilder {
 struct Config {
     users: Arc<dyn UserStore>,
     refresh: Arc<dyn RefreshStore>,
-    revocation: Arc<dyn RevocationStore>,
+    /// `None` until built: the default memory store must follow the router's clock, which may
+    /// be set after the store.
+    revocation: Option<Arc<dyn RevocationStore>>,
     refresh_idle_ttl: Duration,
     refresh_absolute_ttl: Duration,
     leeway: Duration,
@@ -262,10 +264,11 @@ impl AuthRouterBuilder {
         self
     }
 
-    /// The denylist of revoked tokens and sessions (default: a [`MemoryRevocationStore`]).
+    /// The denylist of revoked tokens and sessions (default: a [`MemoryRevocationStore`] on the
+    /// router's [clock](AuthRouterBuilder::clock)).
     /// [`AuthRouter::bearer_layer`] checks it on every request.
     pub fn revocation_store(mut self, store: Arc<dyn RevocationStore>) -> Self {
-        self.config.revocation = store;
+        self.config.revocation = Some(store);
         self
     }
 
@@ -327,7 +330,17 @@ impl AuthRouterBuilder {
     ///
     /// A [`ConfigError`] from building the issuer's verifier or the default password hasher.
     pub fn build(self) -> Result<AuthRouter, ConfigError> {
-        let config = self.config;
+        let mut config = self.config;
+        let revocation = match config.revocation.take() {
+            Some(store) => store,
+            None => {
+                // Entries are kept until instants computed on the router's clock, so the
+                // store must expire them on that clock too.
+                let clock = Arc::clone(&config.clock);
+                Arc::new(MemoryRevocationStore::new().clock(move || unix_secs(clock()))) as _
+            }
+        };
+        config.revocation = Some(Arc::clone(&revocation));
         let verifier = self
             .issuer
             .verifier_builder()?
@@ -337,14 +350,14 @@ impl AuthRouterBuilder {
             Some(hasher) => hasher,
             None => PasswordHasher::builder().build()?,
         };
-        let bearer =
-            BearerAuthLayer::new(verifier.clone()).revocation(Arc::clone(&config.revocation));
+        let bearer = BearerAuthLayer::new(verifier.clone()).revocation(Arc::clone(&revocation));
         Ok(AuthRouter {
             state: Arc::new(State {
                 issuer: self.issuer,
                 verifier,
                 bearer,
                 hasher,
+                revocation,
                 config,
             }),
         })
@@ -362,14 +375,13 @@ struct State {
     verifier: Verifier,
     bearer: BearerAuthLayer,
     hasher: PasswordHasher,
+    revocation: Arc<dyn RevocationStore>,
     config: Config,
 }
 
 impl State {
     fn now(&self) -> u64 {
-        (self.config.clock)()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs())
+        unix_secs((self.config.clock)())
     }
 
     /// Until when a session or user revocation must be kept: the longest an access token issued
@@ -433,7 +445,7 @@ impl AuthRouter {
             config: Config {
                 users: Arc::new(MemoryUserStore::new()),
                 refresh: Arc::new(MemoryRefreshStore::new()),
-                revocation: Arc::new(MemoryRevocationStore::new()),
+                revocation: None,
                 refresh_idle_ttl: DEFAULT_REFRESH_IDLE_TTL,
                 refresh_absolute_ttl: DEFAULT_REFRESH_ABSOLUTE_TTL,
                 leeway: DEFAULT_LEEWAY,
@@ -495,7 +507,7 @@ impl AuthRouter {
     /// The revocation store.
     #[must_use]
     pub fn revocation(&self) -> &Arc<dyn RevocationStore> {
-        &self.state.config.revocation
+        &self.state.revocation
     }
 
     /// Creates a user with this password (hashed with the router's hasher), roles and scopes:
@@ -537,6 +549,10 @@ impl AuthRouter {
             Created::InvalidUsername => Err(CreateUserError::InvalidUsername),
         }
     }
+}
+
+fn unix_secs(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// 128 random bits, base64url: user ids and session ids.
