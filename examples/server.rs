@@ -44,7 +44,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
-use tower_jwt_auth::router::{AuthRouter, Registration};
+use tower_jwt_auth::router::{AuthRouter, MIN_PASSWORD_CHARS, Registration};
 use tower_jwt_auth::{Claims, RequireRoleLayer, RequireScopeLayer, TokenIssuer};
 
 type BoxError = Box<dyn Error + Send + Sync>;
@@ -91,9 +91,12 @@ impl Config {
         }
         let bootstrap_admin = match get("AUTH_BOOTSTRAP_ADMIN") {
             Some(value) => {
-                let (user, password) = value
-                    .split_once(':')
-                    .ok_or("AUTH_BOOTSTRAP_ADMIN must be username:password")?;
+                let usage = "AUTH_BOOTSTRAP_ADMIN must be username:password, the password at least \
+                             8 characters";
+                let (user, password) = value.split_once(':').ok_or(usage)?;
+                if user.is_empty() || password.chars().count() < MIN_PASSWORD_CHARS {
+                    return Err(usage.into());
+                }
                 Some((user.to_owned(), password.to_owned()))
             }
             None => None,
@@ -185,7 +188,9 @@ pub async fn app(config: &Config) -> Result<(Router, AuthRouter), BoxError> {
             get(list_items.layer(RequireScopeLayer::all(["items:read"])?))
                 .post(create_item.layer(RequireScopeLayer::all(["items:write"])?)),
         )
-        .layer(auth.bearer_layer())
+        // route_layer, not layer: a layer would also wrap the fallback, answering 401 for paths
+        // that do not exist.
+        .route_layer(auth.bearer_layer())
         .layer(DefaultBodyLimit::max(4096));
     let router = Router::new()
         .route("/health", get(|| async { "ok" }))

@@ -1,0 +1,908 @@
+//! The example server (`cargo run --example server`), run in-process on a loopback port and
+//! driven with a real HTTP client: the README's walk-through step by step, its configuration,
+//! JWKS interop with a separate verifier, the wire details, and graceful shutdown.
+//!
+//! The server uses the default argon2id parameters (m = 19456 KiB, t = 2, p = 1), as in
+//! production: a login costs tens of milliseconds with the optimised dependencies of dev builds.
+#![allow(clippy::unwrap_used)]
+
+#[path = "../examples/server.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod server;
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tower_jwt_auth::router::AuthRouter;
+use tower_jwt_auth::{KeySet, Verifier};
+
+use server::Config;
+
+const ADMIN: &str = "admin:change-me-please";
+const FORM: &str = "application/x-www-form-urlencoded";
+const JSON: &str = "application/json";
+
+// ---------------------------------------------------------------------------------------------
+// A running server and a client for it.
+
+/// The example's app on a loopback port, stopped through `stop`.
+struct Running {
+    addr: SocketAddr,
+    client: Client<HttpConnector, Full<Bytes>>,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<std::io::Result<()>>,
+    auth: AuthRouter,
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not json ({e}): {:?}", self.body))
+    }
+
+    fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .map_or("", |value| value.to_str().unwrap())
+    }
+}
+
+fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|&(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+fn key_file(name: &str) -> String {
+    format!("{}/tests/data/keys/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// What `main` does, except that the port is any free one and the shutdown is a channel.
+async fn start(pairs: &[(&str, &str)]) -> Running {
+    let config = Config::from_vars(&vars(pairs)).unwrap();
+    let (router, auth) = server::app(&config).await.unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(server::serve(listener, router, async {
+        let _ = stopped.await;
+    }));
+    Running {
+        addr,
+        client: Client::builder(TokioExecutor::new()).build_http(),
+        stop: Some(stop),
+        task,
+        auth,
+    }
+}
+
+/// The error the server refuses to start with, from reading the settings or building the app.
+async fn refusal(pairs: &[(&str, &str)]) -> String {
+    match Config::from_vars(&vars(pairs)) {
+        Err(error) => error.to_string(),
+        Ok(config) => match server::app(&config).await {
+            Err(error) => error.to_string(),
+            Ok(_) => panic!("the server accepted {pairs:?}"),
+        },
+    }
+}
+
+impl Running {
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<(&str, String)>,
+    ) -> Reply {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(format!("http://{}{path}", self.addr));
+        if let Some(token) = bearer {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let body = match body {
+            Some((content_type, body)) => {
+                request = request.header("content-type", content_type);
+                Full::new(Bytes::from(body))
+            }
+            None => Full::default(),
+        };
+        let response = self
+            .client
+            .request(request.body(body).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        Reply {
+            status,
+            headers,
+            body: String::from_utf8(body.to_vec()).unwrap(),
+        }
+    }
+
+    async fn get(&self, path: &str, bearer: Option<&str>) -> Reply {
+        self.send(Method::GET, path, bearer, None).await
+    }
+
+    async fn login(&self, username: &str, password: &str) -> Reply {
+        let form = form_urlencoded::Serializer::new(String::new())
+            .append_pair("grant_type", "password")
+            .append_pair("username", username)
+            .append_pair("password", password)
+            .finish();
+        self.send(Method::POST, "/auth/token", None, Some((FORM, form)))
+            .await
+    }
+
+    /// The access token of a successful login.
+    async fn access_token(&self, username: &str, password: &str) -> String {
+        let reply = self.login(username, password).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        reply.json()["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// Triggers the shutdown and waits for `serve` to return.
+    async fn shut_down(mut self) {
+        self.stop.take().unwrap().send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(30), self.task)
+            .await
+            .expect("serve did not finish after the shutdown signal")
+            .unwrap()
+            .unwrap();
+    }
+}
+
+fn jose_header(token: &str) -> Value {
+    let header = token.split('.').next().unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap()
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. The README's walk-through, as data.
+
+/// A request body; `{name}` in it is replaced by a value saved by an earlier step.
+#[derive(Clone, Copy, Debug)]
+enum Body {
+    Empty,
+    Json(&'static str),
+    Form(&'static str),
+}
+
+/// What the response must hold besides its status.
+#[derive(Clone, Copy, Debug)]
+enum Expect {
+    Nothing,
+    /// Exactly this JSON, after `{name}` substitution.
+    Json(&'static str),
+    /// A token response (RFC 6749 §5.1) with `Cache-Control: no-store`, whose refresh token
+    /// is new: no earlier step has seen it.
+    Tokens,
+    /// An RFC 6749 §5.2 error with this code.
+    OAuthError(&'static str),
+    /// The body contains each of these and none of those.
+    Text {
+        has: &'static [&'static str],
+        lacks: &'static [&'static str],
+    },
+}
+
+/// One `curl` line of the README: `method path` with an optional bearer token (the name of a
+/// saved value) and body, the expected status, and what to save from the JSON answer
+/// (`(name, field)`; a token response saves `<name>.access` and `<name>.refresh`).
+#[derive(Clone, Copy, Debug)]
+struct Step {
+    what: &'static str,
+    method: &'static str,
+    path: &'static str,
+    bearer: Option<&'static str>,
+    body: Body,
+    status: u16,
+    expect: Expect,
+    save: Option<(&'static str, &'static str)>,
+}
+
+const HASHES_AND_ARGON: &[&str] = &["password_hash", "$argon2"];
+
+/// `AUTH_BOOTSTRAP_ADMIN=admin:change-me-please AUTH_REGISTRATION=1 cargo run --example server`,
+/// then these requests in order.
+const WALKTHROUGH: &[Step] = &[
+    Step {
+        what: "alice registers",
+        method: "POST",
+        path: "/auth/register",
+        bearer: None,
+        body: Body::Json(
+            r#"{"username": "alice", "password": "correct horse battery staple", "email": "alice@example.com"}"#,
+        ),
+        status: 201,
+        expect: Expect::Text {
+            has: &[r#""username":"alice""#],
+            lacks: HASHES_AND_ARGON,
+        },
+        save: Some(("alice.sub", "sub")),
+    },
+    Step {
+        what: "alice logs in (password grant)",
+        method: "POST",
+        path: "/auth/token",
+        bearer: None,
+        body: Body::Form(
+            "grant_type=password&username=alice&password=correct+horse+battery+staple",
+        ),
+        status: 200,
+        expect: Expect::Tokens,
+        save: Some(("alice", "")),
+    },
+    Step {
+        what: "alice reads her account",
+        method: "GET",
+        path: "/users/me",
+        bearer: Some("alice.access"),
+        body: Body::Empty,
+        status: 200,
+        expect: Expect::Json(
+            r#"{"sub": "{alice.sub}", "username": "alice", "email": "alice@example.com",
+                "roles": ["user"], "scopes": ["items:read"]}"#,
+        ),
+        save: None,
+    },
+    Step {
+        what: "alice lists the items (scope items:read)",
+        method: "GET",
+        path: "/items",
+        bearer: Some("alice.access"),
+        body: Body::Empty,
+        status: 200,
+        expect: Expect::Json("[]"),
+        save: None,
+    },
+    Step {
+        what: "alice cannot add one (no items:write)",
+        method: "POST",
+        path: "/items",
+        bearer: Some("alice.access"),
+        body: Body::Json(r#"{"name": "hammer"}"#),
+        status: 403,
+        expect: Expect::Nothing,
+        save: None,
+    },
+    Step {
+        what: "the admin logs in",
+        method: "POST",
+        path: "/auth/token",
+        bearer: None,
+        body: Body::Form("grant_type=password&username=admin&password=change-me-please"),
+        status: 200,
+        expect: Expect::Tokens,
+        save: Some(("admin", "")),
+    },
+    Step {
+        what: "the admin adds an item",
+        method: "POST",
+        path: "/items",
+        bearer: Some("admin.access"),
+        body: Body::Json(r#"{"name": "hammer"}"#),
+        status: 201,
+        expect: Expect::Text {
+            has: &[r#""name":"hammer""#],
+            lacks: &[],
+        },
+        save: None,
+    },
+    Step {
+        what: "alice sees it",
+        method: "GET",
+        path: "/items",
+        bearer: Some("alice.access"),
+        body: Body::Empty,
+        status: 200,
+        expect: Expect::Text {
+            has: &[r#""name":"hammer""#],
+            lacks: &[],
+        },
+        save: None,
+    },
+    Step {
+        what: "the admin lists the users (never a hash)",
+        method: "GET",
+        path: "/admin/users",
+        bearer: Some("admin.access"),
+        body: Body::Empty,
+        status: 200,
+        expect: Expect::Text {
+            has: &[r#""username":"alice""#, r#""username":"admin""#],
+            lacks: HASHES_AND_ARGON,
+        },
+        save: None,
+    },
+    Step {
+        what: "alice cannot (no role admin)",
+        method: "GET",
+        path: "/admin/users",
+        bearer: Some("alice.access"),
+        body: Body::Empty,
+        status: 403,
+        expect: Expect::Nothing,
+        save: None,
+    },
+    Step {
+        what: "alice refreshes: a new refresh token",
+        method: "POST",
+        path: "/auth/token",
+        bearer: None,
+        body: Body::Form("grant_type=refresh_token&refresh_token={alice.refresh}"),
+        status: 200,
+        expect: Expect::Tokens,
+        save: Some(("alice2", "")),
+    },
+    Step {
+        what: "the old refresh token is spent",
+        method: "POST",
+        path: "/auth/token",
+        bearer: None,
+        body: Body::Form("grant_type=refresh_token&refresh_token={alice.refresh}"),
+        status: 400,
+        expect: Expect::OAuthError("invalid_grant"),
+        save: None,
+    },
+    Step {
+        what: "and its replay ended the whole session (RFC 9700 reuse detection)",
+        method: "GET",
+        path: "/users/me",
+        bearer: Some("alice2.access"),
+        body: Body::Empty,
+        status: 401,
+        expect: Expect::Nothing,
+        save: None,
+    },
+    Step {
+        what: "alice logs in again",
+        method: "POST",
+        path: "/auth/token",
+        bearer: None,
+        body: Body::Form(
+            "grant_type=password&username=alice&password=correct+horse+battery+staple",
+        ),
+        status: 200,
+        expect: Expect::Tokens,
+        save: Some(("alice3", "")),
+    },
+    Step {
+        what: "alice logs out",
+        method: "POST",
+        path: "/auth/logout",
+        bearer: Some("alice3.access"),
+        body: Body::Empty,
+        status: 204,
+        expect: Expect::Nothing,
+        save: None,
+    },
+    Step {
+        what: "her access token is refused at once",
+        method: "GET",
+        path: "/users/me",
+        bearer: Some("alice3.access"),
+        body: Body::Empty,
+        status: 401,
+        expect: Expect::Nothing,
+        save: None,
+    },
+    Step {
+        what: "and her refresh token too",
+        method: "POST",
+        path: "/auth/token",
+        bearer: None,
+        body: Body::Form("grant_type=refresh_token&refresh_token={alice3.refresh}"),
+        status: 400,
+        expect: Expect::OAuthError("invalid_grant"),
+        save: None,
+    },
+];
+
+/// Replaces every `{name}` of a saved value.
+fn fill(template: &str, saved: &HashMap<String, String>) -> String {
+    let mut out = template.to_owned();
+    for (name, value) in saved {
+        out = out.replace(&format!("{{{name}}}"), value);
+    }
+    assert!(
+        !out.contains("{alice") && !out.contains("{admin"),
+        "unfilled placeholder in {out:?}"
+    );
+    out
+}
+
+/// Checks one answer against its step; `Err` says what is wrong.
+fn check(step: &Step, reply: &Reply, saved: &mut HashMap<String, String>) -> Result<(), String> {
+    if reply.status.as_u16() != step.status {
+        return Err(format!("status {}, expected {}", reply.status, step.status));
+    }
+    let json = || serde_json::from_str::<Value>(&reply.body).map_err(|e| format!("not json: {e}"));
+    match step.expect {
+        Expect::Nothing => {}
+        Expect::Json(template) => {
+            let expected: Value = serde_json::from_str(&fill(template, saved)).unwrap();
+            if json()? != expected {
+                return Err(format!("expected the body {expected}"));
+            }
+        }
+        Expect::Tokens => {
+            let body = json()?;
+            let fresh = |field: &str| {
+                body[field]
+                    .as_str()
+                    .is_some_and(|t| !t.is_empty() && !saved.values().any(|v| v == t))
+            };
+            if body["token_type"] != "Bearer"
+                || !body["expires_in"].is_u64()
+                || !fresh("access_token")
+                || !fresh("refresh_token")
+            {
+                return Err("expected a token response with new tokens".to_owned());
+            }
+            if reply.header("cache-control") != "no-store" || reply.header("pragma") != "no-cache" {
+                return Err("a token response must not be cached".to_owned());
+            }
+        }
+        Expect::OAuthError(code) => {
+            if json()?["error"] != code {
+                return Err(format!("expected error {code:?}"));
+            }
+        }
+        Expect::Text { has, lacks } => {
+            if let Some(missing) = has.iter().find(|s| !reply.body.contains(*s)) {
+                return Err(format!("the body lacks {missing:?}"));
+            }
+            if let Some(present) = lacks.iter().find(|s| reply.body.contains(*s)) {
+                return Err(format!("the body contains {present:?}"));
+            }
+        }
+    }
+    if let Some((name, field)) = step.save {
+        let body = json()?;
+        if matches!(step.expect, Expect::Tokens) {
+            for (suffix, field) in [("access", "access_token"), ("refresh", "refresh_token")] {
+                let value = body[field].as_str().unwrap().to_owned();
+                saved.insert(format!("{name}.{suffix}"), value);
+            }
+        } else {
+            let value = body[field]
+                .as_str()
+                .ok_or_else(|| format!("no string field {field:?} to save"))?;
+            saved.insert(name.to_owned(), value.to_owned());
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_walkthrough_works() {
+    let server = start(&[("AUTH_BOOTSTRAP_ADMIN", ADMIN), ("AUTH_REGISTRATION", "1")]).await;
+    let mut saved = HashMap::new();
+    let mut transcript = String::new();
+    for (i, step) in WALKTHROUGH.iter().enumerate() {
+        let body = match step.body {
+            Body::Empty => None,
+            Body::Json(template) => Some((JSON, fill(template, &saved))),
+            Body::Form(template) => Some((FORM, fill(template, &saved))),
+        };
+        let bearer = step.bearer.map(|name| saved[name].clone());
+        let method = Method::from_bytes(step.method.as_bytes()).unwrap();
+        let reply = server
+            .send(method, step.path, bearer.as_deref(), body)
+            .await;
+        writeln!(
+            transcript,
+            "  {:>2}. {} {} -> {} ({})",
+            i + 1,
+            step.method,
+            step.path,
+            reply.status.as_u16(),
+            step.what
+        )
+        .unwrap();
+        if let Err(problem) = check(step, &reply, &mut saved) {
+            panic!(
+                "walk-through step {} failed: {problem}\n{transcript}body: {}",
+                i + 1,
+                reply.body
+            );
+        }
+    }
+    server.shut_down().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. Configuration.
+
+#[test]
+fn config_defaults() {
+    let config = Config::from_vars(&HashMap::new()).unwrap();
+    assert_eq!(config.bind, "127.0.0.1:8000");
+    assert_eq!(config.issuer, "http://127.0.0.1:8000");
+    assert_eq!(config.audience, "api");
+    assert_eq!(config.private_key_file, None);
+    assert_eq!(config.secret, None);
+    assert_eq!(config.bootstrap_admin, None);
+    assert!(!config.registration);
+
+    // An empty variable counts as unset.
+    let config = Config::from_vars(&vars(&[("BIND", ""), ("AUTH_AUDIENCE", "")])).unwrap();
+    assert_eq!(
+        (config.bind.as_str(), config.audience.as_str()),
+        ("127.0.0.1:8000", "api")
+    );
+
+    let config = Config::from_vars(&vars(&[
+        ("BIND", "0.0.0.0:9000"),
+        ("AUTH_ISSUER", "https://auth.example"),
+        ("AUTH_AUDIENCE", "items"),
+        ("AUTH_BOOTSTRAP_ADMIN", "root:a:password:with:colons"),
+    ]))
+    .unwrap();
+    assert_eq!(config.bind, "0.0.0.0:9000");
+    assert_eq!(config.issuer, "https://auth.example");
+    assert_eq!(config.audience, "items");
+    assert_eq!(
+        config.bootstrap_admin,
+        Some(("root".to_owned(), "a:password:with:colons".to_owned()))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwt_secret_signs_hs256_and_publishes_no_key() {
+    let server = start(&[
+        ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+        ("AUTH_BOOTSTRAP_ADMIN", ADMIN),
+    ])
+    .await;
+    let jwks = server.get("/auth/jwks.json", None).await;
+    assert_eq!(jwks.status, StatusCode::OK);
+    assert_eq!(jwks.json(), json!({"keys": []}));
+    let token = server.access_token("admin", "change-me-please").await;
+    let header = jose_header(&token);
+    assert_eq!(header["alg"], "HS256");
+    assert_eq!(header["typ"], "at+jwt");
+    assert!(!token.contains("0123456789abcdef"));
+    server.shut_down().await;
+
+    let short = refusal(&[("JWT_SECRET", "too short")]).await;
+    assert!(short.contains("32"), "{short}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_algorithm_follows_the_private_key() {
+    for (file, alg) in [
+        ("rsa2048.pkcs8.pem", "RS256"),
+        ("rsa2048.pkcs1.pem", "RS256"),
+        ("p256.pkcs8.pem", "ES256"),
+        ("p384.pkcs8.pem", "ES384"),
+        ("ed25519.pkcs8.pem", "EdDSA"),
+    ] {
+        let path = key_file(file);
+        let server = start(&[
+            ("JWT_PRIVATE_KEY_FILE", &path),
+            ("AUTH_BOOTSTRAP_ADMIN", ADMIN),
+        ])
+        .await;
+        let token = server.access_token("admin", "change-me-please").await;
+        let header = jose_header(&token);
+        assert_eq!(header["alg"], alg, "{file}");
+        let jwks = server.get("/auth/jwks.json", None).await.json();
+        assert_eq!(jwks["keys"].as_array().unwrap().len(), 1, "{file}");
+        assert_eq!(jwks["keys"][0]["alg"], alg, "{file}");
+        assert_eq!(jwks["keys"][0]["kid"], header["kid"], "{file}");
+        assert!(
+            jwks["keys"][0].get("d").is_none(),
+            "{file}: a private member"
+        );
+        server.shut_down().await;
+    }
+    // Without a key file, a fresh Ed25519 key.
+    let server = start(&[("AUTH_BOOTSTRAP_ADMIN", ADMIN)]).await;
+    let token = server.access_token("admin", "change-me-please").await;
+    assert_eq!(jose_header(&token)["alg"], "EdDSA");
+    server.shut_down().await;
+}
+
+#[tokio::test]
+async fn the_server_refuses_settings_it_cannot_honour() {
+    let both = refusal(&[
+        ("JWT_PRIVATE_KEY_FILE", &key_file("ed25519.pkcs8.pem")),
+        ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+    ])
+    .await;
+    assert!(both.contains("not both"), "{both}");
+
+    let redis = refusal(&[("REDIS_URL", "redis://127.0.0.1:6379")]).await;
+    assert!(redis.contains("REDIS_URL"), "{redis}");
+
+    for malformed in ["admin", ":change-me-please"] {
+        let error = refusal(&[("AUTH_BOOTSTRAP_ADMIN", malformed)]).await;
+        assert!(
+            error.contains("AUTH_BOOTSTRAP_ADMIN"),
+            "{malformed}: {error}"
+        );
+    }
+
+    let registration = refusal(&[("AUTH_REGISTRATION", "yes please")]).await;
+    assert!(registration.contains("AUTH_REGISTRATION"), "{registration}");
+
+    for (file, why) in [
+        ("missing.pem", "JWT_PRIVATE_KEY_FILE"),
+        ("ed25519.pub.pem", "public key"),
+        ("p521.pkcs8.pem", ""),
+        ("rsa1024.pkcs8.pem", ""),
+    ] {
+        let error = refusal(&[("JWT_PRIVATE_KEY_FILE", &key_file(file))]).await;
+        assert!(error.contains(why), "{file}: {error}");
+    }
+}
+
+/// Registration refuses passwords under 8 characters; the bootstrap admin, with every right,
+/// should not get a weaker one, nor an empty one (which no login could ever present: an empty
+/// `password` parameter counts as missing).
+#[tokio::test]
+async fn the_bootstrap_admin_needs_a_real_password() {
+    for weak in ["admin:", "admin:short"] {
+        let error = refusal(&[("AUTH_BOOTSTRAP_ADMIN", weak)]).await;
+        assert!(error.contains("AUTH_BOOTSTRAP_ADMIN"), "{weak}: {error}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registration_is_off_unless_enabled() {
+    for setting in [None, Some("0"), Some("off")] {
+        let mut pairs = vec![];
+        if let Some(value) = setting {
+            pairs.push(("AUTH_REGISTRATION", value));
+        }
+        let server = start(&pairs).await;
+        let reply = server
+            .send(
+                Method::POST,
+                "/auth/register",
+                None,
+                Some((
+                    JSON,
+                    r#"{"username":"bob","password":"long enough pass"}"#.into(),
+                )),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::NOT_FOUND, "{setting:?}");
+        assert!(server.auth.users().list().await.unwrap().is_empty());
+        server.shut_down().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limit_and_proxy_settings_are_accepted() {
+    let server = start(&[
+        ("AUTH_RATE_LIMIT", "off"),
+        ("AUTH_TRUSTED_PROXIES", "10.0.0.0/8,::1/128"),
+        ("AUTH_BOOTSTRAP_ADMIN", ADMIN),
+    ])
+    .await;
+    server.access_token("admin", "change-me-please").await;
+    server.shut_down().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. Interop: a resource server that knows only the published JWKS.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_verify_with_the_published_jwks() {
+    let issuer = "https://auth.example.test";
+    let server = start(&[
+        ("AUTH_ISSUER", issuer),
+        ("AUTH_AUDIENCE", "items-api"),
+        ("AUTH_BOOTSTRAP_ADMIN", ADMIN),
+    ])
+    .await;
+    let jwks = server.get("/auth/jwks.json", None).await;
+    assert_eq!(jwks.status, StatusCode::OK);
+    assert_eq!(jwks.header("content-type"), "application/jwk-set+json");
+    let keys = KeySet::from_jwks(&jwks.body).unwrap();
+    assert_eq!(keys.len(), 1);
+    let verifier = Verifier::builder(keys.clone())
+        .issuer(issuer)
+        .audience("items-api")
+        .require_type("at+jwt")
+        .unwrap()
+        .build()
+        .unwrap();
+
+    let login = server.login("admin", "change-me-please").await;
+    assert_eq!(login.status, StatusCode::OK, "{}", login.body);
+    let login = login.json();
+    let token = login["access_token"].as_str().unwrap();
+    let claims = verifier.verify(token).unwrap();
+    let me = server.get("/users/me", Some(token)).await.json();
+    assert_eq!(claims.subject(), me["sub"].as_str());
+    assert_eq!(claims.issuer(), Some(issuer));
+    assert_eq!(claims.audience(), ["items-api"]);
+    assert_eq!(claims.scopes().as_str(), "items:read items:write");
+    assert_eq!(login["scope"], "items:read items:write");
+    assert_eq!(claims.roles(), ["admin"]);
+    assert_eq!(claims.client_id(), Some("default"));
+    let sid = claims.session_id().unwrap();
+    assert!(sid.len() >= 16, "{sid}");
+    assert!(claims.jwt_id().is_some());
+    let (iat, exp) = (claims.issued_at().unwrap(), claims.expires_at().unwrap());
+    assert_eq!(
+        login["expires_in"].as_u64(),
+        Some(exp.as_secs() - iat.as_secs())
+    );
+
+    // The same keys with the defaults' issuer or audience refuse it.
+    for (iss, aud) in [("http://127.0.0.1:8000", "items-api"), (issuer, "api")] {
+        let other = Verifier::builder(keys.clone())
+            .issuer(iss)
+            .audience(aud)
+            .build()
+            .unwrap();
+        assert!(other.verify(token).is_err(), "{iss} {aud}");
+    }
+
+    // A refreshed token keeps the session id.
+    let refresh = login["refresh_token"].as_str().unwrap();
+    let refreshed = server
+        .send(
+            Method::POST,
+            "/auth/token",
+            None,
+            Some((
+                FORM,
+                format!("grant_type=refresh_token&refresh_token={refresh}"),
+            )),
+        )
+        .await
+        .json();
+    let claims = verifier
+        .verify(refreshed["access_token"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(claims.session_id(), Some(sid));
+    server.shut_down().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. The wire.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_methods_and_unknown_routes() {
+    let server = start(&[]).await;
+    let health = server.get("/health", None).await;
+    assert_eq!(
+        (health.status, health.body.as_str()),
+        (StatusCode::OK, "ok")
+    );
+
+    let wrong_method = server.get("/auth/token", None).await;
+    assert_eq!(wrong_method.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(
+        wrong_method.header("allow").contains("POST"),
+        "{:?}",
+        wrong_method.headers
+    );
+
+    for path in ["/nowhere", "/auth/nowhere", "/auth/register"] {
+        assert_eq!(
+            server.get(path, None).await.status,
+            StatusCode::NOT_FOUND,
+            "{path}"
+        );
+    }
+    let anonymous = server.get("/users/me", None).await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+    assert!(anonymous.header("www-authenticate").starts_with("Bearer"));
+    server.shut_down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_user_and_wrong_password_answer_the_same_bytes() {
+    let server = start(&[("AUTH_BOOTSTRAP_ADMIN", ADMIN)]).await;
+    let unknown = server.login("nobody", "change-me-please").await;
+    let wrong = server.login("admin", "not-the-password").await;
+    assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
+    assert_eq!(unknown.json()["error"], "invalid_grant");
+    assert_eq!(unknown.status, wrong.status);
+    assert_eq!(unknown.body.as_bytes(), wrong.body.as_bytes());
+    for name in ["content-type", "content-length", "cache-control", "pragma"] {
+        assert_eq!(unknown.header(name), wrong.header(name), "{name}");
+    }
+    let stats = server.auth.hasher().stats();
+    assert_eq!((stats.verifications, stats.dummy_verifications), (1, 1));
+    server.shut_down().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. Graceful shutdown.
+
+/// Reads from `stream` until `buffer` ends with `suffix` or holds a whole response.
+async fn read_until(stream: &mut TcpStream, buffer: &mut Vec<u8>, suffix: &[u8]) {
+    let mut chunk = [0u8; 4096];
+    while !buffer.ends_with(suffix) {
+        let n = stream.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "closed early: {:?}", String::from_utf8_lossy(buffer));
+        buffer.extend_from_slice(&chunk[..n]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_finishes_the_request_in_flight_then_stops() {
+    let mut server = start(&[("AUTH_BOOTSTRAP_ADMIN", ADMIN)]).await;
+    let body = b"grant_type=password&username=admin&password=change-me-please";
+
+    // A login whose handler is running: it asked for the body (`100 Continue`), which has not
+    // been sent yet.
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    let head = format!(
+        "POST /auth/token HTTP/1.1\r\nhost: {}\r\ncontent-type: {FORM}\r\n\
+         content-length: {}\r\nexpect: 100-continue\r\n\r\n",
+        server.addr,
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut received = Vec::new();
+    read_until(&mut stream, &mut received, b"\r\n\r\n").await;
+    assert!(
+        received.starts_with(b"HTTP/1.1 100 Continue\r\n"),
+        "{:?}",
+        String::from_utf8_lossy(&received)
+    );
+
+    server.stop.take().unwrap().send(()).unwrap();
+    assert!(
+        !server.task.is_finished(),
+        "serve ended with a request in flight"
+    );
+
+    stream.write_all(body).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let response = String::from_utf8(response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
+    assert!(response.contains("\"access_token\""), "{response}");
+
+    let addr = server.addr;
+    tokio::time::timeout(Duration::from_secs(30), server.task)
+        .await
+        .expect("serve did not finish after the shutdown signal")
+        .unwrap()
+        .unwrap();
+    // The listener is gone.
+    assert!(TcpStream::connect(addr).await.is_err());
+}
+
+#[tokio::test]
+async fn shutdown_with_idle_connections_completes() {
+    let server = start(&[]).await;
+    // The client keeps this connection open in its pool.
+    assert_eq!(server.get("/health", None).await.status, StatusCode::OK);
+    server.shut_down().await;
+}
