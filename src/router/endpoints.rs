@@ -86,6 +86,15 @@ async fn params(request: Request) -> Result<(http::HeaderMap, Params), Stop> {
     Ok((parts.headers, params))
 }
 
+/// The parameters of a token or revocation request and the client making it, authenticated
+/// when it is confidential.
+async fn client_request(state: &State, request: Request) -> Result<(Params, String), Stop> {
+    let (headers, params) = params(request).await?;
+    let credentials = request::client_credentials(&headers, &params)?;
+    let client_id = authenticate_client(state, &credentials)?;
+    Ok((params, client_id))
+}
+
 /// The client making the request, authenticated when it is confidential.
 fn authenticate_client(
     state: &State,
@@ -171,9 +180,7 @@ pub(super) async fn token(AxumState(state): Shared, request: Request) -> Reply {
 }
 
 async fn token_grant(state: &State, request: Request) -> Outcome {
-    let (headers, params) = params(request).await?;
-    let credentials = request::client_credentials(&headers, &params)?;
-    let client_id = authenticate_client(state, &credentials)?;
+    let (params, client_id) = client_request(state, request).await?;
     match params.required("grant_type", "missing parameter: grant_type")? {
         "password" => {
             check_grant(state, &client_id, GrantType::Password)?;
@@ -393,9 +400,7 @@ pub(super) async fn revoke(AxumState(state): Shared, request: Request) -> Reply 
 }
 
 async fn revoke_token(state: &State, request: Request) -> Outcome {
-    let (headers, params) = params(request).await?;
-    let credentials = request::client_credentials(&headers, &params)?;
-    let client_id = authenticate_client(state, &credentials)?;
+    let (params, client_id) = client_request(state, request).await?;
     let token = params.required("token", "missing parameter: token")?;
     let now = state.now();
     // The hint only orders the search (RFC 7009 §2.1); both kinds are always tried.
