@@ -176,6 +176,13 @@ pub async fn app(config: &Config) -> Result<(Router, AuthRouter), BoxError> {
         tracing::info!(username = %admin.username, "bootstrap admin created");
     }
 
+    if config.bootstrap_admin.is_none() && !config.registration {
+        tracing::warn!(
+            "no users and no way to create one: set AUTH_BOOTSTRAP_ADMIN=username:password \
+             and/or AUTH_REGISTRATION=1"
+        );
+    }
+
     let items = Items::default();
     let protected = Router::new()
         .route("/users/me", get(me))
