@@ -26,7 +26,8 @@
 //! | `AUTH_ISSUER`, `AUTH_AUDIENCE` | defaults `http://127.0.0.1:8000`, `api` |
 //! | `AUTH_BOOTSTRAP_ADMIN=username:password` | creates that admin at start (role `admin`, scopes `items:read items:write`) |
 //! | `AUTH_REGISTRATION=1` | enables `/auth/register` (role `user`, scope `items:read`) |
-//! | `AUTH_RATE_LIMIT=off`, `AUTH_TRUSTED_PROXIES=cidr,…` | accepted; take effect with the rate limiter (not in this version, logged as ignored) |
+//! | `AUTH_RATE_LIMIT=off` | no `RateLimitLogin` on `/auth/token` (test set-ups only) |
+//! | `AUTH_TRUSTED_PROXIES=cidr,…` | peers whose `Forwarded` / `X-Forwarded-For` headers are trusted for the client address |
 //! | `REDIS_URL` | Redis stores (not in this version: the server refuses to start rather than run several instances on separate memory) |
 //!
 //! [`AuthRouter`]: tower_jwt_auth::router::AuthRouter
@@ -44,6 +45,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
+use tower_jwt_auth::ratelimit::{LoginLimits, MemoryLimiterStore, RateLimitLoginLayer};
 use tower_jwt_auth::router::{AuthRouter, MIN_PASSWORD_CHARS, Registration};
 use tower_jwt_auth::{Claims, RequireRoleLayer, RequireScopeLayer, TokenIssuer};
 
@@ -66,6 +68,10 @@ pub struct Config {
     pub bootstrap_admin: Option<(String, String)>,
     /// `AUTH_REGISTRATION=1`.
     pub registration: bool,
+    /// `AUTH_RATE_LIMIT` is not `off`.
+    pub rate_limit: bool,
+    /// `AUTH_TRUSTED_PROXIES`, split at commas.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Config {
@@ -83,12 +89,17 @@ impl Config {
                     .into(),
             );
         }
-        if let Some(value) = get("AUTH_RATE_LIMIT") {
-            tracing::warn!(%value, "AUTH_RATE_LIMIT is accepted but ignored: login rate limiting is not in this version");
-        }
-        if let Some(value) = get("AUTH_TRUSTED_PROXIES") {
-            tracing::warn!(%value, "AUTH_TRUSTED_PROXIES is accepted but ignored: it takes effect with login rate limiting");
-        }
+        let rate_limit = match get("AUTH_RATE_LIMIT").as_deref() {
+            None | Some("on" | "1") => true,
+            Some("off" | "0") => {
+                tracing::warn!("AUTH_RATE_LIMIT=off: failed logins are not limited");
+                false
+            }
+            Some(_) => return Err("AUTH_RATE_LIMIT must be on or off".into()),
+        };
+        let trusted_proxies = get("AUTH_TRUSTED_PROXIES")
+            .map(|list| list.split(',').map(|s| s.trim().to_owned()).collect())
+            .unwrap_or_default();
         let bootstrap_admin = match get("AUTH_BOOTSTRAP_ADMIN") {
             Some(value) => {
                 let usage = "AUTH_BOOTSTRAP_ADMIN must be username:password, the password at least \
@@ -114,6 +125,8 @@ impl Config {
             audience: get("AUTH_AUDIENCE").unwrap_or_else(|| "api".to_owned()),
             bootstrap_admin,
             registration,
+            rate_limit,
+            trusted_proxies,
         };
         if config.private_key_file.is_some() && config.secret.is_some() {
             return Err("set JWT_PRIVATE_KEY_FILE or JWT_SECRET, not both".into());
@@ -161,6 +174,13 @@ pub async fn app(config: &Config) -> Result<(Router, AuthRouter), BoxError> {
             roles: vec!["user".to_owned()],
             scopes: vec!["items:read".to_owned()],
         });
+    }
+    if config.rate_limit {
+        let limiter =
+            RateLimitLoginLayer::new(Arc::new(MemoryLimiterStore::new(LoginLimits::default())))
+                .trusted_proxies(config.trusted_proxies.iter().map(String::as_str))
+                .map_err(|e| format!("AUTH_TRUSTED_PROXIES: {e}"))?;
+        builder = builder.rate_limit(limiter);
     }
     let auth = builder.build()?;
     if let Some((username, password)) = &config.bootstrap_admin {
@@ -299,9 +319,13 @@ pub async fn serve(
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    // The peer address goes into each request (`ConnectInfo`): the login limiter needs it.
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 #[tokio::main]

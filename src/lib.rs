@@ -107,6 +107,8 @@ mod jws;
 mod keys;
 #[cfg(feature = "router")]
 pub mod password;
+#[cfg(feature = "rate-limit")]
+pub mod ratelimit;
 pub mod require;
 pub mod response;
 pub mod revocation;
@@ -114,6 +116,8 @@ pub mod revocation;
 pub mod router;
 mod signer;
 pub mod store;
+#[cfg(feature = "rate-limit")]
+mod username;
 mod verifier;
 
 /// A process-wide id that is never reused: identifies keys, key sets and verifier policies in
@@ -152,6 +156,8 @@ pub use keys::{KeySet, KeySetBuilder, SkippedKey};
 pub use password::{PasswordError, PasswordHasher, PasswordHasherBuilder, PasswordStats, Verified};
 pub use require::{RequireRole, RequireRoleLayer, RequireScope, RequireScopeLayer, RoleHierarchy};
 pub use signer::TokenSigner;
+#[cfg(feature = "rate-limit")]
+pub use username::{MAX_USERNAME_CHARS, normalize_username};
 pub use verifier::{
     ACCESS_TOKEN_TYPE, DEFAULT_LEEWAY, MAX_TOKEN_LEN_LIMIT, Verifier, VerifierBuilder,
 };

@@ -270,15 +270,17 @@ fn grpc_response(error: AuthError) -> Response<Bytes> {
         ErrorKind::Unavailable => "14",
         _ => "16",
     };
+    grpc_status_response(status, error.kind().description())
+}
+
+/// A trailers-only gRPC response with this status code and fixed message (ASCII without `%`,
+/// so it needs no percent-encoding).
+pub(crate) fn grpc_status_response(status: &'static str, message: &'static str) -> Response<Bytes> {
     let mut response = Response::new(Bytes::new());
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
     headers.insert("grpc-status", HeaderValue::from_static(status));
-    // The descriptions are fixed ASCII without `%`, so they need no percent-encoding.
-    headers.insert(
-        "grpc-message",
-        HeaderValue::from_static(error.kind().description()),
-    );
+    headers.insert("grpc-message", HeaderValue::from_static(message));
     response
 }
 

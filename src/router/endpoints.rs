@@ -14,6 +14,7 @@ use super::{GrantType, MIN_PASSWORD_CHARS, State, random_id};
 use crate::claims::{Claims, is_scope_token};
 use crate::issuer::AccessGrant;
 use crate::password::{PasswordError, Verified};
+use crate::ratelimit::LoginOutcome;
 use crate::store::StoreError;
 
 type Shared = AxumState<Arc<State>>;
@@ -174,9 +175,21 @@ struct TokenResponse<'a> {
     scope: String,
 }
 
-/// `POST /token`.
+/// `POST /token`. The reply tells a [`RateLimitLogin`](crate::ratelimit::RateLimitLogin) in
+/// front what the attempt was worth: wrong credentials (or an unusable refresh token or client
+/// secret) are failures, a token is a success, anything else neither.
 pub(super) async fn token(AxumState(state): Shared, request: Request) -> Reply {
-    finish(token_grant(&state, request).await)
+    let outcome = token_grant(&state, request).await;
+    let login = match &outcome {
+        Ok(_) => LoginOutcome::Success,
+        Err(Stop::OAuth(OAuthError::InvalidGrant(_) | OAuthError::InvalidClient { .. })) => {
+            LoginOutcome::Failure
+        }
+        Err(_) => LoginOutcome::Neither,
+    };
+    let mut reply = finish(outcome);
+    reply.extensions_mut().insert(login);
+    reply
 }
 
 async fn token_grant(state: &State, request: Request) -> Outcome {

@@ -77,6 +77,7 @@ use crate::bearer::BearerAuthLayer;
 use crate::error::ConfigError;
 use crate::issuer::TokenIssuer;
 use crate::password::{PasswordError, PasswordHasher};
+use crate::ratelimit::RateLimitLoginLayer;
 use crate::revocation::{MemoryRevocationStore, RevocationStore};
 use crate::store::StoreError;
 use crate::verifier::{DEFAULT_LEEWAY, Verifier};
@@ -230,6 +231,7 @@ struct Config {
     leeway: Duration,
     clients: HashMap<String, Client>,
     registration: Option<Registration>,
+    rate_limit: Option<RateLimitLoginLayer>,
     clock: Clock,
 }
 
@@ -241,6 +243,7 @@ impl fmt::Debug for AuthRouterBuilder {
             .field("issuer", &self.issuer)
             .field("clients", &self.config.clients.values().collect::<Vec<_>>())
             .field("registration", &self.config.registration)
+            .field("rate_limit", &self.config.rate_limit)
             .finish_non_exhaustive()
     }
 }
@@ -314,6 +317,16 @@ impl AuthRouterBuilder {
     /// Enables `POST /register`, giving new users these roles and scopes.
     pub fn registration(mut self, registration: Registration) -> Self {
         self.config.registration = Some(registration);
+        self
+    }
+
+    /// Puts `limiter` in front of `POST /token` (and `POST /register`), so failed logins are
+    /// limited before any password hashing. The router tells the limiter each attempt's
+    /// outcome. The peer address must be in the request extensions: serve with
+    /// `into_make_service_with_connect_info::<SocketAddr>()` or insert
+    /// [`ClientAddr`](crate::ratelimit::ClientAddr).
+    pub fn rate_limit(mut self, limiter: RateLimitLoginLayer) -> Self {
+        self.config.rate_limit = Some(limiter);
         self
     }
 
@@ -451,6 +464,7 @@ impl AuthRouter {
                 leeway: DEFAULT_LEEWAY,
                 clients: HashMap::new(),
                 registration: None,
+                rate_limit: None,
                 clock: Arc::new(SystemTime::now),
             },
         }
@@ -463,13 +477,19 @@ impl AuthRouter {
             .route("/logout", post(endpoints::logout))
             .route("/logout/all", post(endpoints::logout_all))
             .route_layer(state.bearer.clone());
+        let mut token = post(endpoints::token);
+        let mut register = post(endpoints::register);
+        if let Some(limiter) = &state.config.rate_limit {
+            token = token.layer(limiter.clone());
+            register = register.layer(limiter.clone());
+        }
         let mut router = Router::new()
-            .route("/token", post(endpoints::token))
+            .route("/token", token)
             .route("/revoke", post(endpoints::revoke))
             .route("/jwks.json", get(endpoints::jwks))
             .merge(logout);
         if state.config.registration.is_some() {
-            router = router.route("/register", post(endpoints::register));
+            router = router.route("/register", register);
         }
         router.with_state(state)
     }

@@ -1,0 +1,277 @@
+//! Who is logging in: the client address (the peer, or the right-most untrusted forwarding
+//! entry when the peer is a trusted proxy) and the normalised username from the body.
+
+use std::net::{IpAddr, SocketAddr};
+
+use http::{HeaderMap, Request};
+
+use crate::error::ConfigError;
+
+/// The address of the client a request comes from, put into the request extensions by the
+/// application (or by axum's `ConnectInfo<SocketAddr>`, which [`RateLimitLogin`] also reads).
+/// tonic and plain hyper apps insert it from their connection's peer address.
+///
+/// [`RateLimitLogin`]: super::RateLimitLogin
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ClientAddr(pub IpAddr);
+
+/// An IP network: an address and a prefix length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Cidr {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// `10.0.0.0/8`, `2001:db8::/32`, or a single address.
+    pub(crate) fn parse(text: &str) -> Result<Self, ConfigError> {
+        let invalid =
+            || ConfigError::InvalidSetting("trusted proxies must be ip addresses or cidr networks");
+        let (addr, prefix) = match text.trim().split_once('/') {
+            Some((addr, prefix)) => (addr, Some(prefix)),
+            None => (text.trim(), None),
+        };
+        let addr: IpAddr = addr.parse().map_err(|_| invalid())?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(prefix) if prefix.bytes().all(|b| b.is_ascii_digit()) && !prefix.is_empty() => {
+                prefix.parse::<u8>().map_err(|_| invalid())?
+            }
+            Some(_) => return Err(invalid()),
+            None => max,
+        };
+        if prefix > max {
+            return Err(invalid());
+        }
+        Ok(Self { addr, prefix })
+    }
+
+    pub(crate) fn contains(&self, ip: IpAddr) -> bool {
+        let ip = canonical(ip);
+        match (canonical(self.addr), ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// IPv4-mapped IPv6 addresses (`::ffff:10.0.0.1`, as dual-stack sockets report IPv4 peers) are
+/// their IPv4 address.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// The peer address the application or axum put into the extensions.
+pub(crate) fn peer<B>(request: &Request<B>) -> Option<IpAddr> {
+    if let Some(ClientAddr(ip)) = request.extensions().get::<ClientAddr>() {
+        return Some(canonical(*ip));
+    }
+    #[cfg(feature = "router")]
+    if let Some(info) = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+    {
+        return Some(canonical(info.0.ip()));
+    }
+    request
+        .extensions()
+        .get::<SocketAddr>()
+        .map(|addr| canonical(addr.ip()))
+}
+
+/// The client address: the peer, unless the peer is a trusted proxy; then the right-most
+/// forwarding entry that is not itself a trusted proxy (`Forwarded` when present, else
+/// `X-Forwarded-For`). An entry that cannot be read stops the walk at the proxy that added
+/// it: that proxy's address is used, never something further left that a client could have
+/// written.
+pub(crate) fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[Cidr]) -> IpAddr {
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(peer) {
+        return peer;
+    }
+    let entries = forwarded_for(headers);
+    let mut client = peer;
+    for entry in entries.iter().rev() {
+        match entry {
+            Some(ip) if is_trusted(*ip) => client = *ip,
+            Some(ip) => return *ip,
+            None => return client,
+        }
+    }
+    client
+}
+
+/// The forwarding chain, left (origin) to right (nearest proxy); `None` for unreadable entries.
+fn forwarded_for(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
+    let forwarded: Vec<_> = headers.get_all("forwarded").iter().collect();
+    if !forwarded.is_empty() {
+        let mut chain = Vec::new();
+        for value in forwarded {
+            let Ok(value) = value.to_str() else {
+                chain.push(None);
+                continue;
+            };
+            for element in value.split(',') {
+                let node = element.split(';').find_map(|pair| {
+                    let (name, value) = pair.trim().split_once('=')?;
+                    name.trim()
+                        .eq_ignore_ascii_case("for")
+                        .then_some(value.trim())
+                });
+                chain.push(node.and_then(parse_node));
+            }
+        }
+        return chain;
+    }
+    let mut chain = Vec::new();
+    for value in headers.get_all("x-forwarded-for") {
+        let Ok(value) = value.to_str() else {
+            chain.push(None);
+            continue;
+        };
+        chain.extend(value.split(',').map(|entry| parse_node(entry.trim())));
+    }
+    chain
+}
+
+/// A node of `Forwarded: for=` (RFC 7239 §6: an address, `"[v6]:port"`, `v4:port`) or an
+/// `X-Forwarded-For` entry. Obfuscated identifiers and `unknown` are unreadable.
+fn parse_node(node: &str) -> Option<IpAddr> {
+    let node = node.trim_matches('"');
+    if let Some(rest) = node.strip_prefix('[') {
+        let (v6, _) = rest.split_once(']')?;
+        return v6.parse().ok().map(canonical);
+    }
+    if let Ok(ip) = node.parse::<IpAddr>() {
+        return Some(canonical(ip));
+    }
+    // `192.0.2.1:8080`
+    let (v4, port) = node.rsplit_once(':')?;
+    port.parse::<u16>().ok()?;
+    v4.parse::<std::net::Ipv4Addr>().ok().map(IpAddr::V4)
+}
+
+#[cfg(test)]
+mod tests {
+    use http::HeaderValue;
+
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.append(*name, HeaderValue::from_str(value).unwrap());
+        }
+        headers
+    }
+
+    #[test]
+    fn networks_contain_their_addresses() {
+        let net = Cidr::parse("10.0.0.0/8").unwrap();
+        assert!(net.contains(ip("10.255.0.1")));
+        assert!(net.contains(ip("::ffff:10.1.2.3")), "v4-mapped");
+        assert!(!net.contains(ip("11.0.0.1")));
+        let v6 = Cidr::parse("2001:db8::/32").unwrap();
+        assert!(v6.contains(ip("2001:db8:1::5")));
+        assert!(!v6.contains(ip("2001:db9::1")));
+        assert!(Cidr::parse("0.0.0.0/0").unwrap().contains(ip("8.8.8.8")));
+        assert!(Cidr::parse("127.0.0.1").unwrap().contains(ip("127.0.0.1")));
+        assert!(!Cidr::parse("127.0.0.1").unwrap().contains(ip("127.0.0.2")));
+        for bad in [
+            "",
+            "10.0.0.0/33",
+            "::/129",
+            "10.0.0.0/",
+            "10.0.0.0/+8",
+            "nope",
+            "10.0.0/8",
+        ] {
+            assert!(Cidr::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn an_untrusted_peer_is_the_client_whatever_it_forwards() {
+        let trusted = [Cidr::parse("10.0.0.0/8").unwrap()];
+        let spoofed = headers(&[("x-forwarded-for", "1.2.3.4"), ("forwarded", "for=5.6.7.8")]);
+        assert_eq!(
+            client_ip(ip("203.0.113.9"), &spoofed, &trusted),
+            ip("203.0.113.9")
+        );
+        assert_eq!(
+            client_ip(ip("203.0.113.9"), &spoofed, &[]),
+            ip("203.0.113.9")
+        );
+    }
+
+    #[test]
+    fn behind_trusted_proxies_the_rightmost_untrusted_entry_is_the_client() {
+        let trusted = [Cidr::parse("10.0.0.0/8").unwrap()];
+        // The client wrote 6.6.6.6 itself; the edge proxy appended the real 198.51.100.7,
+        // and an inner proxy 10.0.0.2.
+        let chain = headers(&[
+            ("x-forwarded-for", "6.6.6.6, 198.51.100.7"),
+            ("x-forwarded-for", "10.0.0.2"),
+        ]);
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), &chain, &trusted),
+            ip("198.51.100.7")
+        );
+        let forwarded = headers(&[(
+            "forwarded",
+            r#"for=6.6.6.6, for="[2001:db8::7]:4711";proto=https, for=10.0.0.2"#,
+        )]);
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), &forwarded, &trusted),
+            ip("2001:db8::7")
+        );
+        // Forwarded wins over X-Forwarded-For when both are present.
+        let both = headers(&[
+            ("forwarded", "for=192.0.2.60:8080"),
+            ("x-forwarded-for", "6.6.6.6"),
+        ]);
+        assert_eq!(client_ip(ip("10.0.0.1"), &both, &trusted), ip("192.0.2.60"));
+    }
+
+    #[test]
+    fn unreadable_or_missing_entries_never_let_the_client_choose() {
+        let trusted = [Cidr::parse("10.0.0.0/8").unwrap()];
+        let garbage = headers(&[("x-forwarded-for", "6.6.6.6, not-an-ip")]);
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), &garbage, &trusted),
+            ip("10.0.0.1")
+        );
+        let obfuscated = headers(&[("forwarded", "for=6.6.6.6, for=_hidden, for=10.0.0.3")]);
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), &obfuscated, &trusted),
+            ip("10.0.0.3")
+        );
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), &HeaderMap::new(), &trusted),
+            ip("10.0.0.1")
+        );
+        let all_trusted = headers(&[("x-forwarded-for", "10.9.9.9, 10.0.0.2")]);
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), &all_trusted, &trusted),
+            ip("10.9.9.9")
+        );
+    }
+}

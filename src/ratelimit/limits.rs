@@ -1,0 +1,499 @@
+//! The login rate-limit policy and its arithmetic, kept free of storage so every store (memory,
+//! Redis) decides the same way.
+
+use std::time::Duration;
+
+use crate::error::ConfigError;
+
+/// NIST SP 800-63B §5.2.2: no more than 100 consecutive failed attempts on one account.
+pub const NIST_MAX_FAILURES: u32 = 100;
+
+/// Every number of the login policy. [`LoginLimits::default`] is the documented policy:
+///
+/// - per (client, username): 5 free failures, then a backoff doubling from 1 s, capped at 15 min;
+/// - per username, across clients: 20 free failures, then a backoff doubling from 1 s, capped at
+///   5 min; at 100 consecutive failures the account is locked for 1 h;
+/// - per client, across usernames: GCRA, 30 failures per minute with a burst of 10.
+///
+/// Only failures count; a success clears the (client, username) counter and the username's
+/// consecutive-failure count.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoginLimits {
+    pub(crate) pair: Backoff,
+    pub(crate) account: Backoff,
+    pub(crate) lock_after: u32,
+    pub(crate) lock_for: Duration,
+    pub(crate) client_interval: Duration,
+    pub(crate) client_burst: u32,
+    pub(crate) forget_after: Duration,
+}
+
+/// Free failures, then a delay doubling from `base`, capped at `cap`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Backoff {
+    pub(crate) free: u32,
+    pub(crate) base: Duration,
+    pub(crate) cap: Duration,
+}
+
+impl Backoff {
+    /// How long after the latest of `failures` failures the next attempt must wait.
+    pub(crate) fn delay(&self, failures: u32) -> Duration {
+        if failures <= self.free {
+            return Duration::ZERO;
+        }
+        let doublings = (failures - self.free - 1).min(40);
+        self.base
+            .checked_mul(1u32 << doublings.min(31))
+            .map_or(self.cap, |d| d.min(self.cap))
+    }
+}
+
+impl Default for LoginLimits {
+    fn default() -> Self {
+        Self {
+            pair: Backoff {
+                free: 5,
+                base: Duration::from_secs(1),
+                cap: Duration::from_secs(15 * 60),
+            },
+            account: Backoff {
+                free: 20,
+                base: Duration::from_secs(1),
+                cap: Duration::from_secs(5 * 60),
+            },
+            lock_after: NIST_MAX_FAILURES,
+            lock_for: Duration::from_secs(3600),
+            client_interval: Duration::from_secs(2),
+            client_burst: 10,
+            forget_after: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+fn positive(d: Duration, what: &'static str) -> Result<Duration, ConfigError> {
+    if d.is_zero() {
+        Err(ConfigError::InvalidSetting(what))
+    } else {
+        Ok(d)
+    }
+}
+
+impl LoginLimits {
+    /// The (client, username) backoff: `free` failures, then `base` doubling up to `cap`.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidSetting`] when `base` is zero or `cap < base`.
+    pub fn per_client_and_username(
+        mut self,
+        free: u32,
+        base: Duration,
+        cap: Duration,
+    ) -> Result<Self, ConfigError> {
+        self.pair = backoff(free, base, cap)?;
+        Ok(self)
+    }
+
+    /// The username backoff across all clients.
+    ///
+    /// # Errors
+    ///
+    /// As [`LoginLimits::per_client_and_username`].
+    pub fn per_username(
+        mut self,
+        free: u32,
+        base: Duration,
+        cap: Duration,
+    ) -> Result<Self, ConfigError> {
+        self.account = backoff(free, base, cap)?;
+        Ok(self)
+    }
+
+    /// Locks an account for `duration` after `failures` consecutive failures.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidSetting`] when `failures` is 0 or above [`NIST_MAX_FAILURES`], or
+    /// `duration` is zero.
+    pub fn lock_account(mut self, failures: u32, duration: Duration) -> Result<Self, ConfigError> {
+        if failures == 0 || failures > NIST_MAX_FAILURES {
+            return Err(ConfigError::InvalidSetting(
+                "an account lock must come after 1 to 100 failures (NIST SP 800-63B)",
+            ));
+        }
+        self.lock_after = failures;
+        self.lock_for = positive(duration, "the account lock must last")?;
+        Ok(self)
+    }
+
+    /// The per-client GCRA: `failures` per `period`, with bursts of `burst`.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidSetting`] when a number is zero.
+    pub fn per_client(
+        mut self,
+        failures: u32,
+        period: Duration,
+        burst: u32,
+    ) -> Result<Self, ConfigError> {
+        if failures == 0 || burst == 0 {
+            return Err(ConfigError::InvalidSetting(
+                "the client rate and burst must be at least 1",
+            ));
+        }
+        self.client_interval = positive(period / failures, "the client period must be positive")?;
+        self.client_burst = burst;
+        Ok(self)
+    }
+
+    /// How long failure counters are remembered after the last failure (default 24 h).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidSetting`] when shorter than the longest backoff or the lock.
+    pub fn forget_after(mut self, after: Duration) -> Result<Self, ConfigError> {
+        if after < self.pair.cap || after < self.account.cap || after < self.lock_for {
+            return Err(ConfigError::InvalidSetting(
+                "counters must outlive the longest backoff and the account lock",
+            ));
+        }
+        self.forget_after = after;
+        Ok(self)
+    }
+
+    /// The GCRA tolerance: how far ahead of now the client's theoretical arrival time may be.
+    pub(crate) fn client_tolerance(&self) -> Duration {
+        self.client_interval * (self.client_burst - 1)
+    }
+}
+
+fn backoff(free: u32, base: Duration, cap: Duration) -> Result<Backoff, ConfigError> {
+    if base.is_zero() || cap < base {
+        return Err(ConfigError::InvalidSetting(
+            "a backoff needs 0 < base <= cap",
+        ));
+    }
+    Ok(Backoff { free, base, cap })
+}
+
+/// Which rule limited a login.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum LimitReason {
+    /// Too many failures for this username from this client.
+    ClientAndUsername,
+    /// Too many failures for this username from all clients.
+    Username,
+    /// The account is locked after too many consecutive failures.
+    AccountLocked,
+    /// Too many failures from this client across usernames.
+    Client,
+}
+
+impl LimitReason {
+    /// A stable, lowercase reason code.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::ClientAndUsername => "client_and_username",
+            Self::Username => "username",
+            Self::AccountLocked => "account_locked",
+            Self::Client => "client",
+        }
+    }
+}
+
+/// What a [`LimiterStore`](super::LimiterStore) decided about a login attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// The attempt may go ahead.
+    Allow,
+    /// The attempt is refused for `retry_after`.
+    Limit {
+        /// Why.
+        reason: LimitReason,
+        /// How long until an attempt could be allowed.
+        retry_after: Duration,
+    },
+}
+
+/// One key's failure record (pair or account): consecutive failures, the time of the latest,
+/// and (accounts) the end of a lock. Times are milliseconds since the Unix epoch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Failures {
+    pub(crate) count: u32,
+    pub(crate) last_ms: u64,
+    pub(crate) locked_until_ms: u64,
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn wait(until_ms: u64, now_ms: u64) -> Option<Duration> {
+    (until_ms > now_ms).then(|| Duration::from_millis(until_ms - now_ms))
+}
+
+impl LoginLimits {
+    /// The decision for the three records of an attempt. `client_tat_ms` is the client's GCRA
+    /// theoretical arrival time. The longest wait wins.
+    pub(crate) fn decide(
+        &self,
+        pair: Failures,
+        account: Failures,
+        client_tat_ms: u64,
+        now_ms: u64,
+    ) -> Decision {
+        let candidates = [
+            (
+                LimitReason::AccountLocked,
+                wait(account.locked_until_ms, now_ms),
+            ),
+            (
+                LimitReason::ClientAndUsername,
+                wait(
+                    pair.last_ms.saturating_add(ms(self.pair.delay(pair.count))),
+                    now_ms,
+                ),
+            ),
+            (
+                LimitReason::Username,
+                wait(
+                    account
+                        .last_ms
+                        .saturating_add(ms(self.account.delay(account.count))),
+                    now_ms,
+                ),
+            ),
+            (
+                LimitReason::Client,
+                wait(
+                    client_tat_ms.saturating_sub(ms(self.client_tolerance())),
+                    now_ms,
+                ),
+            ),
+        ];
+        candidates
+            .into_iter()
+            .filter_map(|(reason, wait)| wait.map(|w| (reason, w)))
+            .max_by_key(|&(_, wait)| wait)
+            .map_or(Decision::Allow, |(reason, retry_after)| Decision::Limit {
+                reason,
+                retry_after,
+            })
+    }
+
+    /// A failure of the pair or account record at `now_ms`.
+    pub(crate) fn fail(&self, record: Failures, now_ms: u64, account: bool) -> Failures {
+        let count = record.count.saturating_add(1);
+        let locked_until_ms =
+            if account && count >= self.lock_after && count.is_multiple_of(self.lock_after) {
+                now_ms.saturating_add(ms(self.lock_for))
+            } else {
+                record.locked_until_ms
+            };
+        Failures {
+            count,
+            last_ms: now_ms,
+            locked_until_ms,
+        }
+    }
+
+    /// The client's GCRA arrival time after a failure at `now_ms`.
+    pub(crate) fn fail_client(&self, tat_ms: u64, now_ms: u64) -> u64 {
+        tat_ms.max(now_ms).saturating_add(ms(self.client_interval))
+    }
+
+    /// When a record can be forgotten.
+    pub(crate) fn expiry_ms(&self, record: Failures) -> u64 {
+        record
+            .last_ms
+            .saturating_add(ms(self.forget_after))
+            .max(record.locked_until_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: u64 = 1000;
+
+    fn limited(decision: Decision) -> Option<(LimitReason, u64)> {
+        match decision {
+            Decision::Allow => None,
+            Decision::Limit {
+                reason,
+                retry_after,
+            } => Some((reason, u64::try_from(retry_after.as_millis()).unwrap())),
+        }
+    }
+
+    #[test]
+    fn backoff_is_free_then_doubles_to_its_cap() {
+        let limits = LoginLimits::default();
+        let delays: Vec<u64> = (0..=16).map(|n| limits.pair.delay(n).as_secs()).collect();
+        assert_eq!(
+            delays,
+            [0, 0, 0, 0, 0, 0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 900]
+        );
+        assert_eq!(limits.pair.delay(u32::MAX), Duration::from_secs(900));
+        assert_eq!(limits.account.delay(20), Duration::ZERO);
+        assert_eq!(limits.account.delay(21), Duration::from_secs(1));
+        assert_eq!(limits.account.delay(40), Duration::from_secs(300));
+    }
+
+    #[test]
+    fn the_pair_is_limited_after_its_free_failures() {
+        let limits = LoginLimits::default();
+        let mut pair = Failures::default();
+        let now = 1_000 * S;
+        for _ in 0..5 {
+            assert_eq!(
+                limits.decide(pair, Failures::default(), 0, now),
+                Decision::Allow
+            );
+            pair = limits.fail(pair, now, false);
+        }
+        // Five failures are free; the sixth attempt is still allowed...
+        assert_eq!(
+            limits.decide(pair, Failures::default(), 0, now),
+            Decision::Allow
+        );
+        pair = limits.fail(pair, now, false);
+        // ...and after it the next waits 1 s, then 2 s.
+        assert_eq!(
+            limited(limits.decide(pair, Failures::default(), 0, now)),
+            Some((LimitReason::ClientAndUsername, S))
+        );
+        assert_eq!(
+            limits.decide(pair, Failures::default(), 0, now + S),
+            Decision::Allow
+        );
+        pair = limits.fail(pair, now + S, false);
+        assert_eq!(
+            limited(limits.decide(pair, Failures::default(), 0, now + S + 500)),
+            Some((LimitReason::ClientAndUsername, 1500))
+        );
+    }
+
+    #[test]
+    fn the_account_locks_at_a_hundred_consecutive_failures() {
+        let limits = LoginLimits::default();
+        let mut account = Failures::default();
+        let mut now = 0;
+        for _ in 0..99 {
+            account = limits.fail(account, now, true);
+            now += 10 * 60 * S; // past any backoff
+        }
+        assert_eq!(account.locked_until_ms, 0);
+        assert_eq!(
+            limits.decide(Failures::default(), account, 0, now),
+            Decision::Allow
+        );
+        account = limits.fail(account, now, true);
+        assert_eq!(
+            limited(limits.decide(Failures::default(), account, 0, now + 10 * 60 * S)),
+            Some((LimitReason::AccountLocked, 50 * 60 * S))
+        );
+        assert_eq!(
+            limits.decide(Failures::default(), account, 0, now + 3600 * S),
+            Decision::Allow
+        );
+        assert!(limits.expiry_ms(account) >= now + 3600 * S);
+    }
+
+    #[test]
+    fn the_client_gcra_allows_a_burst_then_the_rate() {
+        let limits = LoginLimits::default();
+        let mut tat = 0;
+        let now = 1_000 * S;
+        for i in 0..10 {
+            assert_eq!(
+                limits.decide(Failures::default(), Failures::default(), tat, now),
+                Decision::Allow,
+                "burst failure {i}"
+            );
+            tat = limits.fail_client(tat, now);
+        }
+        assert_eq!(
+            limited(limits.decide(Failures::default(), Failures::default(), tat, now)),
+            Some((LimitReason::Client, 2 * S))
+        );
+        // One more failure allowed every 2 s: 30 a minute.
+        assert_eq!(
+            limits.decide(Failures::default(), Failures::default(), tat, now + 2 * S),
+            Decision::Allow
+        );
+    }
+
+    #[test]
+    fn the_longest_wait_wins() {
+        let limits = LoginLimits::default();
+        let pair = Failures {
+            count: 7,
+            last_ms: 0,
+            locked_until_ms: 0,
+        };
+        let account = Failures {
+            count: 100,
+            last_ms: 0,
+            locked_until_ms: 3600 * S,
+        };
+        assert_eq!(
+            limited(limits.decide(pair, account, 0, 0)),
+            Some((LimitReason::AccountLocked, 3600 * S))
+        );
+    }
+
+    #[test]
+    fn settings_are_validated() {
+        let limits = LoginLimits::default();
+        assert!(
+            limits
+                .clone()
+                .lock_account(101, Duration::from_secs(1))
+                .is_err()
+        );
+        assert!(
+            limits
+                .clone()
+                .lock_account(0, Duration::from_secs(1))
+                .is_err()
+        );
+        assert!(limits.clone().lock_account(50, Duration::ZERO).is_err());
+        assert!(
+            limits
+                .clone()
+                .per_client(0, Duration::from_secs(60), 1)
+                .is_err()
+        );
+        assert!(
+            limits
+                .clone()
+                .per_client(30, Duration::from_secs(60), 0)
+                .is_err()
+        );
+        assert!(
+            limits
+                .clone()
+                .per_username(1, Duration::from_secs(2), Duration::from_secs(1))
+                .is_err()
+        );
+        assert!(
+            limits
+                .clone()
+                .forget_after(Duration::from_secs(60))
+                .is_err()
+        );
+        let custom = limits
+            .per_client(60, Duration::from_secs(60), 5)
+            .unwrap()
+            .lock_account(10, Duration::from_secs(60))
+            .unwrap();
+        assert_eq!(custom.client_interval, Duration::from_secs(1));
+        assert_eq!(custom.client_tolerance(), Duration::from_secs(4));
+    }
+}

@@ -1,0 +1,529 @@
+//! [`RateLimitLoginLayer`]: limits failed logins per (client, username), per username and per
+//! client, before the login handler (and its password hashing) runs.
+//!
+//! ```
+//! use std::net::IpAddr;
+//! use std::sync::Arc;
+//! use bytes::Bytes;
+//! use http::{Request, Response, StatusCode};
+//! use http_body_util::Full;
+//! use tower::{Service, ServiceBuilder, ServiceExt};
+//! use tower_jwt_auth::ratelimit::{ClientAddr, LoginLimits, MemoryLimiterStore, RateLimitLoginLayer};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let limiter = RateLimitLoginLayer::new(Arc::new(MemoryLimiterStore::new(LoginLimits::default())));
+//! // A login handler that refuses every password. The limiter hands the body on as read, so the
+//! // body type must be buildable from bytes (axum's `Body` and `Full<Bytes>` are).
+//! let mut login = ServiceBuilder::new().layer(limiter).service_fn(|_: Request<Full<Bytes>>| async {
+//!     Ok::<_, std::convert::Infallible>(
+//!         Response::builder().status(401).body(String::from("wrong password")).unwrap(),
+//!     )
+//! });
+//! let attempt = || {
+//!     let mut request = Request::post("/token")
+//!         .header("content-type", "application/x-www-form-urlencoded")
+//!         .body(Full::from("grant_type=password&username=alice&password=guess"))
+//!         .unwrap();
+//!     request.extensions_mut().insert(ClientAddr("203.0.113.7".parse::<IpAddr>().unwrap()));
+//!     request
+//! };
+//! for _ in 0..6 {
+//!     let response = login.ready().await?.call(attempt()).await?;
+//!     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+//! }
+//! // Five failures are free, the sixth went through; the seventh must wait.
+//! let limited = login.ready().await?.call(attempt()).await?;
+//! assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+//! assert_eq!(limited.headers()["retry-after"], "1");
+//! # Ok(()) }
+//! ```
+//!
+//! For each request the layer reads the body (up to [`DEFAULT_BODY_LIMIT`]; more is answered
+//! 413), takes the `username` from a form or a JSON object and normalises it (NFKC, case-folded,
+//! trimmed), and finds the client address: the peer ([`ClientAddr`] in the request extensions,
+//! or axum's `ConnectInfo<SocketAddr>`), or, only when the peer is a
+//! [trusted proxy](RateLimitLoginLayer::trusted_proxies), the right-most untrusted `Forwarded` /
+//! `X-Forwarded-For` entry. It asks the [`LimiterStore`] (see [`LoginLimits`] for the policy);
+//! a limited attempt is answered 429 with `Retry-After` and a JSON body (gRPC: status 8
+//! `RESOURCE_EXHAUSTED`) without calling the inner service. Otherwise the inner service gets
+//! the request with its body unchanged, and the layer learns the outcome from the response:
+//! a [`LoginOutcome`] in its extensions (set by [`AuthRouter`]), else 2xx is a success and 401,
+//! gRPC 16 or a 400 whose JSON `error` is `invalid_grant` are failures. Only failures count; a
+//! success clears the (client, username) record.
+//!
+//! A request without a peer address is a misconfiguration: answered 500, never limited as if
+//! every client were one. When the store fails, logins go ahead (fail open, logged) unless
+//! [`on_store_error`](RateLimitLoginLayer::on_store_error) says
+//! [`FailClosed`](StoreErrorPolicy::FailClosed) (503).
+//!
+//! [`AuthRouter`]: crate::router::AuthRouter
+
+use std::fmt;
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::{Bytes, BytesMut};
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
+use http::{HeaderValue, Request, Response, StatusCode};
+use http_body::Body;
+use http_body_util::BodyExt;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::bearer::StoreErrorPolicy;
+use crate::error::ConfigError;
+use crate::response::{ResponseBody, grpc_status_response, is_grpc};
+use crate::store::{StoreError, StoreFuture};
+use crate::username::normalize_username;
+
+mod client;
+mod limits;
+mod memory;
+
+use client::Cidr;
+pub use client::ClientAddr;
+pub use limits::{Decision, LimitReason, LoginLimits, NIST_MAX_FAILURES};
+pub use memory::{DEFAULT_MAX_ENTRIES, MemoryLimiterStore};
+
+/// The largest login body the layer reads (as the login router).
+pub const DEFAULT_BODY_LIMIT: usize = 8 * 1024;
+
+/// How much of a 400 answer the layer reads to tell `invalid_grant` from other errors.
+const OUTCOME_BODY_LIMIT: usize = 4 * 1024;
+
+/// What a limiter decides about: the client address and, when the body named one, the
+/// normalised username.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct LoginKey<'a> {
+    /// The client address.
+    pub client: IpAddr,
+    /// The normalised username; `None` for requests without one (a refresh grant), which only
+    /// the per-client rule applies to.
+    pub username: Option<&'a str>,
+}
+
+/// Where the limiter's counters live. Each method is one atomic decision or update.
+/// Times are milliseconds since the Unix epoch, from the layer's clock.
+pub trait LimiterStore: Send + Sync + 'static {
+    /// Whether an attempt by `key` may go ahead now.
+    fn check(&self, key: &LoginKey<'_>, now_ms: u64) -> StoreFuture<Decision>;
+    /// Counts a failed attempt.
+    fn record_failure(&self, key: &LoginKey<'_>, now_ms: u64) -> StoreFuture<()>;
+    /// Clears the (client, username) record and the username's run of failures.
+    fn record_success(&self, key: &LoginKey<'_>, now_ms: u64) -> StoreFuture<()>;
+}
+
+/// The outcome of a login, which a login handler may put into its response's extensions to
+/// tell [`RateLimitLogin`] exactly (the [`AuthRouter`](crate::router::AuthRouter) does).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoginOutcome {
+    /// The credentials were right.
+    Success,
+    /// The credentials were wrong (or the account unusable).
+    Failure,
+    /// Neither (a malformed request, an outage): not counted.
+    Neither,
+}
+
+/// Applies [`RateLimitLogin`] to a login service.
+#[derive(Clone)]
+#[must_use]
+pub struct RateLimitLoginLayer {
+    config: Arc<Config>,
+}
+
+#[derive(Clone)]
+struct Config {
+    store: Arc<dyn LimiterStore>,
+    trusted: Vec<Cidr>,
+    body_limit: usize,
+    on_store_error: StoreErrorPolicy,
+    clock: Arc<dyn Fn() -> SystemTime + Send + Sync>,
+}
+
+impl Config {
+    fn now_ms(&self) -> u64 {
+        (self.clock)()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+}
+
+impl RateLimitLoginLayer {
+    /// Limits logins with the counters in `store`.
+    pub fn new(store: Arc<dyn LimiterStore>) -> Self {
+        Self {
+            config: Arc::new(Config {
+                store,
+                trusted: Vec::new(),
+                body_limit: DEFAULT_BODY_LIMIT,
+                on_store_error: StoreErrorPolicy::FailOpen,
+                clock: Arc::new(SystemTime::now),
+            }),
+        }
+    }
+
+    fn config_mut(&mut self) -> &mut Config {
+        Arc::make_mut(&mut self.config)
+    }
+
+    /// Trusts forwarding headers from peers in these networks (`10.0.0.0/8`, `::1`, ...).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidSetting`] for an entry that is not an address or a CIDR network.
+    pub fn trusted_proxies<'a>(
+        mut self,
+        networks: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Self, ConfigError> {
+        let networks = networks
+            .into_iter()
+            .map(Cidr::parse)
+            .collect::<Result<Vec<_>, _>>()?;
+        self.config_mut().trusted = networks;
+        Ok(self)
+    }
+
+    /// The largest body read (default [`DEFAULT_BODY_LIMIT`]); larger ones are answered 413.
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        self.config_mut().body_limit = bytes;
+        self
+    }
+
+    /// What to do when the store fails (default [`StoreErrorPolicy::FailOpen`]: the login goes
+    /// ahead unlimited and an error is logged; `FailClosed` answers 503).
+    pub fn on_store_error(mut self, policy: StoreErrorPolicy) -> Self {
+        self.config_mut().on_store_error = policy;
+        self
+    }
+
+    /// The clock of the counters (default: the system clock); for tests.
+    pub fn clock(mut self, clock: impl Fn() -> SystemTime + Send + Sync + 'static) -> Self {
+        self.config_mut().clock = Arc::new(clock);
+        self
+    }
+}
+
+impl fmt::Debug for RateLimitLoginLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RateLimitLoginLayer")
+            .field("trusted_proxies", &self.config.trusted)
+            .field("body_limit", &self.config.body_limit)
+            .field("on_store_error", &self.config.on_store_error)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> Layer<S> for RateLimitLoginLayer {
+    type Service = RateLimitLogin<S>;
+
+    fn layer(&self, inner: S) -> RateLimitLogin<S> {
+        RateLimitLogin {
+            inner,
+            config: Arc::clone(&self.config),
+        }
+    }
+}
+
+/// Limits failed logins to the inner service; see the [module docs](self).
+#[derive(Clone)]
+pub struct RateLimitLogin<S> {
+    inner: S,
+    config: Arc<Config>,
+}
+
+impl<S: fmt::Debug> fmt::Debug for RateLimitLogin<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RateLimitLogin")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The future of [`RateLimitLogin`]. Boxed: reading the body, asking the store, calling the
+/// inner service and recording the outcome is a state machine whose allocation costs nothing
+/// next to the password hashing it guards.
+pub type ResponseFuture<ResBody, E> =
+    Pin<Box<dyn Future<Output = Result<Response<ResponseBody<ResBody>>, E>> + Send>>;
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RateLimitLogin<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send,
+    S::Error: Send,
+    ReqBody: Body + From<Bytes> + Send + 'static,
+    ReqBody::Data: Send,
+    ResBody: Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Send,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<ResBody, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        // Take the service `poll_ready` made ready; leave a clone in its place.
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        let config = Arc::clone(&self.config);
+        Box::pin(limit(config, inner, request))
+    }
+}
+
+async fn limit<S, ReqBody, ResBody>(
+    config: Arc<Config>,
+    mut inner: S,
+    request: Request<ReqBody>,
+) -> Result<Response<ResponseBody<ResBody>>, S::Error>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ReqBody: Body + From<Bytes>,
+    ResBody: Body<Data = Bytes>,
+{
+    let grpc = is_grpc(request.headers());
+    let Some(peer) = client::peer(&request) else {
+        tracing::error!(
+            "RateLimitLogin: no peer address in the request extensions (insert ClientAddr or use axum's ConnectInfo)"
+        );
+        return Ok(answer(grpc, Refusal::Misconfigured));
+    };
+    let client = client::client_ip(peer, request.headers(), &config.trusted);
+    let (parts, body) = request.into_parts();
+    let Some(body) = read_limited(&parts.headers, body, config.body_limit).await else {
+        return Ok(answer(grpc, Refusal::TooLarge));
+    };
+    let username = username(&parts.headers, &body);
+    let key = LoginKey {
+        client,
+        username: username.as_deref(),
+    };
+
+    match config.store.check(&key, config.now_ms()).await {
+        Ok(Decision::Allow) => {}
+        Ok(Decision::Limit {
+            reason,
+            retry_after,
+        }) => {
+            tracing::info!(%client, reason = reason.as_str(), retry_after_secs = retry_after.as_secs(), "login rate-limited");
+            return Ok(answer(grpc, Refusal::Limited(retry_after)));
+        }
+        Err(error) => {
+            if let Some(refusal) = store_failed(&config, &error) {
+                return Ok(answer(grpc, refusal));
+            }
+        }
+    }
+
+    let response = inner
+        .call(Request::from_parts(parts, ReqBody::from(body)))
+        .await?;
+    let (response, outcome) = outcome(response).await;
+    let now = config.now_ms();
+    let recorded = match outcome {
+        LoginOutcome::Failure => config.store.record_failure(&key, now).await,
+        LoginOutcome::Success => config.store.record_success(&key, now).await,
+        LoginOutcome::Neither => Ok(()),
+    };
+    if let Err(error) = recorded {
+        tracing::error!(%error, "RateLimitLogin: could not record a login outcome");
+    }
+    Ok(response)
+}
+
+/// `Some` refusal when the policy is to fail closed.
+fn store_failed(config: &Config, error: &StoreError) -> Option<Refusal> {
+    match config.on_store_error {
+        StoreErrorPolicy::FailOpen => {
+            tracing::error!(%error, "RateLimitLogin: limiter store unavailable; letting the login through (fail open)");
+            None
+        }
+        _ => {
+            tracing::error!(%error, "RateLimitLogin: limiter store unavailable; answering 503 (fail closed)");
+            Some(Refusal::Unavailable)
+        }
+    }
+}
+
+/// The body, or `None` when it is larger than `limit` (checked on the declared length first,
+/// then while reading, so no more than `limit` bytes are ever held). A body that fails to
+/// read is handed on empty; the inner service then refuses a request without parameters.
+async fn read_limited<B: Body>(headers: &http::HeaderMap, body: B, limit: usize) -> Option<Bytes> {
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return None;
+    }
+    let mut body = std::pin::pin!(body);
+    let mut collected = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            return Some(Bytes::new());
+        };
+        if let Ok(mut data) = frame.into_data() {
+            use bytes::Buf as _;
+            if collected.len() + data.remaining() > limit {
+                return None;
+            }
+            while data.has_remaining() {
+                let chunk = data.chunk();
+                collected.extend_from_slice(chunk);
+                let len = chunk.len();
+                data.advance(len);
+            }
+        }
+    }
+    Some(collected.freeze())
+}
+
+/// The normalised `username` of a form or JSON body.
+fn username(headers: &http::HeaderMap, body: &[u8]) -> Option<String> {
+    let content_type = headers.get(CONTENT_TYPE)?.to_str().ok()?;
+    let essence = content_type.split(';').next()?.trim();
+    let raw = if essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        form_urlencoded::parse(body)
+            .find(|(name, _)| name == "username")
+            .map(|(_, value)| value.into_owned())
+    } else if essence.eq_ignore_ascii_case("application/json") {
+        #[derive(serde::Deserialize)]
+        struct Login {
+            username: Option<String>,
+        }
+        serde_json::from_slice::<Login>(body).ok()?.username
+    } else {
+        None
+    }?;
+    normalize_username(&raw)
+}
+
+/// What the inner response says about the login, reading the body of a 400 (at most
+/// [`OUTCOME_BODY_LIMIT`] bytes) to find `invalid_grant`.
+async fn outcome<B>(response: Response<B>) -> (Response<ResponseBody<B>>, LoginOutcome)
+where
+    B: Body<Data = Bytes>,
+{
+    if let Some(outcome) = response.extensions().get::<LoginOutcome>() {
+        let outcome = *outcome;
+        return (response.map(ResponseBody::inner), outcome);
+    }
+    let status = response.status();
+    let grpc_status = response
+        .headers()
+        .get("grpc-status")
+        .map(HeaderValue::as_bytes);
+    let outcome = match (status, grpc_status) {
+        (_, Some(b"16")) => LoginOutcome::Failure,
+        (_, Some(b"0")) => LoginOutcome::Success,
+        (_, Some(_)) => LoginOutcome::Neither,
+        (StatusCode::UNAUTHORIZED, None) => LoginOutcome::Failure,
+        (s, None) if s.is_success() && !is_grpc(response.headers()) => LoginOutcome::Success,
+        (StatusCode::BAD_REQUEST, None) => {
+            let (parts, body) = response.into_parts();
+            let declared_small = body
+                .size_hint()
+                .upper()
+                .is_some_and(|n| n <= OUTCOME_BODY_LIMIT as u64);
+            if !declared_small {
+                return (
+                    Response::from_parts(parts, ResponseBody::inner(body)),
+                    LoginOutcome::Neither,
+                );
+            }
+            let bytes = match body.collect().await {
+                Ok(collected) => collected.to_bytes(),
+                Err(_) => Bytes::new(),
+            };
+            let outcome = if is_invalid_grant(&bytes) {
+                LoginOutcome::Failure
+            } else {
+                LoginOutcome::Neither
+            };
+            return (
+                Response::from_parts(parts, ResponseBody::rejection(bytes)),
+                outcome,
+            );
+        }
+        _ => LoginOutcome::Neither,
+    };
+    (response.map(ResponseBody::inner), outcome)
+}
+
+fn is_invalid_grant(body: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct OAuthError<'a> {
+        #[serde(borrow)]
+        error: Option<&'a str>,
+    }
+    serde_json::from_slice::<OAuthError<'_>>(body).is_ok_and(|e| e.error == Some("invalid_grant"))
+}
+
+/// Why the layer answered itself.
+enum Refusal {
+    Limited(Duration),
+    TooLarge,
+    Unavailable,
+    Misconfigured,
+}
+
+fn answer<B>(grpc: bool, refusal: Refusal) -> Response<ResponseBody<B>> {
+    let (status, grpc_code, code, description, retry_after) = match refusal {
+        Refusal::Limited(after) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "8",
+            "rate_limited",
+            "too many failed logins, try again later",
+            Some((after.as_secs() + u64::from(after.subsec_nanos() > 0)).max(1)),
+        ),
+        Refusal::TooLarge => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "8",
+            "invalid_request",
+            "request body too large",
+            None,
+        ),
+        Refusal::Unavailable => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "14",
+            "temporarily_unavailable",
+            "login temporarily unavailable",
+            Some(1),
+        ),
+        Refusal::Misconfigured => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "13",
+            "server_error",
+            "login is misconfigured",
+            None,
+        ),
+    };
+    let mut response = if grpc {
+        grpc_status_response(grpc_code, description)
+    } else {
+        let body = format!(r#"{{"error":"{code}","error_description":"{description}"}}"#);
+        let mut response = Response::new(Bytes::from(body));
+        *response.status_mut() = status;
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        response.headers_mut().insert(
+            http::header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        );
+        response
+    };
+    if let Some(secs) = retry_after {
+        response
+            .headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from(secs));
+    }
+    response.map(ResponseBody::rejection)
+}
