@@ -87,6 +87,7 @@
 //! | `rust-crypto` | no | signature primitives from the pure-Rust RustCrypto crates; takes precedence when both are on (use `default-features = false` to avoid compiling aws-lc) |
 //! | `axum` | yes | `Claims` / `Option<Claims>` extractors (pulls in `axum-core` only) |
 //! | `router` | yes | [`router::AuthRouter`], [`PasswordHasher`] and the in-memory user and refresh stores (pulls in axum, tokio and argon2) |
+//! | `rate-limit` | yes (through `router`) | [`ratelimit::RateLimitLoginLayer`] and its in-memory limiter store; no framework needed |
 //! | `bcrypt` | no | [`PasswordHasher`] verifies legacy `$2b$` bcrypt hashes (as passlib writes them) and asks for a re-hash |
 //!
 //! Exactly one backend is always active; a build with neither does not compile.
