@@ -55,39 +55,52 @@ impl Shard {
         self.clients.retain(|_, tat| *tat > now_ms);
     }
 
-    /// Makes room for one entry: sweep, then evict the earliest-expiring of a sample.
+    /// Makes room for one entry. At the cap: sweep, then evict down to 7/8 of the cap (so the
+    /// sweep runs once per cap/8 new entries, not on every one), each time the entry of a small
+    /// sample that expires first. Only the chosen entry's key is cloned.
     fn make_room(&mut self, limits: &LoginLimits, now_ms: u64, cap: usize) {
         if self.len() < cap {
             return;
         }
         self.sweep(limits, now_ms);
-        while self.len() >= cap {
-            let pairs = self
+        let target = cap - cap / 8 - 1;
+        while self.len() > target {
+            let pair = self
                 .pairs
                 .iter()
                 .take(EVICTION_SAMPLE)
-                .map(|(k, f)| (limits.expiry_ms(*f), Victim::Pair(k.clone())));
-            let accounts = self
+                .min_by_key(|(_, f)| limits.expiry_ms(**f))
+                .map(|(k, f)| (limits.expiry_ms(*f), k));
+            let account = self
                 .accounts
                 .iter()
                 .take(EVICTION_SAMPLE)
-                .map(|(k, f)| (limits.expiry_ms(*f), Victim::Account(k.clone())));
-            let clients = self
+                .min_by_key(|(_, f)| limits.expiry_ms(**f))
+                .map(|(k, f)| (limits.expiry_ms(*f), k));
+            let client = self
                 .clients
                 .iter()
                 .take(EVICTION_SAMPLE)
-                .map(|(k, tat)| (*tat, Victim::Client(*k)));
-            let Some((_, victim)) = pairs
-                .chain(accounts)
-                .chain(clients)
-                .min_by_key(|(at, _)| *at)
-            else {
-                return;
+                .min_by_key(|(_, tat)| **tat)
+                .map(|(k, tat)| (*tat, *k));
+            let at = |entry: Option<u64>| entry.unwrap_or(u64::MAX);
+            let (p, a, c) = (
+                at(pair.map(|e| e.0)),
+                at(account.map(|e| e.0)),
+                at(client.map(|e| e.0)),
+            );
+            let victim = if pair.is_some() && p <= a && p <= c {
+                pair.map(|(_, k)| Victim::Pair(k.clone()))
+            } else if account.is_some() && a <= c {
+                account.map(|(_, k)| Victim::Account(k.clone()))
+            } else {
+                client.map(|(_, k)| Victim::Client(k))
             };
             match victim {
-                Victim::Pair(key) => self.pairs.remove(&key).map(drop),
-                Victim::Account(key) => self.accounts.remove(&key).map(drop),
-                Victim::Client(key) => self.clients.remove(&key).map(drop),
+                Some(Victim::Pair(key)) => self.pairs.remove(&key).map(drop),
+                Some(Victim::Account(key)) => self.accounts.remove(&key).map(drop),
+                Some(Victim::Client(key)) => self.clients.remove(&key).map(drop),
+                None => return,
             };
         }
     }
@@ -159,19 +172,22 @@ impl fmt::Debug for MemoryLimiterStore {
 
 impl LimiterStore for MemoryLimiterStore {
     fn check(&self, key: &LoginKey<'_>, now_ms: u64) -> StoreFuture<Decision> {
+        // One shard lock at a time: two keys may share a shard, and holding one guard while
+        // taking another would deadlock.
         let (pair, account) = match key.username {
-            Some(username) => (
-                lock(self.shard(&(key.client, username)))
+            Some(username) => {
+                let pair = lock(self.shard(&(key.client, username)))
                     .pairs
                     .get(&(key.client, Box::<str>::from(username)))
                     .copied()
-                    .unwrap_or_default(),
-                lock(self.shard(&username))
+                    .unwrap_or_default();
+                let account = lock(self.shard(&username))
                     .accounts
                     .get(username)
                     .copied()
-                    .unwrap_or_default(),
-            ),
+                    .unwrap_or_default();
+                (pair, account)
+            }
             None => Default::default(),
         };
         let tat = lock(self.shard(&key.client))

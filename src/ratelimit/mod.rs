@@ -385,24 +385,34 @@ async fn read_limited<B: Body>(headers: &http::HeaderMap, body: B, limit: usize)
     Some(collected.freeze())
 }
 
-/// The normalised `username` of a form or JSON body.
+/// The normalised `username` of a form or JSON password login. Requests of another grant type
+/// have none, whatever their body says: a refresh grant naming a username must not count (or,
+/// on success, clear) that user's failures.
 fn username(headers: &http::HeaderMap, body: &[u8]) -> Option<String> {
     let content_type = headers.get(CONTENT_TYPE)?.to_str().ok()?;
     let essence = content_type.split(';').next()?.trim();
-    let raw = if essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
-        form_urlencoded::parse(body)
-            .find(|(name, _)| name == "username")
-            .map(|(_, value)| value.into_owned())
+    let (grant_type, raw) = if essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        let field = |name: &str| {
+            form_urlencoded::parse(body)
+                .find(|(key, _)| key == name)
+                .map(|(_, value)| value.into_owned())
+        };
+        (field("grant_type"), field("username"))
     } else if essence.eq_ignore_ascii_case("application/json") {
         #[derive(serde::Deserialize)]
         struct Login {
+            grant_type: Option<String>,
             username: Option<String>,
         }
-        serde_json::from_slice::<Login>(body).ok()?.username
+        let login = serde_json::from_slice::<Login>(body).ok()?;
+        (login.grant_type, login.username)
     } else {
-        None
-    }?;
-    normalize_username(&raw)
+        return None;
+    };
+    if grant_type.is_some_and(|grant| grant != "password") {
+        return None;
+    }
+    normalize_username(&raw?)
 }
 
 /// What the inner response says about the login, reading the body of a 400 (at most
