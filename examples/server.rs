@@ -28,7 +28,7 @@
 //! | `AUTH_REGISTRATION=1` | enables `/auth/register` (role `user`, scope `items:read`) |
 //! | `AUTH_RATE_LIMIT=off` | no `RateLimitLogin` on `/auth/token` (test set-ups only) |
 //! | `AUTH_TRUSTED_PROXIES=cidr,…` | peers whose `Forwarded` / `X-Forwarded-For` headers are trusted for the client address |
-//! | `REDIS_URL` | Redis stores (not in this version: the server refuses to start rather than run several instances on separate memory) |
+//! | `REDIS_URL` | refresh sessions, revocations and login limits in Redis, shared by several instances (build with `--features redis`; users stay in each instance's memory) |
 //!
 //! [`AuthRouter`]: tower_jwt_auth::router::AuthRouter
 
@@ -45,7 +45,9 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
-use tower_jwt_auth::ratelimit::{LoginLimits, MemoryLimiterStore, RateLimitLoginLayer};
+use tower_jwt_auth::ratelimit::{
+    LimiterStore, LoginLimits, MemoryLimiterStore, RateLimitLoginLayer,
+};
 use tower_jwt_auth::router::{AuthRouter, MIN_PASSWORD_CHARS, Registration};
 use tower_jwt_auth::{Claims, RequireRoleLayer, RequireScopeLayer, TokenIssuer};
 
@@ -72,6 +74,8 @@ pub struct Config {
     pub rate_limit: bool,
     /// `AUTH_TRUSTED_PROXIES`, split at commas.
     pub trusted_proxies: Vec<String>,
+    /// `REDIS_URL` (needs the `redis` feature).
+    pub redis_url: Option<String>,
 }
 
 impl Config {
@@ -82,10 +86,12 @@ impl Config {
     /// When a setting is malformed or cannot be honoured.
     pub fn from_vars(vars: &HashMap<String, String>) -> Result<Self, BoxError> {
         let get = |name: &str| vars.get(name).filter(|v| !v.is_empty()).cloned();
-        if get("REDIS_URL").is_some() {
+        let redis_url = get("REDIS_URL");
+        if redis_url.is_some() && !cfg!(feature = "redis") {
             return Err(
-                "REDIS_URL is set, but Redis stores are not in this version; refusing to \
-                        start several instances on separate in-memory stores"
+                "REDIS_URL is set, but this build has no Redis support: run with \
+                        `--features redis` (refusing to start several instances on separate \
+                        in-memory stores)"
                     .into(),
             );
         }
@@ -127,6 +133,7 @@ impl Config {
             registration,
             rate_limit,
             trusted_proxies,
+            redis_url,
         };
         if config.private_key_file.is_some() && config.secret.is_some() {
             return Err("set JWT_PRIVATE_KEY_FILE or JWT_SECRET, not both".into());
@@ -175,11 +182,25 @@ pub async fn app(config: &Config) -> Result<(Router, AuthRouter), BoxError> {
             scopes: vec!["items:read".to_owned()],
         });
     }
+    let mut limiter_store: Arc<dyn LimiterStore> =
+        Arc::new(MemoryLimiterStore::new(LoginLimits::default()));
+    #[cfg(feature = "redis")]
+    if let Some(url) = &config.redis_url {
+        use tower_jwt_auth::redis::{
+            RedisLimiterStore, RedisRefreshStore, RedisRevocationStore, connect,
+        };
+        // One reconnecting connection, shared by the three stores; users stay in memory.
+        let connection = connect(url).await.map_err(|e| format!("REDIS_URL: {e}"))?;
+        builder = builder
+            .refresh_store(Arc::new(RedisRefreshStore::new(connection.clone())))
+            .revocation_store(Arc::new(RedisRevocationStore::new(connection.clone())));
+        limiter_store = Arc::new(RedisLimiterStore::new(connection, LoginLimits::default()));
+        tracing::info!("refresh sessions, revocations and login limits are in Redis");
+    }
     if config.rate_limit {
-        let limiter =
-            RateLimitLoginLayer::new(Arc::new(MemoryLimiterStore::new(LoginLimits::default())))
-                .trusted_proxies(config.trusted_proxies.iter().map(String::as_str))
-                .map_err(|e| format!("AUTH_TRUSTED_PROXIES: {e}"))?;
+        let limiter = RateLimitLoginLayer::new(limiter_store)
+            .trusted_proxies(config.trusted_proxies.iter().map(String::as_str))
+            .map_err(|e| format!("AUTH_TRUSTED_PROXIES: {e}"))?;
         builder = builder.rate_limit(limiter);
     }
     let auth = builder.build()?;

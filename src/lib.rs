@@ -88,6 +88,7 @@
 //! | `axum` | yes | `Claims` / `Option<Claims>` extractors (pulls in `axum-core` only) |
 //! | `router` | yes | [`router::AuthRouter`], [`PasswordHasher`] and the in-memory user and refresh stores (pulls in axum, tokio and argon2) |
 //! | `rate-limit` | yes (through `router`) | [`ratelimit::RateLimitLoginLayer`] and its in-memory limiter store; no framework needed |
+//! | `redis` | no | [`redis`] stores (refresh families, revocation, login limits) shared by several instances; pulls in the `redis` crate, needs Redis 6.2+ |
 //! | `bcrypt` | no | [`PasswordHasher`] verifies legacy `$2b$` bcrypt hashes (as passlib writes them) and asks for a re-hash |
 //!
 //! Exactly one backend is always active; a build with neither does not compile.
@@ -110,6 +111,8 @@ mod keys;
 pub mod password;
 #[cfg(feature = "rate-limit")]
 pub mod ratelimit;
+#[cfg(feature = "redis")]
+pub mod redis;
 pub mod require;
 pub mod response;
 pub mod revocation;

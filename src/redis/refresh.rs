@@ -1,0 +1,268 @@
+//! [`RedisRefreshStore`]: refresh families in Redis, each operation one Lua script.
+
+use std::fmt;
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use ::redis::Script;
+use ::redis::aio::ConnectionManager;
+use serde::{Deserialize, Serialize};
+
+use super::{MAX_UNIX_SECS, Redis, hex, run};
+use crate::router::{REMEMBERED_ROTATIONS, RefreshSession, RefreshStore, Rotation, TokenHash};
+use crate::store::{StoreError, StoreFuture};
+
+/// The family helpers followed by one operation.
+macro_rules! family_script {
+    ($file:literal) => {
+        LazyLock::new(|| {
+            Script::new(concat!(
+                include_str!("lua/family.lua"),
+                include_str!(concat!("lua/", $file))
+            ))
+        })
+    };
+}
+
+static CREATE: LazyLock<Script> = family_script!("create.lua");
+static GET: LazyLock<Script> = family_script!("get.lua");
+static ROTATE: LazyLock<Script> = family_script!("rotate.lua");
+static FIND: LazyLock<Script> = family_script!("find.lua");
+static REVOKE_SESSION: LazyLock<Script> = family_script!("revoke_session.lua");
+static REVOKE_USER: LazyLock<Script> = family_script!("revoke_user.lua");
+
+/// [`RefreshStore`] in Redis, shared by every instance of an app (see the
+/// [module docs](super) for the keys and their lifetimes).
+///
+/// Rotation is one Lua script: of concurrent rotations with one token, on any instances,
+/// exactly one answers [`Rotation::Rotated`]; presenting a rotated token (one of the family's
+/// last [`REMEMBERED_ROTATIONS`]) deletes the family and answers [`Rotation::Reused`].
+/// Every method answers a [`StoreError`] when Redis fails or does not answer within the
+/// [timeout](RedisRefreshStore::timeout).
+#[derive(Clone)]
+pub struct RedisRefreshStore {
+    redis: Redis,
+}
+
+/// The session as stored in the family's `session` field.
+#[derive(Serialize, Deserialize)]
+struct Record {
+    sid: String,
+    user: String,
+    client: String,
+    scopes: Vec<String>,
+    created: u64,
+    expires: u64,
+}
+
+impl Record {
+    fn encode(session: &RefreshSession) -> Result<String, StoreError> {
+        let record = Self {
+            sid: session.session_id.clone(),
+            user: session.user_id.clone(),
+            client: session.client_id.clone(),
+            scopes: session.scopes.clone(),
+            created: session.created_at,
+            expires: session.expires_at,
+        };
+        serde_json::to_string(&record)
+            .map_err(|e| StoreError::with_source("redis: session record not encodable", e))
+    }
+
+    fn decode(text: &str) -> Result<RefreshSession, StoreError> {
+        let record: Self = serde_json::from_str(text)
+            .map_err(|e| StoreError::with_source("redis: unreadable session record", e))?;
+        Ok(RefreshSession {
+            session_id: record.sid,
+            user_id: record.user,
+            client_id: record.client,
+            scopes: record.scopes,
+            created_at: record.created,
+            expires_at: record.expires,
+        })
+    }
+}
+
+fn secs(t: u64) -> u64 {
+    t.min(MAX_UNIX_SECS)
+}
+
+impl RedisRefreshStore {
+    /// A store on this connection (see [`connect`](super::connect)), with
+    /// [`DEFAULT_PREFIX`](super::DEFAULT_PREFIX) and [`DEFAULT_TIMEOUT`](super::DEFAULT_TIMEOUT).
+    #[must_use]
+    pub fn new(connection: ConnectionManager) -> Self {
+        Self {
+            redis: Redis::new(connection),
+        }
+    }
+
+    /// Connects to `url` (see [`connect`](super::connect)) for a store of its own.
+    ///
+    /// # Errors
+    ///
+    /// A [`StoreError`] when `url` is not a Redis URL or the server does not answer.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Ok(Self::new(super::connect(url).await?))
+    }
+
+    /// The prefix of every key of this store (default [`DEFAULT_PREFIX`](super::DEFAULT_PREFIX)).
+    /// Instances that share refresh families must use the same prefix.
+    #[must_use]
+    pub fn prefix(mut self, prefix: &str) -> Self {
+        self.redis.prefix = Arc::from(prefix);
+        self
+    }
+
+    /// How long a call waits for Redis before failing with a [`StoreError`] (default
+    /// [`DEFAULT_TIMEOUT`](super::DEFAULT_TIMEOUT)).
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.redis.timeout = timeout;
+        self
+    }
+
+    /// Runs one of the family scripts with `args` after the prefix, and maps its answer.
+    fn invoke<T, U>(
+        &self,
+        script: &'static Script,
+        args: Vec<String>,
+        map: impl FnOnce(T) -> Result<U, StoreError> + Send + 'static,
+    ) -> StoreFuture<U>
+    where
+        T: ::redis::FromRedisValue + Send,
+    {
+        let Redis {
+            mut connection,
+            prefix,
+            timeout,
+        } = self.redis.clone();
+        StoreFuture::boxed(async move {
+            let mut invocation = script.prepare_invoke();
+            invocation.arg(&*prefix);
+            for arg in &args {
+                invocation.arg(arg);
+            }
+            map(run(timeout, invocation.invoke_async(&mut connection)).await?)
+        })
+    }
+}
+
+impl fmt::Debug for RedisRefreshStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisRefreshStore")
+            .field("prefix", &self.redis.prefix)
+            .field("timeout", &self.redis.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The session of a script that answers a session record or nothing.
+fn session(record: Option<String>) -> Result<Option<RefreshSession>, StoreError> {
+    record.as_deref().map(Record::decode).transpose()
+}
+
+impl RefreshStore for RedisRefreshStore {
+    fn create(
+        &self,
+        session: RefreshSession,
+        token: TokenHash,
+        idle_expires_at: u64,
+    ) -> StoreFuture<()> {
+        let record = match Record::encode(&session) {
+            Ok(record) => record,
+            Err(error) => return StoreFuture::ready(Err(error)),
+        };
+        let args = vec![
+            session.session_id,
+            session.user_id,
+            record,
+            hex(token.as_bytes()),
+            secs(idle_expires_at).to_string(),
+            secs(session.expires_at).to_string(),
+            secs(session.created_at).to_string(),
+        ];
+        self.invoke(&CREATE, args, |created: i64| match created {
+            0 => Err(StoreError::new("duplicate session or token")),
+            _ => Ok(()),
+        })
+    }
+
+    fn get(&self, token: &TokenHash, now: u64) -> StoreFuture<Option<RefreshSession>> {
+        let args = vec![hex(token.as_bytes()), secs(now).to_string()];
+        self.invoke(&GET, args, session)
+    }
+
+    fn rotate(
+        &self,
+        old: &TokenHash,
+        new: TokenHash,
+        now: u64,
+        idle_expires_at: u64,
+    ) -> StoreFuture<Rotation> {
+        let args = vec![
+            hex(old.as_bytes()),
+            hex(new.as_bytes()),
+            secs(now).to_string(),
+            secs(idle_expires_at).to_string(),
+            REMEMBERED_ROTATIONS.to_string(),
+        ];
+        self.invoke(
+            &ROTATE,
+            args,
+            |answer: (i64, Option<String>)| match answer {
+                (1, Some(record)) => Ok(Rotation::Rotated(Record::decode(&record)?)),
+                (2, Some(record)) => Ok(Rotation::Reused(Record::decode(&record)?)),
+                (3, _) => Err(StoreError::new("duplicate token")),
+                _ => Ok(Rotation::Invalid),
+            },
+        )
+    }
+
+    fn find_session(&self, token: &TokenHash) -> StoreFuture<Option<RefreshSession>> {
+        self.invoke(&FIND, vec![hex(token.as_bytes())], session)
+    }
+
+    fn revoke_session(&self, session_id: &str) -> StoreFuture<Option<RefreshSession>> {
+        self.invoke(&REVOKE_SESSION, vec![session_id.to_owned()], session)
+    }
+
+    fn revoke_user(&self, user_id: &str) -> StoreFuture<Vec<RefreshSession>> {
+        self.invoke(
+            &REVOKE_USER,
+            vec![user_id.to_owned()],
+            |ended: Vec<String>| ended.iter().map(|record| Record::decode(record)).collect(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_records_round_trip() {
+        let session = RefreshSession {
+            session_id: "s".to_owned(),
+            user_id: "u\"\n".to_owned(),
+            client_id: "web".to_owned(),
+            scopes: vec!["a".to_owned(), "b:c".to_owned()],
+            created_at: 1,
+            expires_at: u64::MAX,
+        };
+        let text = Record::encode(&session).unwrap();
+        assert_eq!(Record::decode(&text).unwrap(), session);
+        assert_eq!(
+            Record::decode("{").unwrap_err().message(),
+            "redis: unreadable session record"
+        );
+    }
+
+    #[test]
+    fn every_script_is_the_helpers_and_one_operation() {
+        for script in [&CREATE, &GET, &ROTATE, &FIND, &REVOKE_SESSION, &REVOKE_USER] {
+            assert_eq!(script.get_hash().len(), 40);
+        }
+        assert_ne!(CREATE.get_hash(), GET.get_hash());
+    }
+}

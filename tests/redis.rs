@@ -1,0 +1,1120 @@
+//! The Redis stores against a real `redis-server`, which each test starts on a free loopback
+//! port (`--save "" --appendonly no`) and kills when it ends: two `AuthRouter` instances
+//! sharing one Redis (reuse detection, the refresh race, logout, the limiter), the keys' TTLs,
+//! an outage (killed server) and a hang (stopped server) and the recovery from each, and the
+//! limiter's parity with `MemoryLimiterStore`.
+//!
+//! Without `redis-server` on `PATH`, every test says `SKIPPED` on stderr and returns
+//! (`.ci/run` installs it). Redis expires keys on its own clock, so one test waits for real
+//! expiry (keys of 1.2 to 2.2 s, long enough to be seen before they go on a slow machine),
+//! polling with a bounded loop; the others read `PTTL`. Waits for a restarted server are
+//! bounded loops too.
+#![cfg(feature = "redis")]
+#![allow(clippy::unwrap_used)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::Body;
+use axum::routing::get;
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+use http::{HeaderMap, Request, StatusCode};
+use http_body_util::BodyExt;
+use redis::aio::ConnectionManager;
+use serde_json::Value;
+use tower::ServiceExt;
+use tower_jwt_auth::ratelimit::{
+    ClientAddr, Decision, LimiterStore, LoginKey, LoginLimits, MemoryLimiterStore,
+    RateLimitLoginLayer,
+};
+use tower_jwt_auth::redis::{
+    DEFAULT_TIMEOUT, RedisLimiterStore, RedisRefreshStore, RedisRevocationStore,
+};
+use tower_jwt_auth::revocation::{RevocationQuery, RevocationStore};
+use tower_jwt_auth::router::{
+    AuthRouter, MemoryUserStore, REMEMBERED_ROTATIONS, RefreshSession, RefreshStore, Rotation,
+    TokenHash,
+};
+use tower_jwt_auth::{Claims, PasswordHasher, TokenIssuer};
+
+// ---------------------------------------------------------------------------------------------
+// A redis-server of the test's own
+// ---------------------------------------------------------------------------------------------
+
+/// A `redis-server` child process on a loopback port, killed on drop.
+struct Server {
+    binary: PathBuf,
+    port: u16,
+    child: Option<Child>,
+}
+
+fn redis_server_binary() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("redis-server"))
+        .find(|candidate| candidate.is_file())
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Whether a server on `port` answers `PING`.
+fn pings(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = TcpStream::connect((Ipv4Addr::LOCALHOST, port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+    let mut reply = [0u8; 7];
+    stream.write_all(b"PING\r\n").is_ok()
+        && stream.read_exact(&mut reply).is_ok()
+        && &reply == b"+PONG\r\n"
+}
+
+impl Server {
+    /// A running server, or `None` (after saying so) when `redis-server` is not on `PATH`.
+    fn start(test: &str) -> Option<Self> {
+        let Some(binary) = redis_server_binary() else {
+            // Straight to the process's stderr: the test harness would hide `eprintln!` of a
+            // test that passes.
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED: redis-server not found on PATH; the redis test `{test}` did not run \
+                 (install it, e.g. `apt-get install redis-server`)"
+            );
+            return None;
+        };
+        // A port found free may be taken before the server binds it: try a few.
+        for _ in 0..5 {
+            let mut server = Self {
+                binary: binary.clone(),
+                port: free_port(),
+                child: None,
+            };
+            if server.launch() {
+                return Some(server);
+            }
+        }
+        panic!("redis-server did not start on any of 5 free ports");
+    }
+
+    /// Starts the server on its port; whether it answered `PING` within 10 s.
+    fn launch(&mut self) -> bool {
+        assert!(self.child.is_none(), "already running");
+        let mut child = Command::new(&self.binary)
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(std::env::temp_dir())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if pings(self.port) {
+                self.child = Some(child);
+                return true;
+            }
+            if child.try_wait().unwrap().is_some() {
+                return false; // exited: most likely the port was taken
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        false
+    }
+
+    /// Kills the server (SIGKILL: an outage, not a shutdown).
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`) to the server: a stopped server keeps its connections
+    /// open and answers nothing, as a hung one would.
+    fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().unwrap().id().to_string();
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &pid])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{signal} {pid}");
+    }
+
+    /// Starts it again on the same port, empty.
+    fn restart(&mut self) {
+        assert!(self.launch(), "redis-server did not restart on its port");
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// A connection for the test's own commands.
+    async fn connection(&self) -> ConnectionManager {
+        tower_jwt_auth::redis::connect(&self.url()).await.unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The running server, or return from the test after printing `SKIPPED`.
+macro_rules! server_or_skip {
+    ($test:literal) => {
+        match Server::start($test) {
+            Some(server) => server,
+            None => return,
+        }
+    };
+}
+
+async fn pttl(connection: &mut ConnectionManager, key: &str) -> i64 {
+    redis::cmd("PTTL")
+        .arg(key)
+        .query_async(connection)
+        .await
+        .unwrap()
+}
+
+#[track_caller]
+fn assert_about(actual_ms: i64, expected_ms: i64, what: &str) {
+    // Up to a second is lost to whole-second instants, the rest of the slack to a slow machine;
+    // the lifetimes compared are minutes apart.
+    assert!(
+        actual_ms > 0 && (expected_ms - 3_000..=expected_ms + 50).contains(&actual_ms),
+        "{what}: PTTL {actual_ms} ms, expected about {expected_ms} ms"
+    );
+}
+
+/// Polls `done` every 50 ms until it holds, for at most `limit`.
+async fn eventually<F, Fut>(limit: Duration, what: &str, mut done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if done().await {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn unix_now() -> Duration {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Two router instances on one Redis
+// ---------------------------------------------------------------------------------------------
+
+const ISSUER: &str = "https://issuer.test";
+const AUDIENCE: &str = "api";
+const PASSWORD: &str = "correct horse battery staple";
+const WRONG: &str = "Tr0ub4dor&3";
+const CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7));
+
+fn issuer() -> TokenIssuer {
+    TokenIssuer::hmac(b"a secret of at least thirty-two bytes!", ISSUER, AUDIENCE).unwrap()
+}
+
+fn cheap_hasher() -> PasswordHasher {
+    PasswordHasher::builder()
+        .params(1024, 1, 1)
+        .unwrap()
+        .build()
+        .unwrap()
+}
+
+/// One instance of the app: its router state and its routes (`/me` behind the bearer layer,
+/// the router at `/auth`).
+#[derive(Clone)]
+struct Instance {
+    auth: AuthRouter,
+    app: Router,
+}
+
+impl Instance {
+    fn new(auth: AuthRouter) -> Self {
+        let app = Router::new()
+            .route(
+                "/me",
+                get(|claims: Claims| async move { claims.subject().unwrap_or("").to_owned() }),
+            )
+            .route_layer(auth.bearer_layer())
+            .nest("/auth", auth.router());
+        Self { auth, app }
+    }
+
+    /// An instance with Redis refresh and revocation stores of its own connection (and
+    /// optionally a limiter), sharing `users` and the issuer's key with the other instances.
+    async fn on_redis(
+        server: &Server,
+        users: &Arc<MemoryUserStore>,
+        limiter: Option<RateLimitLoginLayer>,
+    ) -> Self {
+        let connection = server.connection().await;
+        let mut builder = AuthRouter::builder(issuer())
+            .hasher(cheap_hasher())
+            .users(users.clone())
+            .refresh_store(Arc::new(RedisRefreshStore::new(connection.clone())))
+            .revocation_store(Arc::new(RedisRevocationStore::new(connection)));
+        if let Some(limiter) = limiter {
+            builder = builder.rate_limit(limiter);
+        }
+        Self::new(builder.build().unwrap())
+    }
+
+    async fn send_with_headers(
+        &self,
+        mut request: Request<Body>,
+    ) -> (StatusCode, Value, HeaderMap) {
+        request.extensions_mut().insert(ClientAddr(CLIENT));
+        let response = self.app.clone().oneshot(request).await.unwrap();
+        let (parts, body) = response.into_parts();
+        let body: Bytes = body.collect().await.unwrap().to_bytes();
+        let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        (parts.status, json, parts.headers)
+    }
+
+    async fn send(&self, request: Request<Body>) -> (StatusCode, Value) {
+        let (status, json, _) = self.send_with_headers(request).await;
+        (status, json)
+    }
+
+    fn token_request(form: &[(&str, &str)]) -> Request<Body> {
+        let body = form
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.replace(' ', "+").replace('&', "%26")))
+            .collect::<Vec<_>>()
+            .join("&");
+        Request::post("/auth/token")
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(body))
+            .unwrap()
+    }
+
+    async fn login_with_headers(&self, password: &str) -> (StatusCode, Value, HeaderMap) {
+        let form = [
+            ("grant_type", "password"),
+            ("username", "alice"),
+            ("password", password),
+        ];
+        self.send_with_headers(Self::token_request(&form)).await
+    }
+
+    async fn login(&self, password: &str) -> (StatusCode, Value) {
+        let (status, json, _) = self.login_with_headers(password).await;
+        (status, json)
+    }
+
+    async fn refresh(&self, refresh_token: &str) -> (StatusCode, Value) {
+        let form = [
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+        ];
+        self.send(Self::token_request(&form)).await
+    }
+
+    async fn with_bearer(&self, method: &str, path: &str, access_token: &str) -> StatusCode {
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(AUTHORIZATION, format!("Bearer {access_token}"))
+            .body(Body::empty())
+            .unwrap();
+        self.send(request).await.0
+    }
+
+    async fn me(&self, access_token: &str) -> StatusCode {
+        self.with_bearer("GET", "/me", access_token).await
+    }
+}
+
+/// The access and refresh tokens of a 200 answer.
+#[track_caller]
+fn tokens((status, body): (StatusCode, Value)) -> (String, String) {
+    assert_eq!(status, StatusCode::OK, "{body}");
+    (
+        body["access_token"].as_str().unwrap().to_owned(),
+        body["refresh_token"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// Two instances on one server, and the user `alice`.
+async fn two_instances(server: &Server) -> (Instance, Instance) {
+    let users = Arc::new(MemoryUserStore::new());
+    let a = Instance::on_redis(server, &users, None).await;
+    let b = Instance::on_redis(server, &users, None).await;
+    a.auth
+        .create_user("alice", PASSWORD, &["user"], &["items:read"])
+        .await
+        .unwrap();
+    (a, b)
+}
+
+#[tokio::test]
+async fn a_replay_on_one_instance_revokes_the_family_on_both() {
+    let server = server_or_skip!("a_replay_on_one_instance_revokes_the_family_on_both");
+    let (a, b) = two_instances(&server).await;
+    let (access0, refresh0) = tokens(a.login(PASSWORD).await);
+    assert_eq!(b.me(&access0).await, StatusCode::OK);
+
+    // Rotated on A, the new pair works on B.
+    let (access1, refresh1) = tokens(a.refresh(&refresh0).await);
+    assert_eq!(b.me(&access1).await, StatusCode::OK);
+
+    // Replaying the rotated token on B is reuse: refused, and the family ends everywhere.
+    let (status, body) = b.refresh(&refresh0).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+    let (status, _) = a.refresh(&refresh1).await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "A's current token died with its family"
+    );
+    // The session id is denylisted: the family's access tokens stop working on both at once.
+    for instance in [&a, &b] {
+        assert_eq!(instance.me(&access1).await, StatusCode::UNAUTHORIZED);
+        assert_eq!(instance.me(&access0).await, StatusCode::UNAUTHORIZED);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_refreshes_across_instances_let_exactly_one_through() {
+    let server = server_or_skip!("concurrent_refreshes_across_instances_let_exactly_one_through");
+    let (a, b) = two_instances(&server).await;
+    for round in 0..3 {
+        let (_, refresh) = tokens(a.login(PASSWORD).await);
+        let tasks: Vec<_> = (0..16)
+            .map(|i| {
+                let instance = if i % 2 == 0 { a.clone() } else { b.clone() };
+                let refresh = refresh.clone();
+                tokio::spawn(async move { instance.refresh(&refresh).await })
+            })
+            .collect();
+        let mut winners = Vec::new();
+        for task in tasks {
+            let (status, body) = task.await.unwrap();
+            match status {
+                StatusCode::OK => winners.push(body),
+                StatusCode::BAD_REQUEST => assert_eq!(body["error"], "invalid_grant"),
+                other => panic!("round {round}: unexpected {other}: {body}"),
+            }
+        }
+        assert_eq!(
+            winners.len(),
+            1,
+            "round {round}: exactly one refresh succeeds"
+        );
+        // The others were replays of a rotated token: the family is gone, the winner's too.
+        let winner = winners[0]["refresh_token"].as_str().unwrap();
+        assert_eq!(b.refresh(winner).await.0, StatusCode::BAD_REQUEST);
+    }
+}
+
+#[tokio::test]
+async fn a_logout_on_one_instance_is_seen_by_the_others_bearer_layer() {
+    let server = server_or_skip!("a_logout_on_one_instance_is_seen_by_the_others_bearer_layer");
+    let (a, b) = two_instances(&server).await;
+
+    let (access, refresh) = tokens(a.login(PASSWORD).await);
+    assert_eq!(b.me(&access).await, StatusCode::OK);
+    assert_eq!(
+        a.with_bearer("POST", "/auth/logout", &access).await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(b.me(&access).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(b.refresh(&refresh).await.0, StatusCode::BAD_REQUEST);
+
+    // Log out everywhere on B: both of the user's sessions end, wherever they started.
+    let (on_a, refresh_a) = tokens(a.login(PASSWORD).await);
+    let (on_b, refresh_b) = tokens(b.login(PASSWORD).await);
+    assert_eq!(
+        b.with_bearer("POST", "/auth/logout/all", &on_b).await,
+        StatusCode::NO_CONTENT
+    );
+    for instance in [&a, &b] {
+        assert_eq!(instance.me(&on_a).await, StatusCode::UNAUTHORIZED);
+        assert_eq!(instance.me(&on_b).await, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(a.refresh(&refresh_a).await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(a.refresh(&refresh_b).await.0, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn failures_on_one_instance_count_on_the_other() {
+    let server = server_or_skip!("failures_on_one_instance_count_on_the_other");
+    let clock = Arc::new(AtomicU64::new(1_750_000_000_000));
+    let users = Arc::new(MemoryUserStore::new());
+    let mut instances = Vec::new();
+    for _ in 0..2 {
+        let store = RedisLimiterStore::new(server.connection().await, LoginLimits::default());
+        let clock = Arc::clone(&clock);
+        let limiter = RateLimitLoginLayer::new(Arc::new(store))
+            .clock(move || UNIX_EPOCH + Duration::from_millis(clock.load(Ordering::SeqCst)));
+        instances.push(Instance::on_redis(&server, &users, Some(limiter)).await);
+    }
+    let (a, b) = (&instances[0], &instances[1]);
+    a.auth
+        .create_user("alice", PASSWORD, &["user"], &[])
+        .await
+        .unwrap();
+
+    // Five failures are free and the sixth goes through, split over both instances...
+    for instance in [a, b, a, b, a, b] {
+        assert_eq!(instance.login(WRONG).await.0, StatusCode::BAD_REQUEST);
+    }
+    // ...then the pair waits 1 s, whichever instance it asks, even with the right password.
+    for instance in [a, b] {
+        let (status, body, headers) = instance.login_with_headers(PASSWORD).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+        assert_eq!(headers[RETRY_AFTER], "1");
+    }
+    clock.fetch_add(1_000, Ordering::SeqCst);
+    tokens(b.login(PASSWORD).await);
+    // The success cleared the pair for both.
+    assert_eq!(a.login(WRONG).await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(b.login(WRONG).await.0, StatusCode::BAD_REQUEST);
+}
+
+// ---------------------------------------------------------------------------------------------
+// TTLs
+// ---------------------------------------------------------------------------------------------
+
+fn session(id: &str, user: &str, created_at: u64, expires_at: u64) -> RefreshSession {
+    RefreshSession {
+        session_id: id.to_owned(),
+        user_id: user.to_owned(),
+        client_id: "web".to_owned(),
+        scopes: vec!["items:read".to_owned()],
+        created_at,
+        expires_at,
+    }
+}
+
+fn hex(hash: &TokenHash) -> String {
+    hash.as_bytes().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[tokio::test]
+async fn keys_carry_the_remaining_lifetime_of_what_they_hold() {
+    let server = server_or_skip!("keys_carry_the_remaining_lifetime_of_what_they_hold");
+    let mut redis = server.connection().await;
+    let now = unix_now().as_secs();
+
+    // Revocations: until the entry stops mattering; a second one never shortens it.
+    let revocation = RedisRevocationStore::new(redis.clone());
+    revocation
+        .revoke_token(ISSUER, "jti-1", now + 900)
+        .await
+        .unwrap();
+    revocation
+        .revoke_token(ISSUER, "jti-1", now + 60)
+        .await
+        .unwrap();
+    let token_key = format!("tjwt:rv:t:{}:{ISSUER}:jti-1", ISSUER.len());
+    assert_about(pttl(&mut redis, &token_key).await, 900_000, "revoked token");
+    revocation
+        .revoke_session(ISSUER, "sid-1", now + 300)
+        .await
+        .unwrap();
+    let session_key = format!("tjwt:rv:s:{}:{ISSUER}:sid-1", ISSUER.len());
+    assert_about(
+        pttl(&mut redis, &session_key).await,
+        300_000,
+        "revoked session",
+    );
+    revocation
+        .revoke_subject_before(ISSUER, "alice", now, now + 600)
+        .await
+        .unwrap();
+    // An earlier cut-off and a shorter life: neither moves back.
+    revocation
+        .revoke_subject_before(ISSUER, "alice", now - 100, now + 30)
+        .await
+        .unwrap();
+    let subject_key = format!("tjwt:rv:u:{}:{ISSUER}:alice", ISSUER.len());
+    assert_about(
+        pttl(&mut redis, &subject_key).await,
+        600_000,
+        "subject cut-off",
+    );
+    let alice = RevocationQuery::new(ISSUER).subject("alice");
+    assert!(
+        revocation
+            .is_revoked(&alice.issued_at(now - 1))
+            .await
+            .unwrap()
+    );
+    assert!(!revocation.is_revoked(&alice.issued_at(now)).await.unwrap());
+    assert!(revocation.is_revoked(&alice).await.unwrap(), "no iat");
+    // Already irrelevant: nothing written.
+    revocation
+        .revoke_token(ISSUER, "old", now - 1)
+        .await
+        .unwrap();
+    let old_key = format!("tjwt:rv:t:{}:{ISSUER}:old", ISSUER.len());
+    assert_eq!(pttl(&mut redis, &old_key).await, -2);
+
+    // A family: its record lives as long as its current token (idle expiry), token entries
+    // and the user's set as long as the session (absolute expiry).
+    let refresh = RedisRefreshStore::new(redis.clone());
+    let (first, second) = (TokenHash::of("first"), TokenHash::of("second"));
+    refresh
+        .create(session("s-1", "u-1", now, now + 3_600), first, now + 600)
+        .await
+        .unwrap();
+    assert_about(pttl(&mut redis, "tjwt:rf:s:s-1").await, 600_000, "family");
+    let first_key = format!("tjwt:rf:t:{}", hex(&first));
+    assert_about(pttl(&mut redis, &first_key).await, 3_600_000, "token entry");
+    assert_about(
+        pttl(&mut redis, "tjwt:rf:u:u-1").await,
+        3_600_000,
+        "user's set",
+    );
+    let rotated = refresh
+        .rotate(&first, second, now, now + 1_200)
+        .await
+        .unwrap();
+    assert!(matches!(rotated, Rotation::Rotated(s) if s.session_id == "s-1"));
+    assert_about(
+        pttl(&mut redis, "tjwt:rf:s:s-1").await,
+        1_200_000,
+        "family after rotation",
+    );
+    assert_about(
+        pttl(&mut redis, "tjwt:rf:r:s-1").await,
+        1_200_000,
+        "rotated hashes",
+    );
+    let second_key = format!("tjwt:rf:t:{}", hex(&second));
+    assert_about(
+        pttl(&mut redis, &second_key).await,
+        3_600_000,
+        "new token entry",
+    );
+    // The idle expiry is capped by the absolute one.
+    refresh
+        .rotate(&second, TokenHash::of("third"), now, now + 99_999)
+        .await
+        .unwrap();
+    assert_about(
+        pttl(&mut redis, "tjwt:rf:s:s-1").await,
+        3_600_000,
+        "capped family",
+    );
+
+    // The limiter: failure records until forgotten, the client's arrival time until reached.
+    let limiter = RedisLimiterStore::new(redis.clone(), LoginLimits::default());
+    let key = LoginKey {
+        client: CLIENT,
+        username: Some("alice"),
+    };
+    let now_ms = u64::try_from(unix_now().as_millis()).unwrap();
+    limiter.record_failure(&key, now_ms).await.unwrap();
+    let day = 24 * 3_600_000;
+    assert_about(
+        pttl(&mut redis, "tjwt:rl:p:203.0.113.7 alice").await,
+        day,
+        "pair",
+    );
+    assert_about(pttl(&mut redis, "tjwt:rl:a:alice").await, day, "username");
+    assert_about(
+        pttl(&mut redis, "tjwt:rl:c:203.0.113.7").await,
+        2_000,
+        "client",
+    );
+    limiter.record_success(&key, now_ms).await.unwrap();
+    assert_eq!(pttl(&mut redis, "tjwt:rl:p:203.0.113.7 alice").await, -2);
+    assert_eq!(pttl(&mut redis, "tjwt:rl:a:alice").await, -2);
+}
+
+#[tokio::test]
+async fn entries_disappear_when_their_lifetime_ends() {
+    let server = server_or_skip!("entries_disappear_when_their_lifetime_ends");
+    let mut redis = server.connection().await;
+    let revocation = RedisRevocationStore::new(redis.clone());
+    let refresh = RedisRefreshStore::new(redis.clone());
+
+    // `until` is whole seconds: pick the second that ends 1.2 to 2.2 s from now.
+    let now = unix_now();
+    let until = (now + Duration::from_millis(2_200)).as_secs();
+    revocation
+        .revoke_token(ISSUER, "short", until)
+        .await
+        .unwrap();
+    let query = RevocationQuery::new(ISSUER).token_id("short");
+    assert!(revocation.is_revoked(&query).await.unwrap());
+
+    // A family with two seconds of idle life.
+    let secs = now.as_secs();
+    let token = TokenHash::of("short-lived");
+    refresh
+        .create(session("s-short", "u", secs, secs + 3_600), token, secs + 2)
+        .await
+        .unwrap();
+    assert!(refresh.get(&token, secs).await.unwrap().is_some());
+
+    let key = format!("tjwt:rv:t:{}:{ISSUER}:short", ISSUER.len());
+    eventually(Duration::from_secs(5), "revocation expired", || {
+        let (revocation, mut redis, key) = (revocation.clone(), redis.clone(), key.clone());
+        async move {
+            !revocation.is_revoked(&query).await.unwrap() && pttl(&mut redis, &key).await == -2
+        }
+    })
+    .await;
+    eventually(Duration::from_secs(5), "family expired", || {
+        let mut redis = redis.clone();
+        async move { pttl(&mut redis, "tjwt:rf:s:s-short").await == -2 }
+    })
+    .await;
+    // Whatever the caller's clock says, the family is gone from Redis.
+    assert_eq!(refresh.get(&token, secs).await.unwrap(), None);
+    assert_eq!(refresh.find_session(&token).await.unwrap(), None);
+    let left: i64 = redis::cmd("EXISTS")
+        .arg("tjwt:rf:s:s-short")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The refresh store on its own
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn the_refresh_store_rotates_detects_reuse_and_forgets_old_rotations() {
+    let server =
+        server_or_skip!("the_refresh_store_rotates_detects_reuse_and_forgets_old_rotations");
+    let store = RedisRefreshStore::new(server.connection().await).prefix("app2:");
+    let now = unix_now().as_secs();
+    let h = |n: usize| TokenHash::of(&n.to_string());
+
+    store
+        .create(session("s", "u", now, now + 3_600), h(0), now + 600)
+        .await
+        .unwrap();
+    // Taken ids and tokens are refused.
+    assert!(
+        store
+            .create(session("s", "u", now, now + 3_600), h(900), now + 600)
+            .await
+            .is_err()
+    );
+    assert!(
+        store
+            .create(session("t", "u", now, now + 3_600), h(0), now + 600)
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        store.get(&h(0), now).await.unwrap().unwrap().session_id,
+        "s"
+    );
+    assert_eq!(
+        store.get(&h(0), now + 600).await.unwrap(),
+        None,
+        "idle expiry"
+    );
+
+    // Rotate past the remembered bound: the oldest rotated tokens are forgotten.
+    let count = REMEMBERED_ROTATIONS + 3;
+    for i in 0..count {
+        let rotated = store.rotate(&h(i), h(i + 1), now, now + 600).await.unwrap();
+        assert!(matches!(rotated, Rotation::Rotated(_)), "rotation {i}");
+    }
+    assert_eq!(
+        store.get(&h(count - 1), now).await.unwrap(),
+        None,
+        "no longer current"
+    );
+    assert!(store.get(&h(count), now).await.unwrap().is_some());
+    assert_eq!(
+        store
+            .find_session(&h(count - 1))
+            .await
+            .unwrap()
+            .unwrap()
+            .session_id,
+        "s"
+    );
+    // Forgotten: refused without ending the family.
+    assert_eq!(
+        store.rotate(&h(0), h(1_000), now, now + 600).await.unwrap(),
+        Rotation::Invalid
+    );
+    assert_eq!(store.find_session(&h(0)).await.unwrap(), None);
+    assert!(store.get(&h(count), now).await.unwrap().is_some());
+    // Remembered: a replay, which ends the family.
+    let oldest = h(count - REMEMBERED_ROTATIONS);
+    let reused = store
+        .rotate(&oldest, h(1_001), now, now + 600)
+        .await
+        .unwrap();
+    assert!(matches!(reused, Rotation::Reused(s) if s.session_id == "s"));
+    assert_eq!(
+        store
+            .rotate(&h(count), h(1_002), now, now + 600)
+            .await
+            .unwrap(),
+        Rotation::Invalid
+    );
+    assert_eq!(store.find_session(&h(count)).await.unwrap(), None);
+    assert_eq!(store.revoke_session("s").await.unwrap(), None);
+
+    // revoke_user ends every family of the user, and returns them; others keep theirs.
+    for (sid, user, token) in [("a", "u", 2_000), ("b", "u", 2_001), ("c", "v", 2_002)] {
+        store
+            .create(session(sid, user, now, now + 3_600), h(token), now + 600)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        store.revoke_session("a").await.unwrap().unwrap().session_id,
+        "a"
+    );
+    store
+        .create(session("d", "u", now, now + 3_600), h(2_003), now + 600)
+        .await
+        .unwrap();
+    let mut ended: Vec<_> = store
+        .revoke_user("u")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.session_id)
+        .collect();
+    ended.sort();
+    assert_eq!(ended, ["b", "d"]);
+    assert!(store.revoke_user("u").await.unwrap().is_empty());
+    assert!(store.get(&h(2_002), now).await.unwrap().is_some());
+
+    // Sessions round-trip whole.
+    let full = RefreshSession {
+        scopes: vec!["a".to_owned(), "b:c".to_owned()],
+        ..session("e", "ü\"{}", now, now + 3_600)
+    };
+    store
+        .create(full.clone(), h(3_000), now + 60)
+        .await
+        .unwrap();
+    assert_eq!(store.get(&h(3_000), now).await.unwrap(), Some(full));
+
+    // Every key carried the prefix.
+    let mut redis = server.connection().await;
+    let stray: Vec<String> = redis::cmd("KEYS")
+        .arg("tjwt:*")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert!(stray.is_empty(), "{stray:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Outage and recovery
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_fails_closed_for_tokens_and_open_for_logins_then_recovers() {
+    let mut server =
+        server_or_skip!("an_outage_fails_closed_for_tokens_and_open_for_logins_then_recovers");
+    let users = Arc::new(MemoryUserStore::new());
+    // Everything in Redis: revocation (BearerAuth), refresh families, the limiter.
+    let limiter = RedisLimiterStore::new(server.connection().await, LoginLimits::default());
+    let limiter = RateLimitLoginLayer::new(Arc::new(limiter));
+    let shared = Instance::on_redis(&server, &users, Some(limiter.clone())).await;
+    // Only the limiter in Redis, so a login's outcome shows what the limiter decided.
+    let limited = Instance::new(
+        AuthRouter::builder(issuer())
+            .hasher(cheap_hasher())
+            .users(users.clone())
+            .rate_limit(limiter)
+            .build()
+            .unwrap(),
+    );
+    shared
+        .auth
+        .create_user("alice", PASSWORD, &["user"], &[])
+        .await
+        .unwrap();
+    let (access, refresh) = tokens(shared.login(PASSWORD).await);
+    assert_eq!(shared.me(&access).await, StatusCode::OK);
+    for _ in 0..6 {
+        assert_eq!(limited.login(WRONG).await.0, StatusCode::BAD_REQUEST);
+    }
+    assert_eq!(
+        limited.login(PASSWORD).await.0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+
+    server.kill();
+    let started = Instant::now();
+    // The revocation store cannot answer: BearerAuth fails closed.
+    assert_eq!(shared.me(&access).await, StatusCode::SERVICE_UNAVAILABLE);
+    // The refresh store cannot answer: the token endpoint says so.
+    let (status, body) = shared.refresh(&refresh).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    // The limiter cannot answer: logins go ahead (fail open), and the password decides.
+    assert_eq!(limited.login(WRONG).await.0, StatusCode::BAD_REQUEST);
+    tokens(limited.login(PASSWORD).await);
+    let outage = started.elapsed();
+    eprintln!("four calls during the outage: {outage:?}");
+    assert!(
+        outage < 4 * (DEFAULT_TIMEOUT + Duration::from_millis(500)),
+        "four calls during the outage took {outage:?}"
+    );
+
+    // Back on the same port (empty: no persistence). The same stores recover by themselves.
+    server.restart();
+    let restarted = Instant::now();
+    eventually(Duration::from_secs(15), "bearer auth recovered", || {
+        let (shared, access) = (shared.clone(), access.clone());
+        async move { shared.me(&access).await == StatusCode::OK }
+    })
+    .await;
+    eprintln!(
+        "bearer auth recovered {:?} after the restart",
+        restarted.elapsed()
+    );
+    // The family did not survive the restart, so log in again, then refresh.
+    let (access, refresh) = tokens(shared.login(PASSWORD).await);
+    tokens(shared.refresh(&refresh).await);
+    assert_eq!(shared.me(&access).await, StatusCode::OK);
+    // The limiter counts again: the failures above reached Redis' new empty memory only
+    // after recovery, so six are free and the next attempt waits.
+    eventually(Duration::from_secs(15), "limiter recovered", || {
+        let limited = limited.clone();
+        async move { limited.login(WRONG).await.0 == StatusCode::TOO_MANY_REQUESTS }
+    })
+    .await;
+    eprintln!(
+        "everything recovered {:?} after the restart",
+        restarted.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_hung_server_fails_every_store_within_its_timeout() {
+    let server = server_or_skip!("a_hung_server_fails_every_store_within_its_timeout");
+    let connection = server.connection().await;
+    let timeout = Duration::from_millis(300);
+    let revocation = RedisRevocationStore::new(connection.clone()).timeout(timeout);
+    let refresh = RedisRefreshStore::new(connection.clone()).timeout(timeout);
+    let limiter = RedisLimiterStore::new(connection, LoginLimits::default()).timeout(timeout);
+    let query = RevocationQuery::new(ISSUER).token_id("t").session_id("s");
+    let key = LoginKey {
+        client: CLIENT,
+        username: Some("alice"),
+    };
+    let now = unix_now();
+    let now_ms = u64::try_from(now.as_millis()).unwrap();
+    assert!(!revocation.is_revoked(&query).await.unwrap());
+
+    server.signal("STOP");
+    let started = Instant::now();
+    let errors = [
+        revocation.is_revoked(&query).await.map(drop).unwrap_err(),
+        revocation
+            .revoke_token(ISSUER, "t", now.as_secs() + 60)
+            .await
+            .unwrap_err(),
+        refresh
+            .get(&TokenHash::of("x"), now.as_secs())
+            .await
+            .unwrap_err(),
+        limiter.check(&key, now_ms).await.map(drop).unwrap_err(),
+        limiter.record_failure(&key, now_ms).await.unwrap_err(),
+    ];
+    let waited = started.elapsed();
+    for error in &errors {
+        assert_eq!(error.message(), "redis timed out");
+    }
+    // Five calls, each given up after 300 ms.
+    assert!(waited < Duration::from_secs(3), "{waited:?}");
+
+    server.signal("CONT");
+    eventually(Duration::from_secs(10), "answers again", || {
+        let revocation = revocation.clone();
+        async move { revocation.is_revoked(&query).await.is_ok() }
+    })
+    .await;
+    revocation
+        .revoke_session(ISSUER, "s", now.as_secs() + 60)
+        .await
+        .unwrap();
+    assert!(revocation.is_revoked(&query).await.unwrap());
+    assert_eq!(limiter.check(&key, now_ms).await.unwrap(), Decision::Allow);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parity with the memory limiter
+// ---------------------------------------------------------------------------------------------
+
+/// splitmix64: a fixed, dependency-free stream of test choices.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[usize::try_from(self.next() % items.len() as u64).unwrap()]
+    }
+}
+
+#[test]
+fn the_redis_limiter_decides_as_the_memory_limiter() {
+    let server = server_or_skip!("the_redis_limiter_decides_as_the_memory_limiter");
+    // On a thread of its own, so a store that hangs fails the test instead of hanging it.
+    let url = server.url();
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            runtime.block_on(limiter_parity(&url));
+        }));
+        let _ = done.send(outcome);
+    });
+    match finished.recv_timeout(Duration::from_secs(30)) {
+        Ok(Ok(())) => {}
+        Ok(Err(panic)) => std::panic::resume_unwind(panic),
+        Err(_) => panic!("the parity run did not finish within 30 s: a store hung"),
+    }
+    drop(server);
+}
+
+/// Steps of failures, successes, checks and clock jumps on both limiters, comparing every
+/// decision.
+async fn limiter_parity(url: &str) {
+    let connection = tower_jwt_auth::redis::connect(url).await.unwrap();
+    let s = Duration::from_secs;
+    let policies = [
+        // Small numbers, so every rule fires within a few hundred steps.
+        LoginLimits::default()
+            .per_client_and_username(2, s(1), s(8))
+            .unwrap()
+            .per_username(4, Duration::from_millis(500), s(4))
+            .unwrap()
+            .lock_account(7, s(30))
+            .unwrap()
+            .per_client(5, s(10), 3)
+            .unwrap(),
+        // Sub-millisecond remainders, which only the same rounding gets right: backoffs from
+        // 1000.5 ms and 700.25 ms, 7 failures per 10 s (1428.571 ms apart, a tolerance of
+        // 2857 ms, not 2 x 1428).
+        LoginLimits::default()
+            .per_client_and_username(1, Duration::from_micros(1_000_500), s(9))
+            .unwrap()
+            .per_username(3, Duration::from_micros(700_250), s(5))
+            .unwrap()
+            .lock_account(12, s(20))
+            .unwrap()
+            .per_client(7, s(10), 3)
+            .unwrap(),
+        // Only the client rule can fire: its tolerance, 2 x 1428.571 ms, is 2857 ms.
+        LoginLimits::default()
+            .per_client_and_username(1_000, s(1), s(1))
+            .unwrap()
+            .per_username(1_000, s(1), s(1))
+            .unwrap()
+            .per_client(7, s(10), 3)
+            .unwrap(),
+        LoginLimits::default(),
+    ];
+    let clients: [IpAddr; 3] = [
+        CLIENT,
+        "198.51.100.1".parse().unwrap(),
+        "2001:db8::1".parse().unwrap(),
+    ];
+    let usernames = [Some("alice"), Some("bob"), Some("carol:x y"), None];
+    let advances = [
+        0, 0, 1, 7, 143, 250, 999, 1_000, 1_001, 2_000, 4_000, 30_000,
+    ];
+
+    let mut seen = BTreeSet::new();
+    for (index, limits) in policies.into_iter().enumerate() {
+        let memory = MemoryLimiterStore::new(limits.clone());
+        let redis =
+            RedisLimiterStore::new(connection.clone(), limits).prefix(&format!("parity{index}:"));
+        let mut rng = Rng(0x5eed + index as u64);
+        // Redis expires keys on its own clock, so the test's clock runs with it (plus jumps):
+        // by the time Redis drops a record, the test's clock is past the record's expiry too.
+        let started = Instant::now();
+        let base = 1_750_000_000_000u64;
+        let mut jumped = 0u64;
+        let mut reasons = BTreeMap::new();
+        for step in 0..600 {
+            jumped += *rng.pick(&advances);
+            let now = base + jumped + u64::try_from(started.elapsed().as_millis()).unwrap();
+            let key = LoginKey {
+                client: *rng.pick(&clients),
+                username: *rng.pick(&usernames),
+            };
+            match rng.next() % 20 {
+                0..=8 => {
+                    let expected = memory.check(&key, now).await.unwrap();
+                    let actual = redis.check(&key, now).await.unwrap();
+                    assert_eq!(actual, expected, "policy {index}, step {step}: {key:?}");
+                    let reason = match expected {
+                        Decision::Allow => "allow",
+                        Decision::Limit { reason, .. } => reason.as_str(),
+                    };
+                    *reasons.entry(reason).or_insert(0) += 1;
+                }
+                9..=18 => {
+                    memory.record_failure(&key, now).await.unwrap();
+                    redis.record_failure(&key, now).await.unwrap();
+                }
+                _ => {
+                    memory.record_success(&key, now).await.unwrap();
+                    redis.record_success(&key, now).await.unwrap();
+                }
+            }
+        }
+        // Five hours of jumps at most: nothing was forgotten (24 h), so the memory store's
+        // unswept records and Redis' expired ones never differ.
+        assert!(jumped < 24 * 3_600_000);
+        eprintln!("policy {index}: {reasons:?}");
+        assert!(reasons.len() >= 2, "policy {index}: {reasons:?}");
+        seen.extend(reasons.into_keys());
+    }
+    // Every rule limited some attempt, and some were allowed.
+    assert_eq!(seen.len(), 5, "{seen:?}");
+}
