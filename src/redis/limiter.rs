@@ -101,6 +101,8 @@ impl Scripts {
     }
 }
 
+super::store_settings!(RedisLimiterStore, "counters");
+
 impl RedisLimiterStore {
     /// A store deciding with `limits` on this connection (see [`connect`](super::connect)),
     /// with [`DEFAULT_PREFIX`](super::DEFAULT_PREFIX) and
@@ -120,22 +122,6 @@ impl RedisLimiterStore {
     /// A [`StoreError`] when `url` is not a Redis URL or the server does not answer.
     pub async fn connect(url: &str, limits: LoginLimits) -> Result<Self, StoreError> {
         Ok(Self::new(super::connect(url).await?, limits))
-    }
-
-    /// The prefix of every key of this store (default [`DEFAULT_PREFIX`](super::DEFAULT_PREFIX)).
-    /// Instances that share counters must use the same prefix.
-    #[must_use]
-    pub fn prefix(mut self, prefix: &str) -> Self {
-        self.redis.prefix = Arc::from(prefix);
-        self
-    }
-
-    /// How long a call waits for Redis before failing with a [`StoreError`] (default
-    /// [`DEFAULT_TIMEOUT`](super::DEFAULT_TIMEOUT)).
-    #[must_use]
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.redis.timeout = timeout;
-        self
     }
 
     /// The policy the store decides with.

@@ -130,6 +130,33 @@ pub async fn connect(url: &str) -> Result<ConnectionManager, StoreError> {
     run(DEFAULT_TIMEOUT, connection).await
 }
 
+/// The settings every store has: its key prefix and its timeout.
+macro_rules! store_settings {
+    ($store:ident, $shared:literal) => {
+        impl $store {
+            #[doc = concat!(
+                "The prefix of every key of this store (default [`DEFAULT_PREFIX`](super::DEFAULT_PREFIX)). ",
+                "Instances that share ", $shared, " must use the same prefix."
+            )]
+            #[must_use]
+            pub fn prefix(mut self, prefix: &str) -> Self {
+                self.redis.prefix = std::sync::Arc::from(prefix);
+                self
+            }
+
+            /// How long a call waits for Redis before failing with a
+            /// [`StoreError`](crate::store::StoreError) (default
+            /// [`DEFAULT_TIMEOUT`](super::DEFAULT_TIMEOUT)).
+            #[must_use]
+            pub fn timeout(mut self, timeout: std::time::Duration) -> Self {
+                self.redis.timeout = timeout;
+                self
+            }
+        }
+    };
+}
+pub(crate) use store_settings;
+
 /// What every store holds: the connection, the key prefix and the timeout.
 #[derive(Clone)]
 struct Redis {

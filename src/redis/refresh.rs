@@ -1,8 +1,7 @@
 //! [`RedisRefreshStore`]: refresh families in Redis, each operation one Lua script.
 
 use std::fmt;
-use std::sync::{Arc, LazyLock};
-use std::time::Duration;
+use std::sync::LazyLock;
 
 use ::redis::Script;
 use ::redis::aio::ConnectionManager;
@@ -87,6 +86,8 @@ fn secs(t: u64) -> u64 {
     t.min(MAX_UNIX_SECS)
 }
 
+super::store_settings!(RedisRefreshStore, "refresh families");
+
 impl RedisRefreshStore {
     /// A store on this connection (see [`connect`](super::connect)), with
     /// [`DEFAULT_PREFIX`](super::DEFAULT_PREFIX) and [`DEFAULT_TIMEOUT`](super::DEFAULT_TIMEOUT).
@@ -104,22 +105,6 @@ impl RedisRefreshStore {
     /// A [`StoreError`] when `url` is not a Redis URL or the server does not answer.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         Ok(Self::new(super::connect(url).await?))
-    }
-
-    /// The prefix of every key of this store (default [`DEFAULT_PREFIX`](super::DEFAULT_PREFIX)).
-    /// Instances that share refresh families must use the same prefix.
-    #[must_use]
-    pub fn prefix(mut self, prefix: &str) -> Self {
-        self.redis.prefix = Arc::from(prefix);
-        self
-    }
-
-    /// How long a call waits for Redis before failing with a [`StoreError`] (default
-    /// [`DEFAULT_TIMEOUT`](super::DEFAULT_TIMEOUT)).
-    #[must_use]
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.redis.timeout = timeout;
-        self
     }
 
     /// Runs one of the family scripts with `args` after the prefix, and maps its answer.

@@ -1,8 +1,8 @@
 //! [`RedisRevocationStore`]: the denylist in Redis, one expiring key per entry.
 
 use std::fmt;
-use std::sync::{Arc, LazyLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::LazyLock;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use ::redis::Script;
 use ::redis::aio::ConnectionManager;
@@ -35,6 +35,8 @@ enum List {
     Subject,
 }
 
+super::store_settings!(RedisRevocationStore, "the denylist");
+
 impl RedisRevocationStore {
     /// A store on this connection (see [`connect`](super::connect)), with
     /// [`DEFAULT_PREFIX`](super::DEFAULT_PREFIX) and [`DEFAULT_TIMEOUT`](super::DEFAULT_TIMEOUT).
@@ -52,22 +54,6 @@ impl RedisRevocationStore {
     /// A [`StoreError`] when `url` is not a Redis URL or the server does not answer.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         Ok(Self::new(super::connect(url).await?))
-    }
-
-    /// The prefix of every key of this store (default [`DEFAULT_PREFIX`](super::DEFAULT_PREFIX)).
-    /// Instances that share the denylist must use the same prefix.
-    #[must_use]
-    pub fn prefix(mut self, prefix: &str) -> Self {
-        self.redis.prefix = Arc::from(prefix);
-        self
-    }
-
-    /// How long a call waits for Redis before failing with a [`StoreError`] (default
-    /// [`DEFAULT_TIMEOUT`](super::DEFAULT_TIMEOUT)).
-    #[must_use]
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.redis.timeout = timeout;
-        self
     }
 
     /// `<prefix>rv:<list>:<issuer length>:<issuer>:<id>`: the length keeps an issuer that
