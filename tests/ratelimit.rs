@@ -8,11 +8,11 @@
 //! injected clock (milliseconds, moved by hand): nothing sleeps and nothing is timed (but for
 //! one deadlock watchdog).
 //!
-//! [`checking_any_key_returns`] and
+//! [`checking_and_counting_any_key_returns`] and
 //! [`a_refresh_grant_naming_a_username_does_not_clear_its_failures`] are the regression tests
 //! of two bugs this suite found (a shard deadlock, and a refresh grant clearing a victim's
-//! failures). [`concurrent_failures_cannot_pass_the_nist_hard_stop`] describes one still open
-//! and is ignored until the store reserves a failure at the check.
+//! failures); [`concurrent_failures_cannot_pass_the_nist_hard_stop`] is the test of a third
+//! (attempts in flight together all passing one check).
 #![cfg(feature = "router")]
 #![allow(clippy::unwrap_used)]
 
@@ -412,30 +412,45 @@ fn limited(reason: LimitReason, ms: u64) -> Decision {
 // The store answers
 // ---------------------------------------------------------------------------------------------
 
-/// Regression (a deadlock this suite found): `MemoryLimiterStore::check` once locked the username's shard while the guard of the pair's shard, a
-/// temporary of the same match arm, is still alive. When both keys fall in one shard (1 in 16
-/// keys) the thread locks a std `Mutex` it holds and never returns; two threads taking two
-/// shards in opposite orders deadlock as well. Every test below that uses more than a few keys
-/// hangs until this is fixed; this one runs the checks on a watchdog thread so that it fails
-/// instead.
+/// Regression (a deadlock this suite found): `MemoryLimiterStore::check` once locked the
+/// username's shard while the guard of the pair's shard, a temporary of the same match arm,
+/// was still alive. When both keys fall in one shard (1 in 16 keys) the thread locks a std
+/// `Mutex` it holds and never returns; two threads taking two shards in opposite orders
+/// deadlock as well. `attempt` now holds the three shards of an attempt together, so four
+/// threads run checks, attempts and settlements over keys whose shards fall in every order.
+/// Every test below that uses more than a few keys hangs if this regresses; this one runs on
+/// watchdog threads so that it fails instead.
 #[test]
-fn checking_any_key_returns() {
+fn checking_and_counting_any_key_returns() {
+    let store = Arc::new(MemoryLimiterStore::new(LoginLimits::default()));
     let (done, finished) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let store = MemoryLimiterStore::new(LoginLimits::default());
-        for n in 0..256 {
-            let username = format!("user{n}");
-            let key = LoginKey {
-                client: ip("203.0.113.1"),
-                username: Some(&username),
-            };
-            let decision = store.check(&key, NOW * SECOND).into_ready();
-            assert_eq!(decision.unwrap().unwrap(), Decision::Allow);
-        }
-        done.send(()).unwrap();
-    });
-    let answered = finished.recv_timeout(Duration::from_secs(30));
-    assert!(answered.is_ok(), "MemoryLimiterStore::check deadlocked");
+    for thread in 0..4_usize {
+        let (store, done) = (Arc::clone(&store), done.clone());
+        std::thread::spawn(move || {
+            for n in 0..2048 {
+                // Keys walk in a different order on each thread.
+                let k = if thread % 2 == 0 { n } else { 2047 - n };
+                let username = format!("user{}", k % 256);
+                let key = LoginKey {
+                    client: ip(&client(k / 8 + 64 * thread)),
+                    username: Some(&username),
+                };
+                let now = NOW * SECOND;
+                store.check(&key, now).into_ready().unwrap().unwrap();
+                store.attempt(&key, now).into_ready().unwrap().unwrap();
+                match n % 3 {
+                    0 => store.succeeded(&key, now).into_ready().unwrap().unwrap(),
+                    1 => store.refund(&key, now).into_ready().unwrap().unwrap(),
+                    _ => {}
+                }
+            }
+            done.send(()).unwrap();
+        });
+    }
+    for _ in 0..4 {
+        let answered = finished.recv_timeout(Duration::from_secs(60));
+        assert!(answered.is_ok(), "MemoryLimiterStore deadlocked");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -614,6 +629,37 @@ async fn a_client_failing_across_usernames_is_held_to_thirty_a_minute_after_a_bu
     }
     assert_eq!(through, 30);
     assert_eq!(h.seen.calls(), before + 30);
+}
+
+/// An IPv6 stuffer owns a whole /64 and sends every guess from a new address in it: counted
+/// by network, the addresses share one burst. Another network is a different client, and a
+/// layer told to count single addresses (`/128`) does so.
+#[tokio::test]
+async fn an_ipv6_client_is_its_network_not_each_address() {
+    let h = Harness::new();
+    for n in 0..10 {
+        let address = format!("2001:db8:1:2::{:x}", n + 1);
+        assert_wrong_password(&h.attempt(&address, &format!("user{n}"), WRONG).await);
+    }
+    assert_limited(&h.attempt("2001:db8:1:2:ffff::1", "user10", WRONG).await, 2);
+    assert_eq!(
+        h.decision("2001:db8:1:2::", Some("user10")),
+        limited(LimitReason::Client, 2 * SECOND)
+    );
+    // Control: the neighbouring /64, and an IPv4 client.
+    assert_ok(&h.attempt("2001:db8:1:3::1", "alice", PASSWORD).await);
+    assert_ok(&h.attempt("203.0.113.1", "alice", PASSWORD).await);
+
+    let single = Harness::with(|layer| layer.ipv6_prefix(128).unwrap(), passwords);
+    for n in 0..20 {
+        let address = format!("2001:db8:1:2::{:x}", n + 1);
+        assert_wrong_password(&single.attempt(&address, &format!("user{n}"), WRONG).await);
+    }
+    for bits in [0, 31, 129] {
+        let layer =
+            RateLimitLoginLayer::new(Arc::new(MemoryLimiterStore::new(LoginLimits::default())));
+        assert!(layer.ipv6_prefix(bits).is_err(), "/{bits}");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1106,11 +1152,15 @@ impl LimiterStore for DownStore {
         self.fail()
     }
 
-    fn record_failure(&self, _: &LoginKey<'_>, _: u64) -> StoreFuture<()> {
+    fn attempt(&self, _: &LoginKey<'_>, _: u64) -> StoreFuture<Decision> {
         self.fail()
     }
 
-    fn record_success(&self, _: &LoginKey<'_>, _: u64) -> StoreFuture<()> {
+    fn succeeded(&self, _: &LoginKey<'_>, _: u64) -> StoreFuture<()> {
+        self.fail()
+    }
+
+    fn refund(&self, _: &LoginKey<'_>, _: u64) -> StoreFuture<()> {
         self.fail()
     }
 }
@@ -1145,8 +1195,9 @@ async fn a_failing_store_lets_logins_through_by_default() {
         }
         let request = from("203.0.113.3", login_form("alice", PASSWORD));
         assert_ok(&answer(login.clone().oneshot(request).await.unwrap()).await);
-        // A check and an outcome for each attempt, and none of their errors reached a client.
-        assert_eq!(store.calls.load(Ordering::SeqCst), 26);
+        // One attempt each, and none of their errors reached a client. A failed attempt
+        // counted nothing, so its outcome is not settled.
+        assert_eq!(store.calls.load(Ordering::SeqCst), 13);
     }
 }
 
@@ -1225,9 +1276,10 @@ async fn axum_connect_info_is_the_peer_address_without_its_port() {
 // Rule 13: memory
 // ---------------------------------------------------------------------------------------------
 
-/// Feeds `usernames` distinct usernames into a store with the default cap, each failing from
-/// three of 64 clients, one millisecond apart (so nothing expires and every entry is live), and
-/// checks the cap every `every` usernames.
+/// Feeds `usernames` distinct usernames into a store with the default limits and cap, each
+/// failing from `clients_per_username` of 65,536 clients, one millisecond apart (so no failure
+/// record expires and every one is live, while no client comes near its rate limit: each is
+/// charged about once a minute), and checks the cap every `every` usernames.
 ///
 /// The bound: `len() <= max_entries() == DEFAULT_MAX_ENTRIES` (200,000 pairs, usernames and
 /// clients together), whatever the number of keys. By size: a pair is a 40-byte key (`IpAddr`
@@ -1240,7 +1292,7 @@ async fn axum_connect_info_is_the_peer_address_without_its_port() {
 fn fill(usernames: usize, every: usize, clients_per_username: usize) -> MemoryLimiterStore {
     let store = MemoryLimiterStore::new(LoginLimits::default());
     assert_eq!(store.max_entries(), DEFAULT_MAX_ENTRIES);
-    let clients: Vec<IpAddr> = (0..64).map(|n| ip(&client(n))).collect();
+    let clients: Vec<IpAddr> = (0..1 << 16).map(|n| ip(&client(n))).collect();
     let mut peak = 0;
     for n in 0..usernames {
         let now = NOW * SECOND + u64::try_from(n).unwrap();
@@ -1250,8 +1302,8 @@ fn fill(usernames: usize, every: usize, clients_per_username: usize) -> MemoryLi
                 client: clients[(n + 7 * c) % clients.len()],
                 username: Some(&username),
             };
-            let recorded = store.record_failure(&key, now).into_ready();
-            recorded.unwrap().unwrap();
+            let counted = store.attempt(&key, now).into_ready();
+            assert_eq!(counted.unwrap().unwrap(), Decision::Allow);
         }
         if n % every == 0 || n + 1 == usernames {
             let len = store.len();
@@ -1278,11 +1330,8 @@ fn the_memory_store_holds_its_cap_once_full() {
         username: Some("user51999"),
     };
     for _ in 0..6 {
-        store
-            .record_failure(&key, now)
-            .into_ready()
-            .unwrap()
-            .unwrap();
+        let counted = store.attempt(&key, now).into_ready().unwrap().unwrap();
+        assert_eq!(counted, Decision::Allow);
     }
     let decision = store.check(&key, now).into_ready().unwrap().unwrap();
     assert_eq!(decision, limited(LimitReason::ClientAndUsername, SECOND));
@@ -1290,7 +1339,7 @@ fn the_memory_store_holds_its_cap_once_full() {
 }
 
 /// DESIGN §5, "memory stays flat under millions of distinct keys": 1,000,000 usernames, each
-/// failing once from one of 64 clients (2,000,064 entries offered), never hold more than
+/// failing once from one of 65,536 clients (2,065,536 entries offered), never hold more than
 /// `DEFAULT_MAX_ENTRIES`.
 #[test]
 fn a_million_usernames_never_grow_the_memory_store_past_its_cap() {
@@ -1525,38 +1574,37 @@ async fn a_refresh_grant_naming_a_username_does_not_clear_its_failures() {
     );
 }
 
-/// OPEN (fails today, so ignored). The store is checked before the login runs and learns the
-/// outcome after, so attempts in flight together all pass the same check: 150 concurrent wrong
-/// passwords for one account (from 150 clients, so only the username rules apply) all reach
-/// the login, although DESIGN §5 promises "a hard stop at or below 100 consecutive failures".
-/// The same holds for the pair's free failures and the client's burst: concurrency multiplies
-/// them. The router's hasher admits cores x 5 logins at once, so real servers see this at
-/// 10-320 concurrent guesses per round.
-#[tokio::test]
-#[ignore = "open: check-then-record lets concurrent attempts through; the store must reserve a failure at the check"]
-async fn concurrent_failures_cannot_pass_the_nist_hard_stop() {
-    const ATTEMPTS: usize = 150;
+// ---------------------------------------------------------------------------------------------
+// Rule 15: attempts in flight together
+// ---------------------------------------------------------------------------------------------
+
+/// A login that records each request, then holds it until `gate` opens and refuses it.
+fn held_login(seen: &Seen, gate: tokio::sync::watch::Receiver<bool>) -> Inner {
+    let seen = seen.clone();
+    BoxCloneService::new(service_fn(move |request: Request<Body>| {
+        let (seen, mut gate) = (seen.clone(), gate.clone());
+        async move {
+            let (parts, body) = request.into_parts();
+            let body = body.collect().await.unwrap().to_bytes();
+            seen.0.lock().unwrap().push((parts.headers, body));
+            gate.wait_for(|open| *open).await.unwrap();
+            Ok::<_, Infallible>(oauth_error(400, "invalid_grant"))
+        }
+    }))
+}
+
+/// Sends every `(client, username)` wrong-password attempt at once to a login that holds them
+/// all in flight, lets each either reach the login or be refused, then lets the login answer.
+/// Returns how many reached it.
+async fn in_flight_together(attempts: &[(String, String)]) -> usize {
     let seen = Seen::default();
     let (open, gate) = tokio::sync::watch::channel(false);
-    let login = {
-        let seen = seen.clone();
-        BoxCloneService::new(service_fn(move |request: Request<Body>| {
-            let (seen, mut gate) = (seen.clone(), gate.clone());
-            async move {
-                let (parts, body) = request.into_parts();
-                let body = body.collect().await.unwrap().to_bytes();
-                seen.0.lock().unwrap().push((parts.headers, body));
-                // Hold every login in flight until the test opens the gate.
-                gate.wait_for(|open| *open).await.unwrap();
-                Ok::<_, Infallible>(oauth_error(400, "invalid_grant"))
-            }
-        }))
-    };
-    let h = Harness::around(login, seen, |layer| layer);
+    let h = Harness::around(held_login(&seen, gate), seen, |layer| layer);
     let refused = Arc::new(AtomicUsize::new(0));
-    let tasks: Vec<_> = (0..ATTEMPTS)
-        .map(|n| {
-            let attempt = h.attempt(&client(n), "alice", WRONG);
+    let tasks: Vec<_> = attempts
+        .iter()
+        .map(|(client, username)| {
+            let attempt = h.attempt(client, username, WRONG);
             let refused = Arc::clone(&refused);
             tokio::spawn(async move {
                 let answer = attempt.await;
@@ -1567,21 +1615,130 @@ async fn concurrent_failures_cannot_pass_the_nist_hard_stop() {
             })
         })
         .collect();
-    // Let every attempt either reach the login or be refused.
-    for _ in 0..10_000 {
-        if h.seen.calls() + refused.load(Ordering::SeqCst) == ATTEMPTS {
+    // Every attempt either reaches the held login or is refused without it.
+    let mut settled = false;
+    for _ in 0..100_000 {
+        if h.seen.calls() + refused.load(Ordering::SeqCst) == attempts.len() {
+            settled = true;
             break;
         }
         tokio::task::yield_now().await;
     }
+    assert!(
+        settled,
+        "attempts neither reached the login nor were refused"
+    );
+    let reached = h.seen.calls();
     open.send(true).unwrap();
     for task in tasks {
         let status = task.await.unwrap();
         assert!(matches!(status.as_u16(), 400 | 429), "{status}");
     }
-    let reached = h.seen.calls();
-    assert!(
-        reached <= usize::try_from(NIST_MAX_FAILURES).unwrap(),
-        "{reached} concurrent guesses for one account reached the login"
+    assert_eq!(
+        h.seen.calls(),
+        reached,
+        "a refused attempt reached the login later"
     );
+    reached
+}
+
+/// DESIGN §5 promises "a hard stop at or below 100 consecutive failures". Were the store only
+/// checked before the login and told the outcome after, attempts in flight together would all
+/// pass the same check: 150 concurrent guesses for one account would all reach the password
+/// check. Each allowed attempt is counted at once, so the rules hold as if the attempts came
+/// one by one: 20 free failures for the username and the twenty-first, then its wait.
+#[tokio::test]
+async fn concurrent_failures_cannot_pass_the_nist_hard_stop() {
+    // From 150 clients, so only the username rules apply.
+    let attempts: Vec<_> = (0..150).map(|n| (client(n), "alice".to_owned())).collect();
+    let reached = in_flight_together(&attempts).await;
+    assert!(reached <= usize::try_from(NIST_MAX_FAILURES).unwrap());
+    assert_eq!(
+        reached, 21,
+        "concurrent guesses for one account reached the login"
+    );
+}
+
+/// The same holds for the pair's free failures and the client's burst.
+#[tokio::test]
+async fn concurrent_attempts_get_no_more_than_the_free_failures_and_the_burst() {
+    let pair: Vec<_> = (0..40)
+        .map(|_| ("203.0.113.7".to_owned(), "alice".to_owned()))
+        .collect();
+    assert_eq!(
+        in_flight_together(&pair).await,
+        6,
+        "five free and the sixth"
+    );
+    let stuffing: Vec<_> = (0..40)
+        .map(|n| ("203.0.113.7".to_owned(), format!("user{n}")))
+        .collect();
+    assert_eq!(
+        in_flight_together(&stuffing).await,
+        10,
+        "the client's burst"
+    );
+}
+
+/// An attempt counted before the login ran stays counted when its caller goes away before the
+/// answer: dropping the request must not be a way to guess for free.
+#[tokio::test]
+async fn an_attempt_dropped_in_flight_stays_counted() {
+    let seen = Seen::default();
+    let (_open, gate) = tokio::sync::watch::channel(false);
+    let h = Harness::around(held_login(&seen, gate), seen, |layer| layer);
+    let attacker = "203.0.113.7";
+    for n in 1..=6 {
+        let task = tokio::spawn(h.attempt(attacker, "alice", WRONG));
+        while h.seen.calls() < n {
+            tokio::task::yield_now().await;
+        }
+        task.abort();
+        assert!(task.await.unwrap_err().is_cancelled());
+    }
+    assert_eq!(
+        h.decision(attacker, Some("alice")),
+        limited(LimitReason::ClientAndUsername, SECOND)
+    );
+    // Control: the account as a whole has six of its twenty free failures.
+    assert_eq!(h.decision(&client(0), Some("alice")), Decision::Allow);
+}
+
+/// A login service that fails (a tower error, not an answer) settles its attempt as neither
+/// success nor failure: the charges are given back.
+#[tokio::test]
+async fn an_inner_service_error_gives_the_attempt_back() {
+    let clock = Clock::new();
+    let store = Arc::new(MemoryLimiterStore::new(LoginLimits::default()));
+    let layer = RateLimitLoginLayer::new(Arc::clone(&store) as Arc<dyn LimiterStore>)
+        .clock(clock.system_time());
+    let calls = Arc::new(AtomicUsize::new(0));
+    let failing = {
+        let calls = Arc::clone(&calls);
+        service_fn(move |_: Request<Body>| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            async { Err::<Response<Body>, _>("connection reset") }
+        })
+    };
+    let login = tower::Layer::layer(&layer, failing);
+    let attacker = "203.0.113.7";
+    for _ in 0..20 {
+        let request = from(attacker, login_form("alice", WRONG));
+        assert_eq!(
+            login.clone().oneshot(request).await.unwrap_err(),
+            "connection reset"
+        );
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 20, "never limited");
+    let key = LoginKey {
+        client: ip(attacker),
+        username: Some("alice"),
+    };
+    let decision = store
+        .check(&key, clock.now())
+        .into_ready()
+        .unwrap()
+        .unwrap();
+    assert_eq!(decision, Decision::Allow);
+    assert!(store.is_empty(), "every charge was given back");
 }

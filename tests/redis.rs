@@ -13,9 +13,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, Ipv4Addr, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -48,137 +46,10 @@ use tower_jwt_auth::{Claims, PasswordHasher, TokenIssuer};
 // A redis-server of the test's own
 // ---------------------------------------------------------------------------------------------
 
-/// A `redis-server` child process on a loopback port, killed on drop.
-struct Server {
-    binary: PathBuf,
-    port: u16,
-    child: Option<Child>,
-}
+#[path = "support/redis_server.rs"]
+mod redis_server;
 
-fn redis_server_binary() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join("redis-server"))
-        .find(|candidate| candidate.is_file())
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Whether a server on `port` answers `PING`.
-fn pings(port: u16) -> bool {
-    use std::io::{Read, Write};
-    let Ok(mut stream) = TcpStream::connect((Ipv4Addr::LOCALHOST, port)) else {
-        return false;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
-    let mut reply = [0u8; 7];
-    stream.write_all(b"PING\r\n").is_ok()
-        && stream.read_exact(&mut reply).is_ok()
-        && &reply == b"+PONG\r\n"
-}
-
-impl Server {
-    /// A running server, or `None` (after saying so) when `redis-server` is not on `PATH`.
-    fn start(test: &str) -> Option<Self> {
-        let Some(binary) = redis_server_binary() else {
-            // Straight to the process's stderr: the test harness would hide `eprintln!` of a
-            // test that passes.
-            use std::io::Write as _;
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIPPED: redis-server not found on PATH; the redis test `{test}` did not run \
-                 (install it, e.g. `apt-get install redis-server`)"
-            );
-            return None;
-        };
-        // A port found free may be taken before the server binds it: try a few.
-        for _ in 0..5 {
-            let mut server = Self {
-                binary: binary.clone(),
-                port: free_port(),
-                child: None,
-            };
-            if server.launch() {
-                return Some(server);
-            }
-        }
-        panic!("redis-server did not start on any of 5 free ports");
-    }
-
-    /// Starts the server on its port; whether it answered `PING` within 10 s.
-    fn launch(&mut self) -> bool {
-        assert!(self.child.is_none(), "already running");
-        let mut child = Command::new(&self.binary)
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(std::env::temp_dir())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if pings(self.port) {
-                self.child = Some(child);
-                return true;
-            }
-            if child.try_wait().unwrap().is_some() {
-                return false; // exited: most likely the port was taken
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        false
-    }
-
-    /// Kills the server (SIGKILL: an outage, not a shutdown).
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Sends `signal` (`STOP`, `CONT`) to the server: a stopped server keeps its connections
-    /// open and answers nothing, as a hung one would.
-    fn signal(&self, signal: &str) {
-        let pid = self.child.as_ref().unwrap().id().to_string();
-        let status = Command::new("kill")
-            .args([&format!("-{signal}"), &pid])
-            .status()
-            .unwrap();
-        assert!(status.success(), "kill -{signal} {pid}");
-    }
-
-    /// Starts it again on the same port, empty.
-    fn restart(&mut self) {
-        assert!(self.launch(), "redis-server did not restart on its port");
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    /// A connection for the test's own commands.
-    async fn connection(&self) -> ConnectionManager {
-        tower_jwt_auth::redis::connect(&self.url()).await.unwrap()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
+use redis_server::Server;
 
 /// The running server, or return from the test after printing `SKIPPED`.
 macro_rules! server_or_skip {
@@ -505,6 +376,39 @@ async fn failures_on_one_instance_count_on_the_other() {
     assert_eq!(b.login(WRONG).await.0, StatusCode::BAD_REQUEST);
 }
 
+/// Attempts in flight together on two instances pass one decision at a time: of 150
+/// concurrent guesses for one account from 150 clients, split over two stores on two
+/// connections, exactly the twenty free failures and the twenty-first are allowed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_attempts_on_two_instances_cannot_pass_the_username_limit() {
+    let server =
+        server_or_skip!("concurrent_attempts_on_two_instances_cannot_pass_the_username_limit");
+    let stores = [
+        RedisLimiterStore::new(server.connection().await, LoginLimits::default()),
+        RedisLimiterStore::new(server.connection().await, LoginLimits::default()),
+    ];
+    let now_ms = u64::try_from(unix_now().as_millis()).unwrap();
+    let tasks: Vec<_> = (0..150u32)
+        .map(|n| {
+            let store = stores[n as usize % 2].clone();
+            tokio::spawn(async move {
+                let key = LoginKey {
+                    client: IpAddr::V4(Ipv4Addr::from(0xC612_0000 + n)),
+                    username: Some("alice"),
+                };
+                store.attempt(&key, now_ms).await.unwrap()
+            })
+        })
+        .collect();
+    let mut allowed = 0;
+    for task in tasks {
+        if task.await.unwrap() == Decision::Allow {
+            allowed += 1;
+        }
+    }
+    assert_eq!(allowed, 21);
+}
+
 // ---------------------------------------------------------------------------------------------
 // TTLs
 // ---------------------------------------------------------------------------------------------
@@ -639,7 +543,10 @@ async fn keys_carry_the_remaining_lifetime_of_what_they_hold() {
         username: Some("alice"),
     };
     let now_ms = u64::try_from(unix_now().as_millis()).unwrap();
-    limiter.record_failure(&key, now_ms).await.unwrap();
+    assert_eq!(
+        limiter.attempt(&key, now_ms).await.unwrap(),
+        Decision::Allow
+    );
     let day = 24 * 3_600_000;
     assert_about(
         pttl(&mut redis, "tjwt:rl:p:203.0.113.7 alice").await,
@@ -652,9 +559,29 @@ async fn keys_carry_the_remaining_lifetime_of_what_they_hold() {
         2_000,
         "client",
     );
-    limiter.record_success(&key, now_ms).await.unwrap();
+    // A success clears both failure records and gives the client's charge back.
+    limiter.succeeded(&key, now_ms).await.unwrap();
     assert_eq!(pttl(&mut redis, "tjwt:rl:p:203.0.113.7 alice").await, -2);
     assert_eq!(pttl(&mut redis, "tjwt:rl:a:alice").await, -2);
+    assert_eq!(pttl(&mut redis, "tjwt:rl:c:203.0.113.7").await, -2);
+    // A refund of one of two charges leaves one, with the time it had.
+    for _ in 0..2 {
+        limiter.attempt(&key, now_ms).await.unwrap();
+    }
+    limiter.refund(&key, now_ms).await.unwrap();
+    assert_about(
+        pttl(&mut redis, "tjwt:rl:p:203.0.113.7 alice").await,
+        day,
+        "refunded pair",
+    );
+    assert_about(
+        pttl(&mut redis, "tjwt:rl:c:203.0.113.7").await,
+        2_000,
+        "refunded client",
+    );
+    limiter.refund(&key, now_ms).await.unwrap();
+    assert_eq!(pttl(&mut redis, "tjwt:rl:p:203.0.113.7 alice").await, -2);
+    assert_eq!(pttl(&mut redis, "tjwt:rl:c:203.0.113.7").await, -2);
 }
 
 #[tokio::test]
@@ -952,14 +879,16 @@ async fn a_hung_server_fails_every_store_within_its_timeout() {
             .await
             .unwrap_err(),
         limiter.check(&key, now_ms).await.map(drop).unwrap_err(),
-        limiter.record_failure(&key, now_ms).await.unwrap_err(),
+        limiter.attempt(&key, now_ms).await.map(drop).unwrap_err(),
+        limiter.succeeded(&key, now_ms).await.unwrap_err(),
+        limiter.refund(&key, now_ms).await.unwrap_err(),
     ];
     let waited = started.elapsed();
     for error in &errors {
         assert_eq!(error.message(), "redis timed out");
     }
-    // Five calls, each given up after 300 ms.
-    assert!(waited < Duration::from_secs(3), "{waited:?}");
+    // Seven calls, each given up after 300 ms.
+    assert!(waited < Duration::from_secs(4), "{waited:?}");
 
     server.signal("CONT");
     eventually(Duration::from_secs(10), "answers again", || {
@@ -1020,8 +949,8 @@ fn the_redis_limiter_decides_as_the_memory_limiter() {
     drop(server);
 }
 
-/// Steps of failures, successes, checks and clock jumps on both limiters, comparing every
-/// decision.
+/// Steps of checks, counted attempts, successes, refunds and clock jumps on both limiters,
+/// comparing every decision.
 async fn limiter_parity(url: &str) {
     let connection = tower_jwt_auth::redis::connect(url).await.unwrap();
     let s = Duration::from_secs;
@@ -1087,26 +1016,32 @@ async fn limiter_parity(url: &str) {
                 client: *rng.pick(&clients),
                 username: *rng.pick(&usernames),
             };
-            match rng.next() % 20 {
-                0..=8 => {
-                    let expected = memory.check(&key, now).await.unwrap();
-                    let actual = redis.check(&key, now).await.unwrap();
-                    assert_eq!(actual, expected, "policy {index}, step {step}: {key:?}");
-                    let reason = match expected {
-                        Decision::Allow => "allow",
-                        Decision::Limit { reason, .. } => reason.as_str(),
-                    };
-                    *reasons.entry(reason).or_insert(0) += 1;
-                }
-                9..=18 => {
-                    memory.record_failure(&key, now).await.unwrap();
-                    redis.record_failure(&key, now).await.unwrap();
+            let (expected, actual) = match rng.next() % 20 {
+                0..=5 => (
+                    memory.check(&key, now).await.unwrap(),
+                    redis.check(&key, now).await.unwrap(),
+                ),
+                6..=16 => (
+                    memory.attempt(&key, now).await.unwrap(),
+                    redis.attempt(&key, now).await.unwrap(),
+                ),
+                17 => {
+                    memory.succeeded(&key, now).await.unwrap();
+                    redis.succeeded(&key, now).await.unwrap();
+                    continue;
                 }
                 _ => {
-                    memory.record_success(&key, now).await.unwrap();
-                    redis.record_success(&key, now).await.unwrap();
+                    memory.refund(&key, now).await.unwrap();
+                    redis.refund(&key, now).await.unwrap();
+                    continue;
                 }
-            }
+            };
+            assert_eq!(actual, expected, "policy {index}, step {step}: {key:?}");
+            let reason = match expected {
+                Decision::Allow => "allow",
+                Decision::Limit { reason, .. } => reason.as_str(),
+            };
+            *reasons.entry(reason).or_insert(0) += 1;
         }
         // Five hours of jumps at most: nothing was forgotten (24 h), so the memory store's
         // unswept records and Redis' expired ones never differ.

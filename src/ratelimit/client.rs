@@ -115,6 +115,18 @@ pub(crate) fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[Cidr]) -> 
     client
 }
 
+/// The network an IPv6 client is counted as: its first `prefix` bits (IPv4 addresses are
+/// counted one by one).
+pub(crate) fn network(ip: IpAddr, prefix: u8) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => {
+            let mask = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
+            IpAddr::V6((u128::from(v6) & mask).into())
+        }
+        v4 => v4,
+    }
+}
+
 /// The forwarding chain, left (origin) to right (nearest proxy); `None` for unreadable entries.
 fn forwarded_for(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
     let forwarded: Vec<_> = headers.get_all("forwarded").iter().collect();
@@ -181,6 +193,17 @@ mod tests {
             headers.append(*name, HeaderValue::from_str(value).unwrap());
         }
         headers
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_by_network() {
+        assert_eq!(
+            network(ip("2001:db8:1:2:aaaa:bbbb:cccc:dddd"), 64),
+            ip("2001:db8:1:2::")
+        );
+        assert_eq!(network(ip("2001:db8:1:2::1"), 48), ip("2001:db8:1::"));
+        assert_eq!(network(ip("2001:db8:1:2::1"), 128), ip("2001:db8:1:2::1"));
+        assert_eq!(network(ip("203.0.113.7"), 64), ip("203.0.113.7"));
     }
 
     #[test]

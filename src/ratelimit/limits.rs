@@ -306,6 +306,29 @@ impl LoginLimits {
         tat_ms.max(now_ms).saturating_add(ms(self.client_interval))
     }
 
+    /// The pair or account record with one failure, counted when an attempt was allowed,
+    /// given back (the attempt ended neither way). `None` when nothing is left to remember.
+    ///
+    /// Failures are interchangeable, so the one given back need not be the one that set a
+    /// lock: when the count leaves a multiple of the lock threshold, the lock it set goes too
+    /// (an earlier lock had ended before any attempt of this run could be allowed). The time
+    /// of the latest failure stays: the refunded attempt did happen then.
+    pub(crate) fn refund(&self, record: Failures, account: bool) -> Option<Failures> {
+        let crossed = account && record.count >= self.lock_after;
+        let unlock = crossed && record.count.is_multiple_of(self.lock_after);
+        let refunded = Failures {
+            count: record.count.saturating_sub(1),
+            last_ms: record.last_ms,
+            locked_until_ms: if unlock { 0 } else { record.locked_until_ms },
+        };
+        (refunded.count > 0 || refunded.locked_until_ms > 0).then_some(refunded)
+    }
+
+    /// The client's GCRA arrival time with one failure given back; `None` once it has passed.
+    pub(crate) fn refund_client(&self, tat_ms: u64, now_ms: u64) -> Option<u64> {
+        Some(tat_ms.saturating_sub(ms(self.client_interval))).filter(|&tat| tat > now_ms)
+    }
+
     /// When a record can be forgotten.
     pub(crate) fn expiry_ms(&self, record: Failures) -> u64 {
         record
@@ -427,6 +450,61 @@ mod tests {
             limits.decide(Failures::default(), Failures::default(), tat, now + 2 * S),
             Decision::Allow
         );
+    }
+
+    #[test]
+    fn a_refund_undoes_exactly_one_failure() {
+        let limits = LoginLimits::default();
+        let now = 1_000 * S;
+        let mut account = Failures::default();
+        for _ in 0..99 {
+            account = limits.fail(account, now, true);
+        }
+        // One more failure locks the account; giving it back lifts the lock.
+        let locked = limits.fail(account, now, true);
+        assert!(locked.locked_until_ms > now);
+        assert_eq!(limits.refund(locked, true), Some(account));
+        // Below the threshold a refund keeps any lock (there is none) and the time.
+        let refunded = limits.refund(account, true).unwrap();
+        assert_eq!((refunded.count, refunded.last_ms), (98, now));
+        // A pair record never locks; count 100 is not special for it.
+        let pair = Failures {
+            count: 100,
+            last_ms: now,
+            locked_until_ms: 0,
+        };
+        assert_eq!(limits.refund(pair, false).unwrap().count, 99);
+        // The last failure given back leaves nothing to remember.
+        assert_eq!(
+            limits.refund(limits.fail(Failures::default(), now, false), false),
+            None
+        );
+        // A lock set at 200 goes at 199; a lock that outlives its count (100 -> 101) stays.
+        let at_101 = Failures {
+            count: 101,
+            last_ms: now,
+            locked_until_ms: now + 3600 * S,
+        };
+        assert_eq!(
+            limits.refund(at_101, true).unwrap().locked_until_ms,
+            now + 3600 * S
+        );
+        let at_200 = Failures {
+            count: 200,
+            ..at_101
+        };
+        assert_eq!(limits.refund(at_200, true).unwrap().locked_until_ms, 0);
+    }
+
+    #[test]
+    fn a_client_refund_gives_back_one_interval() {
+        let limits = LoginLimits::default();
+        let now = 1_000 * S;
+        let tat = limits.fail_client(limits.fail_client(0, now), now);
+        assert_eq!(tat, now + 4 * S);
+        assert_eq!(limits.refund_client(tat, now), Some(now + 2 * S));
+        assert_eq!(limits.refund_client(now + 2 * S, now), None);
+        assert_eq!(limits.refund_client(0, now), None);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
 use std::net::IpAddr;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::limits::{Decision, Failures, LoginLimits};
 use super::{LimiterStore, LoginKey};
@@ -149,9 +149,54 @@ impl MemoryLimiterStore {
         self.per_shard * SHARDS
     }
 
+    fn index(&self, key: &impl Hash) -> usize {
+        usize::try_from(self.hasher.hash_one(key) % SHARDS as u64).unwrap_or(0)
+    }
+
     fn shard(&self, key: &impl Hash) -> &Mutex<Shard> {
-        let index = usize::try_from(self.hasher.hash_one(key) % SHARDS as u64).unwrap_or(0);
-        &self.shards[index]
+        &self.shards[self.index(key)]
+    }
+
+    /// Locks the shards of an attempt's records (pair, account, client) together, in index
+    /// order so that two attempts can never each hold a shard the other waits for.
+    fn lock_records(&self, key: &LoginKey<'_>) -> Records<'_> {
+        let client = self.index(&key.client);
+        let (pair, account) = key.username.map_or((client, client), |username| {
+            (self.index(&(key.client, username)), self.index(&username))
+        });
+        let mut order = [pair, account, client];
+        order.sort_unstable();
+        let mut guards: [Option<(usize, MutexGuard<'_, Shard>)>; 3] = [None, None, None];
+        for (slot, index) in order.into_iter().enumerate() {
+            if slot == 0 || order[slot - 1] != index {
+                guards[slot] = Some((index, lock(&self.shards[index])));
+            }
+        }
+        Records {
+            guards,
+            pair,
+            account,
+            client,
+        }
+    }
+}
+
+/// The locked shards of one attempt.
+struct Records<'a> {
+    guards: [Option<(usize, MutexGuard<'a, Shard>)>; 3],
+    pair: usize,
+    account: usize,
+    client: usize,
+}
+
+impl Records<'_> {
+    fn shard(&mut self, index: usize) -> &mut Shard {
+        self.guards
+            .iter_mut()
+            .flatten()
+            .find(|(i, _)| *i == index)
+            .map(|(_, guard)| &mut **guard)
+            .unwrap_or_else(|| unreachable!("every shard of the attempt is locked"))
     }
 }
 
@@ -170,10 +215,26 @@ impl fmt::Debug for MemoryLimiterStore {
     }
 }
 
+impl MemoryLimiterStore {
+    /// Inserts `record` under `key`, making room first when the key is new.
+    fn put<K: Hash + Eq, V>(
+        &self,
+        map: fn(&mut Shard) -> &mut HashMap<K, V>,
+        shard: &mut Shard,
+        key: K,
+        value: V,
+        now_ms: u64,
+    ) {
+        if !map(shard).contains_key(&key) {
+            shard.make_room(&self.limits, now_ms, self.per_shard);
+        }
+        map(shard).insert(key, value);
+    }
+}
+
 impl LimiterStore for MemoryLimiterStore {
     fn check(&self, key: &LoginKey<'_>, now_ms: u64) -> StoreFuture<Decision> {
-        // One shard lock at a time: two keys may share a shard, and holding one guard while
-        // taking another would deadlock.
+        // One shard lock at a time: a look that counts nothing needs no common instant.
         let (pair, account) = match key.username {
             Some(username) => {
                 let pair = lock(self.shard(&(key.client, username)))
@@ -198,39 +259,61 @@ impl LimiterStore for MemoryLimiterStore {
         StoreFuture::ready(Ok(self.limits.decide(pair, account, tat, now_ms)))
     }
 
-    fn record_failure(&self, key: &LoginKey<'_>, now_ms: u64) -> StoreFuture<()> {
+    fn attempt(&self, key: &LoginKey<'_>, now_ms: u64) -> StoreFuture<Decision> {
         let limits = &self.limits;
-        let cap = self.per_shard;
-        if let Some(username) = key.username {
-            {
-                let mut shard = lock(self.shard(&(key.client, username)));
-                let pair_key = (key.client, Box::<str>::from(username));
-                let old = shard.pairs.get(&pair_key).copied();
-                if old.is_none() {
-                    shard.make_room(limits, now_ms, cap);
-                }
-                let new = limits.fail(old.unwrap_or_default(), now_ms, false);
-                shard.pairs.insert(pair_key, new);
-            }
-            let mut shard = lock(self.shard(&username));
-            let old = shard.accounts.get(username).copied();
-            if old.is_none() {
-                shard.make_room(limits, now_ms, cap);
-            }
-            let new = limits.fail(old.unwrap_or_default(), now_ms, true);
-            shard.accounts.insert(username.into(), new);
+        let mut records = self.lock_records(key);
+        let (pair_shard, account_shard, client_shard) =
+            (records.pair, records.account, records.client);
+        let pair_key = key
+            .username
+            .map(|username| (key.client, Box::<str>::from(username)));
+        // A record past its expiry but not yet swept counts as none, as in Redis.
+        let live = |record: &Failures| limits.expiry_ms(*record) > now_ms;
+        let pair = pair_key
+            .as_ref()
+            .and_then(|k| records.shard(pair_shard).pairs.get(k).copied())
+            .filter(live)
+            .unwrap_or_default();
+        let account = key
+            .username
+            .and_then(|u| records.shard(account_shard).accounts.get(u).copied())
+            .filter(live)
+            .unwrap_or_default();
+        let tat = records
+            .shard(client_shard)
+            .clients
+            .get(&key.client)
+            .copied()
+            .unwrap_or_default();
+        let decision = limits.decide(pair, account, tat, now_ms);
+        if decision != Decision::Allow {
+            return StoreFuture::ready(Ok(decision));
         }
-        let mut shard = lock(self.shard(&key.client));
-        let old = shard.clients.get(&key.client).copied();
-        if old.is_none() {
-            shard.make_room(limits, now_ms, cap);
+        if let (Some(pair_key), Some(username)) = (pair_key, key.username) {
+            let failed = limits.fail(pair, now_ms, false);
+            self.put(
+                |s| &mut s.pairs,
+                records.shard(pair_shard),
+                pair_key,
+                failed,
+                now_ms,
+            );
+            let failed = limits.fail(account, now_ms, true);
+            let shard = records.shard(account_shard);
+            self.put(|s| &mut s.accounts, shard, username.into(), failed, now_ms);
         }
-        let tat = limits.fail_client(old.unwrap_or_default(), now_ms);
-        shard.clients.insert(key.client, tat);
-        StoreFuture::ready(Ok(()))
+        let tat = limits.fail_client(tat, now_ms);
+        self.put(
+            |s| &mut s.clients,
+            records.shard(client_shard),
+            key.client,
+            tat,
+            now_ms,
+        );
+        StoreFuture::ready(Ok(decision))
     }
 
-    fn record_success(&self, key: &LoginKey<'_>, _now_ms: u64) -> StoreFuture<()> {
+    fn succeeded(&self, key: &LoginKey<'_>, now_ms: u64) -> StoreFuture<()> {
         if let Some(username) = key.username {
             lock(self.shard(&(key.client, username)))
                 .pairs
@@ -239,6 +322,43 @@ impl LimiterStore for MemoryLimiterStore {
             // right, so the failures were not this account's owner being locked out.
             lock(self.shard(&username)).accounts.remove(username);
         }
+        self.refund_client(key.client, now_ms);
         StoreFuture::ready(Ok(()))
+    }
+
+    fn refund(&self, key: &LoginKey<'_>, now_ms: u64) -> StoreFuture<()> {
+        let limits = &self.limits;
+        if let Some(username) = key.username {
+            let pair_key = (key.client, Box::<str>::from(username));
+            let mut shard = lock(self.shard(&pair_key));
+            if let Some(&record) = shard.pairs.get(&pair_key) {
+                match limits.refund(record, false) {
+                    Some(refunded) => shard.pairs.insert(pair_key, refunded),
+                    None => shard.pairs.remove(&pair_key),
+                };
+            }
+            drop(shard);
+            let mut shard = lock(self.shard(&username));
+            if let Some(&record) = shard.accounts.get(username) {
+                match limits.refund(record, true) {
+                    Some(refunded) => shard.accounts.insert(username.into(), refunded),
+                    None => shard.accounts.remove(username),
+                };
+            }
+        }
+        self.refund_client(key.client, now_ms);
+        StoreFuture::ready(Ok(()))
+    }
+}
+
+impl MemoryLimiterStore {
+    fn refund_client(&self, client: IpAddr, now_ms: u64) {
+        let mut shard = lock(self.shard(&client));
+        if let Some(&tat) = shard.clients.get(&client) {
+            match self.limits.refund_client(tat, now_ms) {
+                Some(tat) => shard.clients.insert(client, tat),
+                None => shard.clients.remove(&client),
+            };
+        }
     }
 }

@@ -44,13 +44,16 @@
 //! trimmed), and finds the client address: the peer ([`ClientAddr`] in the request extensions,
 //! or axum's `ConnectInfo<SocketAddr>`), or, only when the peer is a
 //! [trusted proxy](RateLimitLoginLayer::trusted_proxies), the right-most untrusted `Forwarded` /
-//! `X-Forwarded-For` entry. It asks the [`LimiterStore`] (see [`LoginLimits`] for the policy);
-//! a limited attempt is answered 429 with `Retry-After` and a JSON body (gRPC: status 8
-//! `RESOURCE_EXHAUSTED`) without calling the inner service. Otherwise the inner service gets
+//! `X-Forwarded-For` entry; an IPv6 client counts as its `/64`
+//! ([`ipv6_prefix`](RateLimitLoginLayer::ipv6_prefix)). It asks the [`LimiterStore`] (see
+//! [`LoginLimits`] for the policy); a limited attempt is answered 429 with `Retry-After` and a
+//! JSON body (gRPC: status 8 `RESOURCE_EXHAUSTED`) without calling the inner service. Otherwise the inner service gets
 //! the request with its body unchanged, and the layer learns the outcome from the response:
 //! a [`LoginOutcome`] in its extensions (set by [`AuthRouter`]), else 2xx is a success and 401,
 //! gRPC 16 or a 400 whose JSON `error` is `invalid_grant` are failures. Only failures count; a
-//! success clears the (client, username) record.
+//! success clears the (client, username) record. So that concurrent attempts cannot all pass
+//! one check, each allowed attempt is counted as a failure before the inner service runs and
+//! given back once it turns out otherwise (see [`LimiterStore`]).
 //!
 //! A request without a peer address is a misconfiguration: answered 500, never limited as if
 //! every client were one. When the store fails, logins go ahead (fail open, logged) unless
@@ -90,6 +93,10 @@ pub use client::ClientAddr;
 pub use limits::{Decision, LimitReason, LoginLimits, NIST_MAX_FAILURES};
 pub use memory::{DEFAULT_MAX_ENTRIES, MemoryLimiterStore};
 
+/// How many leading bits of an IPv6 address make one client, unless
+/// [`RateLimitLoginLayer::ipv6_prefix`] says otherwise.
+pub const DEFAULT_IPV6_PREFIX: u8 = 64;
+
 /// The largest login body the layer reads (as the login router).
 pub const DEFAULT_BODY_LIMIT: usize = 8 * 1024;
 
@@ -100,7 +107,8 @@ const OUTCOME_BODY_LIMIT: usize = 4 * 1024;
 /// normalised username.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct LoginKey<'a> {
-    /// The client address.
+    /// The client address; for an IPv6 client, its network
+    /// ([`ipv6_prefix`](RateLimitLoginLayer::ipv6_prefix), `/64` by default).
     pub client: IpAddr,
     /// The normalised username; `None` for requests without one (a refresh grant), which only
     /// the per-client rule applies to.
@@ -109,13 +117,27 @@ pub struct LoginKey<'a> {
 
 /// Where the limiter's counters live. Each method is one atomic decision or update.
 /// Times are milliseconds since the Unix epoch, from the layer's clock.
+///
+/// An attempt is counted as a failure when it is allowed ([`attempt`](Self::attempt)), in the
+/// same atomic step as the decision, and settled when its outcome is known: a failure keeps
+/// the charge, a success clears the (client, username) record and the username's run of
+/// failures ([`succeeded`](Self::succeeded)), and an attempt that was neither gets its charges
+/// back ([`refund`](Self::refund)). Counting first is what makes the limits hold under
+/// concurrency: attempts in flight together cannot all pass one check, so no more than the
+/// NIST limit of guesses per account ever reaches the password check. An attempt whose
+/// outcome never arrives (the caller went away mid-login) stays counted.
 pub trait LimiterStore: Send + Sync + 'static {
-    /// Whether an attempt by `key` may go ahead now.
+    /// Whether an attempt by `key` would be allowed now, counting nothing.
     fn check(&self, key: &LoginKey<'_>, now_ms: u64) -> StoreFuture<Decision>;
-    /// Counts a failed attempt.
-    fn record_failure(&self, key: &LoginKey<'_>, now_ms: u64) -> StoreFuture<()>;
-    /// Clears the (client, username) record and the username's run of failures.
-    fn record_success(&self, key: &LoginKey<'_>, now_ms: u64) -> StoreFuture<()>;
+    /// Decides about an attempt by `key` and, when it is allowed, counts it as a failure of
+    /// the pair, the username and the client, atomically with the decision.
+    fn attempt(&self, key: &LoginKey<'_>, now_ms: u64) -> StoreFuture<Decision>;
+    /// Settles an allowed attempt that succeeded: clears the (client, username) record and the
+    /// username's run of failures, and gives the client back its charge.
+    fn succeeded(&self, key: &LoginKey<'_>, now_ms: u64) -> StoreFuture<()>;
+    /// Settles an allowed attempt that was neither a success nor a failure: gives back the
+    /// failure [`attempt`](Self::attempt) counted on each record.
+    fn refund(&self, key: &LoginKey<'_>, now_ms: u64) -> StoreFuture<()>;
 }
 
 /// The outcome of a login, which a login handler may put into its response's extensions to
@@ -141,6 +163,7 @@ pub struct RateLimitLoginLayer {
 struct Config {
     store: Arc<dyn LimiterStore>,
     trusted: Vec<Cidr>,
+    ipv6_prefix: u8,
     body_limit: usize,
     on_store_error: StoreErrorPolicy,
     clock: Arc<dyn Fn() -> SystemTime + Send + Sync>,
@@ -161,6 +184,7 @@ impl RateLimitLoginLayer {
             config: Arc::new(Config {
                 store,
                 trusted: Vec::new(),
+                ipv6_prefix: DEFAULT_IPV6_PREFIX,
                 body_limit: DEFAULT_BODY_LIMIT,
                 on_store_error: StoreErrorPolicy::FailOpen,
                 clock: Arc::new(SystemTime::now),
@@ -189,6 +213,29 @@ impl RateLimitLoginLayer {
         Ok(self)
     }
 
+    /// How many leading bits of an IPv6 client address make one client (default
+    /// [`DEFAULT_IPV6_PREFIX`], 64).
+    ///
+    /// One subscriber is routinely given a whole `/64` (often a `/56` or `/48`), so an IPv6
+    /// attacker can send every guess from a new address. Counted address by address, such a
+    /// client would escape the per-client rate entirely and fill the store with fresh keys;
+    /// counted by network, its addresses share one budget. Use 128 to count single addresses,
+    /// or 48/56 when your clients get larger networks. IPv4 clients are counted by address.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidSetting`] outside 32..=128: a shorter prefix would count whole
+    /// providers as one client.
+    pub fn ipv6_prefix(mut self, bits: u8) -> Result<Self, ConfigError> {
+        if !(32..=128).contains(&bits) {
+            return Err(ConfigError::InvalidSetting(
+                "the ipv6 client prefix must be 32 to 128 bits",
+            ));
+        }
+        self.config_mut().ipv6_prefix = bits;
+        Ok(self)
+    }
+
     /// The largest body read (default [`DEFAULT_BODY_LIMIT`]); larger ones are answered 413.
     pub fn body_limit(mut self, bytes: usize) -> Self {
         self.config_mut().body_limit = bytes;
@@ -213,6 +260,7 @@ impl fmt::Debug for RateLimitLoginLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RateLimitLoginLayer")
             .field("trusted_proxies", &self.config.trusted)
+            .field("ipv6_prefix", &self.config.ipv6_prefix)
             .field("body_limit", &self.config.body_limit)
             .field("on_store_error", &self.config.on_store_error)
             .finish_non_exhaustive()
@@ -296,6 +344,7 @@ where
         return Ok(answer(grpc, Refusal::Misconfigured));
     };
     let client = client::client_ip(peer, request.headers(), &config.trusted);
+    let client = client::network(client, config.ipv6_prefix);
     let (parts, body) = request.into_parts();
     let Some(body) = read_limited(&parts.headers, body, config.body_limit).await else {
         return Ok(answer(grpc, Refusal::TooLarge));
@@ -306,8 +355,9 @@ where
         username: username.as_deref(),
     };
 
-    match config.store.check(&key, config.now_ms()).await {
-        Ok(Decision::Allow) => {}
+    // The attempt is counted as a failure here, before the login runs, and settled below.
+    let counted = match config.store.attempt(&key, config.now_ms()).await {
+        Ok(Decision::Allow) => true,
         Ok(Decision::Limit {
             reason,
             retry_after,
@@ -319,23 +369,41 @@ where
             if let Some(refusal) = store_failed(&config, &error) {
                 return Ok(answer(grpc, refusal));
             }
+            // Failing open: nothing was counted, so there is nothing to settle.
+            false
         }
-    }
-
-    let response = inner
-        .call(Request::from_parts(parts, ReqBody::from(body)))
-        .await?;
-    let (response, outcome) = outcome(response).await;
-    let now = config.now_ms();
-    let recorded = match outcome {
-        LoginOutcome::Failure => config.store.record_failure(&key, now).await,
-        LoginOutcome::Success => config.store.record_success(&key, now).await,
-        LoginOutcome::Neither => Ok(()),
     };
-    if let Err(error) = recorded {
-        tracing::error!(%error, "RateLimitLogin: could not record a login outcome");
+
+    let response = match inner
+        .call(Request::from_parts(parts, ReqBody::from(body)))
+        .await
+    {
+        Ok(response) => response,
+        Err(error) => {
+            if counted {
+                settle(&config, &key, LoginOutcome::Neither).await;
+            }
+            return Err(error);
+        }
+    };
+    let (response, outcome) = outcome(response).await;
+    if counted {
+        settle(&config, &key, outcome).await;
     }
     Ok(response)
+}
+
+/// Settles a counted attempt: a failure keeps its charge.
+async fn settle(config: &Config, key: &LoginKey<'_>, outcome: LoginOutcome) {
+    let now = config.now_ms();
+    let settled = match outcome {
+        LoginOutcome::Failure => return,
+        LoginOutcome::Success => config.store.succeeded(key, now).await,
+        LoginOutcome::Neither => config.store.refund(key, now).await,
+    };
+    if let Err(error) = settled {
+        tracing::error!(%error, "RateLimitLogin: could not record a login outcome");
+    }
 }
 
 /// `Some` refusal when the policy is to fail closed.

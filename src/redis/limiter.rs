@@ -1,4 +1,4 @@
-//! [`RedisLimiterStore`]: the login limiter's counters in Redis, each check and each update
+//! [`RedisLimiterStore`]: the login limiter's counters in Redis, each decision and each update
 //! one Lua script running the arithmetic of [`LoginLimits`].
 
 use std::fmt;
@@ -20,10 +20,11 @@ const DOUBLINGS: u32 = 32;
 /// [`LimiterStore`] in Redis, shared by every instance of an app: a failure on one instance
 /// counts on all.
 ///
-/// [`check`](LimiterStore::check) and [`record_failure`](LimiterStore::record_failure) are
-/// each one Lua script that computes exactly what [`MemoryLimiterStore`] computes for the
-/// same [`LoginLimits`] (the policy's numbers are written into the scripts when the store is
-/// built); [`record_success`](LimiterStore::record_success) is one `DEL`. Keys:
+/// Each method is one Lua script that computes exactly what [`MemoryLimiterStore`] computes
+/// for the same [`LoginLimits`] (the policy's numbers are written into the scripts when the
+/// store is built). [`attempt`](LimiterStore::attempt) decides and counts in one script, so
+/// attempts in flight together on any number of instances cannot all pass one decision.
+/// Keys:
 ///
 /// | key | holds | expires |
 /// |---|---|---|
@@ -46,7 +47,9 @@ pub struct RedisLimiterStore {
 struct Scripts {
     limits: LoginLimits,
     check: Script,
-    fail: Script,
+    attempt: Script,
+    succeeded: Script,
+    refund: Script,
 }
 
 fn millis(d: Duration) -> u64 {
@@ -93,9 +96,12 @@ fn constants(limits: &LoginLimits) -> String {
 impl Scripts {
     fn new(limits: LoginLimits) -> Self {
         let head = constants(&limits) + include_str!("lua/limiter.lua");
+        let script = |body: &str| Script::new(&(head.clone() + body));
         Self {
-            check: Script::new(&(head.clone() + include_str!("lua/limiter_check.lua"))),
-            fail: Script::new(&(head + include_str!("lua/limiter_fail.lua"))),
+            check: script(include_str!("lua/limiter_check.lua")),
+            attempt: script(include_str!("lua/limiter_attempt.lua")),
+            succeeded: script(include_str!("lua/limiter_succeeded.lua")),
+            refund: script(include_str!("lua/limiter_refund.lua")),
             limits,
         }
     }
@@ -168,6 +174,21 @@ impl RedisLimiterStore {
     }
 }
 
+impl RedisLimiterStore {
+    fn decide(
+        &self,
+        script: fn(&Scripts) -> &Script,
+        key: &LoginKey<'_>,
+        now_ms: u64,
+    ) -> StoreFuture<Decision> {
+        let answer = self.invoke::<(i64, u64)>(script, self.keys(key), now_ms);
+        StoreFuture::boxed(async move {
+            let (reason, wait_ms) = answer.await?;
+            decision(reason, wait_ms)
+        })
+    }
+}
+
 impl fmt::Debug for RedisLimiterStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisLimiterStore")
@@ -195,36 +216,21 @@ fn decision(reason: i64, wait_ms: u64) -> Result<Decision, StoreError> {
 
 impl LimiterStore for RedisLimiterStore {
     fn check(&self, key: &LoginKey<'_>, now_ms: u64) -> StoreFuture<Decision> {
-        let answer = self.invoke::<(i64, u64)>(|s| &s.check, self.keys(key), now_ms);
-        StoreFuture::boxed(async move {
-            let (reason, wait_ms) = answer.await?;
-            decision(reason, wait_ms)
-        })
+        self.decide(|s| &s.check, key, now_ms)
     }
 
-    fn record_failure(&self, key: &LoginKey<'_>, now_ms: u64) -> StoreFuture<()> {
-        let done = self.invoke::<i64>(|s| &s.fail, self.keys(key), now_ms);
+    fn attempt(&self, key: &LoginKey<'_>, now_ms: u64) -> StoreFuture<Decision> {
+        self.decide(|s| &s.attempt, key, now_ms)
+    }
+
+    fn succeeded(&self, key: &LoginKey<'_>, now_ms: u64) -> StoreFuture<()> {
+        let done = self.invoke::<i64>(|s| &s.succeeded, self.keys(key), now_ms);
         StoreFuture::boxed(async move { done.await.map(drop) })
     }
 
-    fn record_success(&self, key: &LoginKey<'_>, _now_ms: u64) -> StoreFuture<()> {
-        let mut keys = self.keys(key);
-        if keys.len() < 3 {
-            return StoreFuture::ready(Ok(()));
-        }
-        // The pair and the username; the client's arrival time stays.
-        keys.truncate(2);
-        let Redis {
-            mut connection,
-            timeout,
-            ..
-        } = self.redis.clone();
-        StoreFuture::boxed(async move {
-            let mut command = ::redis::cmd("DEL");
-            command.arg(keys);
-            run(timeout, command.query_async::<i64>(&mut connection)).await?;
-            Ok(())
-        })
+    fn refund(&self, key: &LoginKey<'_>, now_ms: u64) -> StoreFuture<()> {
+        let done = self.invoke::<i64>(|s| &s.refund, self.keys(key), now_ms);
+        StoreFuture::boxed(async move { done.await.map(drop) })
     }
 }
 
