@@ -28,7 +28,7 @@
 //! | `AUTH_REGISTRATION=1` | enables `/auth/register` (role `user`, scope `items:read`) |
 //! | `AUTH_RATE_LIMIT=off` | no `RateLimitLogin` on `/auth/token` (test set-ups only) |
 //! | `AUTH_TRUSTED_PROXIES=cidr,…` | peers whose `Forwarded` / `X-Forwarded-For` headers are trusted for the client address |
-//! | `REDIS_URL` | refresh sessions, revocations and login limits in Redis, shared by several instances (build with `--features redis`; users stay in each instance's memory) |
+//! | `REDIS_URL` | refresh sessions, revocations and login limits in Redis, shared by several instances (build with `--features redis`; needs `JWT_PRIVATE_KEY_FILE` or `JWT_SECRET`, the same on every instance; users stay in each instance's memory) |
 //!
 //! [`AuthRouter`]: tower_jwt_auth::router::AuthRouter
 
@@ -48,7 +48,7 @@ use tokio::net::TcpListener;
 use tower_jwt_auth::ratelimit::{
     LimiterStore, LoginLimits, MemoryLimiterStore, RateLimitLoginLayer,
 };
-use tower_jwt_auth::router::{AuthRouter, MIN_PASSWORD_CHARS, Registration};
+use tower_jwt_auth::router::{AuthRouter, AuthRouterBuilder, MIN_PASSWORD_CHARS, Registration};
 use tower_jwt_auth::{Claims, RequireRoleLayer, RequireScopeLayer, TokenIssuer};
 
 type BoxError = Box<dyn Error + Send + Sync>;
@@ -138,6 +138,17 @@ impl Config {
         if config.private_key_file.is_some() && config.secret.is_some() {
             return Err("set JWT_PRIVATE_KEY_FILE or JWT_SECRET, not both".into());
         }
+        if config.redis_url.is_some()
+            && config.private_key_file.is_none()
+            && config.secret.is_none()
+        {
+            // A fresh key per process would make every instance reject the others' tokens.
+            return Err(
+                "REDIS_URL shares sessions between instances, which must all sign \
+                        with one key: set JWT_PRIVATE_KEY_FILE or JWT_SECRET"
+                    .into(),
+            );
+        }
         Ok(config)
     }
 
@@ -169,6 +180,33 @@ struct Items(Arc<Mutex<Vec<Value>>>);
 
 const MAX_ITEMS: usize = 1000;
 
+/// The stores several instances must share: in Redis when `REDIS_URL` is set (one
+/// reconnecting connection for the three; users stay in memory), else in memory.
+async fn shared_stores(
+    config: &Config,
+    builder: AuthRouterBuilder,
+) -> Result<(AuthRouterBuilder, Arc<dyn LimiterStore>), BoxError> {
+    #[cfg(feature = "redis")]
+    if let Some(url) = &config.redis_url {
+        use tower_jwt_auth::redis::{
+            RedisLimiterStore, RedisRefreshStore, RedisRevocationStore, connect,
+        };
+        let connection = connect(url).await.map_err(|e| format!("REDIS_URL: {e}"))?;
+        let builder = builder
+            .refresh_store(Arc::new(RedisRefreshStore::new(connection.clone())))
+            .revocation_store(Arc::new(RedisRevocationStore::new(connection.clone())));
+        let limits = Arc::new(RedisLimiterStore::new(connection, LoginLimits::default()));
+        tracing::info!("refresh sessions, revocations and login limits are in Redis");
+        return Ok((builder, limits));
+    }
+    #[cfg(not(feature = "redis"))]
+    let _ = config;
+    Ok((
+        builder,
+        Arc::new(MemoryLimiterStore::new(LoginLimits::default())),
+    ))
+}
+
 /// Builds the application and its login router, creating the bootstrap admin if configured.
 ///
 /// # Errors
@@ -182,21 +220,7 @@ pub async fn app(config: &Config) -> Result<(Router, AuthRouter), BoxError> {
             scopes: vec!["items:read".to_owned()],
         });
     }
-    let mut limiter_store: Arc<dyn LimiterStore> =
-        Arc::new(MemoryLimiterStore::new(LoginLimits::default()));
-    #[cfg(feature = "redis")]
-    if let Some(url) = &config.redis_url {
-        use tower_jwt_auth::redis::{
-            RedisLimiterStore, RedisRefreshStore, RedisRevocationStore, connect,
-        };
-        // One reconnecting connection, shared by the three stores; users stay in memory.
-        let connection = connect(url).await.map_err(|e| format!("REDIS_URL: {e}"))?;
-        builder = builder
-            .refresh_store(Arc::new(RedisRefreshStore::new(connection.clone())))
-            .revocation_store(Arc::new(RedisRevocationStore::new(connection.clone())));
-        limiter_store = Arc::new(RedisLimiterStore::new(connection, LoginLimits::default()));
-        tracing::info!("refresh sessions, revocations and login limits are in Redis");
-    }
+    let (mut builder, limiter_store) = shared_stores(config, builder).await?;
     if config.rate_limit {
         let limiter = RateLimitLoginLayer::new(limiter_store)
             .trusted_proxies(config.trusted_proxies.iter().map(String::as_str))

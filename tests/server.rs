@@ -33,6 +33,11 @@ use tower_jwt_auth::{KeySet, Verifier};
 
 use server::Config;
 
+#[cfg(feature = "redis")]
+#[path = "support/redis_server.rs"]
+#[allow(dead_code)] // the outage controls are for tests/redis.rs
+mod redis_server;
+
 const ADMIN: &str = "admin:change-me-please";
 const FORM: &str = "application/x-www-form-urlencoded";
 const JSON: &str = "application/json";
@@ -641,8 +646,19 @@ async fn the_server_refuses_settings_it_cannot_honour() {
 
     // Without Redis support compiled in, REDIS_URL cannot be honoured; with it, an address
     // where no server listens fails at start-up instead of serving on separate memory.
-    let redis = refusal(&[("REDIS_URL", "redis://127.0.0.1:1")]).await;
+    let key = key_file("ed25519.pkcs8.pem");
+    let redis = refusal(&[
+        ("REDIS_URL", "redis://127.0.0.1:1"),
+        ("JWT_PRIVATE_KEY_FILE", &key),
+    ])
+    .await;
     assert!(redis.contains("REDIS_URL"), "{redis}");
+    // Instances sharing sessions must share a signing key: no fresh key per process.
+    let unshared = refusal(&[("REDIS_URL", "redis://127.0.0.1:1")]).await;
+    assert!(unshared.contains("REDIS_URL"), "{unshared}");
+    if cfg!(feature = "redis") {
+        assert!(unshared.contains("JWT_PRIVATE_KEY_FILE"), "{unshared}");
+    }
 
     for malformed in ["admin", ":change-me-please"] {
         let error = refusal(&[("AUTH_BOOTSTRAP_ADMIN", malformed)]).await;
@@ -702,16 +718,122 @@ async fn registration_is_off_unless_enabled() {
     }
 }
 
+impl Running {
+    /// A wrong-password login for `username`, with `X-Forwarded-For: forwarded` when given:
+    /// its status.
+    async fn guess(&self, username: &str, forwarded: Option<&str>) -> StatusCode {
+        let form = format!("grant_type=password&username={username}&password=wrong-guess");
+        let mut request =
+            Request::post(format!("http://{}/auth/token", self.addr)).header("content-type", FORM);
+        if let Some(client) = forwarded {
+            request = request.header("x-forwarded-for", client);
+        }
+        let response = self
+            .client
+            .request(request.body(Full::new(Bytes::from(form))).unwrap())
+            .await
+            .unwrap();
+        response.status()
+    }
+}
+
+/// `AUTH_RATE_LIMIT` (on by default) wraps `/auth/token` in `RateLimitLogin`: five free
+/// failures and the sixth for one (client, username), then 429. `off` removes it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rate_limit_and_proxy_settings_are_accepted() {
-    let server = start(&[
-        ("AUTH_RATE_LIMIT", "off"),
-        ("AUTH_TRUSTED_PROXIES", "10.0.0.0/8,::1/128"),
+async fn the_token_endpoint_is_rate_limited_unless_turned_off() {
+    for (setting, limited) in [(None, true), (Some("on"), true), (Some("off"), false)] {
+        let mut pairs = vec![("AUTH_BOOTSTRAP_ADMIN", ADMIN)];
+        if let Some(value) = setting {
+            pairs.push(("AUTH_RATE_LIMIT", value));
+        }
+        let server = start(&pairs).await;
+        for _ in 0..6 {
+            assert_eq!(server.guess("admin", None).await, StatusCode::BAD_REQUEST);
+        }
+        let seventh = server.guess("admin", None).await;
+        if limited {
+            assert_eq!(seventh, StatusCode::TOO_MANY_REQUESTS, "{setting:?}");
+        } else {
+            assert_eq!(seventh, StatusCode::BAD_REQUEST, "{setting:?}");
+        }
+        server.shut_down().await;
+    }
+}
+
+/// `AUTH_TRUSTED_PROXIES` names the peers whose `X-Forwarded-For` counts. The test client is
+/// the peer 127.0.0.1: trusted, each forwarded client has its own budget; untrusted, the
+/// header is ignored and every request is the peer's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_clients_count_only_behind_trusted_proxies() {
+    for (proxies, separate) in [(Some("10.0.0.0/8,127.0.0.1/32"), true), (None, false)] {
+        let mut pairs = vec![("AUTH_BOOTSTRAP_ADMIN", ADMIN)];
+        if let Some(list) = proxies {
+            pairs.push(("AUTH_TRUSTED_PROXIES", list));
+        }
+        let server = start(&pairs).await;
+        for _ in 0..6 {
+            let status = server.guess("admin", Some("203.0.113.1")).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST);
+        }
+        let other = server.guess("admin", Some("203.0.113.2")).await;
+        let expected = if separate {
+            StatusCode::BAD_REQUEST
+        } else {
+            StatusCode::TOO_MANY_REQUESTS
+        };
+        assert_eq!(other, expected, "trusted proxies {proxies:?}");
+        server.shut_down().await;
+    }
+    assert!(
+        refusal(&[("AUTH_TRUSTED_PROXIES", "10.0.0.0/33")])
+            .await
+            .contains("AUTH_TRUSTED_PROXIES")
+    );
+}
+
+/// `REDIS_URL` (feature `redis`): two servers on one Redis and one signing key share the
+/// denylist and the login limiter. (Users stay in each server's memory, so the bootstrap admin
+/// has a different id on each; `tests/redis.rs` moves refresh families between instances that
+/// share their users.)
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_on_one_redis_share_revocations_and_login_limits() {
+    let Some(redis) =
+        redis_server::Server::start("two_servers_on_one_redis_share_revocations_and_login_limits")
+    else {
+        return;
+    };
+    let (url, key) = (redis.url(), key_file("ed25519.pkcs8.pem"));
+    let pairs = [
+        ("REDIS_URL", url.as_str()),
+        ("JWT_PRIVATE_KEY_FILE", key.as_str()),
         ("AUTH_BOOTSTRAP_ADMIN", ADMIN),
-    ])
-    .await;
-    server.access_token("admin", "change-me-please").await;
-    server.shut_down().await;
+    ];
+    let (a, b) = (start(&pairs).await, start(&pairs).await);
+
+    // A token from one server works on the other until a logout on the first ends it.
+    let token = a.access_token("admin", "change-me-please").await;
+    assert_eq!(b.get("/items", Some(&token)).await.status, StatusCode::OK);
+    let logout = a
+        .send(Method::POST, "/auth/logout", Some(&token), None)
+        .await;
+    assert_eq!(logout.status, StatusCode::NO_CONTENT, "{}", logout.body);
+    let after = b.get("/items", Some(&token)).await;
+    assert_eq!(after.status, StatusCode::UNAUTHORIZED, "{}", after.body);
+    assert!(after.header("www-authenticate").contains("revoked"));
+
+    // Five free failures and the sixth, spread over both; then both refuse.
+    for server in [&a, &b, &a, &b, &a, &b] {
+        assert_eq!(server.guess("admin", None).await, StatusCode::BAD_REQUEST);
+    }
+    for server in [&a, &b] {
+        assert_eq!(
+            server.guess("admin", None).await,
+            StatusCode::TOO_MANY_REQUESTS
+        );
+    }
+    a.shut_down().await;
+    b.shut_down().await;
 }
 
 // ---------------------------------------------------------------------------------------------
