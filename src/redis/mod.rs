@@ -48,11 +48,12 @@
 //! - **The denylist.** Each revoked token id, session id and subject cut-off is one key that
 //!   expires when the entry stops mattering (`SET … PXAT until`); a second revocation of the
 //!   same entry never shortens it or moves a cut-off back.
-//! - **The limiter.** Checking and recording are each one script running the arithmetic of
-//!   [`LoginLimits`](crate::ratelimit::LoginLimits) (the same numbers decide as in the memory
-//!   store): per (client, username) and per username a failure record that expires when
-//!   it is forgotten (or the account lock ends), per client a GCRA arrival time that expires
-//!   when it is reached.
+//! - **The limiter.** Deciding about an attempt and counting it, and settling it later, are
+//!   each one script running the arithmetic of [`LoginLimits`](crate::ratelimit::LoginLimits)
+//!   (the same numbers decide as in the memory store), so attempts in flight on several
+//!   instances at once are counted one after the other: per (client, username) and per
+//!   username a failure record that expires when it is forgotten (or the account lock ends),
+//!   per client a GCRA arrival time that expires when it is reached.
 //!
 //! Keys start with a prefix ([`DEFAULT_PREFIX`] unless set), so several apps can share one
 //! server. The stores need Redis 6.2 or later on one server (a primary, with replicas if you
