@@ -548,40 +548,33 @@ async fn keys_carry_the_remaining_lifetime_of_what_they_hold() {
         Decision::Allow
     );
     let day = 24 * 3_600_000;
-    assert_about(
-        pttl(&mut redis, "tjwt:rl:p:203.0.113.7 alice").await,
-        day,
-        "pair",
-    );
-    assert_about(pttl(&mut redis, "tjwt:rl:a:alice").await, day, "username");
-    assert_about(
-        pttl(&mut redis, "tjwt:rl:c:203.0.113.7").await,
-        2_000,
-        "client",
-    );
+    let keys = [
+        "tjwt:rl:p:203.0.113.7 alice",
+        "tjwt:rl:a:alice",
+        "tjwt:rl:c:203.0.113.7",
+    ];
+    let mut ttls = async |what: &str, expected: [i64; 3]| {
+        for (key, expected) in keys.into_iter().zip(expected) {
+            let ttl = pttl(&mut redis, key).await;
+            if expected < 0 {
+                assert_eq!(ttl, expected, "{what}: {key}");
+            } else {
+                assert_about(ttl, expected, &format!("{what}: {key}"));
+            }
+        }
+    };
+    ttls("one attempt", [day, day, 2_000]).await;
     // A success clears both failure records and gives the client's charge back.
     limiter.succeeded(&key, now_ms).await.unwrap();
-    assert_eq!(pttl(&mut redis, "tjwt:rl:p:203.0.113.7 alice").await, -2);
-    assert_eq!(pttl(&mut redis, "tjwt:rl:a:alice").await, -2);
-    assert_eq!(pttl(&mut redis, "tjwt:rl:c:203.0.113.7").await, -2);
-    // A refund of one of two charges leaves one, with the time it had.
+    ttls("success", [-2, -2, -2]).await;
+    // A refund of one of two charges leaves one, with the time it had; of the last, nothing.
     for _ in 0..2 {
         limiter.attempt(&key, now_ms).await.unwrap();
     }
     limiter.refund(&key, now_ms).await.unwrap();
-    assert_about(
-        pttl(&mut redis, "tjwt:rl:p:203.0.113.7 alice").await,
-        day,
-        "refunded pair",
-    );
-    assert_about(
-        pttl(&mut redis, "tjwt:rl:c:203.0.113.7").await,
-        2_000,
-        "refunded client",
-    );
+    ttls("one of two refunded", [day, day, 2_000]).await;
     limiter.refund(&key, now_ms).await.unwrap();
-    assert_eq!(pttl(&mut redis, "tjwt:rl:p:203.0.113.7 alice").await, -2);
-    assert_eq!(pttl(&mut redis, "tjwt:rl:c:203.0.113.7").await, -2);
+    ttls("both refunded", [-2, -2, -2]).await;
 }
 
 #[tokio::test]
