@@ -1,11 +1,25 @@
-//! What the login limiter costs, next to what it saves:
+//! What the login limiter costs, next to what it saves. Store calls, called directly on the
+//! default policy ([`LoginLimits::default`]):
 //!
-//! - `limiter/memory/check`: one [`MemoryLimiterStore::check`] of a limited (client, username)
-//!   (all three of its records present), called directly: ns per decision;
-//! - `limiter/memory/record_failure`: one failure of one of 4,096 (client, username) pairs
-//!   from 64 clients, a millisecond apart (records updated, nothing evicted);
-//! - `limiter/memory/record_failure_full`: one failure of a new username in a store already at
-//!   its cap (`DEFAULT_MAX_ENTRIES`), so every new entry makes room first;
+//! - `limiter/memory/check`: one [`LimiterStore::check`] (a look, counting nothing) of a limited
+//!   (client, username) pair: ns per decision;
+//! - `limiter/memory/attempt_limited`: one [`LimiterStore::attempt`] of the same limited pair,
+//!   refused and so counting nothing: the cost of deciding a refused guess;
+//! - `limiter/memory/attempt_succeeded`: an allowed `attempt` of one of 4,096 (client,
+//!   username) pairs from 64 clients, then [`LimiterStore::succeeded`]: the two store calls of a
+//!   successful login (three records written, then cleared or refunded, so the store stays
+//!   empty);
+//! - `limiter/memory/attempt_full`: an allowed `attempt` of a new username in a store already
+//!   at its cap ([`DEFAULT_MAX_ENTRIES`]), so new entries make room first (the sweeps and
+//!   evictions amortised over the attempts); the clients come from a pool of 65,536 addresses
+//!   and the clock moves 1 ms per attempt, so each client is charged about once a minute and
+//!   none reaches its rate limit;
+//! - with feature `redis`, the same calls on a `RedisLimiterStore` of a private
+//!   `redis-server` (started from `PATH`; the rows are skipped, loudly, when there is none),
+//!   awaited one after another on one connection: `limiter/redis/attempt_limited`,
+//!   `limiter/redis/attempt_succeeded` (two round trips), `limiter/redis/check` and, as the
+//!   floor under them, `limiter/redis/ping` (a bare round trip on the same connection), µs per
+//!   decision;
 //! - `layer/429`: a [`RateLimitLogin`] round trip that is refused: a small form body, a
 //!   [`ClientAddr`], `tower::ServiceExt::oneshot`, the 429 collected (the inner service never
 //!   runs);
@@ -13,9 +27,19 @@
 //! - `login/real`: a successful password login through the same router and layer, with the
 //!   default argon2id parameters (m = 19456 KiB, t = 2, p = 1).
 //!
-//! After criterion, a summary prints the median of the measured samples of each benchmark and
-//! the ratio `login/real` ÷ `layer/429`: how many refused guesses cost as much as one login.
+//! Every row checks, before it is measured and on every iteration, that the store decides what
+//! the row claims (limited, or allowed). After criterion, a summary prints the median of the
+//! measured samples of each row and the ratios `login/real ÷ layer/429` (how many refused
+//! guesses cost as much as one login) and, with Redis, `limiter/redis/attempt_limited ÷
+//! limiter/memory/attempt_limited`.
 #![allow(clippy::unwrap_used, missing_docs)]
+
+// The bench uses only `start`, `connection` and the drop that kills the server; the outage
+// helpers are for tests/redis.rs.
+#[cfg(feature = "redis")]
+#[allow(dead_code)]
+#[path = "../tests/support/redis_server.rs"]
+mod redis_server;
 
 use std::convert::Infallible;
 use std::hint::black_box;
@@ -33,7 +57,7 @@ use tokio::runtime::Runtime;
 use tower::{Layer, ServiceExt, service_fn};
 use tower_jwt_auth::TokenIssuer;
 use tower_jwt_auth::ratelimit::{
-    ClientAddr, DEFAULT_MAX_ENTRIES, Decision, LimiterStore, LoginKey, LoginLimits,
+    ClientAddr, DEFAULT_MAX_ENTRIES, Decision, LimitReason, LimiterStore, LoginKey, LoginLimits,
     MemoryLimiterStore, RateLimitLogin, RateLimitLoginLayer,
 };
 use tower_jwt_auth::router::AuthRouter;
@@ -46,6 +70,12 @@ const FORM: &str = "application/x-www-form-urlencoded";
 /// The client whose (client, alice) pair is limited.
 const ATTACKER: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 7);
 const OWNER: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 20);
+/// 198.18.0.0, the start of the benchmarking network 198.18.0.0/15 the other clients come from.
+const BENCH_NET: u32 = 0xC612_0000;
+
+const FAST_SAMPLES: usize = 30;
+const FULL_SAMPLES: usize = 10;
+const LOGIN_SAMPLES: usize = 10;
 
 /// Samples of each benchmark in the order they ran, warm-up included: (iterations, elapsed).
 type Record = Arc<Mutex<Vec<(String, Vec<(u64, Duration)>)>>>;
@@ -64,17 +94,18 @@ fn median(mut values: Vec<f64>) -> f64 {
     values[values.len() / 2]
 }
 
-/// The median ns per operation of the last `samples` samples of `name`.
-fn median_ns(record: &Record, name: &str, samples: usize) -> f64 {
+/// The median ns per operation of the last `samples` samples of `name` (criterion warms up
+/// first, then takes exactly that many), or `None` when it did not run (filtered out).
+fn median_ns(record: &Record, name: &str, samples: usize) -> Option<f64> {
     let record = record.lock().unwrap();
-    let (_, all) = record.iter().find(|(n, _)| n == name).unwrap();
+    let (_, all) = record.iter().find(|(n, _)| n == name)?;
     let measured = &all[all.len().saturating_sub(samples)..];
-    median(
+    Some(median(
         measured
             .iter()
             .map(|(n, elapsed)| elapsed.as_secs_f64() * 1e9 / *n as f64)
             .collect(),
-    )
+    ))
 }
 
 fn fixed_clock() -> SystemTime {
@@ -88,15 +119,275 @@ fn key(client: Ipv4Addr, username: &str) -> LoginKey<'_> {
     }
 }
 
-/// Six failures of (ATTACKER, alice) at [`NOW_MS`]: limited for a second, on the fixed clock
-/// for ever.
-fn limit_attacker(store: &MemoryLimiterStore) {
+/// `n` addresses of 198.18.0.0/15.
+fn bench_clients(n: u32) -> Vec<Ipv4Addr> {
+    assert!(n <= 1 << 17, "198.18.0.0/15 holds 131,072 addresses");
+    (0..n).map(|i| Ipv4Addr::from(BENCH_NET + i)).collect()
+}
+
+/// Whether `decision` refuses for the (client, username) backoff.
+fn pair_limited(decision: Decision) -> bool {
+    matches!(
+        decision,
+        Decision::Limit {
+            reason: LimitReason::ClientAndUsername,
+            ..
+        }
+    )
+}
+
+/// Six allowed attempts of (ATTACKER, alice) at [`NOW_MS`], each counted as a failure: five
+/// are free, so the pair must then wait a second; on the fixed clock, for ever. Checks that
+/// both a look and an attempt are refused, and that the refused attempt counted nothing.
+async fn limit_attacker(store: &dyn LimiterStore) {
+    let key = key(ATTACKER, "alice");
     for _ in 0..6 {
-        let recorded = store.record_failure(&key(ATTACKER, "alice"), NOW_MS);
-        recorded.into_ready().unwrap().unwrap();
+        assert_eq!(store.attempt(&key, NOW_MS).await.unwrap(), Decision::Allow);
     }
-    let decision = store.check(&key(ATTACKER, "alice"), NOW_MS).into_ready();
-    assert!(matches!(decision.unwrap().unwrap(), Decision::Limit { .. }));
+    let refused = store.attempt(&key, NOW_MS).await.unwrap();
+    assert!(pair_limited(refused), "{refused:?}");
+    assert_eq!(store.attempt(&key, NOW_MS).await.unwrap(), refused);
+    assert_eq!(store.check(&key, NOW_MS).await.unwrap(), refused);
+}
+
+/// The answer of a memory store, which is always ready.
+fn ready<T>(future: tower_jwt_auth::store::StoreFuture<T>) -> T {
+    future.into_ready().unwrap().unwrap()
+}
+
+fn memory_rows(criterion: &mut Criterion, runtime: &Runtime, record: &Record) {
+    let limited = MemoryLimiterStore::new(LoginLimits::default());
+    runtime.block_on(limit_attacker(&limited));
+    let usernames: Vec<String> = (0..4096).map(|n| format!("user{n}")).collect();
+    let clients = bench_clients(64);
+    let clean = MemoryLimiterStore::new(LoginLimits::default());
+    let first = key(clients[0], &usernames[0]);
+    assert_eq!(ready(clean.attempt(&first, NOW_MS)), Decision::Allow);
+    ready(clean.succeeded(&first, NOW_MS));
+    assert!(clean.is_empty(), "a success leaves nothing behind");
+
+    let mut group = criterion.benchmark_group("limiter/memory");
+    group.bench_function("check", |b| {
+        b.iter_custom(|n| {
+            let key = key(ATTACKER, "alice");
+            let start = Instant::now();
+            for _ in 0..n {
+                let decision = ready(limited.check(black_box(&key), NOW_MS));
+                assert!(pair_limited(black_box(decision)));
+            }
+            keep(record, "limiter/memory/check", n, start.elapsed())
+        });
+    });
+    group.bench_function("attempt_limited", |b| {
+        b.iter_custom(|n| {
+            let key = key(ATTACKER, "alice");
+            let start = Instant::now();
+            for _ in 0..n {
+                let decision = ready(limited.attempt(black_box(&key), NOW_MS));
+                assert!(pair_limited(black_box(decision)));
+            }
+            keep(record, "limiter/memory/attempt_limited", n, start.elapsed())
+        });
+    });
+    let mut now = NOW_MS;
+    group.bench_function("attempt_succeeded", |b| {
+        b.iter_custom(|n| {
+            let start = Instant::now();
+            for i in 0..n {
+                let i = usize::try_from(i).unwrap();
+                let key = key(clients[i % clients.len()], &usernames[i % usernames.len()]);
+                now += 1;
+                let decision = ready(clean.attempt(black_box(&key), now));
+                assert_eq!(decision, Decision::Allow);
+                ready(clean.succeeded(black_box(&key), now));
+            }
+            keep(
+                record,
+                "limiter/memory/attempt_succeeded",
+                n,
+                start.elapsed(),
+            )
+        });
+    });
+    assert!(clean.is_empty(), "successes left {} entries", clean.len());
+
+    // A store at its cap. Each shard holds at most 1/16 of it and, when full, sweeps and evicts
+    // down to 7/8 of that, so the total stays between about 7/8 of the cap and the cap (a fill
+    // waiting for `len() == cap` need never end). Filled instead with one attempt of a new
+    // username per entry of the cap: two new entries each, four hundred thousand in all, so
+    // every shard fills and makes room several times before the measurement.
+    let full = MemoryLimiterStore::new(LoginLimits::default());
+    let pool = bench_clients(65_536);
+    let mut next = 0usize;
+    let mut full_now = NOW_MS;
+    let mut attempt_new = |usernames: &[String]| {
+        let start = Instant::now();
+        for username in usernames {
+            full_now += 1;
+            let key = key(pool[next % pool.len()], username);
+            next += 1;
+            let decision = ready(full.attempt(black_box(&key), full_now));
+            assert_eq!(decision, Decision::Allow);
+        }
+        start.elapsed()
+    };
+    let new_usernames = |from: usize, n: usize| -> Vec<String> {
+        (from..from + n).map(|i| format!("new{i}")).collect()
+    };
+    attempt_new(&new_usernames(0, DEFAULT_MAX_ENTRIES));
+    let filled = full.len();
+    assert!(
+        (DEFAULT_MAX_ENTRIES / 4 * 3..=DEFAULT_MAX_ENTRIES).contains(&filled),
+        "the store holds {filled} entries"
+    );
+    let mut named = DEFAULT_MAX_ENTRIES;
+    group.sample_size(FULL_SAMPLES);
+    group.sampling_mode(SamplingMode::Flat);
+    group.bench_function("attempt_full", |b| {
+        b.iter_custom(|n| {
+            // The usernames are made outside the timed loop.
+            let n_usize = usize::try_from(n).unwrap();
+            let usernames = new_usernames(named, n_usize);
+            named += n_usize;
+            let elapsed = attempt_new(&usernames);
+            keep(record, "limiter/memory/attempt_full", n, elapsed)
+        });
+    });
+    group.finish();
+    println!(
+        "limiter/memory/attempt_full: {filled} entries after the fill, {} after the bench \
+         (cap {DEFAULT_MAX_ENTRIES})",
+        full.len()
+    );
+    assert!(full.len() <= DEFAULT_MAX_ENTRIES);
+}
+
+/// The Redis rows, or why there are none: the line the summary prints instead.
+#[cfg(not(feature = "redis"))]
+fn redis_rows(_: &mut Criterion, _: &Runtime, _: &Record) -> Result<(), &'static str> {
+    Err("not built (cargo bench --bench limiter --features redis)")
+}
+
+/// The Redis rows, or why there are none: the line the summary prints instead.
+#[cfg(feature = "redis")]
+fn redis_rows(
+    criterion: &mut Criterion,
+    runtime: &Runtime,
+    record: &Record,
+) -> Result<(), &'static str> {
+    use tower_jwt_auth::redis::RedisLimiterStore;
+
+    let Some(server) = redis_server::Server::start("cargo bench --bench limiter, limiter/redis/*")
+    else {
+        return Err("SKIPPED: redis-server not found on PATH");
+    };
+    // One connection for both stores; the successes' keys under a prefix of their own.
+    let connection = runtime.block_on(server.connection());
+    let limited = RedisLimiterStore::new(connection.clone(), LoginLimits::default());
+    runtime.block_on(limit_attacker(&limited));
+    let clean =
+        RedisLimiterStore::new(connection.clone(), LoginLimits::default()).prefix("bench-clean:");
+    let usernames: Vec<String> = (0..4096).map(|n| format!("user{n}")).collect();
+    let clients = bench_clients(64);
+    let clean_keys = || runtime.block_on(keys(&connection, "bench-clean:*"));
+    let first = key(clients[0], &usernames[0]);
+    let decision = runtime.block_on(clean.attempt(&first, NOW_MS)).unwrap();
+    assert_eq!(decision, Decision::Allow);
+    assert_eq!(
+        clean_keys().len(),
+        3,
+        "an attempt counts on pair, username and client"
+    );
+    runtime.block_on(clean.succeeded(&first, NOW_MS)).unwrap();
+    assert_eq!(
+        clean_keys(),
+        Vec::<String>::new(),
+        "a success leaves nothing behind"
+    );
+
+    let mut group = criterion.benchmark_group("limiter/redis");
+    group.bench_function("attempt_limited", |b| {
+        b.iter_custom(|n| {
+            let elapsed = runtime.block_on(async {
+                let key = key(ATTACKER, "alice");
+                let start = Instant::now();
+                for _ in 0..n {
+                    let decision = limited.attempt(black_box(&key), NOW_MS).await.unwrap();
+                    assert!(pair_limited(black_box(decision)));
+                }
+                start.elapsed()
+            });
+            keep(record, "limiter/redis/attempt_limited", n, elapsed)
+        });
+    });
+    let mut now = NOW_MS;
+    group.bench_function("attempt_succeeded", |b| {
+        b.iter_custom(|n| {
+            let elapsed = runtime.block_on(async {
+                let start = Instant::now();
+                for i in 0..n {
+                    let i = usize::try_from(i).unwrap();
+                    let key = key(clients[i % clients.len()], &usernames[i % usernames.len()]);
+                    now += 1;
+                    let decision = clean.attempt(black_box(&key), now).await.unwrap();
+                    assert_eq!(decision, Decision::Allow);
+                    clean.succeeded(black_box(&key), now).await.unwrap();
+                }
+                start.elapsed()
+            });
+            keep(record, "limiter/redis/attempt_succeeded", n, elapsed)
+        });
+    });
+    group.bench_function("check", |b| {
+        b.iter_custom(|n| {
+            let elapsed = runtime.block_on(async {
+                let key = key(ATTACKER, "alice");
+                let start = Instant::now();
+                for _ in 0..n {
+                    let decision = limited.check(black_box(&key), NOW_MS).await.unwrap();
+                    assert!(pair_limited(black_box(decision)));
+                }
+                start.elapsed()
+            });
+            keep(record, "limiter/redis/check", n, elapsed)
+        });
+    });
+    // The transport alone: a PING on the same connection, the floor under every row above.
+    group.bench_function("ping", |b| {
+        b.iter_custom(|n| {
+            let elapsed = runtime.block_on(async {
+                let mut connection = connection.clone();
+                let start = Instant::now();
+                for _ in 0..n {
+                    let pong: String = ::redis::cmd("PING")
+                        .query_async(&mut connection)
+                        .await
+                        .unwrap();
+                    assert_eq!(black_box(pong), "PONG");
+                }
+                start.elapsed()
+            });
+            keep(record, "limiter/redis/ping", n, elapsed)
+        });
+    });
+    group.finish();
+    assert_eq!(
+        clean_keys(),
+        Vec::<String>::new(),
+        "successes left keys behind"
+    );
+    drop(server);
+    Ok(())
+}
+
+/// The keys matching `pattern`.
+#[cfg(feature = "redis")]
+async fn keys(connection: &::redis::aio::ConnectionManager, pattern: &str) -> Vec<String> {
+    ::redis::cmd("KEYS")
+        .arg(pattern)
+        .query_async(&mut connection.clone())
+        .await
+        .unwrap()
 }
 
 fn request(client: Ipv4Addr, body: &'static str) -> Request<Body> {
@@ -135,8 +426,6 @@ where
 }
 
 fn main() {
-    const FAST_SAMPLES: usize = 30;
-    const LOGIN_SAMPLES: usize = 10;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -148,79 +437,12 @@ fn main() {
         .measurement_time(Duration::from_secs(3))
         .configure_from_args();
 
-    // Direct store calls.
-    let store = MemoryLimiterStore::new(LoginLimits::default());
-    limit_attacker(&store);
-    let usernames: Vec<String> = (0..4096).map(|n| format!("user{n}")).collect();
-    let clients: Vec<Ipv4Addr> = (0..64u32)
-        .map(|n| Ipv4Addr::from(0xC612_0000 + n))
-        .collect();
-    let mut memory = criterion.benchmark_group("limiter/memory");
-    memory.bench_function("check", |b| {
-        b.iter_custom(|n| {
-            let key = key(ATTACKER, "alice");
-            let start = Instant::now();
-            for _ in 0..n {
-                let decision = store.check(black_box(&key), NOW_MS).into_ready();
-                black_box(decision.unwrap().unwrap());
-            }
-            keep(&record, "limiter/memory/check", n, start.elapsed())
-        });
-    });
-    let mut now = NOW_MS;
-    memory.bench_function("record_failure", |b| {
-        b.iter_custom(|n| {
-            let start = Instant::now();
-            for i in 0..n {
-                let i = usize::try_from(i).unwrap();
-                let username = &usernames[i % usernames.len()];
-                let key = key(clients[i % clients.len()], username);
-                now += 1;
-                let recorded = store.record_failure(black_box(&key), now).into_ready();
-                recorded.unwrap().unwrap();
-            }
-            keep(&record, "limiter/memory/record_failure", n, start.elapsed())
-        });
-    });
-    // A store at its cap: every failure of a new username makes room first.
-    let full = MemoryLimiterStore::new(LoginLimits::default());
-    let mut next = 0usize;
-    let mut full_now = NOW_MS;
-    let fail_new = |full: &MemoryLimiterStore, next: &mut usize, now: &mut u64| {
-        let username = format!("new{next}");
-        let key = key(clients[*next % clients.len()], &username);
-        *next += 1;
-        *now += 1;
-        full.record_failure(&key, *now)
-            .into_ready()
-            .unwrap()
-            .unwrap();
-    };
-    while full.len() < DEFAULT_MAX_ENTRIES {
-        fail_new(&full, &mut next, &mut full_now);
-    }
-    memory.sample_size(10);
-    memory.sampling_mode(SamplingMode::Flat);
-    memory.bench_function("record_failure_full", |b| {
-        b.iter_custom(|n| {
-            let start = Instant::now();
-            for _ in 0..n {
-                fail_new(&full, &mut next, &mut full_now);
-            }
-            keep(
-                &record,
-                "limiter/memory/record_failure_full",
-                n,
-                start.elapsed(),
-            )
-        });
-    });
-    memory.finish();
-    assert!(full.len() <= DEFAULT_MAX_ENTRIES);
+    memory_rows(&mut criterion, &runtime, &record);
+    let redis = redis_rows(&mut criterion, &runtime, &record);
 
     // The layer alone: refused before the inner service, which would answer 500.
     let layer_store = Arc::new(MemoryLimiterStore::new(LoginLimits::default()));
-    limit_attacker(&layer_store);
+    runtime.block_on(limit_attacker(&*layer_store));
     let layer = RateLimitLoginLayer::new(Arc::clone(&layer_store) as Arc<dyn LimiterStore>)
         .clock(fixed_clock);
     let refused: RateLimitLogin<_> = layer.layer(service_fn(|_: Request<Body>| async {
@@ -231,7 +453,7 @@ fn main() {
 
     // The router with the default hasher behind the same kind of layer.
     let router_store = Arc::new(MemoryLimiterStore::new(LoginLimits::default()));
-    limit_attacker(&router_store);
+    runtime.block_on(limit_attacker(&*router_store));
     let limiter = RateLimitLoginLayer::new(Arc::clone(&router_store) as Arc<dyn LimiterStore>)
         .clock(fixed_clock);
     let issuer = TokenIssuer::generate_ed25519("https://auth.example", "api").unwrap();
@@ -284,32 +506,91 @@ fn main() {
         stats.overloaded, hashes_before.overloaded,
         "no login was refused for capacity"
     );
+    summary(&record, redis);
+}
+
+fn summary(record: &Record, redis: Result<(), &str>) {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!("\nlimiter summary: medians of the measured samples, {cores} cores");
-    let rows = [
-        ("limiter/memory/check", FAST_SAMPLES),
-        ("limiter/memory/record_failure", FAST_SAMPLES),
-        ("limiter/memory/record_failure_full", 10),
-        ("layer/429", FAST_SAMPLES),
-        ("router/429", FAST_SAMPLES),
-        ("login/real", LOGIN_SAMPLES),
+    let memory = [
+        ("limiter/memory/check", FAST_SAMPLES, ""),
+        ("limiter/memory/attempt_limited", FAST_SAMPLES, ""),
+        (
+            "limiter/memory/attempt_succeeded",
+            FAST_SAMPLES,
+            "  (attempt + succeeded)",
+        ),
+        ("limiter/memory/attempt_full", FULL_SAMPLES, ""),
     ];
-    for (name, samples) in rows {
-        let ns = median_ns(&record, name, samples);
-        if ns >= 1e6 {
-            println!("  {name:<36} {:>10.2} ms", ns / 1e6);
-        } else if ns >= 1e3 {
-            println!("  {name:<36} {:>10.2} µs", ns / 1e3);
-        } else {
-            println!("  {name:<36} {ns:>10.0} ns");
-        }
+    let on_redis = [
+        ("limiter/redis/attempt_limited", FAST_SAMPLES, ""),
+        (
+            "limiter/redis/attempt_succeeded",
+            FAST_SAMPLES,
+            "  (attempt + succeeded: 2 round trips)",
+        ),
+        ("limiter/redis/check", FAST_SAMPLES, ""),
+        (
+            "limiter/redis/ping",
+            FAST_SAMPLES,
+            "  (the round trip alone)",
+        ),
+    ];
+    let layers = [
+        ("layer/429", FAST_SAMPLES, ""),
+        ("router/429", FAST_SAMPLES, ""),
+        ("login/real", LOGIN_SAMPLES, ""),
+    ];
+    let line = |name: &str, ns: Option<f64>, note: &str| match ns {
+        None => println!("  {name:<34} {:>10}", "not run"),
+        Some(ns) if ns >= 1e6 => println!("  {name:<34} {:>10.2} ms{note}", ns / 1e6),
+        Some(ns) if ns >= 1e3 => println!("  {name:<34} {:>10.2} µs{note}", ns / 1e3),
+        Some(ns) => println!("  {name:<34} {ns:>10.0} ns{note}"),
+    };
+    for (name, samples, note) in memory {
+        line(name, median_ns(record, name, samples), note);
     }
-    let login = median_ns(&record, "login/real", LOGIN_SAMPLES);
-    let layer = median_ns(&record, "layer/429", FAST_SAMPLES);
-    let router = median_ns(&record, "router/429", FAST_SAMPLES);
-    println!(
-        "  login/real ÷ layer/429  = {:.0}  (one real login costs as much as that many refused guesses)",
-        login / layer
-    );
-    println!("  login/real ÷ router/429 = {:.0}", login / router);
+    match redis {
+        Ok(()) => {
+            for (name, samples, note) in on_redis {
+                line(name, median_ns(record, name, samples), note);
+            }
+        }
+        Err(why) => println!("  {:<34} {why}", "limiter/redis/*"),
+    }
+    for (name, samples, note) in layers {
+        line(name, median_ns(record, name, samples), note);
+    }
+
+    let ns = |name: &str, samples: usize| median_ns(record, name, samples);
+    let login = ns("login/real", LOGIN_SAMPLES);
+    if let (Some(login), Some(layer)) = (login, ns("layer/429", FAST_SAMPLES)) {
+        println!(
+            "  login/real ÷ layer/429  = {:.0}  (one real login costs as much as that many refused guesses)",
+            login / layer
+        );
+    }
+    if let (Some(login), Some(router)) = (login, ns("router/429", FAST_SAMPLES)) {
+        println!("  login/real ÷ router/429 = {:.0}", login / router);
+    }
+    if let (Some(redis), Some(memory)) = (
+        ns("limiter/redis/attempt_limited", FAST_SAMPLES),
+        ns("limiter/memory/attempt_limited", FAST_SAMPLES),
+    ) {
+        println!(
+            "  limiter/redis/attempt_limited ÷ limiter/memory/attempt_limited = {:.0}  \
+             (a refused guess decided over loopback Redis against in memory)",
+            redis / memory
+        );
+    }
+    if let (Some(attempt), Some(ping)) = (
+        ns("limiter/redis/attempt_limited", FAST_SAMPLES),
+        ns("limiter/redis/ping", FAST_SAMPLES),
+    ) {
+        println!(
+            "  limiter/redis/attempt_limited ÷ limiter/redis/ping = {:.2}  \
+             (the script's cost over a bare round trip)",
+            attempt / ping
+        );
+    }
 }
