@@ -52,7 +52,7 @@ use axum::body::Body;
 use criterion::{Criterion, SamplingMode};
 use http::header::CONTENT_TYPE;
 use http::{Request, Response, StatusCode};
-use http_body_util::BodyExt;
+use http_body_util::{BodyExt, Full};
 use tokio::runtime::Runtime;
 use tower::{Layer, ServiceExt, service_fn};
 use tower_jwt_auth::TokenIssuer;
@@ -445,11 +445,12 @@ fn main() {
     runtime.block_on(limit_attacker(&*layer_store));
     let layer = RateLimitLoginLayer::new(Arc::clone(&layer_store) as Arc<dyn LimiterStore>)
         .clock(fixed_clock);
-    let refused: RateLimitLogin<_> = layer.layer(service_fn(|_: Request<Body>| async {
-        let mut response = Response::new(Body::empty());
-        *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-        Ok::<_, Infallible>(response)
-    }));
+    let refused: RateLimitLogin<_> =
+        layer.layer(service_fn(|_: Request<Full<bytes::Bytes>>| async {
+            let mut response = Response::new(Body::empty());
+            *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+            Ok::<_, Infallible>(response)
+        }));
 
     // The router with the default hasher behind the same kind of layer.
     let router_store = Arc::new(MemoryLimiterStore::new(LoginLimits::default()));

@@ -535,6 +535,41 @@ mod with_tonic {
         assert_eq!(status.message(), "malformed credentials");
     }
 
+    /// tonic's request body goes through `RateLimitLogin` unchanged in type for the service
+    /// behind it (which gets the bytes as a `Full<Bytes>`). A gRPC body is protobuf, so no
+    /// username is read and the per-client rule applies: a burst of ten failures (status 16),
+    /// then `RESOURCE_EXHAUSTED` before the inner service runs. The app tells the layer the
+    /// peer (here a fixed address; a real server takes tonic's `TcpConnectInfo`).
+    #[cfg(feature = "rate-limit")]
+    #[tokio::test]
+    async fn a_tonic_client_and_server_through_rate_limit_login() {
+        use tower_jwt_auth::ratelimit::{
+            ClientAddr, LoginLimits, MemoryLimiterStore, RateLimitLoginLayer,
+        };
+        let (_reporter, health) = tonic_health::server::health_reporter();
+        let limiter =
+            RateLimitLoginLayer::new(Arc::new(MemoryLimiterStore::new(LoginLimits::default())));
+        let server = ServiceBuilder::new()
+            .map_request(|mut request: Request<tonic::body::Body>| {
+                let peer = ClientAddr("203.0.113.9".parse().unwrap());
+                request.extensions_mut().insert(peer);
+                request
+            })
+            .layer(limiter)
+            .layer(BearerAuthLayer::new(common::verifier()))
+            .service(health);
+        let mut client = HealthClient::new(server);
+        // A success (trailers say OK) is not a failure and leaves the burst whole.
+        let ok = client.check(check(Some(&valid_token()))).await.unwrap();
+        assert_eq!(ok.into_inner().status(), ServingStatus::Serving);
+        for n in 0..10 {
+            let status = client.check(check(None)).await.unwrap_err();
+            assert_eq!(status.code(), tonic::Code::Unauthenticated, "failure {n}");
+        }
+        let status = client.check(check(Some(&valid_token()))).await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+    }
+
     #[tokio::test]
     async fn a_tonic_client_sees_permission_denied() {
         let (_reporter, health) = tonic_health::server::health_reporter();

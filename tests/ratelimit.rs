@@ -37,7 +37,7 @@ use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode};
 use http_body::Frame;
-use http_body_util::BodyExt;
+use http_body_util::{BodyExt, Full};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 use tower::service_fn;
@@ -110,7 +110,10 @@ impl Seen {
     }
 }
 
-type Inner = BoxCloneService<Request<Body>, Response<Body>, Infallible>;
+/// What the limiter hands on: the body it read.
+type Handed = Request<Full<Bytes>>;
+
+type Inner = BoxCloneService<Handed, Response<Body>, Infallible>;
 
 /// A login service (`service_fn`) that records each request in `seen` and answers it with
 /// `answer(headers, body)`.
@@ -119,7 +122,7 @@ where
     A: Fn(&HeaderMap, &[u8]) -> Response<Body> + Clone + Send + Sync + 'static,
 {
     let seen = seen.clone();
-    BoxCloneService::new(service_fn(move |request: Request<Body>| {
+    BoxCloneService::new(service_fn(move |request: Handed| {
         let (seen, answer) = (seen.clone(), answer.clone());
         async move {
             let (parts, body) = request.into_parts();
@@ -1574,6 +1577,58 @@ async fn a_refresh_grant_naming_a_username_does_not_clear_its_failures() {
     );
 }
 
+/// Plain hyper: the layer takes hyper's `Incoming` body off a real connection, and the app
+/// gives it the peer address from `accept`. Six wrong passwords reach the login byte for byte,
+/// the seventh is a 429.
+#[tokio::test]
+async fn plain_hyper_connections_are_limited_with_their_incoming_bodies() {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use hyper_util::service::TowerToHyperService;
+
+    let seen = Seen::default();
+    let store = Arc::new(MemoryLimiterStore::new(LoginLimits::default()));
+    let login = tower::Layer::layer(
+        &RateLimitLoginLayer::new(store as Arc<dyn LimiterStore>),
+        inner(&seen, passwords),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        loop {
+            let (stream, peer) = listener.accept().await.unwrap();
+            let service = tower::ServiceBuilder::new()
+                .map_request(move |mut request: Request<hyper::body::Incoming>| {
+                    request.extensions_mut().insert(ClientAddr(peer.ip()));
+                    request
+                })
+                .service(login.clone());
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service)),
+            );
+        }
+    });
+    let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+        .build_http::<Full<Bytes>>();
+    let form = "grant_type=password&username=alice&password=wrong";
+    let mut statuses = Vec::new();
+    for _ in 0..7 {
+        let request = Request::post(format!("http://{addr}/token"))
+            .header(CONTENT_TYPE, FORM)
+            .body(Full::from(form))
+            .unwrap();
+        let response = client.request(request).await.unwrap();
+        statuses.push(response.status().as_u16());
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            assert_eq!(response.headers()[RETRY_AFTER], "1");
+        }
+    }
+    server.abort();
+    assert_eq!(statuses, [400, 400, 400, 400, 400, 400, 429]);
+    assert_eq!(seen.calls(), 6);
+    assert_eq!(seen.last().1, form.as_bytes());
+}
+
 // ---------------------------------------------------------------------------------------------
 // Rule 15: attempts in flight together
 // ---------------------------------------------------------------------------------------------
@@ -1581,7 +1636,7 @@ async fn a_refresh_grant_naming_a_username_does_not_clear_its_failures() {
 /// A login that records each request, then holds it until `gate` opens and refuses it.
 fn held_login(seen: &Seen, gate: tokio::sync::watch::Receiver<bool>) -> Inner {
     let seen = seen.clone();
-    BoxCloneService::new(service_fn(move |request: Request<Body>| {
+    BoxCloneService::new(service_fn(move |request: Handed| {
         let (seen, mut gate) = (seen.clone(), gate.clone());
         async move {
             let (parts, body) = request.into_parts();
@@ -1715,7 +1770,7 @@ async fn an_inner_service_error_gives_the_attempt_back() {
     let calls = Arc::new(AtomicUsize::new(0));
     let failing = {
         let calls = Arc::clone(&calls);
-        service_fn(move |_: Request<Body>| {
+        service_fn(move |_: Handed| {
             calls.fetch_add(1, Ordering::SeqCst);
             async { Err::<Response<Body>, _>("connection reset") }
         })

@@ -7,15 +7,15 @@
 //! use bytes::Bytes;
 //! use http::{Request, Response, StatusCode};
 //! use http_body_util::Full;
-//! use tower::{Service, ServiceBuilder, ServiceExt};
+//! use tower::{ServiceBuilder, ServiceExt};
 //! use tower_jwt_auth::ratelimit::{ClientAddr, LoginLimits, MemoryLimiterStore, RateLimitLoginLayer};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let limiter = RateLimitLoginLayer::new(Arc::new(MemoryLimiterStore::new(LoginLimits::default())));
-//! // A login handler that refuses every password. The limiter hands the body on as read, so the
-//! // body type must be buildable from bytes (axum's `Body` and `Full<Bytes>` are).
-//! let mut login = ServiceBuilder::new().layer(limiter).service_fn(|_: Request<Full<Bytes>>| async {
+//! // A login handler that refuses every password. The limiter hands the body on as it read it,
+//! // a `Full<Bytes>`, whatever body it was given (axum's, hyper's `Incoming`, tonic's).
+//! let login = ServiceBuilder::new().layer(limiter).service_fn(|_: Request<Full<Bytes>>| async {
 //!     Ok::<_, std::convert::Infallible>(
 //!         Response::builder().status(401).body(String::from("wrong password")).unwrap(),
 //!     )
@@ -23,17 +23,17 @@
 //! let attempt = || {
 //!     let mut request = Request::post("/token")
 //!         .header("content-type", "application/x-www-form-urlencoded")
-//!         .body(Full::from("grant_type=password&username=alice&password=guess"))
+//!         .body(Full::<Bytes>::from("grant_type=password&username=alice&password=guess"))
 //!         .unwrap();
 //!     request.extensions_mut().insert(ClientAddr("203.0.113.7".parse::<IpAddr>().unwrap()));
 //!     request
 //! };
 //! for _ in 0..6 {
-//!     let response = login.ready().await?.call(attempt()).await?;
+//!     let response = login.clone().oneshot(attempt()).await?;
 //!     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 //! }
 //! // Five failures are free, the sixth went through; the seventh must wait.
-//! let limited = login.ready().await?.call(attempt()).await?;
+//! let limited = login.oneshot(attempt()).await?;
 //! assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
 //! assert_eq!(limited.headers()["retry-after"], "1");
 //! # Ok(()) }
@@ -48,7 +48,7 @@
 //! ([`ipv6_prefix`](RateLimitLoginLayer::ipv6_prefix)). It asks the [`LimiterStore`] (see
 //! [`LoginLimits`] for the policy); a limited attempt is answered 429 with `Retry-After` and a
 //! JSON body (gRPC: status 8 `RESOURCE_EXHAUSTED`) without calling the inner service. Otherwise the inner service gets
-//! the request with its body unchanged, and the layer learns the outcome from the response:
+//! the request with its body's bytes unchanged, and the layer learns the outcome from the response:
 //! a [`LoginOutcome`] in its extensions (set by [`AuthRouter`]), else 2xx is a success and 401,
 //! gRPC 16 or a 400 whose JSON `error` is `invalid_grant` are failures. Only failures count; a
 //! success clears the (client, username) record. So that concurrent attempts cannot all pass
@@ -74,7 +74,7 @@ use bytes::{Bytes, BytesMut};
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body::Body;
-use http_body_util::BodyExt;
+use http_body_util::{BodyExt, Full};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -279,6 +279,11 @@ impl<S> Layer<S> for RateLimitLoginLayer {
 }
 
 /// Limits failed logins to the inner service; see the [module docs](self).
+///
+/// It accepts a request with any body (axum's `Body`, hyper's `Incoming`, tonic's `Body`) and
+/// hands the inner service the same request with the body it read, as a `Full<Bytes>`: the
+/// inner service is a `Service<Request<Full<Bytes>>>`. axum's routes and routers, tonic's
+/// generated servers and `Routes` accept any body, so they need no change.
 #[derive(Clone)]
 pub struct RateLimitLogin<S> {
     inner: S,
@@ -301,10 +306,10 @@ pub type ResponseFuture<ResBody, E> =
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RateLimitLogin<S>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S: Service<Request<Full<Bytes>>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send,
     S::Error: Send,
-    ReqBody: Body + From<Bytes> + Send + 'static,
+    ReqBody: Body + Send + 'static,
     ReqBody::Data: Send,
     ResBody: Body<Data = Bytes> + Send + 'static,
     ResBody::Error: Send,
@@ -332,8 +337,8 @@ async fn limit<S, ReqBody, ResBody>(
     request: Request<ReqBody>,
 ) -> Result<Response<ResponseBody<ResBody>>, S::Error>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-    ReqBody: Body + From<Bytes>,
+    S: Service<Request<Full<Bytes>>, Response = Response<ResBody>>,
+    ReqBody: Body,
     ResBody: Body<Data = Bytes>,
 {
     let grpc = is_grpc(request.headers());
@@ -375,7 +380,7 @@ where
     };
 
     let response = match inner
-        .call(Request::from_parts(parts, ReqBody::from(body)))
+        .call(Request::from_parts(parts, Full::new(body)))
         .await
     {
         Ok(response) => response,
