@@ -1,7 +1,7 @@
 //! Who is logging in: the client address (the peer, or the right-most untrusted forwarding
 //! entry when the peer is a trusted proxy) and the normalised username from the body.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use http::{HeaderMap, Request};
 
@@ -115,10 +115,18 @@ pub(crate) fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[Cidr]) -> 
     client
 }
 
-/// The network an IPv6 client is counted as: its first `prefix` bits (IPv4 addresses are
-/// counted one by one).
+/// The well-known NAT64 prefix, `64:ff9b::/96` (RFC 6052): the last 32 bits are an IPv4 host.
+const NAT64: u128 = 0x0064_ff9b_0000_0000_0000_0000_0000_0000;
+
+/// The network an IPv6 client is counted as: its first `prefix` bits. IPv4 addresses are
+/// counted one by one, and so are IPv4 hosts reached through the well-known NAT64 prefix,
+/// which a /64 would otherwise lump together behind one translator.
 pub(crate) fn network(ip: IpAddr, prefix: u8) -> IpAddr {
     match ip {
+        IpAddr::V6(v6) if u128::from(v6) >> 32 == NAT64 >> 32 => IpAddr::V4(
+            u32::try_from(u128::from(v6) & 0xffff_ffff)
+                .map_or(Ipv4Addr::UNSPECIFIED, Ipv4Addr::from),
+        ),
         IpAddr::V6(v6) => {
             let mask = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
             IpAddr::V6((u128::from(v6) & mask).into())
@@ -204,6 +212,10 @@ mod tests {
         assert_eq!(network(ip("2001:db8:1:2::1"), 48), ip("2001:db8:1::"));
         assert_eq!(network(ip("2001:db8:1:2::1"), 128), ip("2001:db8:1:2::1"));
         assert_eq!(network(ip("203.0.113.7"), 64), ip("203.0.113.7"));
+        // IPv4 hosts behind a NAT64 translator stay distinct clients.
+        assert_eq!(network(ip("64:ff9b::cb00:7107"), 64), ip("203.0.113.7"));
+        assert_eq!(network(ip("64:ff9b::cb00:7108"), 64), ip("203.0.113.8"));
+        assert_eq!(network(ip("64:ff9b:0:0:1::1"), 64), ip("64:ff9b::"));
     }
 
     #[test]

@@ -84,7 +84,8 @@ impl LoginLimits {
     ///
     /// # Errors
     ///
-    /// [`ConfigError::InvalidSetting`] when `base` is zero or `cap < base`.
+    /// [`ConfigError::InvalidSetting`] when `base` is zero, `cap < base`, or `cap` is longer
+    /// than [`forget_after`](Self::forget_after).
     pub fn per_client_and_username(
         mut self,
         free: u32,
@@ -92,7 +93,7 @@ impl LoginLimits {
         cap: Duration,
     ) -> Result<Self, ConfigError> {
         self.pair = backoff(free, base, cap)?;
-        Ok(self)
+        self.outlived()
     }
 
     /// The username backoff across all clients.
@@ -107,7 +108,7 @@ impl LoginLimits {
         cap: Duration,
     ) -> Result<Self, ConfigError> {
         self.account = backoff(free, base, cap)?;
-        Ok(self)
+        self.outlived()
     }
 
     /// Locks an account for `duration` after `failures` consecutive failures.
@@ -115,7 +116,7 @@ impl LoginLimits {
     /// # Errors
     ///
     /// [`ConfigError::InvalidSetting`] when `failures` is 0 or above [`NIST_MAX_FAILURES`], or
-    /// `duration` is zero.
+    /// `duration` is zero or longer than [`forget_after`](Self::forget_after).
     pub fn lock_account(mut self, failures: u32, duration: Duration) -> Result<Self, ConfigError> {
         if failures == 0 || failures > NIST_MAX_FAILURES {
             return Err(ConfigError::InvalidSetting(
@@ -124,7 +125,7 @@ impl LoginLimits {
         }
         self.lock_after = failures;
         self.lock_for = positive(duration, "the account lock must last")?;
-        Ok(self)
+        self.outlived()
     }
 
     /// The per-client GCRA: `failures` per `period`, with bursts of `burst`.
@@ -154,12 +155,19 @@ impl LoginLimits {
     ///
     /// [`ConfigError::InvalidSetting`] when shorter than the longest backoff or the lock.
     pub fn forget_after(mut self, after: Duration) -> Result<Self, ConfigError> {
+        self.forget_after = after;
+        self.outlived()
+    }
+
+    /// Whether the counters outlive the longest backoff and the lock, checked after every
+    /// setter so that the order of the calls cannot matter.
+    fn outlived(self) -> Result<Self, ConfigError> {
+        let after = self.forget_after;
         if after < self.pair.cap || after < self.account.cap || after < self.lock_for {
             return Err(ConfigError::InvalidSetting(
                 "counters must outlive the longest backoff and the account lock",
             ));
         }
-        self.forget_after = after;
         Ok(self)
     }
 
@@ -236,6 +244,16 @@ fn wait(until_ms: u64, now_ms: u64) -> Option<Duration> {
     (until_ms > now_ms).then(|| Duration::from_millis(until_ms - now_ms))
 }
 
+/// The rest of a record's backoff. Within the free failures there is none, even when the
+/// record's time is ahead of `now_ms` (another instance's clock, or a clock stepped back).
+fn backoff_wait(record: Failures, backoff: Backoff, now_ms: u64) -> Option<Duration> {
+    let delay = ms(backoff.delay(record.count));
+    if delay == 0 {
+        return None;
+    }
+    wait(record.last_ms.saturating_add(delay), now_ms)
+}
+
 impl LoginLimits {
     /// The decision for the three records of an attempt. `client_tat_ms` is the client's GCRA
     /// theoretical arrival time. The longest wait wins.
@@ -253,19 +271,11 @@ impl LoginLimits {
             ),
             (
                 LimitReason::ClientAndUsername,
-                wait(
-                    pair.last_ms.saturating_add(ms(self.pair.delay(pair.count))),
-                    now_ms,
-                ),
+                backoff_wait(pair, self.pair, now_ms),
             ),
             (
                 LimitReason::Username,
-                wait(
-                    account
-                        .last_ms
-                        .saturating_add(ms(self.account.delay(account.count))),
-                    now_ms,
-                ),
+                backoff_wait(account, self.account, now_ms),
             ),
             (
                 LimitReason::Client,
@@ -494,6 +504,49 @@ mod tests {
             ..at_101
         };
         assert_eq!(limits.refund(at_200, true).unwrap().locked_until_ms, 0);
+    }
+
+    #[test]
+    fn a_clock_behind_the_records_never_limits_within_the_free_failures() {
+        let limits = LoginLimits::default();
+        let ahead = 1_000 * S;
+        let pair = limits.fail(Failures::default(), ahead, false);
+        let account = limits.fail(Failures::default(), ahead, true);
+        // Another instance, a second behind, sees the failure "in the future": one of five
+        // free ones, so no wait.
+        assert_eq!(limits.decide(pair, account, 0, ahead - S), Decision::Allow);
+        // Past the free failures the backoff runs from the record's time, as before.
+        let mut pair = pair;
+        for _ in 0..5 {
+            pair = limits.fail(pair, ahead, false);
+        }
+        assert_eq!(
+            limited(limits.decide(pair, Failures::default(), 0, ahead - S)),
+            Some((LimitReason::ClientAndUsername, 2 * S))
+        );
+    }
+
+    #[test]
+    fn every_setter_keeps_the_counters_outliving_the_waits_whatever_the_order() {
+        let hour = Duration::from_secs(3600);
+        let short = LoginLimits::default()
+            .per_client_and_username(5, Duration::from_secs(1), Duration::from_secs(60))
+            .unwrap()
+            .per_username(20, Duration::from_secs(1), Duration::from_secs(60))
+            .unwrap()
+            .lock_account(100, Duration::from_secs(60))
+            .unwrap()
+            .forget_after(hour)
+            .unwrap();
+        assert!(
+            short
+                .clone()
+                .per_client_and_username(0, 2 * hour, 2 * hour)
+                .is_err()
+        );
+        assert!(short.clone().per_username(0, 2 * hour, 2 * hour).is_err());
+        assert!(short.clone().lock_account(100, 2 * hour).is_err());
+        assert!(short.lock_account(100, hour).is_ok());
     }
 
     #[test]

@@ -124,8 +124,15 @@ pub struct LoginKey<'a> {
 /// failures ([`succeeded`](Self::succeeded)), and an attempt that was neither gets its charges
 /// back ([`refund`](Self::refund)). Counting first is what makes the limits hold under
 /// concurrency: attempts in flight together cannot all pass one check, so no more than the
-/// NIST limit of guesses per account ever reaches the password check. An attempt whose
-/// outcome never arrives (the caller went away mid-login) stays counted.
+/// free failures, the client's burst, or the failures before an account lock reach the
+/// password check at once. An attempt whose caller goes away before the answer is given back
+/// (nothing was learned from it).
+///
+/// Known limits of the accounting: a refund keeps the time of the attempt it gives back as
+/// the record's latest, so an attempt that turns out to be neither restarts a running backoff
+/// (as a wrong password would, without adding to the count); and a refund is not tied to its
+/// own charge, so one that arrives after the record was cleared or expired takes back a later
+/// failure instead.
 pub trait LimiterStore: Send + Sync + 'static {
     /// Whether an attempt by `key` would be allowed now, counting nothing.
     fn check(&self, key: &LoginKey<'_>, now_ms: u64) -> StoreFuture<Decision>;
@@ -362,7 +369,7 @@ where
 
     // The attempt is counted as a failure here, before the login runs, and settled below.
     let counted = match config.store.attempt(&key, config.now_ms()).await {
-        Ok(Decision::Allow) => true,
+        Ok(Decision::Allow) => Some(Counted::new(&config, &key)),
         Ok(Decision::Limit {
             reason,
             retry_after,
@@ -375,7 +382,7 @@ where
                 return Ok(answer(grpc, refusal));
             }
             // Failing open: nothing was counted, so there is nothing to settle.
-            false
+            None
         }
     };
 
@@ -385,30 +392,98 @@ where
     {
         Ok(response) => response,
         Err(error) => {
-            if counted {
-                settle(&config, &key, LoginOutcome::Neither).await;
+            if let Some(counted) = counted {
+                counted.settle(LoginOutcome::Neither).await;
             }
             return Err(error);
         }
     };
     let (response, outcome) = outcome(response).await;
-    if counted {
-        settle(&config, &key, outcome).await;
+    if let Some(counted) = counted {
+        counted.settle(outcome).await;
     }
     Ok(response)
 }
 
-/// Settles a counted attempt: a failure keeps its charge.
-async fn settle(config: &Config, key: &LoginKey<'_>, outcome: LoginOutcome) {
-    let now = config.now_ms();
-    let settled = match outcome {
-        LoginOutcome::Failure => return,
-        LoginOutcome::Success => config.store.succeeded(key, now).await,
-        LoginOutcome::Neither => config.store.refund(key, now).await,
-    };
-    if let Err(error) = settled {
-        tracing::error!(%error, "RateLimitLogin: could not record a login outcome");
+/// An attempt the store counted and nobody has settled yet.
+///
+/// Settled, a failure keeps its charge and anything else is given back. Dropped unsettled (the
+/// caller went away before the answer), it is given back as well: no outcome reached anyone,
+/// so nothing was learned, and keeping the charge would let anyone who cancels requests pile
+/// failures onto an account without a password ever being checked.
+struct Counted {
+    config: Arc<Config>,
+    client: IpAddr,
+    username: Option<String>,
+    /// Whether dropping it still has to give the attempt back.
+    armed: bool,
+}
+
+impl Counted {
+    fn new(config: &Arc<Config>, key: &LoginKey<'_>) -> Self {
+        Self {
+            config: Arc::clone(config),
+            client: key.client,
+            username: key.username.map(str::to_owned),
+            armed: true,
+        }
     }
+
+    fn key(&self) -> LoginKey<'_> {
+        LoginKey {
+            client: self.client,
+            username: self.username.as_deref(),
+        }
+    }
+
+    async fn settle(mut self, outcome: LoginOutcome) {
+        // The settlement is this future's from here on, even if it is dropped mid-way.
+        self.armed = false;
+        let now = self.config.now_ms();
+        let key = self.key();
+        let settled = match outcome {
+            LoginOutcome::Failure => return,
+            LoginOutcome::Success => self.config.store.succeeded(&key, now).await,
+            LoginOutcome::Neither => self.config.store.refund(&key, now).await,
+        };
+        if let Err(error) = settled {
+            tracing::error!(%error, "RateLimitLogin: could not record a login outcome");
+        }
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let refund = self.config.store.refund(&self.key(), self.config.now_ms());
+        match refund.into_ready() {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::error!(%error, "RateLimitLogin: could not give back an abandoned attempt");
+            }
+            Err(pending) => finish_in_background(pending),
+        }
+    }
+}
+
+/// Drives a store's refund that could not finish in `drop`, on the tokio runtime when there
+/// is one (there always is for the Redis store). Without one the charge stays: the safe side.
+fn finish_in_background(pending: StoreFuture<()>) {
+    #[cfg(feature = "router")]
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn(async move {
+            if let Err(error) = pending.await {
+                tracing::error!(%error, "RateLimitLogin: could not give back an abandoned attempt");
+            }
+        });
+        return;
+    }
+    drop(pending);
+    tracing::warn!(
+        "RateLimitLogin: no runtime to give back an abandoned attempt; it stays counted"
+    );
 }
 
 /// `Some` refusal when the policy is to fail closed.

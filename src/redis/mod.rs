@@ -55,6 +55,10 @@
 //!   username a failure record that expires when it is forgotten (or the account lock ends),
 //!   per client a GCRA arrival time that expires when it is reached.
 //!
+//! Redis must not evict these keys: keep `maxmemory-policy noeviction` (the default). Every key
+//! has a TTL, so a `volatile-*` policy under memory pressure would drop denylist entries (and
+//! revoked tokens would work again), refresh families and limiter counters.
+//!
 //! Keys start with a prefix ([`DEFAULT_PREFIX`] unless set), so several apps can share one
 //! server. The stores need Redis 6.2 or later on one server (a primary, with replicas if you
 //! like): the scripts touch keys they compute, which Redis Cluster does not allow. Counters

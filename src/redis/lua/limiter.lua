@@ -31,6 +31,14 @@ local function delay(free, delays, count)
   return delays[i]
 end
 
+-- The end of a record's backoff; none within the free failures, even when the record's time is
+-- ahead of now (another instance's clock).
+local function backoff_end(last, free, delays, count)
+  local d = delay(free, delays, count)
+  if d == 0 then return 0 end
+  return last + d
+end
+
 local function arrival()
   return tonumber(redis.call('GET', client_key) or '0') or 0
 end
@@ -69,8 +77,8 @@ local function decide()
     local pair_count, pair_last = load_or_zero(KEYS[1])
     local account_count, account_last, account_locked = load_or_zero(KEYS[2])
     consider(1, account_locked)
-    consider(2, pair_last + delay(PAIR_FREE, PAIR_DELAYS, pair_count))
-    consider(3, account_last + delay(ACCOUNT_FREE, ACCOUNT_DELAYS, account_count))
+    consider(2, backoff_end(pair_last, PAIR_FREE, PAIR_DELAYS, pair_count))
+    consider(3, backoff_end(account_last, ACCOUNT_FREE, ACCOUNT_DELAYS, account_count))
   end
   consider(4, math.max(arrival() - CLIENT_TOLERANCE, 0))
   return {reason, longest}
