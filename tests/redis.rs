@@ -1006,7 +1006,7 @@ async fn limiter_parity(url: &str) {
             jumped += *rng.pick(&advances);
             let now = base + jumped + u64::try_from(started.elapsed().as_millis()).unwrap();
             // One step in eight comes from an instance whose clock is 1.5 s behind.
-            let now = if rng.next() % 8 == 0 {
+            let now = if rng.next().is_multiple_of(8) {
                 now - 1_500
             } else {
                 now
