@@ -170,6 +170,17 @@ impl<'de> Visitor<'de> for StrictValueVisitor {
     }
 }
 
+/// A whole JSON document into `T`, refusing duplicate member names at any depth, including
+/// members `T` does not read (which a derived `Deserialize` would let through).
+pub(crate) fn from_strict_slice<T: serde::de::DeserializeOwned>(
+    json: &[u8],
+) -> Result<T, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_slice(json);
+    let value = StrictValue.deserialize(&mut de)?;
+    de.end()?;
+    serde_json::from_value(value)
+}
+
 /// A JSON array of strings.
 pub(crate) struct StringArray;
 

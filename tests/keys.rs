@@ -1347,3 +1347,145 @@ fn duplicate_members_of_any_name_are_invalid_jwk() {
     let once = format!(r#"{{"keys":[{{"x5t":"a","x5c":["AA"],{body}],"next":1}}"#);
     assert!(KeySet::from_jwks(&once).is_ok());
 }
+
+// ------------------------------------------------------------------------------------------
+// An issuer's published JWKS (what RemoteJwks loads)
+// ------------------------------------------------------------------------------------------
+
+/// The issuer loader's keys and skip reasons, sorted.
+#[allow(clippy::type_complexity)]
+fn issuer_load(doc: &Value) -> Result<(KeySet, Vec<(Option<String>, &'static str)>), ConfigError> {
+    let keys = KeySet::builder().issuer_jwks(doc.to_string())?.build()?;
+    let mut skipped: Vec<_> = keys
+        .skipped()
+        .iter()
+        .map(|s| (s.kid().map(str::to_owned), s.reason()))
+        .collect();
+    skipped.sort();
+    Ok((keys, skipped))
+}
+
+#[test]
+fn an_issuer_jwks_loads_what_the_strict_loader_loads() {
+    let doc = json!({ "keys": asymmetric().map(jwk_for).collect::<Vec<_>>() });
+    let (keys, skipped) = issuer_load(&doc).unwrap();
+    assert!(skipped.is_empty());
+    let strict = KeySet::from_jwks(doc.to_string()).unwrap();
+    assert_eq!(
+        keys.keys().collect::<Vec<_>>(),
+        strict.keys().collect::<Vec<_>>()
+    );
+    for alg in asymmetric() {
+        verifies(&keys, alg, Some(&kid(alg)), "issuer jwks");
+    }
+}
+
+#[test]
+fn one_odd_key_does_not_spoil_an_issuer_jwks() {
+    let weak_rsa = json!({
+        "kty": "RSA", "kid": "weak", "alg": "RS256",
+        "n": b64([0xc5u8; 128]), "e": "AQAB",
+    });
+    let doc = json!({"keys": [
+        jwk_for(Algorithm::ES256),
+        weak_rsa,
+        with(jwk_for(Algorithm::ES256), json!({"kid": "wrong-alg", "alg": "ES384"})),
+        with(jwk_for(Algorithm::EdDSA), json!({"kid": "bad-x", "x": "not base64!"})),
+        jwk_for(Algorithm::HS256),
+        with(jwk_for(Algorithm::ES384), json!({"kid": "twin"})),
+        with(jwk_for(Algorithm::EdDSA), json!({"kid": "twin"})),
+        with(jwk_for(Algorithm::RS256), json!({"use": "enc", "kid": "enc"})),
+    ]});
+    // The strict loader refuses the document outright...
+    assert!(KeySet::from_jwks(doc.to_string()).is_err());
+    // ...the issuer loader keeps the good key and says why each other one went.
+    let (keys, skipped) = issuer_load(&doc).unwrap();
+    assert_eq!(
+        keys.keys().collect::<Vec<_>>(),
+        [(Some("es256"), Algorithm::ES256)]
+    );
+    assert_eq!(
+        skipped,
+        [
+            (Some("bad-x".to_owned()), "invalid key"),
+            (Some("enc".to_owned()), "use is not sig"),
+            (
+                Some("hs256".to_owned()),
+                "symmetric key in an issuer's jwks"
+            ),
+            (Some("twin".to_owned()), "duplicate kid"),
+            (Some("twin".to_owned()), "duplicate kid"),
+            (Some("weak".to_owned()), "invalid key"),
+            (Some("wrong-alg".to_owned()), "invalid key"),
+        ]
+    );
+    verifies(&keys, Algorithm::ES256, Some("es256"), "the good key");
+    // A token under the ambiguous kid finds no key.
+    let twin = signer(Algorithm::ES256)
+        .with_kid("twin")
+        .sign(&claims())
+        .unwrap();
+    let verifier = verifier_for(keys);
+    assert_eq!(
+        verifier.verify(&twin).unwrap_err().kind(),
+        ErrorKind::UnknownKey
+    );
+}
+
+#[test]
+fn an_issuer_jwks_with_secrets_or_bad_json_is_refused_whole() {
+    for (label, leaked) in [
+        (
+            "ec d",
+            with(jwk_for(Algorithm::ES256), json!({"d": "AAAA"})),
+        ),
+        (
+            "rsa p",
+            with(jwk_for(Algorithm::RS256), json!({"p": "AAAA"})),
+        ),
+        (
+            "d on an enc key",
+            with(
+                jwk_for(Algorithm::EdDSA),
+                json!({"d": "AAAA", "use": "enc"}),
+            ),
+        ),
+        (
+            "d on an unknown kty",
+            json!({"kty": "foo", "kid": "x", "d": "AAAA"}),
+        ),
+    ] {
+        let doc = json!({"keys": [jwk_for(Algorithm::ES384), leaked]});
+        let err = config_err(KeySet::builder().issuer_jwks(doc.to_string()), label);
+        assert_eq!(err, ConfigError::PrivateKeyMaterial, "{label}");
+    }
+    for bad in [
+        "",
+        "[]",
+        r#"{"keys": {}}"#,
+        r#"{"keys": [], "keys": []}"#,
+        r#"{"keys": [{"kty": "EC", "kty": "EC"}]}"#,
+    ] {
+        let err = config_err(KeySet::builder().issuer_jwks(bad), bad);
+        assert!(matches!(err, ConfigError::InvalidJwk(_)), "{bad}: {err:?}");
+    }
+    // Nothing usable: the set does not build.
+    let only_secret = json!({"keys": [jwk_for(Algorithm::HS256)]});
+    assert_eq!(
+        issuer_load(&only_secret).unwrap_err(),
+        ConfigError::EmptyKeySet
+    );
+    // A kid the builder already holds is a configuration conflict, not a skip.
+    let err = config_err(
+        KeySet::builder()
+            .pem(
+                Some("es256"),
+                Algorithm::ES256,
+                &public_pem(Algorithm::ES256),
+            )
+            .unwrap()
+            .issuer_jwks(json!({"keys": [jwk_for(Algorithm::ES256)]}).to_string()),
+        "kid taken",
+    );
+    assert_eq!(err, ConfigError::DuplicateKid(Some("es256".to_owned())));
+}

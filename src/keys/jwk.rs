@@ -80,14 +80,24 @@ impl RawJwk {
         matches!(self.kty.as_deref(), Some("RSA" | "EC" | "OKP"))
     }
 
+    pub(crate) fn kid(&self) -> Option<&str> {
+        self.kid.as_deref()
+    }
+
+    /// Whether any private parameter (`d`, `p`, `q`, `dp`, `dq`, `qi`, `oth`) is present.
+    pub(crate) fn has_private_members(&self) -> bool {
+        [
+            &self.d, &self.p, &self.q, &self.dp, &self.dq, &self.qi, &self.oth,
+        ]
+        .iter()
+        .any(|member| member.is_some())
+    }
+
     /// Turns the JWK into material bound to one algorithm, or says why it was skipped.
     /// `rsa_default` binds RSA keys that carry no `alg`.
     pub(crate) fn parse(self, rsa_default: Option<Algorithm>) -> Result<Parsed, ConfigError> {
         let kty = self.kty.as_deref().ok_or_else(|| invalid("missing kty"))?;
-        let private = [
-            &self.d, &self.p, &self.q, &self.dp, &self.dq, &self.qi, &self.oth,
-        ];
-        if private.iter().any(|member| member.is_some()) {
+        if self.has_private_members() {
             return Err(ConfigError::PrivateKeyMaterial);
         }
         let skip = |reason| {

@@ -365,6 +365,89 @@ impl KeySetBuilder {
         Ok(self)
     }
 
+    /// Adds the usable keys of a JWKS document that an issuer publishes (what
+    /// [`RemoteJwks`](crate::remote::RemoteJwks) fetches). More forgiving than
+    /// [`KeySetBuilder::jwks`] about single keys, so that one odd key cannot take the whole
+    /// issuer down, and stricter about secrets:
+    ///
+    /// - skipped, besides what [`KeySetBuilder::jwks`] skips: any symmetric (`oct`) key (a
+    ///   secret published in a JWKS is known to everyone, so it must never verify anything),
+    ///   any key that fails to load (bad encoding, a weak or broken key, an `alg` that
+    ///   contradicts the key), and every key of a `kid` that more than one usable key claims;
+    /// - still fatal: malformed JSON (including duplicate members), and private parameters on
+    ///   any key, which means the issuer is leaking its signing keys.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidJwk`] for malformed JSON, [`ConfigError::PrivateKeyMaterial`],
+    /// and [`ConfigError::DuplicateKid`] when a key's `kid` is already in this builder.
+    pub fn issuer_jwks(mut self, json: impl AsRef<[u8]>) -> Result<Self, ConfigError> {
+        let doc: jwk::RawJwks = strict_json(json.as_ref())?;
+        if doc.keys.iter().any(jwk::RawJwk::has_private_members) {
+            return Err(ConfigError::PrivateKeyMaterial);
+        }
+        let mut parsed = Vec::with_capacity(doc.keys.len());
+        for raw in doc.keys {
+            let kid = raw.kid().map(str::to_owned);
+            if raw.is_symmetric() {
+                self.skipped.push(SkippedKey {
+                    kid,
+                    reason: "symmetric key in an issuer's jwks",
+                });
+                continue;
+            }
+            match raw.parse(self.rsa_default) {
+                Ok(jwk::Parsed::Key { kid, alg, material }) => parsed.push((kid, alg, material)),
+                Ok(jwk::Parsed::Skipped { kid, reason }) => {
+                    self.skipped.push(SkippedKey { kid, reason });
+                }
+                Err(error) => {
+                    tracing::debug!(%error, "jwks key not loaded");
+                    self.skipped.push(SkippedKey {
+                        kid,
+                        reason: "invalid key",
+                    });
+                }
+            }
+        }
+        let mut per_kid: HashMap<&str, usize> = HashMap::new();
+        for kid in parsed.iter().filter_map(|(kid, ..)| kid.as_deref()) {
+            *per_kid.entry(kid).or_default() += 1;
+        }
+        let verdicts: Vec<Option<&'static str>> = parsed
+            .iter()
+            .map(|(kid, ..)| match kid.as_deref() {
+                None if parsed.len() > 1 => Some("no kid in a multi-key set"),
+                Some(kid) if per_kid[kid] > 1 => Some("duplicate kid"),
+                _ => None,
+            })
+            .collect();
+        for ((kid, alg, material), verdict) in parsed.into_iter().zip(verdicts) {
+            if let Some(reason) = verdict {
+                self.skipped.push(SkippedKey { kid, reason });
+                continue;
+            }
+            let existing = match &kid {
+                Some(kid) => self.by_kid.contains_key(kid.as_str()),
+                None => self.kidless.is_some(),
+            };
+            if existing {
+                return Err(ConfigError::DuplicateKid(kid));
+            }
+            match PreparedKey::new(kid.as_deref(), alg, material) {
+                Ok(key) => self.insert(key),
+                Err(error) => {
+                    tracing::debug!(%error, "jwks key refused by the crypto backend");
+                    self.skipped.push(SkippedKey {
+                        kid,
+                        reason: "invalid key",
+                    });
+                }
+            }
+        }
+        Ok(self)
+    }
+
     /// The algorithm for RSA JWKs that carry no `alg` (some issuers omit it). Without this,
     /// such keys are skipped: an RSA key alone does not say whether it is for PKCS#1 v1.5 or
     /// PSS, nor with which hash.
@@ -445,29 +528,26 @@ impl KeySetBuilder {
             return Err(ConfigError::DuplicateKid(kid.map(str::to_owned)));
         }
         let key = PreparedKey::new(kid, alg, material)?;
+        self.insert(key);
+        Ok(self)
+    }
+
+    /// Registers a prepared key whose `kid` is known not to be taken.
+    fn insert(&mut self, key: Arc<PreparedKey>) {
         let index = self.keys.len();
-        match kid {
+        match &key.kid {
             Some(kid) => {
-                self.by_kid.insert(kid.into(), index);
+                self.by_kid.insert(kid.clone(), index);
             }
             None => self.kidless = Some(index),
         }
         self.keys.push(key);
-        Ok(self)
     }
 }
 
-/// Parses a JWK or JWKS document, refusing duplicate member names at any depth (including
-/// members the loader does not read, which a derived `Deserialize` would let through).
+/// Parses a JWK or JWKS document, refusing duplicate member names at any depth.
 fn strict_json<T: serde::de::DeserializeOwned>(json: &[u8]) -> Result<T, ConfigError> {
-    use serde::de::DeserializeSeed;
-    let invalid = |err: serde_json::Error| ConfigError::InvalidJwk(err.to_string());
-    let mut de = serde_json::Deserializer::from_slice(json);
-    let value = crate::json::StrictValue
-        .deserialize(&mut de)
-        .map_err(invalid)?;
-    de.end().map_err(invalid)?;
-    serde_json::from_value(value).map_err(invalid)
+    crate::json::from_strict_slice(json).map_err(|err| ConfigError::InvalidJwk(err.to_string()))
 }
 
 /// HMAC secrets must be at least as long as the hash output (RFC 7518 section 3.2).
