@@ -66,8 +66,9 @@ pub enum ErrorKind {
     /// The token verified but has been revoked: its `jti` or its session (`sid`) is on the
     /// denylist, or it was issued before the user's "log out everywhere" instant.
     Revoked,
-    /// The revocation store could not be asked (and the layer fails closed): answered 503, gRPC
-    /// `UNAVAILABLE`.
+    /// Something the verdict depends on could not be had: remote keys that are not fetched
+    /// (or stale beyond their limit), or a revocation store that cannot answer (and the layer
+    /// fails closed). Answered 503, gRPC `UNAVAILABLE`; the token itself was not judged.
     Unavailable,
 }
 

@@ -163,5 +163,5 @@ pub use signer::TokenSigner;
 #[cfg(feature = "rate-limit")]
 pub use username::{MAX_USERNAME_CHARS, normalize_username};
 pub use verifier::{
-    ACCESS_TOKEN_TYPE, DEFAULT_LEEWAY, MAX_TOKEN_LEN_LIMIT, Verifier, VerifierBuilder,
+    ACCESS_TOKEN_TYPE, DEFAULT_LEEWAY, KeySource, MAX_TOKEN_LEN_LIMIT, Verifier, VerifierBuilder,
 };

@@ -80,12 +80,39 @@ pub fn verifier() -> &'static Verifier {
     })
 }
 
-/// Bytes (as lossy UTF-8) through `Verifier::verify`.
+/// The second issuer of [`by_issuer`].
+pub const OTHER_ISSUER: &str = "https://other.fuzz";
+
+/// [`verifier`] and a verifier for [`OTHER_ISSUER`] over the same keys, chosen by `iss`.
+pub fn by_issuer() -> &'static Verifier {
+    static VERIFIER: OnceLock<Verifier> = OnceLock::new();
+    VERIFIER.get_or_init(|| {
+        let other = Verifier::builder(keys().clone())
+            .issuer(OTHER_ISSUER)
+            .audience(AUDIENCE)
+            .clock(|| UNIX_EPOCH + Duration::from_secs(NOW))
+            .build()
+            .expect("fixed verifier");
+        Verifier::by_issuer([verifier().clone(), other]).expect("fixed set")
+    })
+}
+
+/// Bytes (as lossy UTF-8) through `Verifier::verify`, and through a set chosen by `iss`.
 ///
 /// Invariants: an accepted token satisfies the policy, verifies the same way twice, and passes
-/// the JWS-level check too; a rejection's message is fixed text that cannot echo input.
+/// the JWS-level check too; a rejection's message is fixed text that cannot echo input. The
+/// set accepts exactly what the verifier for the token's issuer accepts, with the same claims.
 pub fn verify_token(data: &[u8]) {
     let token = String::from_utf8_lossy(data);
+    let chosen = by_issuer().verify(&token);
+    match &chosen {
+        Ok(claims) => assert!(
+            claims.issuer() == Some(OTHER_ISSUER)
+                || verifier().verify(&token).as_ref() == Ok(claims),
+            "the set accepted what its member refuses"
+        ),
+        Err(err) => check_error(err),
+    }
     match verifier().verify(&token) {
         Ok(claims) => {
             assert!(token.len() <= tower_jwt_auth::DEFAULT_MAX_TOKEN_LEN);
@@ -101,6 +128,11 @@ pub fn verify_token(data: &[u8]) {
             );
             assert_eq!(verifier().verify(&token).as_ref(), Ok(&claims));
             assert!(keys().verify_jws(&token).is_ok());
+            assert_eq!(
+                chosen.as_ref(),
+                Ok(&claims),
+                "the set refused its member's token"
+            );
         }
         Err(err) => check_error(&err),
     }
@@ -120,14 +152,39 @@ const CLAIMS: [&str; 10] = [
     "exp", "nbf", "iat", "iss", "sub", "aud", "jti", "roles", "scope", "scp",
 ];
 
-/// Bytes through `KeySet::from_jwks`.
+/// Bytes through `KeySet::from_jwks`, and through the issuer-JWKS loader remote keys use.
 ///
 /// Invariants: a key set that loads is non-empty and reports each key's algorithm under its
-/// kid; every kid is unique.
+/// kid; every kid is unique. The issuer loader never yields an HMAC key, and keeps every
+/// asymmetric key the strict loader accepts.
 pub fn jwks_document(data: &[u8]) {
+    let issuer = KeySet::builder()
+        .issuer_jwks(data)
+        .and_then(tower_jwt_auth::KeySetBuilder::build);
+    if let Ok(issuer) = &issuer {
+        check_key_set(issuer);
+        assert!(
+            issuer
+                .keys()
+                .all(|(_, alg)| !alg.as_str().starts_with("HS")),
+            "a secret from an issuer's jwks"
+        );
+    }
     let Ok(keys) = KeySet::from_jwks(data) else {
         return;
     };
+    for (kid, alg) in keys
+        .keys()
+        .filter(|(_, alg)| !alg.as_str().starts_with("HS"))
+    {
+        let kept = issuer.as_ref().ok().and_then(|set| set.algorithm(kid));
+        assert_eq!(kept, Some(alg), "the issuer loader dropped a usable key");
+    }
+    check_key_set(&keys);
+}
+
+/// A loaded set is non-empty, its kids unique, each reporting its algorithm.
+fn check_key_set(keys: &KeySet) {
     assert!(!keys.is_empty());
     let listed: Vec<_> = keys
         .keys()

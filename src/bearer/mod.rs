@@ -47,6 +47,11 @@
 //! that answers at once (memory) adds no allocation and no yield; one that answers later
 //! (network) moves the ready inner service into the response future (so the service must be
 //! `Clone`, as tower services conventionally are) and calls it once the store has answered.
+//!
+//! With [remote keys](crate::remote::RemoteJwks), a token that needs a fetch (before the first
+//! key set arrives, or naming a `kid` the keys lack) waits for that one fetch in the same way,
+//! then is verified again; every other token is verified at once, whatever fetching goes on.
+//! Keys that cannot be had are answered 503 (gRPC `UNAVAILABLE`), not 401.
 
 use std::fmt;
 use std::mem;
@@ -61,7 +66,8 @@ use crate::claims::Claims;
 use crate::error::{AuthError, ConfigError, ErrorKind};
 use crate::response::{DefaultRejection, OnRejection, Responder, ResponseBody};
 use crate::revocation::{RevocationQuery, RevocationStore};
-use crate::verifier::Verifier;
+use crate::store::StoreFuture;
+use crate::verifier::{Attempt, Pass, Verifier};
 
 mod credentials;
 mod future;
@@ -237,32 +243,6 @@ impl<S: fmt::Debug, R> fmt::Debug for BearerAuth<S, R> {
     }
 }
 
-impl<S, R> BearerAuth<S, R> {
-    /// What to do with `request`: the claims to attach, `None` for an anonymous pass (optional
-    /// mode), or the reason to reject.
-    fn authenticate<B>(&self, request: &Request<B>) -> Result<Option<Claims>, AuthError> {
-        let config = &*self.config;
-        match credentials::unchecked_credentials(request, config.cookie.as_deref()) {
-            Raw::Token(token) => match config.verifier.verify_bytes(token) {
-                Ok(claims) => Ok(Some(claims)),
-                // A value outside the RFC 6750 grammar is a malformed request (400), not a bad
-                // token (401). Only such values fail as malformed or too long, so the grammar
-                // is checked only then.
-                Err(error)
-                    if matches!(error.kind(), ErrorKind::Malformed | ErrorKind::TooLong)
-                        && !credentials::is_b64token(token) =>
-                {
-                    Err(AuthError::new(ErrorKind::InvalidRequest))
-                }
-                Err(error) => Err(error),
-            },
-            Raw::None if config.optional => Ok(None),
-            Raw::None => Err(AuthError::new(ErrorKind::Missing)),
-            Raw::Invalid => Err(AuthError::new(ErrorKind::InvalidRequest)),
-        }
-    }
-}
-
 impl<S, R, ReqBody, ResBody> Service<Request<ReqBody>> for BearerAuth<S, R>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
@@ -277,44 +257,33 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        let claims = match self.authenticate(&request) {
-            Ok(claims) => claims,
-            Err(error) => return self.reject(&request, error),
+        let claims = match self.config.authenticate(&request, Pass::MayWait) {
+            Attempt::Done(Ok(claims)) => claims,
+            Attempt::Done(Err(error)) => return self.reject(&request, error),
+            // Remote keys are being fetched for this token (a cold start, a new `kid`).
+            #[cfg(feature = "remote-jwks")]
+            Attempt::Wait(fetch) => return ResponseFuture::keys(fetch, self.pending(request)),
         };
-        // Claims come only from here: whatever an outer layer may have put in the extensions
-        // is replaced, and an anonymous request carries none.
-        let Some(claims) = claims else {
-            request.extensions_mut().remove::<Claims>();
-            return ResponseFuture::inner(self.inner.call(request));
-        };
-        let Some(store) = &self.config.revocation else {
-            request.extensions_mut().insert(claims);
+        match self.config.admit(&mut request, claims) {
             // Verification is synchronous, so the inner service that `poll_ready` made ready
             // is called right here; no clone has to move into the future.
-            return ResponseFuture::inner(self.inner.call(request));
-        };
-        let check = store.is_revoked(&RevocationQuery::from_claims(&claims));
-        request.extensions_mut().insert(claims);
-        match check.into_ready() {
-            Ok(answer) => match self.config.revocation_verdict(answer) {
-                Ok(()) => ResponseFuture::inner(self.inner.call(request)),
-                Err(error) => self.reject(&request, error),
-            },
-            Err(pending) => {
-                // The store answers later: take the service `poll_ready` made ready and leave
-                // a clone in its place (tower-service's documented pattern).
-                let clone = self.inner.clone();
-                let inner = mem::replace(&mut self.inner, clone);
-                ResponseFuture::check(
-                    pending,
-                    future::Pending {
-                        inner,
-                        request,
-                        config: Arc::clone(&self.config),
-                        on_rejection: self.on_rejection.clone(),
-                    },
-                )
-            }
+            Admission::Call => ResponseFuture::inner(self.inner.call(request)),
+            Admission::Reject(error) => self.reject(&request, error),
+            Admission::Check(check) => ResponseFuture::check(check, self.pending(request)),
+        }
+    }
+}
+
+impl<S: Clone, R: Clone> BearerAuth<S, R> {
+    /// The request and the service `poll_ready` made ready, for a future that finishes the
+    /// request later; a clone is left in its place (tower-service's documented pattern).
+    fn pending<ReqBody>(&mut self, request: Request<ReqBody>) -> future::Pending<S, ReqBody, R> {
+        let clone = self.inner.clone();
+        future::Pending {
+            inner: mem::replace(&mut self.inner, clone),
+            request,
+            config: Arc::clone(&self.config),
+            on_rejection: self.on_rejection.clone(),
         }
     }
 }
@@ -336,7 +305,69 @@ impl<S, R: OnRejection> BearerAuth<S, R> {
     }
 }
 
+/// What becomes of a request whose credentials have been judged.
+enum Admission {
+    /// Call the inner service.
+    Call,
+    Reject(AuthError),
+    /// Ask the revocation store first; it answers later.
+    Check(StoreFuture<bool>),
+}
+
 impl Config {
+    /// What the credentials of `request` come to: the claims to attach, `None` for an anonymous
+    /// pass (optional mode), the reason to reject, or (only in a pass that may wait) a fetch of
+    /// remote keys to wait for before passing again.
+    fn authenticate<B>(&self, request: &Request<B>, pass: Pass) -> Attempt<Option<Claims>> {
+        let token = match credentials::unchecked_credentials(request, self.cookie.as_deref()) {
+            Raw::Token(token) => token,
+            Raw::None if self.optional => return Attempt::Done(Ok(None)),
+            Raw::None => return Attempt::Done(Err(AuthError::new(ErrorKind::Missing))),
+            Raw::Invalid => return Attempt::Done(Err(AuthError::new(ErrorKind::InvalidRequest))),
+        };
+        let invalid_request = Attempt::Done(Err(AuthError::new(ErrorKind::InvalidRequest)));
+        match self.verifier.attempt(token, pass) {
+            Attempt::Done(Ok(claims)) => Attempt::Done(Ok(Some(claims))),
+            // A value outside the RFC 6750 grammar is a malformed request (400), not a bad
+            // token (401). Only such values fail as malformed or too long, so the grammar is
+            // checked only then.
+            Attempt::Done(Err(error))
+                if matches!(error.kind(), ErrorKind::Malformed | ErrorKind::TooLong)
+                    && !credentials::is_b64token(token) =>
+            {
+                invalid_request
+            }
+            Attempt::Done(Err(error)) => Attempt::Done(Err(error)),
+            // Nothing a fetch brings can make such a value acceptable: no waiting for it.
+            #[cfg(feature = "remote-jwks")]
+            Attempt::Wait(_) if !credentials::is_b64token(token) => invalid_request,
+            #[cfg(feature = "remote-jwks")]
+            Attempt::Wait(fetch) => Attempt::Wait(fetch),
+        }
+    }
+
+    /// Attaches the claims (or, for an anonymous pass, removes any an outer layer put there:
+    /// claims come only from here) and asks the revocation store, if there is one.
+    fn admit<B>(&self, request: &mut Request<B>, claims: Option<Claims>) -> Admission {
+        let Some(claims) = claims else {
+            request.extensions_mut().remove::<Claims>();
+            return Admission::Call;
+        };
+        let Some(store) = &self.revocation else {
+            request.extensions_mut().insert(claims);
+            return Admission::Call;
+        };
+        let check = store.is_revoked(&RevocationQuery::from_claims(&claims));
+        request.extensions_mut().insert(claims);
+        match check.into_ready() {
+            Ok(answer) => match self.revocation_verdict(answer) {
+                Ok(()) => Admission::Call,
+                Err(error) => Admission::Reject(error),
+            },
+            Err(pending) => Admission::Check(pending),
+        }
+    }
+
     /// The outcome of a revocation answer, under the store-error policy.
     fn revocation_verdict(
         &self,

@@ -160,6 +160,27 @@ pub(crate) fn verify_compact(
     })
 }
 
+/// The `kid` of a token's header, read without verifying anything: for deciding whether a key
+/// source should look for a key it does not have (never for choosing a key). `None` when the
+/// token has no readable header or no `kid`, or a `kid` longer than `max_len` bytes.
+#[cfg(feature = "remote-jwks")]
+pub(crate) fn unverified_kid(token: &[u8], max_len: usize) -> Option<String> {
+    let segments = split(token).ok()?;
+    let header = BASE64URL.decode(segments.header).ok()?;
+    let kid = header::parse_header(&header).ok()?.kid?;
+    (kid.len() <= max_len).then(|| kid.into_owned())
+}
+
+/// The decoded payload of a token, unverified: only for choosing which verifier will then
+/// check the whole token.
+pub(crate) fn unverified_payload(token: &[u8]) -> Result<Vec<u8>, AuthError> {
+    let segments = split(token)?;
+    if segments.header.is_empty() || segments.signature.is_empty() {
+        return Err(MALFORMED);
+    }
+    BASE64URL.decode(segments.payload).map_err(|_| MALFORMED)
+}
+
 /// The three segments of a compact JWS and the signing input `header.payload`.
 struct Segments<'a> {
     header: &'a [u8],

@@ -7,7 +7,7 @@
 //! | invalid, expired token | 401, `error="invalid_token", error_description="…"` | 16 |
 //! | role or scope missing | 403, `error="insufficient_scope"` (with `scope="…"` for scopes) | 7 |
 //! | token revoked (a [`RevocationStore`](crate::revocation::RevocationStore) is configured) | 401, `error="invalid_token"` | 16 |
-//! | revocation store unavailable (fail-closed policy) | 503, `Retry-After: 1`, no challenge | 14 |
+//! | remote keys not available, revocation store unavailable (fail-closed policy) | 503, `Retry-After: 1`, no challenge | 14 |
 //!
 //! HTTP rejections carry a small JSON body `{"error": …, "error_description": …}` (RFC 6750
 //! defines no code for a request without credentials, so that body says `unauthorized` while
@@ -224,8 +224,8 @@ impl Responder {
     }
 }
 
-/// 503 with `Retry-After`: a store the layer depends on did not answer. No challenge: the
-/// credentials were not judged.
+/// 503 with `Retry-After`: keys or a store the layer depends on could not be had. No
+/// challenge: the credentials were not judged.
 fn unavailable_response() -> Response<Bytes> {
     let mut response = Response::new(Bytes::from_static(
         br#"{"error":"temporarily_unavailable","error_description":"authentication temporarily unavailable"}"#,

@@ -7,7 +7,7 @@ pub mod layers;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
-use tower_jwt_auth::{Algorithm, KeySet, TokenSigner, Verifier, VerifierBuilder};
+use tower_jwt_auth::{Algorithm, KeySet, KeySource, TokenSigner, Verifier, VerifierBuilder};
 
 pub const ISSUER: &str = "https://issuer.test";
 pub const AUDIENCE: &str = "api";
@@ -105,7 +105,7 @@ pub fn builder() -> VerifierBuilder {
     builder_for(all_keys())
 }
 
-pub fn builder_for(keys: KeySet) -> VerifierBuilder {
+pub fn builder_for(keys: impl Into<KeySource>) -> VerifierBuilder {
     Verifier::builder(keys)
         .issuer(ISSUER)
         .audience(AUDIENCE)

@@ -43,6 +43,13 @@ use crate::error::{AuthError, ConfigError, ErrorKind};
 use crate::jws::{self, DEFAULT_MAX_TOKEN_LEN, HeaderPolicy};
 use crate::keys::KeySet;
 
+mod by_issuer;
+mod source;
+
+pub use source::KeySource;
+use source::Source;
+pub(crate) use source::{Attempt, KeyWait, Pass};
+
 /// The `typ` of an OAuth 2.0 access token in JWT format (RFC 9068 section 2.1).
 pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
 
@@ -59,14 +66,22 @@ const REGISTERED_HEADERS: [&str; 13] = [
 
 /// Verifies compact JWS access tokens: structure, header, signature and claims, in one pass.
 ///
-/// Cheap to clone (one `Arc`); build it once with [`Verifier::builder`] and share it.
+/// Cheap to clone (one `Arc`); build it once with [`Verifier::builder`] (or, for tokens of
+/// several issuers, [`Verifier::by_issuer`]) and share it.
 #[derive(Clone)]
 pub struct Verifier {
-    inner: Arc<Policy>,
+    inner: Arc<Inner>,
+}
+
+enum Inner {
+    /// One policy over one key source.
+    One(Policy),
+    /// Several, chosen by the token's unverified `iss`.
+    ByIssuer(by_issuer::ByIssuer),
 }
 
 struct Policy {
-    keys: KeySet,
+    keys: KeySource,
     header: HeaderPolicy,
     /// `None`: any issuer, deliberately.
     issuers: Option<Box<[Box<str>]>>,
@@ -97,11 +112,12 @@ impl Clock {
 }
 
 impl Verifier {
-    /// Starts a verifier over these keys. [`VerifierBuilder::build`] insists on at least one
-    /// accepted issuer and audience (or an explicit `accept_any_*`).
-    pub fn builder(keys: KeySet) -> VerifierBuilder {
+    /// Starts a verifier over these keys: a [`KeySet`], or with the `remote-jwks` feature a
+    /// [`RemoteJwks`](crate::remote::RemoteJwks). [`VerifierBuilder::build`] insists on at
+    /// least one accepted issuer and audience (or an explicit `accept_any_*`).
+    pub fn builder(keys: impl Into<KeySource>) -> VerifierBuilder {
         VerifierBuilder {
-            keys,
+            keys: keys.into(),
             issuers: Vec::new(),
             any_issuer: false,
             audiences: Vec::new(),
@@ -119,6 +135,12 @@ impl Verifier {
 
     /// Verifies a compact JWS token and returns its claims, the remaining claims as a JSON map.
     ///
+    /// Never waits. With [remote keys](crate::remote::RemoteJwks) that are not there yet, or a
+    /// `kid` the current keys lack, it answers at once ([`ErrorKind::Unavailable`],
+    /// [`ErrorKind::UnknownKey`]) and lets the key source fetch in the background;
+    /// [`Verifier::verify_async`] (and [`BearerAuthLayer`](crate::BearerAuthLayer)) wait for
+    /// that fetch instead.
+    ///
     /// # Errors
     ///
     /// An [`AuthError`] whose [`kind`](AuthError::kind) says which rule the token broke, in the
@@ -134,30 +156,91 @@ impl Verifier {
     /// As [`Verifier::verify`]; also [`ErrorKind::InvalidClaim`] when the remaining claims do
     /// not deserialise into `E`.
     pub fn verify_as<E: DeserializeOwned>(&self, token: &str) -> Result<Claims<E>, AuthError> {
-        self.verify_bytes(token.as_bytes())
+        self.attempt(token.as_bytes(), Pass::Now).finish()
     }
 
-    /// The token path on bytes: nothing in it needs UTF-8 (segments are base64url, the JSON is
-    /// validated when parsed), so the layer hands it header bytes without a UTF-8 pass.
-    pub(crate) fn verify_bytes<E: DeserializeOwned>(
+    /// Like [`Verifier::verify`], but when the key source must fetch first (remote keys before
+    /// their first fetch, or a `kid` the current keys lack), waits for that one fetch and
+    /// verifies again. With a [`KeySet`] it never waits.
+    ///
+    /// # Errors
+    ///
+    /// As [`Verifier::verify`]; [`ErrorKind::Unavailable`] when remote keys could not be
+    /// fetched and no usable ones are cached.
+    pub async fn verify_async(&self, token: &str) -> Result<Claims, AuthError> {
+        self.verify_as_async(token).await
+    }
+
+    /// Like [`Verifier::verify_async`], with the remaining claims deserialised into `E`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Verifier::verify_async`] and [`Verifier::verify_as`].
+    pub async fn verify_as_async<E: DeserializeOwned>(
+        &self,
+        token: &str,
+    ) -> Result<Claims<E>, AuthError> {
+        match self.attempt(token.as_bytes(), Pass::MayWait) {
+            Attempt::Done(result) => result,
+            #[cfg(feature = "remote-jwks")]
+            Attempt::Wait(fetch) => {
+                fetch.await;
+                self.attempt(token.as_bytes(), Pass::AfterFetch).finish()
+            }
+        }
+    }
+
+    /// One pass of the token path on bytes: nothing in it needs UTF-8 (segments are base64url,
+    /// the JSON is validated when parsed), so the layer hands it header bytes without a UTF-8
+    /// pass. `Attempt::Wait` only with remote keys, and only when `pass` allows it.
+    pub(crate) fn attempt<E: DeserializeOwned>(
         &self,
         token: &[u8],
-    ) -> Result<Claims<E>, AuthError> {
-        let policy = &*self.inner;
-        let checked = jws::verify_compact(&policy.keys, token, &policy.header, false)?;
-        let parsed = Parsed::from_json(checked.payload(), &policy.mapping)?;
-        policy.validate(&parsed)?;
-        parsed.into_claims()
+        pass: Pass,
+    ) -> Attempt<Claims<E>> {
+        match &*self.inner {
+            Inner::One(policy) => policy.attempt(token, pass),
+            Inner::ByIssuer(set) => set.attempt(token, pass),
+        }
     }
 
-    /// The key set.
+    /// The keys: a static key set, or the keys a remote source holds now (`None` before its
+    /// first fetch). `None` for a [`Verifier::by_issuer`] set, which has several.
     #[must_use]
-    pub fn keys(&self) -> &KeySet {
-        &self.inner.keys
+    pub fn keys(&self) -> Option<KeySet> {
+        match &*self.inner {
+            Inner::One(policy) => policy.keys.current(),
+            Inner::ByIssuer(_) => None,
+        }
     }
 }
 
 impl Policy {
+    fn attempt<E: DeserializeOwned>(&self, token: &[u8], pass: Pass) -> Attempt<Claims<E>> {
+        match self.keys.source() {
+            Source::Static(keys) => {
+                let _ = pass;
+                Attempt::Done(self.verify_with(keys, token))
+            }
+            #[cfg(feature = "remote-jwks")]
+            Source::Remote(remote) => {
+                remote.attempt(token, pass, |keys| self.verify_with(keys, token))
+            }
+        }
+    }
+
+    /// Steps 1 to 5 with these keys.
+    fn verify_with<E: DeserializeOwned>(
+        &self,
+        keys: &KeySet,
+        token: &[u8],
+    ) -> Result<Claims<E>, AuthError> {
+        let checked = jws::verify_compact(keys, token, &self.header, false)?;
+        let parsed = Parsed::from_json(checked.payload(), &self.mapping)?;
+        self.validate(&parsed)?;
+        parsed.into_claims()
+    }
+
     /// Step 5 after parsing: required claims, then times, issuer, audience.
     fn validate(&self, claims: &Parsed) -> Result<(), AuthError> {
         if let Some(name) = claims.missing(self.required) {
@@ -200,7 +283,16 @@ impl Policy {
 
 impl fmt::Debug for Verifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let p = &*self.inner;
+        match &*self.inner {
+            Inner::One(policy) => policy.fmt(f),
+            Inner::ByIssuer(set) => set.fmt(f),
+        }
+    }
+}
+
+impl fmt::Debug for Policy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let p = self;
         f.debug_struct("Verifier")
             .field("keys", &p.keys)
             .field("issuers", &p.issuers)
@@ -216,7 +308,7 @@ impl fmt::Debug for Verifier {
 /// Configures a [`Verifier`]. Consuming; fallible setters fail as early as they can.
 #[must_use]
 pub struct VerifierBuilder {
-    keys: KeySet,
+    keys: KeySource,
     issuers: Vec<String>,
     any_issuer: bool,
     audiences: Vec<String>,
@@ -420,6 +512,13 @@ impl VerifierBuilder {
         if algorithms == 0 {
             return Err(ConfigError::InvalidSetting("no key's algorithm is allowed"));
         }
+        if let (Some(discovered), Some(issuers)) = (self.keys.discovered_issuer(), &issuers)
+            && !issuers.iter().any(|issuer| **issuer == *discovered)
+        {
+            return Err(ConfigError::InvalidSetting(
+                "the verifier does not accept the issuer its keys were discovered for",
+            ));
+        }
         let header = HeaderPolicy {
             max_len: self.max_len,
             algorithms,
@@ -432,7 +531,7 @@ impl VerifierBuilder {
             memo_id: crate::next_id(),
         };
         Ok(Verifier {
-            inner: Arc::new(Policy {
+            inner: Arc::new(Inner::One(Policy {
                 keys: self.keys,
                 header,
                 issuers,
@@ -441,7 +540,7 @@ impl VerifierBuilder {
                 required: self.required,
                 clock: self.clock,
                 mapping: self.mapping,
-            }),
+            })),
         })
     }
 }
@@ -540,6 +639,9 @@ mod tests {
             .unwrap()
             .build()
             .unwrap();
-        assert_eq!(v.inner.header.typ.as_deref(), Some("at+jwt"));
+        let Inner::One(policy) = &*v.inner else {
+            panic!("one policy")
+        };
+        assert_eq!(policy.header.typ.as_deref(), Some("at+jwt"));
     }
 }
