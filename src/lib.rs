@@ -10,6 +10,10 @@
 //!   axum, tonic and hyper; rejections follow RFC 6750, or gRPC's trailers-only form (see
 //!   [`response`]). With the `axum` feature, handlers take [`Claims`] or `Option<Claims>`.
 //!   With a [`revocation`] store, `BearerAuth` also rejects revoked tokens and sessions.
+//! - **Keys from elsewhere** (feature `remote-jwks`): a `remote::RemoteJwks` fetches an issuer's
+//!   JWKS (or finds it through OIDC discovery), caches it and keeps it fresh, for tokens that
+//!   Keycloak, Auth0, Entra ID or another service issues; [`Verifier::by_issuer`] accepts the
+//!   tokens of several issuers, each with its own keys and policy.
 //! - **Issuing** (feature `router`): [`TokenIssuer`] signs RFC 9068 access tokens and publishes
 //!   its JWKS; [`PasswordHasher`] hashes passwords with argon2id behind a bounded queue; the
 //!   [`router`] module's `AuthRouter` is an axum login router (OAuth2 password and refresh
@@ -89,6 +93,7 @@
 //! | `router` | yes | [`router::AuthRouter`], [`PasswordHasher`] and the in-memory user and refresh stores (pulls in axum, tokio and argon2) |
 //! | `rate-limit` | yes (through `router`) | [`ratelimit::RateLimitLoginLayer`] and its in-memory limiter store; no framework needed |
 //! | `redis` | no | [`redis`] stores (refresh families, revocation, login limits) shared by several instances; pulls in the `redis` crate, needs Redis 6.2+ |
+//! | `remote-jwks` | no | [`remote::RemoteJwks`]: an issuer's keys from a JWKS URL or OIDC / RFC 8414 discovery, cached and refreshed; pulls in hyper's client, rustls (aws-lc-rs provider) and tokio |
 //! | `bcrypt` | no | [`PasswordHasher`] verifies legacy `$2b$` bcrypt hashes (as passlib writes them) and asks for a re-hash |
 //!
 //! Exactly one backend is always active; a build with neither does not compile.
@@ -113,6 +118,8 @@ pub mod password;
 pub mod ratelimit;
 #[cfg(feature = "redis")]
 pub mod redis;
+#[cfg(feature = "remote-jwks")]
+pub mod remote;
 pub mod require;
 pub mod response;
 pub mod revocation;

@@ -4,7 +4,9 @@
 
 pub mod layers;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 use tower_jwt_auth::{Algorithm, KeySet, KeySource, TokenSigner, Verifier, VerifierBuilder};
@@ -94,6 +96,31 @@ pub fn all_keys() -> KeySet {
         })
         .build()
         .unwrap()
+}
+
+/// A monotonic clock that moves only when told to (for `RemoteJwksBuilder::clock`).
+#[derive(Clone)]
+pub struct ManualClock {
+    base: Instant,
+    offset_ms: Arc<AtomicU64>,
+}
+
+impl ManualClock {
+    pub fn new() -> Self {
+        Self {
+            base: Instant::now(),
+            offset_ms: Arc::default(),
+        }
+    }
+
+    pub fn now(&self) -> Instant {
+        self.base + Duration::from_millis(self.offset_ms.load(Ordering::SeqCst))
+    }
+
+    pub fn advance(&self, by: Duration) {
+        self.offset_ms
+            .fetch_add(u64::try_from(by.as_millis()).unwrap(), Ordering::SeqCst);
+    }
 }
 
 pub fn at(secs: u64) -> SystemTime {
