@@ -144,7 +144,7 @@ impl TokenIssuer {
         let block = ::pem::parse(pem).map_err(|_| ConfigError::InvalidKey("not a pem block"))?;
         let signer = match block.tag() {
             "RSA PRIVATE KEY" => TokenSigner::from_der(Algorithm::RS256, block.contents())?,
-            "PRIVATE KEY" => pkcs8_signer(block.contents())?,
+            "PRIVATE KEY" => pkcs8_signer(block.contents(), Algorithm::RS256)?,
             "EC PRIVATE KEY" => {
                 return Err(ConfigError::InvalidKey(
                     "sec1 `EC PRIVATE KEY` pem is not supported; convert it to pkcs#8 with \
@@ -196,11 +196,7 @@ impl TokenIssuer {
         issuer: String,
         audience: String,
     ) -> Result<Self, ConfigError> {
-        let unusable = |_| ConfigError::InvalidKey("public key not derivable from the private key");
-        let jwk = Jwk::from_encoding_key(signer.encoding_key(), signer.algorithm().to_jwt())
-            .map_err(unusable)?;
-        let public_jwk = public_members(&jwk.algorithm)?;
-        let thumbprint = jwk.thumbprint(ThumbprintHash::SHA256).map_err(unusable)?;
+        let (public_jwk, thumbprint) = public_jwk(&signer)?;
         Self::new(signer, Some(public_jwk), thumbprint, issuer, audience)
     }
 
@@ -561,12 +557,25 @@ fn random_id() -> Result<String, SignError> {
         .map_err(|_| SignError("the random number generator failed".to_owned()))
 }
 
-/// Signs with a PKCS#8 key; its `AlgorithmIdentifier` picks the algorithm.
-fn pkcs8_signer(der: &[u8]) -> Result<TokenSigner, ConfigError> {
+/// The public members of a key pair's JWK and its RFC 7638 thumbprint.
+pub(crate) fn public_jwk(
+    signer: &TokenSigner,
+) -> Result<(Map<String, Value>, String), ConfigError> {
+    let unusable = |_| ConfigError::InvalidKey("public key not derivable from the private key");
+    let jwk = Jwk::from_encoding_key(signer.encoding_key(), signer.algorithm().to_jwt())
+        .map_err(unusable)?;
+    let public = public_members(&jwk.algorithm)?;
+    let thumbprint = jwk.thumbprint(ThumbprintHash::SHA256).map_err(unusable)?;
+    Ok((public, thumbprint))
+}
+
+/// Signs with a PKCS#8 key; its `AlgorithmIdentifier` picks the algorithm, and `rsa` the one
+/// an RSA key signs with.
+pub(crate) fn pkcs8_signer(der: &[u8], rsa: Algorithm) -> Result<TokenSigner, ConfigError> {
     let (key_type, private_key) = der::private_key_info(der)?;
     match key_type {
         // jsonwebtoken signs with the PKCS#1 key the PKCS#8 wrapper holds.
-        PrivateKeyType::Rsa => TokenSigner::from_der(Algorithm::RS256, private_key),
+        PrivateKeyType::Rsa => TokenSigner::from_der(rsa, private_key),
         PrivateKeyType::P256 => TokenSigner::from_der(Algorithm::ES256, der),
         PrivateKeyType::P384 => TokenSigner::from_der(Algorithm::ES384, der),
         // Re-encoded as version 1 (seed only): that is the form jsonwebtoken derives the public

@@ -94,6 +94,7 @@
 //! | `rate-limit` | yes (through `router`) | [`ratelimit::RateLimitLoginLayer`] and its in-memory limiter store; no framework needed |
 //! | `redis` | no | [`redis`] stores (refresh families, revocation, login limits) shared by several instances; pulls in the `redis` crate, needs Redis 6.2+ |
 //! | `remote-jwks` | no | [`remote::RemoteJwks`]: an issuer's keys from a JWKS URL or OIDC / RFC 8414 discovery, cached and refreshed; pulls in hyper's client, rustls (aws-lc-rs provider) and tokio |
+//! | `testing` | no | [`testing::TestIssuer`]: a loopback OIDC issuer that mints tokens, for testing protected apps (implies `remote-jwks`) |
 //! | `bcrypt` | no | [`PasswordHasher`] verifies legacy `$2b$` bcrypt hashes (as passlib writes them) and asks for a re-hash |
 //!
 //! Exactly one backend is always active; a build with neither does not compile.
@@ -127,6 +128,8 @@ pub mod revocation;
 pub mod router;
 mod signer;
 pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 #[cfg(feature = "rate-limit")]
 mod username;
 mod verifier;
