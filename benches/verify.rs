@@ -5,7 +5,10 @@
 //! - `jsonwebtoken/decode/*`: plain `jsonwebtoken::decode` with equivalent validation;
 //! - `verify/*`: this crate's `Verifier::verify` (every check of the token path);
 //! - `signature_only/*`: the backend's verifier alone, key parsed once, signature pre-decoded;
-//! - `layer/hs256`: a `BearerAuth` service call around a no-op inner service.
+//! - `layer/hs256`: a `BearerAuth` service call around a no-op inner service;
+//! - `remote/*` (with `--features remote-jwks`): `Verifier::verify` over a warm `RemoteJwks`
+//!   that fetched the same public key from a loopback issuer, against `verify/*` over a static
+//!   `KeySet`.
 //!
 //! After criterion, an interleaved phase times every body again in alternating ~1 ms batches
 //! and takes each ratio as the median of per-round ratios: on a shared machine whose speed
@@ -162,6 +165,60 @@ fn cases() -> Vec<Case> {
     ]
 }
 
+/// `remote/*`: the asymmetric cases' tokens, verified by a verifier whose keys a `RemoteJwks`
+/// fetched from a loopback issuer (wiremock) serving the same public keys as a JWKS. The
+/// runtime that served the fetch is kept; verification runs on the bench thread, as a request
+/// handler's would, with the cache warm (`max-age` of a day).
+#[cfg(feature = "remote-jwks")]
+fn remote_cases(cases: &'static [Case]) -> Vec<(String, &'static Case, Verifier)> {
+    use tower_jwt_auth::remote::RemoteJwks;
+    use wiremock::matchers::path;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let jwk = |file: &str, alg: Algorithm| {
+        let mut jwk: serde_json::Value = serde_json::from_slice(&key_file(file)).unwrap();
+        jwk["kid"] = "key-1".into();
+        jwk["alg"] = alg.as_str().into();
+        serde_json::json!({ "keys": [jwk] })
+    };
+    let runtime: &'static tokio::runtime::Runtime =
+        Box::leak(Box::new(tokio::runtime::Runtime::new().unwrap()));
+    let server: &'static MockServer = Box::leak(Box::new(runtime.block_on(MockServer::start())));
+    cases
+        .iter()
+        .filter(|case| case.alg != Algorithm::HS256)
+        .map(|case| {
+            let file = match case.alg {
+                Algorithm::RS256 => "rsa2048.pub.jwk",
+                Algorithm::ES256 => "p256.pub.jwk",
+                _ => "ed25519.pub.jwk",
+            };
+            let at = format!("/{}", case.name);
+            runtime.block_on(
+                Mock::given(path(at.as_str()))
+                    .respond_with(
+                        ResponseTemplate::new(200)
+                            .set_body_json(jwk(file, case.alg))
+                            .insert_header("cache-control", "max-age=86400"),
+                    )
+                    .mount(server),
+            );
+            let keys = RemoteJwks::jwks_url(&format!("{}{at}", server.uri()))
+                .unwrap()
+                .build()
+                .unwrap();
+            runtime.block_on(keys.refresh()).unwrap();
+            let verifier = Verifier::builder(keys)
+                .issuer(ISSUER)
+                .audience(AUDIENCE)
+                .build()
+                .unwrap();
+            verifier.verify(&case.token).unwrap();
+            (format!("remote/{}", case.name), case, verifier)
+        })
+        .collect()
+}
+
 fn jwt_alg(alg: Algorithm) -> jsonwebtoken::Algorithm {
     alg.as_str().parse().unwrap()
 }
@@ -274,6 +331,16 @@ fn candidates(cases: &'static [Case]) -> Vec<Candidate> {
 
     out.push(("layer/hs256".into(), layer_candidate(&cases[0])));
 
+    #[cfg(feature = "remote-jwks")]
+    for (name, case, verifier) in remote_cases(cases) {
+        out.push((
+            name,
+            timed(move || {
+                black_box(verifier.verify(black_box(&case.token)).unwrap());
+            }),
+        ));
+    }
+
     for case in cases.iter().filter(|case| case.alg != Algorithm::HS256) {
         let verifier =
             (provider().verifier_factory)(&jwt_alg(case.alg), &case.decoding_key).unwrap();
@@ -327,7 +394,7 @@ fn paired(candidates: &[Candidate], rounds: usize) {
         json += &format!("{sep}\n    \"{name}\": {:.1}", median(per_round[i].clone()));
     }
     json += "\n  },\n  \"ratios\": {";
-    let pairs = [
+    let mut pairs = vec![
         ("verify/hs256", "floor/hs256"),
         ("jsonwebtoken/decode/hs256", "verify/hs256"),
         ("verify/rs256", "signature_only/rs256"),
@@ -337,6 +404,20 @@ fn paired(candidates: &[Candidate], rounds: usize) {
         ("jsonwebtoken/decode/es256", "verify/es256"),
         ("jsonwebtoken/decode/eddsa", "verify/eddsa"),
     ];
+    // Costs over a bare verification, in nanoseconds: the layer's, and the remote source's.
+    let mut deltas = vec![("layer/hs256", "verify/hs256")];
+    if candidates
+        .iter()
+        .any(|(name, _)| name.starts_with("remote/"))
+    {
+        let remote = [
+            ("remote/rs256", "verify/rs256"),
+            ("remote/es256", "verify/es256"),
+            ("remote/eddsa", "verify/eddsa"),
+        ];
+        pairs.extend(remote);
+        deltas.extend(remote);
+    }
     println!("interleaved, {rounds} rounds: median of per-round ratios");
     for (k, (a, b)) in pairs.iter().enumerate() {
         let (ia, ib) = (index(a), index(b));
@@ -349,16 +430,18 @@ fn paired(candidates: &[Candidate], rounds: usize) {
         let sep = if k == 0 { "" } else { "," };
         json += &format!("{sep}\n    \"{a} / {b}\": {ratio:.4}");
     }
-    // The layer's cost over a bare verification, in nanoseconds.
-    let (layer, verify) = (index("layer/hs256"), index("verify/hs256"));
-    let delta = median(
-        (0..rounds)
-            .map(|r| per_round[layer][r] - per_round[verify][r])
-            .collect(),
-    );
-    println!("  layer/hs256 - verify/hs256: {delta:.0} ns");
-    json +=
-        &format!("\n  }},\n  \"deltas_ns\": {{\n    \"layer/hs256 - verify/hs256\": {delta:.1}");
+    json += "\n  },\n  \"deltas_ns\": {";
+    for (k, (a, b)) in deltas.iter().enumerate() {
+        let (ia, ib) = (index(a), index(b));
+        let delta = median(
+            (0..rounds)
+                .map(|r| per_round[ia][r] - per_round[ib][r])
+                .collect(),
+        );
+        println!("  {a} - {b}: {delta:.0} ns");
+        let sep = if k == 0 { "" } else { "," };
+        json += &format!("{sep}\n    \"{a} - {b}\": {delta:.1}");
+    }
     json += "\n  }\n}\n";
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/target/criterion");
     std::fs::create_dir_all(dir).unwrap();
