@@ -106,6 +106,32 @@ mod tests {
         assert_eq!(secs(&["s-maxage=3600"], None), 300, "shared caches only");
     }
 
+    proptest::proptest! {
+        /// Whatever an issuer sends, the lifetime stays within the bounds, and a `max-age`
+        /// within them is taken as it is.
+        #[test]
+        fn any_header_gives_a_lifetime_within_bounds(
+            values in proptest::collection::vec("[ -~]{0,60}", 0..4),
+            age in proptest::option::of("[ -~]{0,12}"),
+            max_age in 300u64..=86_400,
+        ) {
+            let mut headers = HeaderMap::new();
+            for value in &values {
+                headers.append(CACHE_CONTROL, HeaderValue::from_str(value).unwrap());
+            }
+            if let Some(age) = &age {
+                headers.insert(AGE, HeaderValue::from_str(age).unwrap());
+            }
+            let got = lifetime(&headers, MIN, MAX);
+            proptest::prop_assert!((MIN..=MAX).contains(&got));
+            let exact = HeaderMap::from_iter([(
+                CACHE_CONTROL,
+                HeaderValue::from_str(&format!("max-age={max_age}")).unwrap(),
+            )]);
+            proptest::prop_assert_eq!(lifetime(&exact, MIN, MAX).as_secs(), max_age);
+        }
+    }
+
     #[test]
     fn age_is_subtracted() {
         assert_eq!(secs(&["max-age=3600"], Some("600")), 3000);
