@@ -87,6 +87,15 @@ async fn serve(server: &MockServer, at: &str, response: ResponseTemplate) {
     mount(server, at, response).await;
 }
 
+/// Issuer metadata naming `issuer` and `jwks_uri`, with a member the loader ignores.
+fn metadata(issuer: &str, jwks_uri: &str) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(json!({
+        "issuer": issuer,
+        "jwks_uri": jwks_uri,
+        "token_endpoint": "ignored",
+    }))
+}
+
 async fn requests_to(server: &MockServer, at: &str) -> usize {
     server
         .received_requests()
@@ -168,11 +177,7 @@ async fn discovery_finds_the_jwks_and_checks_the_issuer() {
     mount(
         &server,
         "/realms/acme/.well-known/openid-configuration",
-        ResponseTemplate::new(200).set_body_json(json!({
-            "issuer": issuer,
-            "jwks_uri": format!("{}/realms/acme/certs", server.uri()),
-            "token_endpoint": "ignored",
-        })),
+        metadata(&issuer, &format!("{}/realms/acme/certs", server.uri())),
     )
     .await;
     mount(
@@ -214,10 +219,7 @@ async fn discovery_falls_back_to_rfc_8414_metadata() {
     mount(
         &server,
         "/.well-known/oauth-authorization-server/tenant",
-        ResponseTemplate::new(200).set_body_json(json!({
-            "issuer": issuer,
-            "jwks_uri": format!("{}{JWKS}", server.uri()),
-        })),
+        metadata(&issuer, &format!("{}{JWKS}", server.uri())),
     )
     .await;
     mount(&server, JWKS, serve_jwks(&jwks(&[key_a()]), None)).await;
@@ -239,10 +241,7 @@ async fn an_issuer_mismatch_in_the_metadata_is_a_failed_fetch() {
     mount(
         &server,
         "/.well-known/openid-configuration",
-        ResponseTemplate::new(200).set_body_json(json!({
-            "issuer": "https://evil.example",
-            "jwks_uri": format!("{}{JWKS}", server.uri()),
-        })),
+        metadata("https://evil.example", &format!("{}{JWKS}", server.uri())),
     )
     .await;
     mount(&server, JWKS, serve_jwks(&jwks(&[key_a()]), None)).await;
@@ -277,10 +276,7 @@ async fn discovered_urls_must_be_secure() {
     mount(
         &server,
         "/.well-known/openid-configuration",
-        ResponseTemplate::new(200).set_body_json(json!({
-            "issuer": server.uri(),
-            "jwks_uri": "http://keys.example.com/jwks",
-        })),
+        metadata(&server.uri(), "http://keys.example.com/jwks"),
     )
     .await;
     let keys = RemoteJwks::discover(&server.uri())
