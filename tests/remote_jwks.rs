@@ -15,6 +15,8 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tower::{Layer, ServiceExt};
 use tower_jwt_auth::remote::{FetchError, RemoteJwks, RemoteJwksBuilder};
+use tower_jwt_auth::revocation::{MemoryRevocationStore, RevocationQuery, RevocationStore};
+use tower_jwt_auth::store::StoreFuture;
 use tower_jwt_auth::{
     Algorithm, BearerAuth, BearerAuthLayer, ConfigError, ErrorKind, TokenSigner, Verifier,
 };
@@ -271,6 +273,28 @@ async fn an_issuer_mismatch_in_the_metadata_is_a_failed_fetch() {
 }
 
 #[tokio::test]
+async fn a_long_foreign_issuer_is_reported_cut_short() {
+    let server = MockServer::start().await;
+    // 300 two-byte characters: the report keeps at most 200 bytes, cut on a character.
+    let long = format!("https://{}", "é".repeat(300));
+    mount(
+        &server,
+        "/.well-known/openid-configuration",
+        metadata(&long, &format!("{}{JWKS}", server.uri())),
+    )
+    .await;
+    let keys = RemoteJwks::discover(&server.uri())
+        .unwrap()
+        .build()
+        .unwrap();
+    let Err(FetchError::IssuerMismatch { found }) = keys.refresh().await else {
+        panic!("an issuer mismatch");
+    };
+    assert!(found.len() <= 200 && found.len() >= 198, "{}", found.len());
+    assert!(long.starts_with(&found));
+}
+
+#[tokio::test]
 async fn discovered_urls_must_be_secure() {
     let server = MockServer::start().await;
     mount(
@@ -360,6 +384,30 @@ fn random_kid_token() -> String {
     getrandom::fill(&mut bytes).unwrap();
     let kid: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     token(&kid)
+}
+
+#[tokio::test]
+async fn kids_that_cannot_be_looked_up_never_fetch() {
+    let (server, clock, keys) = warm(&jwks(&[key_a(), key_b()])).await;
+    let verifier = verifier(keys);
+    clock.advance(Duration::from_secs(31));
+    // A kid longer than any real one, and no kid at all in a multi-key set: refused at once,
+    // however long since the last fetch.
+    let long = token(&"k".repeat(257));
+    let kidless = TokenSigner::from_pem(Algorithm::ES256, &fixture("p256.pkcs8.pem"))
+        .unwrap()
+        .sign(&claims())
+        .unwrap();
+    for token in [&long, &kidless] {
+        assert_eq!(kind(&verifier, token).await, Err(ErrorKind::UnknownKey));
+    }
+    assert_eq!(requests_to(&server, JWKS).await, 1, "only the warm-up");
+    // A kid of the longest length looked up still fetches.
+    assert_eq!(
+        kind(&verifier, &token(&"k".repeat(256))).await,
+        Err(ErrorKind::UnknownKey)
+    );
+    assert_eq!(requests_to(&server, JWKS).await, 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -492,6 +540,72 @@ async fn a_cold_start_with_the_issuer_down_answers_503_and_grpc_14() {
     serve(&server, JWKS, serve_jwks(&jwks(&[key_a()]), Some(600))).await;
     clock.advance(Duration::from_secs(2));
     assert_eq!(call(false).await.status, StatusCode::OK);
+}
+
+/// A revocation store that answers only after yielding once, as a network store would.
+struct Later(MemoryRevocationStore);
+
+impl RevocationStore for Later {
+    fn is_revoked(&self, token: &RevocationQuery<'_>) -> StoreFuture<bool> {
+        let answer = self.0.is_revoked(token);
+        StoreFuture::boxed(async move {
+            tokio::task::yield_now().await;
+            answer.await
+        })
+    }
+    fn revoke_token(&self, issuer: &str, jti: &str, until: u64) -> StoreFuture<()> {
+        self.0.revoke_token(issuer, jti, until)
+    }
+    fn revoke_session(&self, issuer: &str, sid: &str, until: u64) -> StoreFuture<()> {
+        self.0.revoke_session(issuer, sid, until)
+    }
+    fn revoke_subject_before(
+        &self,
+        issuer: &str,
+        sub: &str,
+        at: u64,
+        until: u64,
+    ) -> StoreFuture<()> {
+        self.0.revoke_subject_before(issuer, sub, at, until)
+    }
+}
+
+#[tokio::test]
+async fn after_the_first_fetch_the_revocation_check_still_runs() {
+    let revoked = token_for("a", &claims_with(json!({"jti": "revoked-1"})));
+    for later in [false, true] {
+        let memory = MemoryRevocationStore::new().clock(|| NOW);
+        memory
+            .revoke_token(ISSUER, "revoked-1", NOW + 600)
+            .await
+            .unwrap();
+        let store: Arc<dyn RevocationStore> = if later {
+            Arc::new(Later(memory))
+        } else {
+            Arc::new(memory)
+        };
+        for (token, status) in [
+            (token("a"), StatusCode::OK),
+            (revoked.clone(), StatusCode::UNAUTHORIZED),
+        ] {
+            // A cold source each time: the token waits for the first fetch, then the store.
+            let server = MockServer::start().await;
+            serve(&server, JWKS, serve_jwks(&jwks(&[key_a()]), Some(600))).await;
+            let keys = remote(&server, &ManualClock::new()).build().unwrap();
+            let service = BearerAuthLayer::new(verifier(keys))
+                .revocation(Arc::clone(&store))
+                .layer(Inner::default());
+            let request = Request::builder()
+                .header("authorization", format!("Bearer {token}"))
+                .body(String::new())
+                .unwrap();
+            let reply = answer(service.oneshot(request).await.unwrap()).await;
+            assert_eq!(reply.status, status, "store answering later: {later}");
+            if status == StatusCode::UNAUTHORIZED {
+                assert_eq!(reply.kind(), Some(ErrorKind::Revoked));
+            }
+        }
+    }
 }
 
 #[tokio::test]
