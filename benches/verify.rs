@@ -6,6 +6,8 @@
 //! - `verify/*`: this crate's `Verifier::verify` (every check of the token path);
 //! - `signature_only/*`: the backend's verifier alone, key parsed once, signature pre-decoded;
 //! - `layer/hs256`: a `BearerAuth` service call around a no-op inner service;
+//! - `cached/*`: `Verifier::verify` with the verification cache on, the token already in it
+//!   (a hit: the lookup, the claims re-validated and handed out);
 //! - `remote/*` (with `--features remote-jwks`): `Verifier::verify` over a warm `RemoteJwks`
 //!   that fetched the same public key from a loopback issuer, against `verify/*` over a static
 //!   `KeySet`.
@@ -93,6 +95,8 @@ struct Case {
     alg: Algorithm,
     token: String,
     verifier: Verifier,
+    /// The same policy and keys with the verification cache on, the token already in it.
+    cached: Verifier,
     decoding_key: DecodingKey,
 }
 
@@ -104,17 +108,21 @@ fn case(
     key: DecodingKey,
 ) -> Case {
     let token = signer.with_kid("key-1").sign(&claims()).unwrap();
-    let verifier = Verifier::builder(keys)
-        .issuer(ISSUER)
-        .audience(AUDIENCE)
-        .build()
-        .unwrap();
+    let builder = || {
+        Verifier::builder(keys.clone())
+            .issuer(ISSUER)
+            .audience(AUDIENCE)
+    };
+    let verifier = builder().build().unwrap();
     verifier.verify(&token).unwrap();
+    let cached = builder().cache(10_000).unwrap().build().unwrap();
+    cached.verify(&token).unwrap();
     Case {
         name,
         alg,
         token,
         verifier,
+        cached,
         decoding_key: key,
     }
 }
@@ -329,6 +337,15 @@ fn candidates(cases: &'static [Case]) -> Vec<Candidate> {
         ));
     }
 
+    for case in cases {
+        out.push((
+            format!("cached/{}", case.name),
+            timed(move || {
+                black_box(case.cached.verify(black_box(&case.token)).unwrap());
+            }),
+        ));
+    }
+
     out.push(("layer/hs256".into(), layer_candidate(&cases[0])));
 
     #[cfg(feature = "remote-jwks")]
@@ -403,6 +420,11 @@ fn paired(candidates: &[Candidate], rounds: usize) {
         ("jsonwebtoken/decode/rs256", "verify/rs256"),
         ("jsonwebtoken/decode/es256", "verify/es256"),
         ("jsonwebtoken/decode/eddsa", "verify/eddsa"),
+        ("verify/hs256", "cached/hs256"),
+        ("verify/rs256", "cached/rs256"),
+        ("verify/es256", "cached/es256"),
+        ("verify/eddsa", "cached/eddsa"),
+        ("cached/es256", "verify/hs256"),
     ];
     // Costs over a bare verification, in nanoseconds: the layer's, and the remote source's.
     let mut deltas = vec![("layer/hs256", "verify/hs256")];
