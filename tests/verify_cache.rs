@@ -252,6 +252,33 @@ fn the_cache_holds_at_most_its_capacity() {
 }
 
 #[test]
+fn threads_sharing_a_small_cache_each_get_their_own_tokens_claims() {
+    let clock = Clock::new();
+    let verifier = cached(&clock, 8);
+    let tokens: Vec<(String, String)> = (0..24)
+        .map(|i| {
+            let sub = format!("user-{i}");
+            (token(Algorithm::ES256, json!({"sub": sub})), sub)
+        })
+        .collect();
+    std::thread::scope(|scope| {
+        for thread in 0..4 {
+            let (verifier, tokens) = (&verifier, &tokens);
+            scope.spawn(move || {
+                for round in 0..300 {
+                    let (token, sub) = &tokens[(round * 7 + thread * 5) % tokens.len()];
+                    let claims = verifier.verify(token).unwrap();
+                    assert_eq!(claims.subject(), Some(sub.as_str()));
+                }
+            });
+        }
+    });
+    let stats = verifier.cache_stats().unwrap();
+    assert_eq!(stats.hits() + stats.misses(), 1200);
+    assert!(stats.hits() > 0 && stats.entries() <= 8, "{stats:?}");
+}
+
+#[test]
 fn capacity_must_be_sensible() {
     let builder = || common::builder();
     for capacity in [0, MAX_CACHE_CAPACITY + 1, usize::MAX] {
