@@ -1,0 +1,200 @@
+//! The server process (`loadgen serve`): the apps under test, each on its own loopback port, in
+//! one tokio runtime with the default worker count (one per core).
+
+use std::error::Error;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tower_jwt_auth::ratelimit::{LoginLimits, MemoryLimiterStore, RateLimitLoginLayer};
+use tower_jwt_auth::router::AuthRouter;
+use tower_jwt_auth::{AccessGrant, BearerAuthLayer, Claims, PasswordHasher, TokenIssuer, Verifier};
+
+pub(crate) type BoxError = Box<dyn Error + Send + Sync>;
+
+const ISSUER: &str = "http://loadgen.test";
+const AUDIENCE: &str = "api";
+/// A test key from the crate's fixtures (never a secret): ES256 tokens for (c) and (d).
+const P256_PEM: &[u8] = include_bytes!("../../tests/data/keys/p256.pkcs8.pem");
+/// The password of every user of the login app.
+pub(crate) const PASSWORD: &str = "correct horse battery staple";
+
+/// What the server was asked to build (the parent's flags).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct ServeArgs {
+    /// Distinct users (and so distinct tokens) per token pool.
+    pub(crate) token_users: usize,
+    /// Users of the login app (one per flooding client).
+    pub(crate) login_users: usize,
+    /// `PasswordHasherBuilder::max_concurrent`; `None`: the crate's default.
+    pub(crate) hasher_permits: Option<usize>,
+    /// `PasswordHasherBuilder::max_queued`; `None`: the crate's default.
+    pub(crate) hasher_queue: Option<usize>,
+}
+
+/// What the server tells the parent, as one JSON line on stdout.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Ready {
+    /// Scenario letter → port.
+    pub(crate) ports: Vec<(String, u16)>,
+    pub hs256_tokens: Vec<String>,
+    pub es256_tokens: Vec<String>,
+    /// Usernames of the login app; each has [`PASSWORD`].
+    pub(crate) login_users: Vec<String>,
+    /// The hasher as configured, for the report.
+    pub(crate) hasher: String,
+    /// Worker threads of the server's runtime.
+    pub(crate) workers: usize,
+}
+
+/// The handler of every scenario: a small JSON body naming the caller. Behind `BearerAuth`
+/// it reads `sub` from the claims the layer put into the request extensions.
+async fn hello(claims: Option<Claims>) -> Json<Value> {
+    let sub = claims
+        .as_ref()
+        .and_then(Claims::subject)
+        .unwrap_or("anonymous");
+    Json(json!({ "hello": sub }))
+}
+
+fn app(bearer: Option<BearerAuthLayer>) -> Router {
+    let router = Router::new().route("/hello", get(hello));
+    match bearer {
+        Some(layer) => router.route_layer(layer),
+        None => router,
+    }
+}
+
+/// `count` access tokens of distinct users, as the login router would issue them (RFC 9068,
+/// `typ: at+jwt`, a role and a scope), valid for an hour.
+fn tokens(issuer: &TokenIssuer, count: usize) -> Result<Vec<String>, BoxError> {
+    let scopes = ["items:read".to_owned()];
+    let roles = ["user".to_owned()];
+    (0..count)
+        .map(|i| {
+            let (sub, sid) = (format!("user-{i}"), format!("session-{i}"));
+            let grant = AccessGrant::new(&sub, "loadgen", &sid)
+                .with_scopes(&scopes)
+                .with_roles(&roles);
+            Ok(issuer.issue(&grant)?.token)
+        })
+        .collect()
+}
+
+fn verifier(issuer: &TokenIssuer) -> Result<Verifier, BoxError> {
+    Ok(issuer.verifier_builder()?.build()?)
+}
+
+/// Scenario (e): the login router as the example server mounts it (in-memory stores,
+/// `RateLimitLogin` with the default limits, the peer address from `ConnectInfo`), `/health`,
+/// and a cheap protected GET behind `auth.bearer_layer()`.
+async fn login_app(args: &ServeArgs) -> Result<(Router, Vec<String>, String), BoxError> {
+    let mut hasher = PasswordHasher::builder();
+    if let Some(permits) = args.hasher_permits {
+        hasher = hasher.max_concurrent(permits)?;
+    }
+    if let Some(queue) = args.hasher_queue {
+        hasher = hasher.max_queued(queue);
+    }
+    let hasher = hasher.build()?;
+    let limiter =
+        RateLimitLoginLayer::new(Arc::new(MemoryLimiterStore::new(LoginLimits::default())));
+    let auth = AuthRouter::builder(TokenIssuer::generate_ed25519(ISSUER, AUDIENCE)?)
+        .hasher(hasher.clone())
+        .rate_limit(limiter)
+        .build()?;
+    // One user per flooding client, each with a real argon2id hash at the default parameters,
+    // created one after another so the hasher's queue never refuses one.
+    let mut users = Vec::with_capacity(args.login_users);
+    for i in 0..args.login_users {
+        let name = format!("flood-{i}");
+        auth.create_user(&name, PASSWORD, &["user"], &["items:read"])
+            .await?;
+        users.push(name);
+    }
+    let stats_hasher = hasher.clone();
+    let router = Router::new()
+        .route("/hello", get(hello))
+        .route_layer(auth.bearer_layer())
+        .route("/health", get(|| async { "ok" }))
+        // The hasher's counters, so the parent can compare them with what it saw.
+        .route(
+            "/stats",
+            get(move || {
+                let stats = stats_hasher.stats();
+                async move {
+                    Json(json!({
+                        "verifications": stats.verifications,
+                        "dummy_verifications": stats.dummy_verifications,
+                        "overloaded": stats.overloaded,
+                    }))
+                }
+            }),
+        )
+        .nest("/auth", auth.router());
+    Ok((router, users, format!("{hasher:?}")))
+}
+
+async fn listen(router: Router) -> Result<u16, BoxError> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    tokio::spawn(async move {
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        if let Err(error) = axum::serve(listener, service).await {
+            eprintln!("loadgen server: {error}");
+        }
+    });
+    Ok(port)
+}
+
+/// Builds every app, prints [`Ready`] and serves until stdin closes (the parent went away).
+pub(crate) fn run(args: &ServeArgs) -> Result<(), BoxError> {
+    let workers = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let mut secret = [0u8; 32];
+        getrandom::fill(&mut secret).map_err(|e| format!("no randomness: {e}"))?;
+        let hs256 = TokenIssuer::hmac(&secret, ISSUER, AUDIENCE)?
+            .with_access_ttl(Duration::from_secs(3600))?;
+        let es256 = TokenIssuer::from_pem(P256_PEM, ISSUER, AUDIENCE)?
+            .with_access_ttl(Duration::from_secs(3600))?;
+
+        let mut ports = vec![
+            ("a".to_owned(), listen(app(None)).await?),
+            (
+                "b".to_owned(),
+                listen(app(Some(BearerAuthLayer::new(verifier(&hs256)?)))).await?,
+            ),
+            (
+                "c".to_owned(),
+                listen(app(Some(BearerAuthLayer::new(verifier(&es256)?)))).await?,
+            ),
+        ];
+        let (login, login_users, hasher) = login_app(args).await?;
+        ports.push(("e".to_owned(), listen(login).await?));
+
+        let ready = Ready {
+            ports,
+            hs256_tokens: tokens(&hs256, args.token_users)?,
+            es256_tokens: tokens(&es256, args.token_users)?,
+            login_users,
+            hasher,
+            workers,
+        };
+        println!("{}", serde_json::to_string(&ready)?);
+        Ok::<_, BoxError>(())
+    })?;
+    // The runtime's workers serve; this thread waits until the parent closes our stdin (it is
+    // done, or it died).
+    let mut sink = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink);
+    Ok(())
+}
