@@ -215,7 +215,7 @@ impl Default for Mapping {
 
 /// The claims of a token, parsed once; validated by the verifier before they become
 /// [`Claims`].
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Parsed {
     pub(crate) iss: Option<String>,
     pub(crate) sub: Option<String>,

@@ -80,6 +80,11 @@
 //! - **Header outcomes are remembered per thread.** One issuer's tokens share their header byte
 //!   for byte; the outcome of the header rules is remembered for (verifier, key set, exact
 //!   header bytes), only after a signature verified. See the `jws::memo` module docs.
+//! - **Verified tokens can be remembered (opt-in).** [`VerifierBuilder::cache`] keeps the
+//!   claims of verified tokens by their exact bytes, so a token presented again skips the
+//!   signature check (most of an asymmetric verification); the claims are validated again on
+//!   every hit, entries end at `exp` and belong to one key set. See the `verifier::cache`
+//!   module docs.
 //! - **[`KeySet::verify_jws`]** exposes steps 1 to 4 alone for payloads that are not JWT claims
 //!   (and runs the Wycheproof JWS vectors).
 //!
@@ -173,5 +178,6 @@ pub use signer::TokenSigner;
 #[cfg(feature = "rate-limit")]
 pub use username::{MAX_USERNAME_CHARS, normalize_username};
 pub use verifier::{
-    ACCESS_TOKEN_TYPE, DEFAULT_LEEWAY, KeySource, MAX_TOKEN_LEN_LIMIT, Verifier, VerifierBuilder,
+    ACCESS_TOKEN_TYPE, CacheStats, DEFAULT_LEEWAY, KeySource, MAX_CACHE_CAPACITY,
+    MAX_TOKEN_LEN_LIMIT, Verifier, VerifierBuilder,
 };
