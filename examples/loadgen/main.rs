@@ -17,6 +17,7 @@
 //! | (a) | `GET /hello`, no authentication: the baseline |
 //! | (b) | the same behind `BearerAuthLayer`, HS256 tokens |
 //! | (c) | the same, ES256 tokens |
+//! | (d) | ES256 with the verifier's cache on (`VerifierBuilder::cache`, 10,000 tokens) |
 //! | (e) | `AuthRouter` (in-memory stores, default `PasswordHasher`, `RateLimitLogin`), `/health` and `GET /hello` behind `auth.bearer_layer()` |
 //!
 //! (a) to (c) are closed loops: a fixed number of keep-alive HTTP/1.1 connections, each
@@ -48,13 +49,14 @@ use server::{BoxError, Ready, ServeArgs};
 const USAGE: &str = "\
 usage: cargo run --release --example loadgen -- [options]
 
-  --scenarios LIST       which of a,b,c,e to run (default: all)
+  --scenarios LIST       which of a,b,c,d,e to run (default: all)
   --connections N        connections of the closed loops (default 32)
   --duration SECS        measured seconds per scenario, split over the rounds (default 9)
   --rounds N             interleaved rounds (default 3)
   --warmup SECS          uncounted seconds before each round of each scenario (default 0.5)
   --client-threads N     worker threads of the load generator (default: cores)
   --tokens N             distinct users (and tokens) per token pool (default 1000)
+  --cache-capacity N     tokens (d)'s verification cache holds (default 10000)
   --idle SECS            login test: probe seconds with the server idle (default 8)
   --flood SECS           login test: probe seconds during the flood (default 10)
   --flood-clients N      login test: concurrent password logins (default 64)
@@ -73,6 +75,7 @@ struct Options {
     warmup: f64,
     client_threads: usize,
     tokens: usize,
+    cache_capacity: usize,
     idle: f64,
     flood: f64,
     flood_clients: usize,
@@ -86,13 +89,14 @@ impl Options {
     fn parse(args: impl Iterator<Item = String>) -> Result<Self, BoxError> {
         let cores = cores();
         let mut options = Self {
-            scenarios: vec!['a', 'b', 'c', 'e'],
+            scenarios: vec!['a', 'b', 'c', 'd', 'e'],
             connections: 32,
             duration: 9.0,
             rounds: 3,
             warmup: 0.5,
             client_threads: cores,
             tokens: 1000,
+            cache_capacity: 10_000,
             idle: 8.0,
             flood: 10.0,
             flood_clients: 64,
@@ -109,7 +113,9 @@ impl Options {
                     options.scenarios = value()?
                         .split(',')
                         .map(|s| match s.trim() {
-                            one @ ("a" | "b" | "c" | "e") => Ok(one.chars().next().unwrap_or('a')),
+                            one @ ("a" | "b" | "c" | "d" | "e") => {
+                                Ok(one.chars().next().unwrap_or('a'))
+                            }
                             other => Err(format!("unknown scenario {other:?}")),
                         })
                         .collect::<Result<_, _>>()?;
@@ -120,6 +126,7 @@ impl Options {
                 "--warmup" => options.warmup = value()?.parse()?,
                 "--client-threads" => options.client_threads = value()?.parse()?,
                 "--tokens" => options.tokens = value()?.parse()?,
+                "--cache-capacity" => options.cache_capacity = value()?.parse()?,
                 "--idle" => options.idle = value()?.parse()?,
                 "--flood" => options.flood = value()?.parse()?,
                 "--flood-clients" => options.flood_clients = value()?.parse()?,
@@ -196,6 +203,7 @@ fn spawn_server(options: &Options) -> Result<(Child, Ready), BoxError> {
         },
         hasher_permits: options.hasher_permits,
         hasher_queue: options.hasher_queue,
+        cache_capacity: options.cache_capacity,
     };
     eprintln!(
         "starting the server process (creating {} users with argon2id)...",
@@ -237,6 +245,12 @@ async fn run(options: &Options, ready: &Ready, server_pid: u32) -> Result<(), Bo
             Some(0.85),
         ),
         Scenario::new('c', "`BearerAuth` ES256", Some(&ready.es256_tokens), None),
+        Scenario::new(
+            'd',
+            "`BearerAuth` ES256, cache",
+            Some(&ready.es256_tokens),
+            Some(0.80),
+        ),
     ]
     .into_iter()
     .filter(|s| options.has(s.letter))
@@ -372,9 +386,9 @@ async fn closed_loops(
         options.connections
     );
     println!(
-        "| scenario | req/s | p50 | p99 | **ratio to (a)** | per round | server CPU/req | client CPU/req | other load | target |"
+        "| scenario | req/s | p50 | p99 | **ratio to (a)** | per round | server CPU/req | client CPU/req | CPU ratio | other load | target |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for scenario in &scenarios {
         let mut latencies: Vec<u64> = scenario
             .rounds
@@ -407,6 +421,16 @@ async fn closed_loops(
             ),
             None => ("-".into(), "-".into(), "-".into()),
         };
+        // What the ratio would be on a machine doing nothing else: there, throughput is the
+        // cores over the CPU one request costs the server and the client together.
+        let per_request = |s: &Scenario| {
+            Cpu::sum(s.rounds.iter().filter_map(|r| r.cpu))
+                .map(|c| (c.server_secs + c.client_secs) / s.ok().max(1) as f64)
+        };
+        let cpu_ratio = match (base.and_then(per_request), per_request(scenario)) {
+            (Some(base), Some(this)) if this > 0.0 => format!("{:.2}x", base / this),
+            _ => "-".to_owned(),
+        };
         let target = match (scenario.target, base_rate) {
             (Some(target), Some(base_rate)) => {
                 let verdict = if rate / base_rate >= target {
@@ -421,7 +445,7 @@ async fn closed_loops(
             (None, _) => "reported".to_owned(),
         };
         println!(
-            "| ({}) {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| ({}) {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             scenario.letter,
             scenario.name,
             rate,
@@ -431,6 +455,7 @@ async fn closed_loops(
             per_round,
             server_cpu,
             client_cpu,
+            cpu_ratio,
             other,
             target,
         );
@@ -449,8 +474,22 @@ async fn closed_loops(
     println!(
         "req/s counts 200 answers completed inside the measured windows; p50/p99 are over every such \
          request; CPU per request is the server process's and this process's user+system time over \
-         the windows (`/proc`), \"other load\" the rest of the machine's busy time (builds, fuzzing).\n"
+         the windows (`/proc`, 10 ms ticks); \"CPU ratio\" is (a)'s server+client CPU per request over \
+         this scenario's, the throughput ratio a machine doing nothing else would show; \"other \
+         load\" is the rest of the machine's busy time (builds, fuzzing).\n"
     );
+    if scenarios.iter().any(|s| s.letter == 'd') {
+        let stats = client::get_json(port(ready, 'd')?, "/stats").await?;
+        let (hits, misses) = (
+            stats["hits"].as_u64().unwrap_or(0),
+            stats["misses"].as_u64().unwrap_or(0),
+        );
+        println!(
+            "(d)'s cache, warm-ups included: {hits} hits, {misses} misses ({:.2}% hits), {} tokens held.\n",
+            100.0 * hits as f64 / (hits + misses).max(1) as f64,
+            stats["entries"],
+        );
+    }
     Ok(())
 }
 

@@ -13,7 +13,9 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tower_jwt_auth::ratelimit::{LoginLimits, MemoryLimiterStore, RateLimitLoginLayer};
 use tower_jwt_auth::router::AuthRouter;
-use tower_jwt_auth::{AccessGrant, BearerAuthLayer, Claims, PasswordHasher, TokenIssuer, Verifier};
+use tower_jwt_auth::{
+    AccessGrant, BearerAuthLayer, Claims, PasswordHasher, TokenIssuer, Verifier, VerifierBuilder,
+};
 
 pub(crate) type BoxError = Box<dyn Error + Send + Sync>;
 
@@ -35,6 +37,8 @@ pub(crate) struct ServeArgs {
     pub(crate) hasher_permits: Option<usize>,
     /// `PasswordHasherBuilder::max_queued`; `None`: the crate's default.
     pub(crate) hasher_queue: Option<usize>,
+    /// Tokens (d)'s verification cache holds (`VerifierBuilder::cache`).
+    pub(crate) cache_capacity: usize,
 }
 
 /// What the server tells the parent, as one JSON line on stdout.
@@ -62,12 +66,28 @@ async fn hello(claims: Option<Claims>) -> Json<Value> {
     Json(json!({ "hello": sub }))
 }
 
-fn app(bearer: Option<BearerAuthLayer>) -> Router {
+/// `GET /hello`, behind `BearerAuth` with this verifier if given; `GET /stats` (never
+/// protected) reports the verifier's cache counters.
+fn app(verifier: Option<&Verifier>) -> Router {
     let router = Router::new().route("/hello", get(hello));
-    match bearer {
-        Some(layer) => router.route_layer(layer),
-        None => router,
-    }
+    let Some(verifier) = verifier else {
+        return router;
+    };
+    let stats = verifier.clone();
+    router
+        .route_layer(BearerAuthLayer::new(verifier.clone()))
+        .route(
+            "/stats",
+            get(move || {
+                let cache = stats.cache_stats();
+                async move {
+                    Json(cache.map_or(
+                        Value::Null,
+                        |c| json!({"hits": c.hits(), "misses": c.misses(), "entries": c.entries()}),
+                    ))
+                }
+            }),
+        )
 }
 
 /// `count` access tokens of distinct users, as the login router would issue them (RFC 9068,
@@ -86,8 +106,13 @@ fn tokens(issuer: &TokenIssuer, count: usize) -> Result<Vec<String>, BoxError> {
         .collect()
 }
 
+/// The policy the login router's own verifier has: issuer, audience, `typ: at+jwt`.
+fn issuer_verifier(issuer: &TokenIssuer) -> Result<VerifierBuilder, BoxError> {
+    Ok(issuer.verifier_builder()?)
+}
+
 fn verifier(issuer: &TokenIssuer) -> Result<Verifier, BoxError> {
-    Ok(issuer.verifier_builder()?.build()?)
+    Ok(issuer_verifier(issuer)?.build()?)
 }
 
 /// Scenario (e): the login router as the example server mounts it (in-memory stores,
@@ -167,16 +192,14 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), BoxError> {
         let es256 = TokenIssuer::from_pem(P256_PEM, ISSUER, AUDIENCE)?
             .with_access_ttl(Duration::from_secs(3600))?;
 
+        let cached = issuer_verifier(&es256)?
+            .cache(args.cache_capacity)?
+            .build()?;
         let mut ports = vec![
             ("a".to_owned(), listen(app(None)).await?),
-            (
-                "b".to_owned(),
-                listen(app(Some(BearerAuthLayer::new(verifier(&hs256)?)))).await?,
-            ),
-            (
-                "c".to_owned(),
-                listen(app(Some(BearerAuthLayer::new(verifier(&es256)?)))).await?,
-            ),
+            ("b".to_owned(), listen(app(Some(&verifier(&hs256)?))).await?),
+            ("c".to_owned(), listen(app(Some(&verifier(&es256)?))).await?),
+            ("d".to_owned(), listen(app(Some(&cached))).await?),
         ];
         let (login, login_users, hasher) = login_app(args).await?;
         ports.push(("e".to_owned(), listen(login).await?));
