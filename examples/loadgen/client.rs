@@ -184,6 +184,14 @@ pub(crate) struct Probe {
     pub(crate) behind: u64,
 }
 
+impl Probe {
+    pub(crate) fn merge(&mut self, other: Self) {
+        self.latencies.extend(other.latencies);
+        self.failures += other.failures;
+        self.behind += other.behind;
+    }
+}
+
 /// One connection sending `GET path` every `interval` from now until `window.end`.
 ///
 /// A request's latency runs from when it was due if the previous answer came after that (the
@@ -283,7 +291,7 @@ pub(crate) struct Flood {
 }
 
 impl Flood {
-    fn merge(&mut self, other: Self) {
+    pub(crate) fn merge(&mut self, other: Self) {
         self.ok += other.ok;
         self.ok_latencies.extend(other.ok_latencies);
         self.unavailable += other.unavailable;

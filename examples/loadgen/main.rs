@@ -60,9 +60,12 @@ usage: cargo run --release --example loadgen -- [options]
   --idle SECS            login test: probe seconds with the server idle (default 8)
   --flood SECS           login test: probe seconds during the flood (default 10)
   --flood-clients N      login test: concurrent password logins (default 64)
+  --login-rounds N       login test: idle/flood alternations (default 2)
   --probe-rate N         login test: probe requests per second per route (default 200)
   --hasher-permits N     login test: PasswordHasher max_concurrent (default: the crate's)
   --hasher-queue N       login test: PasswordHasher max_queued (default: the crate's)
+  --hashing-nice N       login test, an experiment: renice the server's blocking-pool
+                         threads (argon2) to N, the async workers staying at 0
   --ignore-retry-after   login test: flooding clients retry at once after 503/429
 ";
 
@@ -79,9 +82,11 @@ struct Options {
     idle: f64,
     flood: f64,
     flood_clients: usize,
+    login_rounds: usize,
     probe_rate: u32,
     hasher_permits: Option<usize>,
     hasher_queue: Option<usize>,
+    hashing_nice: Option<u8>,
     ignore_retry_after: bool,
 }
 
@@ -100,9 +105,11 @@ impl Options {
             idle: 8.0,
             flood: 10.0,
             flood_clients: 64,
+            login_rounds: 2,
             probe_rate: 200,
             hasher_permits: None,
             hasher_queue: None,
+            hashing_nice: None,
             ignore_retry_after: false,
         };
         let mut args = args.peekable();
@@ -130,9 +137,11 @@ impl Options {
                 "--idle" => options.idle = value()?.parse()?,
                 "--flood" => options.flood = value()?.parse()?,
                 "--flood-clients" => options.flood_clients = value()?.parse()?,
+                "--login-rounds" => options.login_rounds = value()?.parse()?,
                 "--probe-rate" => options.probe_rate = value()?.parse()?,
                 "--hasher-permits" => options.hasher_permits = Some(value()?.parse()?),
                 "--hasher-queue" => options.hasher_queue = Some(value()?.parse()?),
+                "--hashing-nice" => options.hashing_nice = Some(value()?.parse()?),
                 "--ignore-retry-after" => options.ignore_retry_after = true,
                 "-h" | "--help" => {
                     print!("{USAGE}");
@@ -147,6 +156,7 @@ impl Options {
             || options.client_threads == 0
             || options.tokens == 0
             || options.flood_clients == 0
+            || options.login_rounds == 0
             || options.probe_rate == 0
             || !positive(options.duration)
             || !positive(options.idle)
@@ -203,6 +213,7 @@ fn spawn_server(options: &Options) -> Result<(Child, Ready), BoxError> {
         },
         hasher_permits: options.hasher_permits,
         hasher_queue: options.hasher_queue,
+        hashing_nice: options.hashing_nice,
         cache_capacity: options.cache_capacity,
     };
     eprintln!(
@@ -259,7 +270,7 @@ async fn run(options: &Options, ready: &Ready, server_pid: u32) -> Result<(), Bo
         closed_loops(options, ready, server_pid, closed).await?;
     }
     if options.has('e') {
-        login_under_load(options, ready).await?;
+        login_under_load(options, ready, server_pid).await?;
     }
     Ok(())
 }
@@ -583,7 +594,11 @@ async fn cpu_during(server_pid: u32, window: Window) -> Option<Cpu> {
 /// Under this multiple of its idle p99, a probe's p99 during the flood passes.
 const FLOOD_P99_TARGET: f64 = 5.0;
 
-async fn login_under_load(options: &Options, ready: &Ready) -> Result<(), BoxError> {
+async fn login_under_load(
+    options: &Options,
+    ready: &Ready,
+    server_pid: u32,
+) -> Result<(), BoxError> {
     let addr = port(ready, 'e')?;
     let distinct = client::distinct_sources_work(addr).await;
     let token = client::login_once(addr, &ready.login_users[0]).await?;
@@ -601,30 +616,55 @@ async fn login_under_load(options: &Options, ready: &Ready) -> Result<(), BoxErr
         async move { Ok::<_, BoxError>((health.await??, hello.await??)) }
     };
 
-    eprintln!("login test: idle probe, {:.0} s", options.idle);
-    let idle = probes(Window::after(secs(0.5), secs(options.idle))).await?;
-
-    eprintln!(
-        "login test: {} clients logging in, {:.0} s",
-        options.flood_clients, options.flood
-    );
+    // Idle and flood alternate, so a change in the machine's other load lands on both.
+    let rounds = options.login_rounds;
+    let mut idle = (client::Probe::default(), client::Probe::default());
+    let mut during = (client::Probe::default(), client::Probe::default());
+    let mut flood = client::Flood::default();
+    let (mut idle_cpu, mut flood_cpu) = (Vec::new(), Vec::new());
     let before = client::get_json(addr, "/stats").await?;
-    // The clients connect and fill the hasher's queue during the first 2 s, which is not counted.
-    let window = Window::after(secs(2.0), secs(options.flood));
-    let flood = tokio::spawn({
-        let users = ready.login_users.clone();
-        let ignore = options.ignore_retry_after;
-        async move { client::login_flood(addr, &users, distinct, window, ignore).await }
-    });
-    let during = probes(window).await?;
-    let mut flood = flood.await??;
+    for round in 1..=rounds {
+        eprintln!("login test, round {round}/{rounds}: idle");
+        let window = Window::after(secs(0.5), secs(options.idle / rounds as f64));
+        let cpu = tokio::spawn(cpu_during(server_pid, window));
+        let (health, hello) = probes(window).await?;
+        idle.0.merge(health);
+        idle.1.merge(hello);
+        idle_cpu.extend(cpu.await?);
+
+        eprintln!(
+            "login test, round {round}/{rounds}: {} clients logging in",
+            options.flood_clients
+        );
+        // The clients connect and fill the hasher's queue during the first 2 s, not counted.
+        let window = Window::after(secs(2.0), secs(options.flood / rounds as f64));
+        let cpu = tokio::spawn(cpu_during(server_pid, window));
+        let logins = tokio::spawn({
+            let users = ready.login_users.clone();
+            let ignore = options.ignore_retry_after;
+            async move { client::login_flood(addr, &users, distinct, window, ignore).await }
+        });
+        let (health, hello) = probes(window).await?;
+        during.0.merge(health);
+        during.1.merge(hello);
+        flood.merge(logins.await??);
+        flood_cpu.extend(cpu.await?);
+    }
     let after = client::get_json(addr, "/stats").await?;
+    let other_load = |cpu: Vec<Cpu>| {
+        Cpu::sum(cpu.into_iter()).map_or("-".to_owned(), |c| {
+            format!("{:.0}%", c.other_cores() * 100.0)
+        })
+    };
+    let (idle_other, flood_other) = (other_load(idle_cpu), other_load(flood_cpu));
 
     println!("### Login under load\n");
     println!(
-        "Hasher: `{}`. {} clients, each its own user{}, log in in a loop for {:.0} s (after 2 s \
-         uncounted), {} after 503/429; `/health` and `GET /hello` (behind `auth.bearer_layer()`, \
-         EdDSA) are probed on their own connections, {} requests/s each.\n",
+        "Hasher: {}. {} clients, each its own user{}, log in in a loop for {:.0} s in all (in \
+         {} rounds alternating with the idle phase, each after 2 s uncounted), {} after 503/429; \
+         `/health` and `GET /hello` (behind `auth.bearer_layer()`, EdDSA) are probed on their \
+         own connections, {} requests/s each, latency from when a request was due if the previous \
+         answer made it late.\n",
         ready.hasher,
         options.flood_clients,
         if distinct {
@@ -633,6 +673,7 @@ async fn login_under_load(options: &Options, ready: &Ready) -> Result<(), BoxErr
             " (all from 127.0.0.1: this machine refused other loopback sources)"
         },
         options.flood,
+        rounds,
         if options.ignore_retry_after {
             "retrying at once"
         } else {
@@ -640,20 +681,21 @@ async fn login_under_load(options: &Options, ready: &Ready) -> Result<(), BoxErr
         },
         options.probe_rate,
     );
-    println!("| probe | phase | answers | p50 | p99 | max | not 200 | sent late |");
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("| probe | phase | answers | p50 | p99 | max | not 200 | sent late | other load |");
+    println!("|---|---|---|---|---|---|---|---|---|");
     let mut verdicts = Vec::new();
     for (route, idle, during) in [
         ("`GET /health`", &idle.0, &during.0),
         ("`GET /hello` (BearerAuth)", &idle.1, &during.1),
     ] {
         let mut p99s = [0u64; 2];
-        for (i, (phase, probe)) in [("idle", idle), ("flood", during)].into_iter().enumerate() {
+        let phases = [("idle", idle, &idle_other), ("flood", during, &flood_other)];
+        for (i, (phase, probe, other)) in phases.into_iter().enumerate() {
             let mut latencies = probe.latencies.clone();
             latencies.sort_unstable();
             p99s[i] = percentile(&latencies, 0.99);
             println!(
-                "| {route} | {phase} | {} | {} | {} | {} | {} | {} |",
+                "| {route} | {phase} | {} | {} | {} | {} | {} | {} | {other} of a core |",
                 latencies.len(),
                 fmt_latency(percentile(&latencies, 0.50)),
                 fmt_latency(p99s[i]),
