@@ -294,16 +294,18 @@ fn print_header(options: &Options, ready: &Ready) {
         "- server: `loadgen serve`, a separate process: axum 0.8 on tokio, {} workers; {} distinct tokens per pool",
         ready.workers, options.tokens
     );
-    println!(
-        "- client: this process, hyper 1 HTTP/1.1 keep-alive connections on tokio, {} workers; \
-         {} connections, closed loop; {} rounds of {:.1} s per scenario, rotating order, \
-         each after {:.1} s uncounted warm-up",
-        options.client_threads,
-        options.connections,
-        options.rounds,
-        options.duration / options.rounds as f64,
-        options.warmup,
-    );
+    if options.scenarios.iter().any(|s| ('a'..='d').contains(s)) {
+        println!(
+            "- client: this process, hyper 1 HTTP/1.1 keep-alive connections on tokio, {} workers; \
+             {} connections, closed loop; {} rounds of {:.1} s per scenario, rotating order, \
+             each after {:.1} s uncounted warm-up",
+            options.client_threads,
+            options.connections,
+            options.rounds,
+            options.duration / options.rounds as f64,
+            options.warmup,
+        );
+    }
     println!(
         "- build: {}",
         if cfg!(debug_assertions) {
