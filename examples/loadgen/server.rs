@@ -1,0 +1,261 @@
+//! The server process (`loadgen serve`): the apps under test, each on its own loopback port, in
+//! one tokio runtime with the default worker count (one per core).
+
+use std::error::Error;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tower_jwt_auth::ratelimit::{LoginLimits, MemoryLimiterStore, RateLimitLoginLayer};
+use tower_jwt_auth::router::AuthRouter;
+use tower_jwt_auth::{
+    AccessGrant, BearerAuthLayer, Claims, PasswordHasher, TokenIssuer, Verifier, VerifierBuilder,
+};
+
+pub(crate) type BoxError = Box<dyn Error + Send + Sync>;
+
+const ISSUER: &str = "http://loadgen.test";
+const AUDIENCE: &str = "api";
+/// A test key from the crate's fixtures (never a secret): ES256 tokens for (c) and (d).
+const P256_PEM: &[u8] = include_bytes!("../../tests/data/keys/p256.pkcs8.pem");
+/// The password of every user of the login app.
+pub(crate) const PASSWORD: &str = "correct horse battery staple";
+
+/// What the server was asked to build (the parent's flags).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct ServeArgs {
+    /// Distinct users (and so distinct tokens) per token pool.
+    pub(crate) token_users: usize,
+    /// Users of the login app (one per flooding client).
+    pub(crate) login_users: usize,
+    /// `PasswordHasherBuilder::max_concurrent`; `None`: the crate's default.
+    pub(crate) hasher_permits: Option<usize>,
+    /// `PasswordHasherBuilder::max_queued`; `None`: the crate's default.
+    pub(crate) hasher_queue: Option<usize>,
+    /// An experiment, not a crate setting: the OS niceness given to the runtime's blocking-pool
+    /// threads (where the hasher runs argon2), leaving the async workers at 0.
+    pub(crate) hashing_nice: Option<u8>,
+    /// Tokens (d)'s verification cache holds (`VerifierBuilder::cache`).
+    pub(crate) cache_capacity: usize,
+}
+
+/// What the server tells the parent, as one JSON line on stdout.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Ready {
+    /// Scenario letter → port.
+    pub(crate) ports: Vec<(String, u16)>,
+    pub hs256_tokens: Vec<String>,
+    pub es256_tokens: Vec<String>,
+    /// Usernames of the login app; each has [`PASSWORD`].
+    pub(crate) login_users: Vec<String>,
+    /// The hasher as configured, for the report.
+    pub(crate) hasher: String,
+    /// Worker threads of the server's runtime.
+    pub(crate) workers: usize,
+}
+
+/// The handler of every scenario: a small JSON body naming the caller. Behind `BearerAuth`
+/// it reads `sub` from the claims the layer put into the request extensions.
+async fn hello(claims: Option<Claims>) -> Json<Value> {
+    let sub = claims
+        .as_ref()
+        .and_then(Claims::subject)
+        .unwrap_or("anonymous");
+    Json(json!({ "hello": sub }))
+}
+
+/// `GET /hello`, behind `BearerAuth` with this verifier if given; `GET /stats` (never
+/// protected) reports the verifier's cache counters.
+fn app(verifier: Option<&Verifier>) -> Router {
+    let router = Router::new().route("/hello", get(hello));
+    let Some(verifier) = verifier else {
+        return router;
+    };
+    let stats = verifier.clone();
+    router
+        .route_layer(BearerAuthLayer::new(verifier.clone()))
+        .route(
+            "/stats",
+            get(move || {
+                let cache = stats.cache_stats();
+                async move {
+                    Json(cache.map_or(
+                        Value::Null,
+                        |c| json!({"hits": c.hits(), "misses": c.misses(), "entries": c.entries()}),
+                    ))
+                }
+            }),
+        )
+}
+
+/// `count` access tokens of distinct users, as the login router would issue them (RFC 9068,
+/// `typ: at+jwt`, a role and a scope), valid for an hour.
+fn tokens(issuer: &TokenIssuer, count: usize) -> Result<Vec<String>, BoxError> {
+    let scopes = ["items:read".to_owned()];
+    let roles = ["user".to_owned()];
+    (0..count)
+        .map(|i| {
+            let (sub, sid) = (format!("user-{i}"), format!("session-{i}"));
+            let grant = AccessGrant::new(&sub, "loadgen", &sid)
+                .with_scopes(&scopes)
+                .with_roles(&roles);
+            Ok(issuer.issue(&grant)?.token)
+        })
+        .collect()
+}
+
+/// The policy the login router's own verifier has: issuer, audience, `typ: at+jwt`.
+fn issuer_verifier(issuer: &TokenIssuer) -> Result<VerifierBuilder, BoxError> {
+    Ok(issuer.verifier_builder()?)
+}
+
+fn verifier(issuer: &TokenIssuer) -> Result<Verifier, BoxError> {
+    Ok(issuer_verifier(issuer)?.build()?)
+}
+
+/// Scenario (e): the login router as the example server mounts it (in-memory stores,
+/// `RateLimitLogin` with the default limits, the peer address from `ConnectInfo`), `/health`,
+/// and a cheap protected GET behind `auth.bearer_layer()`.
+async fn login_app(args: &ServeArgs) -> Result<(Router, Vec<String>, String), BoxError> {
+    let mut hasher = PasswordHasher::builder();
+    if let Some(permits) = args.hasher_permits {
+        hasher = hasher.max_concurrent(permits)?;
+    }
+    if let Some(queue) = args.hasher_queue {
+        hasher = hasher.max_queued(queue);
+    }
+    let hasher = hasher.build()?;
+    let limiter =
+        RateLimitLoginLayer::new(Arc::new(MemoryLimiterStore::new(LoginLimits::default())));
+    let auth = AuthRouter::builder(TokenIssuer::generate_ed25519(ISSUER, AUDIENCE)?)
+        .hasher(hasher.clone())
+        .rate_limit(limiter)
+        .build()?;
+    // One user per flooding client, each with a real argon2id hash at the default parameters,
+    // created one after another so the hasher's queue never refuses one.
+    let mut users = Vec::with_capacity(args.login_users);
+    for i in 0..args.login_users {
+        let name = format!("flood-{i}");
+        auth.create_user(&name, PASSWORD, &["user"], &["items:read"])
+            .await?;
+        users.push(name);
+    }
+    let stats_hasher = hasher.clone();
+    let router = Router::new()
+        .route("/hello", get(hello))
+        .route_layer(auth.bearer_layer())
+        .route("/health", get(|| async { "ok" }))
+        // The hasher's counters, so the parent can compare them with what it saw.
+        .route(
+            "/stats",
+            get(move || {
+                let stats = stats_hasher.stats();
+                async move {
+                    Json(json!({
+                        "verifications": stats.verifications,
+                        "dummy_verifications": stats.dummy_verifications,
+                        "overloaded": stats.overloaded,
+                    }))
+                }
+            }),
+        )
+        .nest("/auth", auth.router());
+    let mut described = format!("{hasher:?}");
+    if let Some(nice) = args.hashing_nice {
+        described.push_str(&format!(
+            "`, blocking-pool threads at nice {nice} (an experiment), `"
+        ));
+    }
+    Ok((router, users, described))
+}
+
+async fn listen(router: Router) -> Result<u16, BoxError> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    tokio::spawn(async move {
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        if let Err(error) = axum::serve(listener, service).await {
+            eprintln!("loadgen server: {error}");
+        }
+    });
+    Ok(port)
+}
+
+/// Lowers this thread's priority with renice(1) (a thread id is a process id to it on Linux).
+fn renice_this_thread(nice: u8) {
+    let tid = std::fs::read_link("/proc/thread-self")
+        .ok()
+        .and_then(|path| {
+            path.file_name()
+                .map(|tid| tid.to_string_lossy().into_owned())
+        });
+    let reniced = tid.is_some_and(|tid| {
+        std::process::Command::new("renice")
+            .args(["-n", &nice.to_string(), "-p", &tid])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success())
+    });
+    if !reniced {
+        eprintln!("loadgen server: could not renice a blocking-pool thread");
+    }
+}
+
+/// Builds every app, prints [`Ready`] and serves until stdin closes (the parent went away).
+pub(crate) fn run(args: &ServeArgs) -> Result<(), BoxError> {
+    let workers = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.worker_threads(workers).enable_all();
+    if let Some(nice) = args.hashing_nice {
+        // The runtime starts its workers first, when it is built; every thread started after
+        // them is a blocking-pool thread.
+        let started = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        builder.on_thread_start(move || {
+            if started.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= workers {
+                renice_this_thread(nice);
+            }
+        });
+    }
+    let runtime = builder.build()?;
+    runtime.block_on(async {
+        let mut secret = [0u8; 32];
+        getrandom::fill(&mut secret).map_err(|e| format!("no randomness: {e}"))?;
+        let hs256 = TokenIssuer::hmac(&secret, ISSUER, AUDIENCE)?
+            .with_access_ttl(Duration::from_secs(3600))?;
+        let es256 = TokenIssuer::from_pem(P256_PEM, ISSUER, AUDIENCE)?
+            .with_access_ttl(Duration::from_secs(3600))?;
+
+        let cached = issuer_verifier(&es256)?
+            .cache(args.cache_capacity)?
+            .build()?;
+        let mut ports = vec![
+            ("a".to_owned(), listen(app(None)).await?),
+            ("b".to_owned(), listen(app(Some(&verifier(&hs256)?))).await?),
+            ("c".to_owned(), listen(app(Some(&verifier(&es256)?))).await?),
+            ("d".to_owned(), listen(app(Some(&cached))).await?),
+        ];
+        let (login, login_users, hasher) = login_app(args).await?;
+        ports.push(("e".to_owned(), listen(login).await?));
+
+        let ready = Ready {
+            ports,
+            hs256_tokens: tokens(&hs256, args.token_users)?,
+            es256_tokens: tokens(&es256, args.token_users)?,
+            login_users,
+            hasher,
+            workers,
+        };
+        println!("{}", serde_json::to_string(&ready)?);
+        Ok::<_, BoxError>(())
+    })?;
+    // The runtime's workers serve; this thread waits until the parent closes our stdin (it is
+    // done, or it died).
+    let mut sink = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink);
+    Ok(())
+}
