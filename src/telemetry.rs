@@ -6,7 +6,7 @@
 //! ```
 //! use http::{Request, Response, StatusCode};
 //! use tower::{Service, ServiceBuilder, ServiceExt};
-//! use tower_jwt_auth::{Algorithm, BearerAuthLayer, KeySet, Verifier};
+//! use tower_jwt_auth::{Algorithm, BearerAuthLayer, KeySet, TokenSigner, Verifier};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -24,7 +24,13 @@
 //! let snapshotter = recorder.snapshotter();
 //! let _scope = metrics::set_default_local_recorder(&recorder);
 //!
-//! let request = Request::builder().header("authorization", "Bearer e30.e30.c2ln").body(String::new())?;
+//! // A token signed with another key.
+//! let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+//! let forged = TokenSigner::hmac(Algorithm::HS256, &[8u8; 32])?.sign(&serde_json::json!({
+//!     "iss": "https://issuer.example", "aud": "api", "sub": "mallory", "jti": "1",
+//!     "iat": now, "exp": now + 60,
+//! }))?;
+//! let request = Request::builder().header("authorization", format!("Bearer {forged}")).body(String::new())?;
 //! let response = service.ready().await?.call(request).await?;
 //! assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 //!
@@ -36,7 +42,7 @@
 //!     .collect();
 //! let (key, value) = &counted[0];
 //! let labels: Vec<_> = key.labels().map(|l| (l.key(), l.value())).collect();
-//! assert_eq!(labels, [(RESULT, "failed"), (REASON, "unknown_key")]);
+//! assert_eq!(labels, [(RESULT, "failed"), (REASON, "invalid_signature")]);
 //! assert_eq!(*value, metrics_util::debugging::DebugValue::Counter(1));
 //! # }
 //! # Ok(()) }
