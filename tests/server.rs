@@ -927,6 +927,7 @@ async fn tokens_verify_with_the_published_jwks() {
 
 /// The value of the series `name` whose labels include every one of `labels`, in the
 /// Prometheus text `exposition`.
+#[cfg(feature = "metrics")]
 fn sample(exposition: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     exposition.lines().find_map(|line| {
         let rest = line.strip_prefix(name)?;
