@@ -64,7 +64,7 @@
 //! | [`TARGET_REQUIRE`] | `DEBUG` | `RequireRole` / `RequireScope` rejects (403, or 401 without claims) | `reason`, `check` (`role` / `scope`), `required` (the layer's configured list) |
 //! | [`TARGET_RATE_LIMIT`] | `INFO` (`WARN` for `account_locked`) | `RateLimitLogin` answers 429 | `reason`, `client` (the client address or network), `retry_after_secs` |
 //! | [`TARGET_RATE_LIMIT`] | `DEBUG` / `ERROR` | 413 (`body_too_large`); 500 (`no_peer_address`) | `reason` |
-//! | [`TARGET_ROUTER`] | `DEBUG` | `POST /token`, `/revoke`, `/logout`, `/register` answer with an error | `reason` (the body's `error` code), `endpoint`, `grant` (token endpoint) |
+//! | [`TARGET_ROUTER`] | `DEBUG` | `POST /token` answers an error; `/revoke`, `/logout`, `/logout/all`, `/register` answer an OAuth error, 413 or 503 (registration's own 400/409 policy answers are not logged) | `reason` (the body's `error` code), `endpoint`, `grant` (token endpoint) |
 //! | [`TARGET_ROUTER`] | `WARN` | a rotated refresh token was presented again: its session is revoked | `reason` (`refresh_reuse`), `user`, `sid` |
 //! | [`TARGET_PASSWORD`] | `WARN` | the password hasher refused a call at capacity (the router answers 503) | `reason` (`overloaded`) |
 //! | [`TARGET_STORE`] | `ERROR` | a revocation, limiter or router store failed | `reason` (`store_unavailable`), `store`, `error` (the store's message); the message says what the caller did (failed open or closed) |
