@@ -29,6 +29,10 @@
 //! | `AUTH_RATE_LIMIT=off` | no `RateLimitLogin` on `/auth/token` (test set-ups only) |
 //! | `AUTH_TRUSTED_PROXIES=cidr,…` | peers whose `Forwarded` / `X-Forwarded-For` headers are trusted for the client address |
 //! | `REDIS_URL` | refresh sessions, revocations and login limits in Redis, shared by several instances (build with `--features redis`; needs `JWT_PRIVATE_KEY_FILE` or `JWT_SECRET`, the same on every instance; users stay in each instance's memory) |
+//! | `METRICS=1` | installs a Prometheus recorder and serves the crate's counters at `GET /metrics` on a separate listener (see [`telemetry`]) |
+//! | `METRICS_BIND` | that listener's address (default `127.0.0.1:9000`); keep it off the public interface |
+//!
+//! [`telemetry`]: tower_jwt_auth::telemetry
 //!
 //! [`AuthRouter`]: tower_jwt_auth::router::AuthRouter
 
@@ -42,6 +46,7 @@ use axum::handler::Handler;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -76,6 +81,10 @@ pub struct Config {
     pub trusted_proxies: Vec<String>,
     /// `REDIS_URL` (needs the `redis` feature).
     pub redis_url: Option<String>,
+    /// `METRICS=1`.
+    pub metrics: bool,
+    /// `METRICS_BIND`.
+    pub metrics_bind: String,
 }
 
 impl Config {
@@ -123,6 +132,11 @@ impl Config {
             Some("1" | "true" | "on") => true,
             Some(_) => return Err("AUTH_REGISTRATION must be 1 or 0".into()),
         };
+        let metrics = match get("METRICS").as_deref() {
+            None | Some("0" | "false" | "off") => false,
+            Some("1" | "true" | "on") => true,
+            Some(_) => return Err("METRICS must be 1 or 0".into()),
+        };
         let config = Self {
             bind: get("BIND").unwrap_or_else(|| "127.0.0.1:8000".to_owned()),
             private_key_file: get("JWT_PRIVATE_KEY_FILE"),
@@ -134,6 +148,8 @@ impl Config {
             rate_limit,
             trusted_proxies,
             redis_url,
+            metrics,
+            metrics_bind: get("METRICS_BIND").unwrap_or_else(|| "127.0.0.1:9000".to_owned()),
         };
         if config.private_key_file.is_some() && config.secret.is_some() {
             return Err("set JWT_PRIVATE_KEY_FILE or JWT_SECRET, not both".into());
@@ -373,6 +389,43 @@ pub async fn serve(
     .await
 }
 
+/// Installs a Prometheus recorder as the process's global recorder, with the crate's counter
+/// descriptions, and returns the handle that renders what it has counted.
+///
+/// # Errors
+///
+/// When a global recorder is already installed.
+pub fn install_metrics() -> Result<PrometheusHandle, BoxError> {
+    let handle = PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(|e| format!("METRICS: {e}"))?;
+    #[cfg(feature = "metrics")]
+    tower_jwt_auth::telemetry::describe();
+    #[cfg(not(feature = "metrics"))]
+    tracing::warn!("built without the `metrics` feature: /metrics will stay empty");
+    Ok(handle)
+}
+
+/// `GET /metrics`: the Prometheus text exposition of `handle`. Served on its own listener, so
+/// the scrape endpoint is never reachable where the API is.
+pub fn metrics_router(handle: PrometheusHandle) -> Router {
+    Router::new().route(
+        "/metrics",
+        get(move || {
+            let handle = handle.clone();
+            async move {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )],
+                    handle.render(),
+                )
+            }
+        }),
+    )
+}
+
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
     tracing_subscriber::fmt()
@@ -381,6 +434,20 @@ async fn main() -> Result<(), BoxError> {
         )
         .init();
     let config = Config::from_vars(&std::env::vars().collect())?;
+    if config.metrics {
+        // Before the app, so that nothing it counts is lost.
+        let handle = install_metrics()?;
+        let listener = TcpListener::bind(&config.metrics_bind)
+            .await
+            .map_err(|e| format!("METRICS_BIND {}: {e}", config.metrics_bind))?;
+        tracing::info!("metrics on http://{}/metrics", listener.local_addr()?);
+        let metrics = metrics_router(handle);
+        tokio::spawn(async move {
+            if let Err(error) = axum::serve(listener, metrics).await {
+                tracing::error!(%error, "metrics listener failed");
+            }
+        });
+    }
     let (router, _auth) = app(&config).await?;
     let listener = TcpListener::bind(&config.bind).await?;
     let addr = listener.local_addr()?;

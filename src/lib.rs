@@ -101,6 +101,7 @@
 //! | `remote-jwks` | no | [`remote::RemoteJwks`]: an issuer's keys from a JWKS URL or OIDC / RFC 8414 discovery, cached and refreshed; pulls in hyper's client, rustls (aws-lc-rs provider) and tokio |
 //! | `testing` | no | [`testing::TestIssuer`]: a loopback OIDC issuer that mints tokens, for testing protected apps (implies `remote-jwks`) |
 //! | `bcrypt` | no | [`PasswordHasher`] verifies legacy `$2b$` bcrypt hashes (as passlib writes them) and asks for a re-hash |
+//! | `metrics` | yes | counters through the `metrics` facade (see [`telemetry`]); a no-op until the application installs a recorder. The `tracing` events do not depend on it |
 //!
 //! Exactly one backend is always active; a build with neither does not compile.
 //! [`crypto_backend`] names the one in use.
@@ -133,6 +134,7 @@ pub mod revocation;
 pub mod router;
 mod signer;
 pub mod store;
+pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
 #[cfg(feature = "rate-limit")]

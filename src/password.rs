@@ -467,6 +467,7 @@ impl Admission {
             });
         if admitted.is_err() {
             inner.overloaded.fetch_add(1, Ordering::Relaxed);
+            crate::telemetry::hasher_overloaded();
             return Err(PasswordError::Overloaded {
                 retry_after: inner.config.retry_after,
             });

@@ -1170,3 +1170,127 @@ fn futures_lite_block_on<F: std::future::Future>(future: F) -> F::Output {
         std::thread::yield_now();
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Counters
+
+/// The crate's counters that moved since the last snapshot, as `name{label=value,…}` → count.
+#[cfg(feature = "metrics")]
+fn counted(
+    snapshotter: &metrics_util::debugging::Snapshotter,
+) -> std::collections::BTreeMap<String, u64> {
+    use metrics_util::debugging::DebugValue;
+    let mut counted = std::collections::BTreeMap::new();
+    for (key, _, _, value) in snapshotter.snapshot().into_vec() {
+        let key = key.key();
+        let DebugValue::Counter(n) = value else {
+            continue;
+        };
+        if n > 0 && key.name().starts_with("tower_jwt_auth_") {
+            let labels: Vec<String> = key
+                .labels()
+                .map(|l| format!("{}={}", l.key(), l.value()))
+                .collect();
+            counted.insert(format!("{}{{{}}}", key.name(), labels.join(",")), n);
+        }
+    }
+    counted
+}
+
+/// Every fetch is counted once, by result and by the `FetchError::reason` of its failure; a
+/// request the layer holds for a fetch is counted once it is decided. The recorder is this
+/// thread's, and the fetches run on this (current-thread) runtime.
+#[cfg(feature = "metrics")]
+#[tokio::test]
+async fn fetches_and_the_decisions_that_waited_for_them_are_counted() {
+    use tower_jwt_auth::telemetry::{JWKS_FETCHES_TOTAL, VERIFICATIONS_TOTAL};
+
+    let recorder = metrics_util::debugging::DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _local = metrics::set_default_local_recorder(&recorder);
+    let clock = ManualClock::new();
+    let expect = |entries: &[(&str, &str, u64)]| -> std::collections::BTreeMap<String, u64> {
+        entries
+            .iter()
+            .map(|(name, labels, n)| (format!("{name}{{{labels}}}"), *n))
+            .collect()
+    };
+
+    // A cold source whose issuer is down: the held request is a 503, counted as such.
+    let server = MockServer::start().await;
+    serve(&server, JWKS, ResponseTemplate::new(500)).await;
+    let cold = BearerAuthLayer::new(verifier(remote(&server, &clock).build().unwrap()));
+    let request = || {
+        Request::builder()
+            .header("authorization", format!("Bearer {}", token("a")))
+            .body(String::new())
+            .unwrap()
+    };
+    let response = cold
+        .layer(Inner::default())
+        .oneshot(request())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        counted(&snapshotter),
+        expect(&[
+            (JWKS_FETCHES_TOTAL, "result=failed,reason=status", 1),
+            (VERIFICATIONS_TOTAL, "result=failed,reason=unavailable", 1),
+        ])
+    );
+
+    // The issuer is back: the next request waits for the fetch, then passes.
+    serve(&server, JWKS, serve_jwks(&jwks(&[key_a()]), Some(600))).await;
+    clock.advance(Duration::from_secs(120));
+    let response = cold
+        .layer(Inner::default())
+        .oneshot(request())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        counted(&snapshotter),
+        expect(&[
+            (JWKS_FETCHES_TOTAL, "result=ok", 1),
+            (VERIFICATIONS_TOTAL, "result=ok", 1),
+        ])
+    );
+
+    // Each failure is labelled with its error's own reason code.
+    let keys = remote(&server, &clock)
+        .max_response_size(1024)
+        .unwrap()
+        .build()
+        .unwrap();
+    let broken = [
+        ResponseTemplate::new(404),
+        ResponseTemplate::new(200).set_body_string("not json"),
+        ResponseTemplate::new(200).set_body_string("x".repeat(4096)),
+    ];
+    let mut reasons = Vec::new();
+    for response in broken {
+        serve(&server, JWKS, response).await;
+        let error = keys.refresh().await.unwrap_err();
+        reasons.push(error.reason());
+    }
+    let unreachable = RemoteJwks::jwks_url("http://127.0.0.1:1/jwks")
+        .unwrap()
+        .build()
+        .unwrap();
+    reasons.push(unreachable.refresh().await.unwrap_err().reason());
+    assert_eq!(
+        reasons,
+        ["status", "invalid_document", "too_large", "connection"]
+    );
+    let mut want: Vec<(&str, String, u64)> = Vec::new();
+    for reason in ["status", "invalid_document", "too_large", "connection"] {
+        want.push((
+            JWKS_FETCHES_TOTAL,
+            format!("result=failed,reason={reason}"),
+            1,
+        ));
+    }
+    let want: Vec<(&str, &str, u64)> = want.iter().map(|(n, l, c)| (*n, l.as_str(), *c)).collect();
+    assert_eq!(counted(&snapshotter), expect(&want));
+}

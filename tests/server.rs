@@ -555,6 +555,8 @@ fn config_defaults() {
     assert_eq!(config.secret, None);
     assert_eq!(config.bootstrap_admin, None);
     assert!(!config.registration);
+    assert!(!config.metrics);
+    assert_eq!(config.metrics_bind, "127.0.0.1:9000");
 
     // An empty variable counts as unset.
     let config = Config::from_vars(&vars(&[("BIND", ""), ("AUTH_AUDIENCE", "")])).unwrap();
@@ -568,8 +570,12 @@ fn config_defaults() {
         ("AUTH_ISSUER", "https://auth.example"),
         ("AUTH_AUDIENCE", "items"),
         ("AUTH_BOOTSTRAP_ADMIN", "root:a:password:with:colons"),
+        ("METRICS", "1"),
+        ("METRICS_BIND", "0.0.0.0:9100"),
     ]))
     .unwrap();
+    assert!(config.metrics);
+    assert_eq!(config.metrics_bind, "0.0.0.0:9100");
     assert_eq!(config.bind, "0.0.0.0:9000");
     assert_eq!(config.issuer, "https://auth.example");
     assert_eq!(config.audience, "items");
@@ -670,6 +676,8 @@ async fn the_server_refuses_settings_it_cannot_honour() {
 
     let registration = refusal(&[("AUTH_REGISTRATION", "yes please")]).await;
     assert!(registration.contains("AUTH_REGISTRATION"), "{registration}");
+    let metrics = refusal(&[("METRICS", "prometheus")]).await;
+    assert!(metrics.contains("METRICS"), "{metrics}");
 
     for (file, why) in [
         ("missing.pem", "JWT_PRIVATE_KEY_FILE"),
@@ -911,6 +919,94 @@ async fn tokens_verify_with_the_published_jwks() {
         .verify(refreshed["access_token"].as_str().unwrap())
         .unwrap();
     assert_eq!(claims.session_id(), Some(sid));
+    server.shut_down().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3b. Metrics (`METRICS=1`).
+
+/// The value of the series `name` whose labels include every one of `labels`, in the
+/// Prometheus text `exposition`.
+#[cfg(feature = "metrics")]
+fn sample(exposition: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    exposition.lines().find_map(|line| {
+        let rest = line.strip_prefix(name)?;
+        let (labels_part, value) = match rest.strip_prefix('{') {
+            Some(rest) => rest.split_once("} ")?,
+            None => ("", rest.strip_prefix(' ')?),
+        };
+        labels
+            .iter()
+            .all(|(k, v)| labels_part.split(',').any(|l| l == format!("{k}=\"{v}\"")))
+            .then(|| value.trim().parse().unwrap())
+    })
+}
+
+/// What `main` does with `METRICS=1`: the process's recorder is Prometheus, rendered at
+/// `/metrics` on a listener of its own. Installed once for this test process (other tests'
+/// requests count into it too, so the assertions are lower bounds).
+#[cfg(feature = "metrics")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_served_on_their_own_port_and_count_logins_and_rejections() {
+    static HANDLE: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> =
+        std::sync::OnceLock::new();
+    let handle = HANDLE
+        .get_or_init(|| server::install_metrics().unwrap())
+        .clone();
+    let metrics = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let metrics_addr = metrics.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(metrics, server::metrics_router(handle)).await });
+
+    let server = start(&[("AUTH_BOOTSTRAP_ADMIN", ADMIN)]).await;
+    server.access_token("admin", "change-me-please").await;
+    assert_eq!(
+        server.login("admin", "wrong password").await.status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        server.get("/users/me", None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    // Not on the API's port.
+    assert_eq!(
+        server.get("/metrics", None).await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    let scrape = server
+        .client
+        .get(format!("http://{metrics_addr}/metrics").parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(scrape.status(), StatusCode::OK);
+    assert!(
+        scrape.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let body = scrape.into_body().collect().await.unwrap().to_bytes();
+    let exposition = String::from_utf8(body.to_vec()).unwrap();
+    let at_least_one = |name: &str, labels: &[(&str, &str)]| {
+        let value = sample(&exposition, name, labels)
+            .unwrap_or_else(|| panic!("no {name} {labels:?} in:\n{exposition}"));
+        assert!(value >= 1.0, "{name} {labels:?} = {value}");
+    };
+    at_least_one("tower_jwt_auth_logins_total", &[("result", "ok")]);
+    at_least_one(
+        "tower_jwt_auth_logins_total",
+        &[("result", "failed"), ("reason", "invalid_grant")],
+    );
+    at_least_one(
+        "tower_jwt_auth_verifications_total",
+        &[("result", "failed"), ("reason", "missing")],
+    );
+    assert!(
+        exposition.contains("# HELP tower_jwt_auth_logins_total "),
+        "described: {exposition}"
+    );
+    // Nothing of the request reaches a label: no username, no password.
+    assert!(!exposition.contains("admin") && !exposition.contains("wrong password"));
     server.shut_down().await;
 }
 

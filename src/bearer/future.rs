@@ -31,6 +31,7 @@ where
     S: Service<Request<ReqBody>>,
 {
     fn reject(self, error: AuthError) -> State<S, ReqBody, R> {
+        crate::telemetry::bearer_rejected(error);
         let response = self
             .config
             .responder

@@ -67,6 +67,7 @@ use crate::error::{AuthError, ConfigError, ErrorKind};
 use crate::response::{DefaultRejection, OnRejection, Responder, ResponseBody};
 use crate::revocation::{RevocationQuery, RevocationStore};
 use crate::store::StoreFuture;
+use crate::telemetry::{self, Store};
 use crate::verifier::{Attempt, Pass, Verifier};
 
 mod credentials;
@@ -297,6 +298,7 @@ impl<S, R: OnRejection> BearerAuth<S, R> {
     where
         S: Service<Request<ReqBody>>,
     {
+        telemetry::bearer_rejected(error);
         ResponseFuture::reject(
             self.config
                 .responder
@@ -351,10 +353,12 @@ impl Config {
     fn admit<B>(&self, request: &mut Request<B>, claims: Option<Claims>) -> Admission {
         let Some(claims) = claims else {
             request.extensions_mut().remove::<Claims>();
+            telemetry::anonymous();
             return Admission::Call;
         };
         let Some(store) = &self.revocation else {
             request.extensions_mut().insert(claims);
+            telemetry::verified();
             return Admission::Call;
         };
         let check = store.is_revoked(&RevocationQuery::from_claims(&claims));
@@ -368,22 +372,35 @@ impl Config {
         }
     }
 
-    /// The outcome of a revocation answer, under the store-error policy.
+    /// The outcome of a revocation answer, under the store-error policy. An accepted token is
+    /// counted here; a rejected one where the rejection is built.
     fn revocation_verdict(
         &self,
         answer: Result<bool, crate::store::StoreError>,
     ) -> Result<(), AuthError> {
-        match answer {
+        let verdict = match answer {
             Ok(false) => Ok(()),
             Ok(true) => Err(AuthError::new(ErrorKind::Revoked)),
             Err(error) if self.on_store_error == StoreErrorPolicy::FailOpen => {
-                tracing::error!(%error, "revocation store unavailable; accepting the verified token (fail open)");
+                telemetry::store_failed(
+                    Store::Revocation,
+                    &error,
+                    "revocation store unavailable; accepting the verified token (fail open)",
+                );
                 Ok(())
             }
             Err(error) => {
-                tracing::error!(%error, "revocation store unavailable; rejecting with 503 (fail closed)");
+                telemetry::store_failed(
+                    Store::Revocation,
+                    &error,
+                    "revocation store unavailable; rejecting with 503 (fail closed)",
+                );
                 Err(AuthError::new(ErrorKind::Unavailable))
             }
+        };
+        if verdict.is_ok() {
+            telemetry::verified();
         }
+        verdict
     }
 }

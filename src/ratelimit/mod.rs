@@ -82,6 +82,7 @@ use crate::bearer::StoreErrorPolicy;
 use crate::error::ConfigError;
 use crate::response::{ResponseBody, grpc_status_response, is_grpc};
 use crate::store::{StoreError, StoreFuture};
+use crate::telemetry::{self, Store};
 use crate::username::normalize_username;
 
 mod client;
@@ -350,15 +351,14 @@ where
 {
     let grpc = is_grpc(request.headers());
     let Some(peer) = client::peer(&request) else {
-        tracing::error!(
-            "RateLimitLogin: no peer address in the request extensions (insert ClientAddr or use axum's ConnectInfo)"
-        );
+        telemetry::login_without_peer();
         return Ok(answer(grpc, Refusal::Misconfigured));
     };
     let client = client::client_ip(peer, request.headers(), &config.trusted);
     let client = client::network(client, config.ipv6_prefix);
     let (parts, body) = request.into_parts();
     let Some(body) = read_limited(&parts.headers, body, config.body_limit).await else {
+        telemetry::login_body_too_large();
         return Ok(answer(grpc, Refusal::TooLarge));
     };
     let username = username(&parts.headers, &body);
@@ -374,7 +374,7 @@ where
             reason,
             retry_after,
         }) => {
-            tracing::info!(%client, reason = reason.as_str(), retry_after_secs = retry_after.as_secs(), "login rate-limited");
+            telemetry::login_limited(client, reason, retry_after);
             return Ok(answer(grpc, Refusal::Limited(retry_after)));
         }
         Err(error) => {
@@ -447,7 +447,11 @@ impl Counted {
             LoginOutcome::Neither => self.config.store.refund(&key, now).await,
         };
         if let Err(error) = settled {
-            tracing::error!(%error, "RateLimitLogin: could not record a login outcome");
+            telemetry::store_failed(
+                Store::Limiter,
+                &error,
+                "RateLimitLogin: could not record a login outcome",
+            );
         }
     }
 }
@@ -460,9 +464,7 @@ impl Drop for Counted {
         let refund = self.config.store.refund(&self.key(), self.config.now_ms());
         match refund.into_ready() {
             Ok(Ok(())) => {}
-            Ok(Err(error)) => {
-                tracing::error!(%error, "RateLimitLogin: could not give back an abandoned attempt");
-            }
+            Ok(Err(error)) => abandoned_not_refunded(&error),
             Err(pending) => finish_in_background(pending),
         }
     }
@@ -475,7 +477,7 @@ fn finish_in_background(pending: StoreFuture<()>) {
     if let Ok(runtime) = tokio::runtime::Handle::try_current() {
         runtime.spawn(async move {
             if let Err(error) = pending.await {
-                tracing::error!(%error, "RateLimitLogin: could not give back an abandoned attempt");
+                abandoned_not_refunded(&error);
             }
         });
         return;
@@ -486,15 +488,31 @@ fn finish_in_background(pending: StoreFuture<()>) {
     );
 }
 
+fn abandoned_not_refunded(error: &StoreError) {
+    telemetry::store_failed(
+        Store::Limiter,
+        error,
+        "RateLimitLogin: could not give back an abandoned attempt",
+    );
+}
+
 /// `Some` refusal when the policy is to fail closed.
 fn store_failed(config: &Config, error: &StoreError) -> Option<Refusal> {
     match config.on_store_error {
         StoreErrorPolicy::FailOpen => {
-            tracing::error!(%error, "RateLimitLogin: limiter store unavailable; letting the login through (fail open)");
+            telemetry::store_failed(
+                Store::Limiter,
+                error,
+                "RateLimitLogin: limiter store unavailable; letting the login through (fail open)",
+            );
             None
         }
         _ => {
-            tracing::error!(%error, "RateLimitLogin: limiter store unavailable; answering 503 (fail closed)");
+            telemetry::store_failed(
+                Store::Limiter,
+                error,
+                "RateLimitLogin: limiter store unavailable; answering 503 (fail closed)",
+            );
             Some(Refusal::Unavailable)
         }
     }

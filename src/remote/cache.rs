@@ -24,6 +24,7 @@ use crate::algorithm::Algorithm;
 use crate::error::{AuthError, ErrorKind};
 use crate::jws;
 use crate::keys::KeySet;
+use crate::telemetry::{self, TARGET_REMOTE};
 use crate::verifier::{Attempt, KeyWait, Pass};
 
 /// `kid`s longer than this never start a fetch (real ones are a few dozen bytes).
@@ -406,7 +407,7 @@ impl Shared {
             FetchError::InvalidDocument("jwks has no usable verification key".to_owned())
         })?;
         for skipped in keys.skipped() {
-            tracing::debug!(kid = ?skipped.kid(), reason = skipped.reason(), "jwks key skipped");
+            tracing::debug!(target: TARGET_REMOTE, kid = ?skipped.kid(), reason = skipped.reason(), "jwks key skipped");
         }
         Ok(keys)
     }
@@ -473,9 +474,15 @@ impl Shared {
             self.finished.send_modify(|count| *count += 1);
             report
         };
-        // Logged after unlocking: a slow subscriber must not hold up fetch decisions.
+        // Logged and counted after unlocking: a slow subscriber or recorder must not hold up
+        // fetch decisions. (No report: a fetch that brought the same keys again.)
+        match &report {
+            Some(Report::Failed { error, .. }) => telemetry::jwks_fetch_failed(error),
+            Some(Report::Loaded { .. }) | None => telemetry::jwks_fetched(),
+        }
         match report {
             Some(Report::Loaded { kids, lifetime }) => tracing::info!(
+                target: TARGET_REMOTE,
                 keys = kids.len(),
                 ?kids,
                 lifetime_secs = lifetime.as_secs(),
@@ -486,6 +493,8 @@ impl Shared {
                 failures,
                 serving: true,
             }) => tracing::warn!(
+                target: TARGET_REMOTE,
+                reason = error.reason(),
                 %error,
                 failures,
                 "issuer keys not refreshed; the last good keys stay in service"
@@ -493,6 +502,8 @@ impl Shared {
             Some(Report::Failed {
                 error, failures, ..
             }) => tracing::warn!(
+                target: TARGET_REMOTE,
+                reason = error.reason(),
                 %error,
                 failures,
                 "issuer keys not fetched; tokens are answered 503 until they are"

@@ -412,6 +412,25 @@ pub enum FetchError {
     NoRuntime,
 }
 
+impl FetchError {
+    /// A short, stable, lowercase reason code (`"timeout"`, `"status"`, ...), the `reason`
+    /// label of [`JWKS_FETCHES_TOTAL`](crate::telemetry::JWKS_FETCHES_TOTAL) and of the
+    /// failure's log event. It carries none of the error's details.
+    #[must_use]
+    pub const fn reason(&self) -> &'static str {
+        match self {
+            Self::Timeout => "timeout",
+            Self::Connection(_) => "connection",
+            Self::Status(_) => "status",
+            Self::TooLarge { .. } => "too_large",
+            Self::InvalidDocument(_) => "invalid_document",
+            Self::IssuerMismatch { .. } => "issuer_mismatch",
+            Self::InsecureUrl => "insecure_url",
+            Self::NoRuntime => "no_runtime",
+        }
+    }
+}
+
 impl fmt::Display for FetchError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

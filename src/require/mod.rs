@@ -57,6 +57,7 @@ use tower_service::Service;
 use crate::claims::{Claims, is_scope_token};
 use crate::error::{AuthError, ConfigError, ErrorKind};
 use crate::response::{DefaultRejection, OnRejection, Responder, ResponseBody};
+use crate::telemetry::{self, Check};
 
 pub use crate::response::ResponseFuture;
 
@@ -139,7 +140,7 @@ macro_rules! require_layer {
     (
         $(#[$layer_doc:meta])* $layer:ident,
         $(#[$service_doc:meta])* $service:ident,
-        $valid:path, $has:expr
+        $valid:path, $check:expr, $has:expr
     ) => {
         $(#[$layer_doc])*
         #[must_use]
@@ -264,7 +265,10 @@ macro_rules! require_layer {
             fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
                 match self.requirement.check(&request, $has) {
                     Ok(()) => ResponseFuture::inner(self.inner.call(request)),
-                    Err(error) => self.requirement.responder.reject_with(&request, error, &self.on_rejection),
+                    Err(error) => {
+                        telemetry::access_denied($check, error, &self.requirement.listed);
+                        self.requirement.responder.reject_with(&request, error, &self.on_rejection)
+                    }
                 }
             }
         }
@@ -280,6 +284,7 @@ require_layer!(
     /// Checks the scopes of the request's [`Claims`]; see [`RequireScopeLayer`].
     RequireScope,
     is_scope_token,
+    Check::Scope,
     |claims: &Claims, scope: &str| claims.has_scope(scope)
 );
 
@@ -291,6 +296,7 @@ require_layer!(
     /// Checks the roles of the request's [`Claims`]; see [`RequireRoleLayer`].
     RequireRole,
     is_role_name,
+    Check::Role,
     |claims: &Claims, role: &str| claims.has_role(role)
 );
 

@@ -16,13 +16,15 @@ use crate::issuer::AccessGrant;
 use crate::password::{PasswordError, Verified};
 use crate::ratelimit::LoginOutcome;
 use crate::store::StoreError;
+use crate::telemetry::{self, Grant, RouterError, Store, TARGET_ROUTER};
 
 type Shared = AxumState<Arc<State>>;
 
 /// Everything that ends a request early.
 enum Stop {
     OAuth(OAuthError),
-    Reply(Box<Reply>),
+    /// A finished answer and its `error` code.
+    Reply(Box<Reply>, RouterError),
 }
 
 impl From<OAuthError> for Stop {
@@ -33,20 +35,40 @@ impl From<OAuthError> for Stop {
 
 impl From<StoreError> for Stop {
     fn from(error: StoreError) -> Self {
-        tracing::error!(%error, "auth router: store unavailable");
-        Self::reply(reply::unavailable(std::time::Duration::from_secs(1)))
+        telemetry::store_failed(
+            Store::Router,
+            &error,
+            "auth router: store unavailable; answering 503",
+        );
+        Self::unavailable(std::time::Duration::from_secs(1))
     }
 }
 
 impl Stop {
-    fn reply(reply: Reply) -> Self {
-        Self::Reply(Box::new(reply))
+    fn reply(reply: Reply, code: RouterError) -> Self {
+        Self::Reply(Box::new(reply), code)
+    }
+
+    /// 503 `temporarily_unavailable` with `Retry-After`.
+    fn unavailable(retry_after: std::time::Duration) -> Self {
+        Self::reply(
+            reply::unavailable(retry_after),
+            RouterError::TemporarilyUnavailable,
+        )
+    }
+
+    /// The `error` code of the answer.
+    fn code(&self) -> RouterError {
+        match self {
+            Self::OAuth(error) => error.code(),
+            Self::Reply(_, code) => *code,
+        }
     }
 
     fn into_reply(self) -> Reply {
         match self {
             Self::OAuth(error) => error.reply(),
-            Self::Reply(reply) => *reply,
+            Self::Reply(reply, _) => *reply,
         }
     }
 
@@ -54,13 +76,12 @@ impl Stop {
     /// failure (logged for the operator, invisible to the client).
     fn password(error: PasswordError, user: Option<&User>) -> Self {
         match error {
-            PasswordError::Overloaded { retry_after } => {
-                tracing::warn!("auth router: password hashing at capacity, answering 503");
-                Self::reply(reply::unavailable(retry_after))
-            }
+            // The hasher logged and counted the refusal.
+            PasswordError::Overloaded { retry_after } => Self::unavailable(retry_after),
             PasswordError::TooLong => Self::OAuth(BAD_CREDENTIALS),
             error => {
                 tracing::error!(
+                    target: TARGET_ROUTER,
                     %error,
                     user = user.map(|u| u.id.as_str()),
                     "auth router: stored password hash unusable"
@@ -73,8 +94,12 @@ impl Stop {
 
 type Outcome = Result<Reply, Stop>;
 
-fn finish(outcome: Outcome) -> Reply {
-    outcome.unwrap_or_else(Stop::into_reply)
+/// The answer of `endpoint`, its error logged.
+fn finish(endpoint: &'static str, outcome: Outcome) -> Reply {
+    outcome.unwrap_or_else(|stop| {
+        telemetry::router_rejected(endpoint, stop.code());
+        stop.into_reply()
+    })
 }
 
 /// Reads and parses the body of a token or revocation request.
@@ -82,15 +107,20 @@ async fn params(request: Request) -> Result<(http::HeaderMap, Params), Stop> {
     let (parts, body) = request.into_parts();
     let body = request::read_body(&parts.headers, body)
         .await
-        .map_err(Stop::reply)?;
+        .map_err(|reply| Stop::reply(reply, RouterError::InvalidRequest))?;
     let params = Params::parse(&parts.headers, &body)?;
     Ok((parts.headers, params))
 }
 
 /// The parameters of a token or revocation request and the client making it, authenticated
-/// when it is confidential.
-async fn client_request(state: &State, request: Request) -> Result<(Params, String), Stop> {
+/// when it is confidential. `grant` learns the request's grant type once the body is read.
+async fn client_request(
+    state: &State,
+    request: Request,
+    grant: &mut Grant,
+) -> Result<(Params, String), Stop> {
     let (headers, params) = params(request).await?;
+    *grant = Grant::of(params.get("grant_type"));
     let credentials = request::client_credentials(&headers, &params)?;
     let client_id = authenticate_client(state, &credentials)?;
     Ok((params, client_id))
@@ -179,7 +209,8 @@ struct TokenResponse<'a> {
 /// front what the attempt was worth: wrong credentials (or an unusable refresh token or client
 /// secret) are failures, a token is a success, anything else neither.
 pub(super) async fn token(AxumState(state): Shared, request: Request) -> Reply {
-    let outcome = token_grant(&state, request).await;
+    let mut grant = Grant::Other;
+    let outcome = token_grant(&state, request, &mut grant).await;
     let login = match &outcome {
         Ok(_) => LoginOutcome::Success,
         Err(Stop::OAuth(OAuthError::InvalidGrant(_) | OAuthError::InvalidClient { .. })) => {
@@ -187,13 +218,14 @@ pub(super) async fn token(AxumState(state): Shared, request: Request) -> Reply {
         }
         Err(_) => LoginOutcome::Neither,
     };
-    let mut reply = finish(outcome);
+    telemetry::token_answered(grant, outcome.as_ref().map(|_| ()).map_err(Stop::code));
+    let mut reply = outcome.unwrap_or_else(Stop::into_reply);
     reply.extensions_mut().insert(login);
     reply
 }
 
-async fn token_grant(state: &State, request: Request) -> Outcome {
-    let (params, client_id) = client_request(state, request).await?;
+async fn token_grant(state: &State, request: Request, grant: &mut Grant) -> Outcome {
+    let (params, client_id) = client_request(state, request, grant).await?;
     match params.required("grant_type", "missing parameter: grant_type")? {
         "password" => {
             check_grant(state, &client_id, GrantType::Password)?;
@@ -262,7 +294,7 @@ async fn password_grant(state: &State, params: &Params, client_id: String) -> Ou
             now + state.config.refresh_idle_ttl.as_secs(),
         )
         .await?;
-    tracing::info!(user = %user.id, sid = %session.session_id, "auth router: login");
+    tracing::info!(target: TARGET_ROUTER, user = %user.id, sid = %session.session_id, "auth router: login");
     access_token_reply(state, &user, &session, &scopes, &refresh_token)
 }
 
@@ -277,13 +309,15 @@ async fn rehash(state: &State, user: &User, password: &str) {
             .await
         {
             Ok(_) => {
-                tracing::info!(user = %user.id, "auth router: password re-hashed with current parameters")
+                tracing::info!(target: TARGET_ROUTER, user = %user.id, "auth router: password re-hashed with current parameters")
             }
             Err(error) => {
-                tracing::warn!(%error, user = %user.id, "auth router: re-hash not stored")
+                tracing::warn!(target: TARGET_ROUTER, %error, user = %user.id, "auth router: re-hash not stored")
             }
         },
-        Err(error) => tracing::warn!(%error, user = %user.id, "auth router: re-hash skipped"),
+        Err(error) => {
+            tracing::warn!(target: TARGET_ROUTER, %error, user = %user.id, "auth router: re-hash skipped")
+        }
     }
 }
 
@@ -351,11 +385,7 @@ async fn refresh_grant(state: &State, params: &Params, client_id: &str) -> Outco
 }
 
 async fn family_revoked(state: &State, session: &RefreshSession, now: u64) -> Result<(), Stop> {
-    tracing::warn!(
-        user = %session.user_id,
-        sid = %session.session_id,
-        "auth router: refresh token reuse detected, session revoked"
-    );
+    telemetry::refresh_reused(&session.user_id, &session.session_id);
     revoke_sid(state, &session.session_id, now).await
 }
 
@@ -388,12 +418,15 @@ fn access_token_reply(
             session_id: &session.session_id,
         })
         .map_err(|error| {
-            tracing::error!(%error, "auth router: signing failed");
-            Stop::reply(reply::error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "server_error",
-                "could not issue a token",
-            ))
+            tracing::error!(target: TARGET_ROUTER, reason = "server_error", %error, "auth router: signing failed");
+            Stop::reply(
+                reply::error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "server_error",
+                    "could not issue a token",
+                ),
+                RouterError::ServerError,
+            )
         })?;
     Ok(reply::json(
         StatusCode::OK,
@@ -409,11 +442,11 @@ fn access_token_reply(
 
 /// `POST /revoke` (RFC 7009).
 pub(super) async fn revoke(AxumState(state): Shared, request: Request) -> Reply {
-    finish(revoke_token(&state, request).await)
+    finish("revoke", revoke_token(&state, request).await)
 }
 
 async fn revoke_token(state: &State, request: Request) -> Outcome {
-    let (params, client_id) = client_request(state, request).await?;
+    let (params, client_id) = client_request(state, request, &mut Grant::Other).await?;
     let token = params.required("token", "missing parameter: token")?;
     let now = state.now();
     // The hint only orders the search (RFC 7009 §2.1); both kinds are always tried.
@@ -480,7 +513,7 @@ async fn revoke_claims(state: &State, claims: &Claims) -> Result<(), Stop> {
 /// `POST /logout`: this session. Behind the router's `BearerAuth`, so the claims are verified
 /// and not revoked.
 pub(super) async fn logout(AxumState(state): Shared, claims: Claims) -> Reply {
-    finish(logout_session(&state, &claims).await)
+    finish("logout", logout_session(&state, &claims).await)
 }
 
 async fn logout_session(state: &State, claims: &Claims) -> Outcome {
@@ -495,7 +528,7 @@ async fn logout_session(state: &State, claims: &Claims) -> Outcome {
 
 /// `POST /logout/all`: every session of the user.
 pub(super) async fn logout_all(AxumState(state): Shared, claims: Claims) -> Reply {
-    finish(logout_everywhere(&state, &claims).await)
+    finish("logout_all", logout_everywhere(&state, &claims).await)
 }
 
 async fn logout_everywhere(state: &State, claims: &Claims) -> Outcome {
@@ -548,7 +581,7 @@ struct RegisterRequest {
 
 /// `POST /register` (only routed when registration is enabled).
 pub(super) async fn register(AxumState(state): Shared, request: Request) -> Reply {
-    finish(register_user(&state, request).await)
+    finish("register", register_user(&state, request).await)
 }
 
 async fn register_user(state: &State, request: Request) -> Outcome {
@@ -562,7 +595,7 @@ async fn register_user(state: &State, request: Request) -> Outcome {
     let (parts, body) = request.into_parts();
     let body = request::read_body(&parts.headers, body)
         .await
-        .map_err(Stop::reply)?;
+        .map_err(|reply| Stop::reply(reply, RouterError::InvalidRequest))?;
     let policy =
         |description| reply::error(StatusCode::BAD_REQUEST, "invalid_request", description);
     if request::format(&parts.headers) != Some(request::Format::Json) {
@@ -616,7 +649,7 @@ async fn register_user(state: &State, request: Request) -> Outcome {
         .await?;
     match created {
         Created::Created(user) => {
-            tracing::info!(user = %user.id, "auth router: user registered");
+            tracing::info!(target: TARGET_ROUTER, user = %user.id, "auth router: user registered");
             Ok(reply::json(StatusCode::CREATED, &user.public()))
         }
         Created::Taken => Ok(taken()),

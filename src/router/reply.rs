@@ -8,6 +8,8 @@ use http::header::{CACHE_CONTROL, CONTENT_TYPE, PRAGMA, RETRY_AFTER, WWW_AUTHENT
 use http::{HeaderValue, Response, StatusCode};
 use serde::Serialize;
 
+use crate::telemetry::RouterError;
+
 /// A response of the router.
 pub(super) type Reply = Response<Body>;
 
@@ -50,6 +52,18 @@ impl OAuthError {
             ),
             Self::UnsupportedGrantType => ("unsupported_grant_type", "unsupported grant type"),
             Self::InvalidScope => ("invalid_scope", "requested scope is invalid or not granted"),
+        }
+    }
+
+    /// The `error` code, for logs and counters.
+    pub(super) fn code(self) -> RouterError {
+        match self {
+            Self::InvalidRequest(_) => RouterError::InvalidRequest,
+            Self::InvalidClient { .. } => RouterError::InvalidClient,
+            Self::InvalidGrant(_) => RouterError::InvalidGrant,
+            Self::UnauthorizedClient => RouterError::UnauthorizedClient,
+            Self::UnsupportedGrantType => RouterError::UnsupportedGrantType,
+            Self::InvalidScope => RouterError::InvalidScope,
         }
     }
 
@@ -169,6 +183,7 @@ mod tests {
             assert_eq!(reply.headers()[CACHE_CONTROL], "no-store");
             assert_eq!(reply.headers()[PRAGMA], "no-cache");
             assert_eq!(error.code_and_description().0, code);
+            assert_eq!(error.code().as_str(), code);
             assert!(reply.headers().get(WWW_AUTHENTICATE).is_none());
         }
         let basic = OAuthError::InvalidClient { basic: true }.reply();

@@ -1,0 +1,672 @@
+//! Observability: the `tracing` events the crate emits when it rejects a request, and the
+//! counters it records through the [`metrics`](https://docs.rs/metrics) facade (feature
+//! `metrics`, on by default). Names, labels and targets are the constants below, so dashboards
+//! and log filters can be built from these docs.
+//!
+//! ```
+//! use http::{Request, Response, StatusCode};
+//! use tower::{Service, ServiceBuilder, ServiceExt};
+//! use tower_jwt_auth::{Algorithm, BearerAuthLayer, KeySet, TokenSigner, Verifier};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let verifier = Verifier::builder(KeySet::hmac(Algorithm::HS256, &[7u8; 32])?)
+//!     .issuer("https://issuer.example").audience("api").build()?;
+//! let mut service = ServiceBuilder::new()
+//!     .layer(BearerAuthLayer::new(verifier))
+//!     .service_fn(|_: Request<String>| async {
+//!         Ok::<_, std::convert::Infallible>(Response::new(String::new()))
+//!     });
+//!
+//! // Any recorder works: metrics-exporter-prometheus in production, metrics-util's
+//! // DebuggingRecorder here. Without one installed, counting costs next to nothing.
+//! let recorder = metrics_util::debugging::DebuggingRecorder::new();
+//! let snapshotter = recorder.snapshotter();
+//! let _scope = metrics::set_default_local_recorder(&recorder);
+//!
+//! // A token signed with another key.
+//! let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+//! let forged = TokenSigner::hmac(Algorithm::HS256, &[8u8; 32])?.sign(&serde_json::json!({
+//!     "iss": "https://issuer.example", "aud": "api", "sub": "mallory", "jti": "1",
+//!     "iat": now, "exp": now + 60,
+//! }))?;
+//! let request = Request::builder().header("authorization", format!("Bearer {forged}")).body(String::new())?;
+//! let response = service.ready().await?.call(request).await?;
+//! assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+//!
+//! # #[cfg(feature = "metrics")] {
+//! use tower_jwt_auth::telemetry::{REASON, RESULT, VERIFICATIONS_TOTAL};
+//! let counted: Vec<_> = snapshotter.snapshot().into_vec().into_iter()
+//!     .map(|(key, _, _, value)| (key.key().clone(), value))
+//!     .filter(|(key, _)| key.name() == VERIFICATIONS_TOTAL)
+//!     .collect();
+//! let (key, value) = &counted[0];
+//! let labels: Vec<_> = key.labels().map(|l| (l.key(), l.value())).collect();
+//! assert_eq!(labels, [(RESULT, "failed"), (REASON, "invalid_signature")]);
+//! assert_eq!(*value, metrics_util::debugging::DebugValue::Counter(1));
+//! # }
+//! # Ok(()) }
+//! ```
+//!
+//! # Events
+//!
+//! Every rejection emits one event with a fixed target and a `reason` field holding a stable
+//! code ([`ErrorKind::as_str`] for the layers, the RFC 6749 `error` code for the router, a
+//! [`LimitReason`](crate::ratelimit::LimitReason) code for the limiter). Ordinary client
+//! errors (a missing or expired token, a wrong password) are `DEBUG`: they are routine, and
+//! a busy service sees thousands. What an operator must hear about is `WARN` or `ERROR`:
+//! keys or a store that cannot be had, a replayed refresh token, a hasher at capacity, a
+//! locked account.
+//!
+//! | target | level | when | fields |
+//! |---|---|---|---|
+//! | [`TARGET_BEARER`] | `DEBUG` (`WARN` for `unavailable`) | `BearerAuth` rejects a request (400, 401, 503) | `reason`, `claim` (a registered claim name such as `exp`, when the rule concerns one) |
+//! | [`TARGET_REQUIRE`] | `DEBUG` | `RequireRole` / `RequireScope` rejects (403, or 401 without claims) | `reason`, `check` (`role` / `scope`), `required` (the layer's configured list) |
+//! | [`TARGET_RATE_LIMIT`] | `INFO` (`WARN` for `account_locked`) | `RateLimitLogin` answers 429 | `reason`, `client` (the client address or network), `retry_after_secs` |
+//! | [`TARGET_RATE_LIMIT`] | `DEBUG` / `ERROR` | 413 (`body_too_large`); 500 (`no_peer_address`) | `reason` |
+//! | [`TARGET_ROUTER`] | `DEBUG` | `POST /token` answers an error; `/revoke`, `/logout`, `/logout/all`, `/register` answer an OAuth error, 413 or 503 (registration's own 400/409 policy answers are not logged) | `reason` (the body's `error` code), `endpoint`, `grant` (token endpoint) |
+//! | [`TARGET_ROUTER`] | `WARN` | a rotated refresh token was presented again: its session is revoked | `reason` (`refresh_reuse`), `user`, `sid` |
+//! | [`TARGET_PASSWORD`] | `WARN` | the password hasher refused a call at capacity (the router answers 503) | `reason` (`overloaded`) |
+//! | [`TARGET_STORE`] | `ERROR` | a revocation, limiter or router store failed | `reason` (`store_unavailable`), `store`, `error` (the store's message); the message says what the caller did (failed open or closed) |
+//! | [`TARGET_REMOTE`] | `INFO` / `WARN` | remote keys loaded (when they changed) / a fetch failed | `keys`, `kids`, `lifetime_secs` / `reason`, `error`, `failures` |
+//!
+//! Never in any event: a token or any part of one, an `Authorization` or `Cookie` header, a
+//! password or hash, a refresh token, a client secret. Usernames are left out too: they are
+//! personal data, and a failed login's username is often a password typed into the wrong
+//! field. Events identify accounts by user id (`user`) and sessions by `sid`, and the limiter's
+//! events name the client address it keys on (an IPv6 client as its network), which is what an
+//! operator needs to block an abuser; filter [`TARGET_RATE_LIMIT`] out where addresses must
+//! not be logged. The crate opens no spans of its own: its events land in the request span of
+//! whatever tracing layer (tower-http's `TraceLayer`, say) wraps it.
+//!
+//! # Counters
+//!
+//! All are monotonic counters named Prometheus-style; label values are the fixed codes listed,
+//! never user data, so each counter has a small, bounded set of series.
+//!
+//! | name | labels | counts |
+//! |---|---|---|
+//! | [`VERIFICATIONS_TOTAL`] | [`RESULT`] = `ok` \| `anonymous` \| `failed`, and for `failed` [`REASON`] = an [`ErrorKind`] code | requests `BearerAuth` decided: `ok` when it passed them on with claims (after any key fetch and revocation check), `anonymous` when an optional layer let one without credentials through, `failed` with the reason it was rejected (`missing`, `invalid_request`, `expired`, `revoked`, `unavailable`, ...) |
+//! | [`ACCESS_DENIED_TOTAL`] | [`CHECK`] = `role` \| `scope`, [`REASON`] = `insufficient_scope` \| `missing` | `RequireRole` / `RequireScope` rejections |
+//! | [`LOGINS_TOTAL`] | [`RESULT`] = `ok` \| `failed`, and for `failed` [`REASON`] = the answer's `error` code | password grants at `POST /token` (`invalid_grant` is a wrong password, unknown user or disabled account) |
+//! | [`REFRESHES_TOTAL`] | [`RESULT`] = `ok` \| `failed`, and for `failed` [`REASON`] = the answer's `error` code | refresh grants at `POST /token`; `ok` is one rotation |
+//! | [`REFRESH_REUSE_TOTAL`] | none | rotated refresh tokens presented again (each revokes its session) |
+//! | [`LOGIN_RATE_LIMITED_TOTAL`] | [`LIMIT`] = `client_and_username` \| `username` \| `account_locked` \| `client` | 429 answers of `RateLimitLogin`, by the limit that applied |
+//! | [`PASSWORD_HASHER_OVERLOADED_TOTAL`] | none | `PasswordHasher` calls refused at capacity |
+//! | [`STORE_ERRORS_TOTAL`] | [`STORE`] = `revocation` \| `limiter` \| `router` | failed calls to a store (`revocation`: `BearerAuth`'s check; `router`: the router's user, refresh and revocation stores) |
+//! | [`JWKS_FETCHES_TOTAL`] | [`RESULT`] = `ok` \| `failed`, and for `failed` [`REASON`] = a [`FetchError::reason`](crate::remote::FetchError::reason) code | `RemoteJwks` fetches, discovery included |
+//!
+//! Token requests without a supported `grant_type` (and bodies that cannot be read) are
+//! logged but counted in neither [`LOGINS_TOTAL`] nor [`REFRESHES_TOTAL`]. Direct calls of
+//! [`Verifier::verify`](crate::Verifier::verify) are not counted: the verifier is a pure
+//! function that applications also call for other purposes (the router's `/revoke` does), so
+//! only the layer's decisions are. [`describe`] registers a description of each counter with
+//! the installed recorder (Prometheus `# HELP` lines).
+//!
+//! With no recorder installed (the default), counting is a thread-local read and an atomic
+//! load; keys are built at compile time, so no call allocates. Without the `metrics` feature
+//! nothing is counted and the events are unchanged.
+
+use crate::error::{AuthError, ErrorKind};
+
+/// Target of `BearerAuth`'s events.
+pub const TARGET_BEARER: &str = "tower_jwt_auth::bearer";
+/// Target of `RequireRole`'s and `RequireScope`'s events.
+pub const TARGET_REQUIRE: &str = "tower_jwt_auth::require";
+/// Target of `RateLimitLogin`'s events.
+pub const TARGET_RATE_LIMIT: &str = "tower_jwt_auth::ratelimit";
+/// Target of the login router's events.
+pub const TARGET_ROUTER: &str = "tower_jwt_auth::router";
+/// Target of `PasswordHasher`'s events.
+pub const TARGET_PASSWORD: &str = "tower_jwt_auth::password";
+/// Target of store failures, whichever component met them.
+pub const TARGET_STORE: &str = "tower_jwt_auth::store";
+/// Target of `RemoteJwks`'s events.
+pub const TARGET_REMOTE: &str = "tower_jwt_auth::remote";
+
+/// Requests `BearerAuth` decided. Labels [`RESULT`] and, for failures, [`REASON`].
+pub const VERIFICATIONS_TOTAL: &str = "tower_jwt_auth_verifications_total";
+/// `RequireRole` and `RequireScope` rejections. Labels [`CHECK`] and [`REASON`].
+pub const ACCESS_DENIED_TOTAL: &str = "tower_jwt_auth_access_denied_total";
+/// Password grants. Labels [`RESULT`] and, for failures, [`REASON`].
+pub const LOGINS_TOTAL: &str = "tower_jwt_auth_logins_total";
+/// Refresh grants. Labels [`RESULT`] and, for failures, [`REASON`].
+pub const REFRESHES_TOTAL: &str = "tower_jwt_auth_refreshes_total";
+/// Replayed refresh tokens (reuse detected, session revoked). No labels.
+pub const REFRESH_REUSE_TOTAL: &str = "tower_jwt_auth_refresh_reuse_total";
+/// Logins refused by `RateLimitLogin` (429). Label [`LIMIT`].
+pub const LOGIN_RATE_LIMITED_TOTAL: &str = "tower_jwt_auth_login_rate_limited_total";
+/// Password hasher calls refused at capacity. No labels.
+pub const PASSWORD_HASHER_OVERLOADED_TOTAL: &str =
+    "tower_jwt_auth_password_hasher_overloaded_total";
+/// Failed store calls. Label [`STORE`].
+pub const STORE_ERRORS_TOTAL: &str = "tower_jwt_auth_store_errors_total";
+/// `RemoteJwks` fetches. Labels [`RESULT`] and, for failures, [`REASON`].
+pub const JWKS_FETCHES_TOTAL: &str = "tower_jwt_auth_jwks_fetches_total";
+
+/// Label: the outcome (`ok`, `failed`; `anonymous` for [`VERIFICATIONS_TOTAL`]).
+pub const RESULT: &str = "result";
+/// Label: the stable reason code of a failure.
+pub const REASON: &str = "reason";
+/// Label: which check of [`ACCESS_DENIED_TOTAL`] (`role`, `scope`).
+pub const CHECK: &str = "check";
+/// Label: which limit of [`LOGIN_RATE_LIMITED_TOTAL`] applied.
+pub const LIMIT: &str = "limit";
+/// Label: which store of [`STORE_ERRORS_TOTAL`] failed (`revocation`, `limiter`, `router`).
+pub const STORE: &str = "store";
+
+/// Registers a description of every counter with the installed recorder (a Prometheus
+/// exporter renders them as `# HELP` lines). Call it once, after installing the recorder;
+/// counting works without it.
+#[cfg(feature = "metrics")]
+pub fn describe() {
+    use metrics::describe_counter;
+    describe_counter!(
+        VERIFICATIONS_TOTAL,
+        "Requests BearerAuth decided, by result and rejection reason."
+    );
+    describe_counter!(
+        ACCESS_DENIED_TOTAL,
+        "RequireRole and RequireScope rejections, by check and reason."
+    );
+    describe_counter!(
+        LOGINS_TOTAL,
+        "Password grants at the token endpoint, by result and error code."
+    );
+    describe_counter!(
+        REFRESHES_TOTAL,
+        "Refresh grants at the token endpoint, by result and error code."
+    );
+    describe_counter!(
+        REFRESH_REUSE_TOTAL,
+        "Rotated refresh tokens presented again; each revoked its session."
+    );
+    describe_counter!(
+        LOGIN_RATE_LIMITED_TOTAL,
+        "Logins refused by RateLimitLogin, by the limit that applied."
+    );
+    describe_counter!(
+        PASSWORD_HASHER_OVERLOADED_TOTAL,
+        "Password hashing calls refused because the hasher was at capacity."
+    );
+    describe_counter!(STORE_ERRORS_TOTAL, "Failed store calls, by store.");
+    describe_counter!(
+        JWKS_FETCHES_TOTAL,
+        "Remote JWKS fetches, by result and failure reason."
+    );
+}
+
+/// Counting, with keys built at compile time: a call allocates nothing, whatever the recorder.
+#[cfg(feature = "metrics")]
+mod count {
+    use metrics::{Key, Level, Metadata};
+
+    /// A `&'static Key` with this name and these labels, every part a constant.
+    macro_rules! key {
+        ($name:expr $(, $label:expr => $value:expr)* $(,)?) => {{
+            const LABELS: &[::metrics::Label] =
+                &[$(::metrics::Label::from_static_parts($label, $value)),*];
+            static KEY: ::metrics::Key = ::metrics::Key::from_static_parts($name, LABELS);
+            &KEY
+        }};
+    }
+    pub(super) use key;
+
+    static METADATA: Metadata<'static> =
+        Metadata::new("tower_jwt_auth", Level::INFO, Some(module_path!()));
+
+    /// Adds one to the counter `key` of the current recorder (a no-op without one).
+    #[inline]
+    pub(super) fn one(key: &'static Key) {
+        metrics::with_recorder(|recorder| recorder.register_counter(key, &METADATA).increment(1));
+    }
+}
+
+/// Adds one to the counter with this name and these constant labels (nothing without the
+/// `metrics` feature).
+macro_rules! count {
+    ($($key:tt)*) => {
+        #[cfg(feature = "metrics")]
+        count::one(count::key!($($key)*));
+    };
+}
+
+/// Adds one to a counter whose label `$by` is the code of `$value`, an enum whose variants are
+/// all listed: each variant gets its own constant key, and a variant added later and not
+/// listed fails to compile.
+macro_rules! count_by {
+    (
+        $value:expr => $by:expr,
+        $enum:ident :: { $($variant:ident),* $(,)? },
+        $code:path,
+        $name:expr $(, [$($fixed:tt)*])?
+    ) => {
+        count_by!(@each $value, $by, $enum, [$($variant)*], $code, $name, [$($($fixed)*)?])
+    };
+    (@each $value:expr, $by:expr, $enum:ident, [$($variant:ident)*], $code:path, $name:expr, $fixed:tt) => {
+        #[cfg(feature = "metrics")]
+        count::one(match $value {
+            $($enum::$variant => count_by!(@key $name, $fixed, $by => $code($enum::$variant)),)*
+        });
+    };
+    (@key $name:expr, [$($label:expr => $fixed:expr),*], $by:expr => $code:expr) => {
+        count::key!($name $(, $label => $fixed)*, $by => $code)
+    };
+}
+
+// ---------------------------------------------------------------------------------------------
+// BearerAuth
+
+/// `BearerAuth` passed a request on with verified claims.
+#[inline]
+pub(crate) fn verified() {
+    count!(VERIFICATIONS_TOTAL, RESULT => "ok");
+}
+
+/// An optional `BearerAuth` let a request without credentials through.
+#[inline]
+pub(crate) fn anonymous() {
+    count!(VERIFICATIONS_TOTAL, RESULT => "anonymous");
+}
+
+/// `BearerAuth` rejected a request.
+pub(crate) fn bearer_rejected(error: AuthError) {
+    let reason = error.kind().as_str();
+    if error.kind() == ErrorKind::Unavailable {
+        tracing::warn!(
+            target: TARGET_BEARER,
+            reason,
+            "request rejected: keys or revocation store unavailable (503)"
+        );
+    } else {
+        tracing::debug!(target: TARGET_BEARER, reason, claim = error.claim(), "request rejected");
+    }
+    count_by!(
+        error.kind() => REASON,
+        ErrorKind::{
+            Missing, TooLong, Malformed, Algorithm, UnknownKey, UnsupportedCritical,
+            InvalidSignature, WrongType, MissingClaim, InvalidClaim, Expired, NotYetValid,
+            IssuedInFuture, WrongIssuer, WrongAudience, InvalidRequest, InsufficientScope,
+            Revoked, Unavailable,
+        },
+        ErrorKind::as_str,
+        VERIFICATIONS_TOTAL,
+        [RESULT => "failed"]
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// RequireRole, RequireScope
+
+/// Which authorisation layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Check {
+    Role,
+    Scope,
+}
+
+impl Check {
+    const fn as_str(self) -> &'static str {
+        match self {
+            Self::Role => "role",
+            Self::Scope => "scope",
+        }
+    }
+}
+
+/// `RequireRole` or `RequireScope` rejected a request (`Missing`: no claims at all).
+pub(crate) fn access_denied(check: Check, error: AuthError, required: &[Box<str>]) {
+    let missing = error.kind() == ErrorKind::Missing;
+    tracing::debug!(
+        target: TARGET_REQUIRE,
+        reason = error.kind().as_str(),
+        check = check.as_str(),
+        ?required,
+        "request rejected"
+    );
+    #[cfg(feature = "metrics")]
+    count::one(match (check, missing) {
+        (Check::Role, true) => {
+            count::key!(ACCESS_DENIED_TOTAL, CHECK => "role", REASON => "missing")
+        }
+        (Check::Role, false) => {
+            count::key!(ACCESS_DENIED_TOTAL, CHECK => "role", REASON => "insufficient_scope")
+        }
+        (Check::Scope, true) => {
+            count::key!(ACCESS_DENIED_TOTAL, CHECK => "scope", REASON => "missing")
+        }
+        (Check::Scope, false) => {
+            count::key!(ACCESS_DENIED_TOTAL, CHECK => "scope", REASON => "insufficient_scope")
+        }
+    });
+    #[cfg(not(feature = "metrics"))]
+    let _ = missing;
+}
+
+// ---------------------------------------------------------------------------------------------
+// RateLimitLogin
+
+#[cfg(feature = "rate-limit")]
+pub(crate) use rate_limit::*;
+
+#[cfg(feature = "rate-limit")]
+mod rate_limit {
+    use std::net::IpAddr;
+    use std::time::Duration;
+
+    use super::TARGET_RATE_LIMIT;
+    #[cfg(feature = "metrics")]
+    use super::{LIMIT, LOGIN_RATE_LIMITED_TOTAL, count};
+    use crate::ratelimit::LimitReason;
+
+    /// `RateLimitLogin` answered 429.
+    pub(crate) fn login_limited(client: IpAddr, reason: LimitReason, retry_after: Duration) {
+        let retry_after_secs = retry_after.as_secs();
+        if reason == LimitReason::AccountLocked {
+            tracing::warn!(
+                target: TARGET_RATE_LIMIT,
+                reason = reason.as_str(),
+                %client,
+                retry_after_secs,
+                "login refused: account locked after too many consecutive failures"
+            );
+        } else {
+            tracing::info!(
+                target: TARGET_RATE_LIMIT,
+                reason = reason.as_str(),
+                %client,
+                retry_after_secs,
+                "login rate-limited"
+            );
+        }
+        #[cfg(feature = "metrics")]
+        count::one(match reason {
+            LimitReason::ClientAndUsername => count::key!(
+                LOGIN_RATE_LIMITED_TOTAL,
+                LIMIT => LimitReason::ClientAndUsername.as_str()
+            ),
+            LimitReason::Username => {
+                count::key!(LOGIN_RATE_LIMITED_TOTAL, LIMIT => LimitReason::Username.as_str())
+            }
+            LimitReason::AccountLocked => {
+                count::key!(LOGIN_RATE_LIMITED_TOTAL, LIMIT => LimitReason::AccountLocked.as_str())
+            }
+            LimitReason::Client => {
+                count::key!(LOGIN_RATE_LIMITED_TOTAL, LIMIT => LimitReason::Client.as_str())
+            }
+        });
+    }
+
+    /// `RateLimitLogin` answered 413: the body is over its limit.
+    pub(crate) fn login_body_too_large() {
+        tracing::debug!(
+            target: TARGET_RATE_LIMIT,
+            reason = "body_too_large",
+            "login rejected: body too large (413)"
+        );
+    }
+
+    /// `RateLimitLogin` answered 500: the app gives it no peer address.
+    pub(crate) fn login_without_peer() {
+        tracing::error!(
+            target: TARGET_RATE_LIMIT,
+            reason = "no_peer_address",
+            "RateLimitLogin: no peer address in the request extensions (insert ClientAddr or use axum's ConnectInfo); answering 500"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stores
+
+/// Which store failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Store {
+    /// `BearerAuth`'s revocation check.
+    Revocation,
+    /// `RateLimitLogin`'s limiter.
+    #[cfg_attr(not(feature = "rate-limit"), allow(dead_code))]
+    Limiter,
+    /// The router's user, refresh and revocation stores.
+    #[cfg_attr(not(feature = "router"), allow(dead_code))]
+    Router,
+}
+
+impl Store {
+    const fn as_str(self) -> &'static str {
+        match self {
+            Self::Revocation => "revocation",
+            Self::Limiter => "limiter",
+            Self::Router => "router",
+        }
+    }
+}
+
+/// A store call failed; `consequence` says what the caller does about it (fixed text: the
+/// event's message).
+pub(crate) fn store_failed(
+    store: Store,
+    error: &crate::store::StoreError,
+    consequence: &'static str,
+) {
+    tracing::error!(
+        target: TARGET_STORE,
+        reason = "store_unavailable",
+        store = store.as_str(),
+        %error,
+        "{consequence}"
+    );
+    count_by!(
+        store => STORE,
+        Store::{Revocation, Limiter, Router},
+        Store::as_str,
+        STORE_ERRORS_TOTAL
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Router and password hasher
+
+#[cfg(feature = "router")]
+pub(crate) use router::*;
+
+#[cfg(feature = "router")]
+mod router {
+    #[cfg(feature = "metrics")]
+    use super::{
+        LOGINS_TOTAL, PASSWORD_HASHER_OVERLOADED_TOTAL, REASON, REFRESH_REUSE_TOTAL,
+        REFRESHES_TOTAL, RESULT, count,
+    };
+    use super::{TARGET_PASSWORD, TARGET_ROUTER};
+
+    /// The grant type of a token request, as far as it is known.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub(crate) enum Grant {
+        Password,
+        RefreshToken,
+        /// Missing, unsupported, or the body could not be read.
+        Other,
+    }
+
+    impl Grant {
+        pub(crate) fn of(grant_type: Option<&str>) -> Self {
+            match grant_type {
+                Some("password") => Self::Password,
+                Some("refresh_token") => Self::RefreshToken,
+                _ => Self::Other,
+            }
+        }
+
+        const fn as_str(self) -> &'static str {
+            match self {
+                Self::Password => "password",
+                Self::RefreshToken => "refresh_token",
+                Self::Other => "other",
+            }
+        }
+    }
+
+    /// The `error` code of a router answer: RFC 6749 §5.2, plus the two server-side ones.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub(crate) enum RouterError {
+        InvalidRequest,
+        InvalidClient,
+        InvalidGrant,
+        UnauthorizedClient,
+        UnsupportedGrantType,
+        InvalidScope,
+        TemporarilyUnavailable,
+        ServerError,
+    }
+
+    impl RouterError {
+        pub(crate) const fn as_str(self) -> &'static str {
+            match self {
+                Self::InvalidRequest => "invalid_request",
+                Self::InvalidClient => "invalid_client",
+                Self::InvalidGrant => "invalid_grant",
+                Self::UnauthorizedClient => "unauthorized_client",
+                Self::UnsupportedGrantType => "unsupported_grant_type",
+                Self::InvalidScope => "invalid_scope",
+                Self::TemporarilyUnavailable => "temporarily_unavailable",
+                Self::ServerError => "server_error",
+            }
+        }
+    }
+
+    /// The token endpoint answered: `Ok` with tokens, or with this error.
+    pub(crate) fn token_answered(grant: Grant, outcome: Result<(), RouterError>) {
+        let Err(error) = outcome else {
+            match grant {
+                Grant::Password => {
+                    count!(LOGINS_TOTAL, RESULT => "ok");
+                }
+                Grant::RefreshToken => {
+                    count!(REFRESHES_TOTAL, RESULT => "ok");
+                }
+                Grant::Other => {}
+            }
+            return;
+        };
+        tracing::debug!(
+            target: TARGET_ROUTER,
+            reason = error.as_str(),
+            endpoint = "token",
+            grant = grant.as_str(),
+            "token request rejected"
+        );
+        match grant {
+            Grant::Password => {
+                count_by!(
+                    error => REASON,
+                    RouterError::{
+                        InvalidRequest, InvalidClient, InvalidGrant, UnauthorizedClient,
+                        UnsupportedGrantType, InvalidScope, TemporarilyUnavailable, ServerError,
+                    },
+                    RouterError::as_str,
+                    LOGINS_TOTAL,
+                    [RESULT => "failed"]
+                );
+            }
+            Grant::RefreshToken => {
+                count_by!(
+                    error => REASON,
+                    RouterError::{
+                        InvalidRequest, InvalidClient, InvalidGrant, UnauthorizedClient,
+                        UnsupportedGrantType, InvalidScope, TemporarilyUnavailable, ServerError,
+                    },
+                    RouterError::as_str,
+                    REFRESHES_TOTAL,
+                    [RESULT => "failed"]
+                );
+            }
+            Grant::Other => {}
+        }
+    }
+
+    /// `/revoke`, `/logout`, `/logout/all` or `/register` answered with this error.
+    pub(crate) fn router_rejected(endpoint: &'static str, error: RouterError) {
+        tracing::debug!(
+            target: TARGET_ROUTER,
+            reason = error.as_str(),
+            endpoint,
+            "request rejected"
+        );
+    }
+
+    /// A rotated refresh token was presented again; its session is being revoked.
+    pub(crate) fn refresh_reused(user: &str, sid: &str) {
+        tracing::warn!(
+            target: TARGET_ROUTER,
+            reason = "refresh_reuse",
+            user,
+            sid,
+            "refresh token reuse detected, session revoked"
+        );
+        count!(REFRESH_REUSE_TOTAL);
+    }
+
+    /// The password hasher refused a call: every slot and queue place is taken.
+    pub(crate) fn hasher_overloaded() {
+        tracing::warn!(
+            target: TARGET_PASSWORD,
+            reason = "overloaded",
+            "password hashing at capacity; call refused"
+        );
+        count!(PASSWORD_HASHER_OVERLOADED_TOTAL);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// RemoteJwks
+
+#[cfg(feature = "remote-jwks")]
+pub(crate) use remote::*;
+
+#[cfg(feature = "remote-jwks")]
+mod remote {
+    #[cfg(feature = "metrics")]
+    use super::{JWKS_FETCHES_TOTAL, REASON, RESULT, count};
+    use crate::remote::FetchError;
+
+    /// A fetch of remote keys succeeded (whether or not the keys changed).
+    pub(crate) fn jwks_fetched() {
+        count!(JWKS_FETCHES_TOTAL, RESULT => "ok");
+    }
+
+    /// A fetch of remote keys failed (its event is logged by the cache, which knows whether
+    /// the last good keys stay in service).
+    pub(crate) fn jwks_fetch_failed(error: &FetchError) {
+        // One constant key per variant; the codes are `FetchError::reason`'s, checked equal
+        // by `tests/remote_jwks.rs`.
+        #[cfg(feature = "metrics")]
+        count::one(match error {
+            FetchError::Timeout => {
+                count::key!(JWKS_FETCHES_TOTAL, RESULT => "failed", REASON => "timeout")
+            }
+            FetchError::Connection(_) => {
+                count::key!(JWKS_FETCHES_TOTAL, RESULT => "failed", REASON => "connection")
+            }
+            FetchError::Status(_) => {
+                count::key!(JWKS_FETCHES_TOTAL, RESULT => "failed", REASON => "status")
+            }
+            FetchError::TooLarge { .. } => {
+                count::key!(JWKS_FETCHES_TOTAL, RESULT => "failed", REASON => "too_large")
+            }
+            FetchError::InvalidDocument(_) => {
+                count::key!(JWKS_FETCHES_TOTAL, RESULT => "failed", REASON => "invalid_document")
+            }
+            FetchError::IssuerMismatch { .. } => {
+                count::key!(JWKS_FETCHES_TOTAL, RESULT => "failed", REASON => "issuer_mismatch")
+            }
+            FetchError::InsecureUrl => {
+                count::key!(JWKS_FETCHES_TOTAL, RESULT => "failed", REASON => "insecure_url")
+            }
+            FetchError::NoRuntime => {
+                count::key!(JWKS_FETCHES_TOTAL, RESULT => "failed", REASON => "no_runtime")
+            }
+        });
+        #[cfg(not(feature = "metrics"))]
+        let _ = error;
+    }
+}
