@@ -95,6 +95,7 @@
 //! | [`PASSWORD_HASHER_OVERLOADED_TOTAL`] | none | `PasswordHasher` calls refused at capacity |
 //! | [`STORE_ERRORS_TOTAL`] | [`STORE`] = `revocation` \| `limiter` \| `router` | failed calls to a store (`revocation`: `BearerAuth`'s check; `router`: the router's user, refresh and revocation stores) |
 //! | [`JWKS_FETCHES_TOTAL`] | [`RESULT`] = `ok` \| `failed`, and for `failed` [`REASON`] = a [`FetchError::reason`](crate::remote::FetchError::reason) code | `RemoteJwks` fetches, discovery included |
+//! | [`VERIFICATION_CACHE_TOTAL`] | [`RESULT`] = `hit` \| `miss` | lookups in a verifier's [verification cache](crate::VerifierBuilder::cache), whoever called the verifier (a hit whose claims then fail their re-check is still a hit) |
 //!
 //! Token requests without a supported `grant_type` (and bodies that cannot be read) are
 //! logged but counted in neither [`LOGINS_TOTAL`] nor [`REFRESHES_TOTAL`]. Direct calls of
@@ -144,7 +145,11 @@ pub const STORE_ERRORS_TOTAL: &str = "tower_jwt_auth_store_errors_total";
 /// `RemoteJwks` fetches. Labels [`RESULT`] and, for failures, [`REASON`].
 pub const JWKS_FETCHES_TOTAL: &str = "tower_jwt_auth_jwks_fetches_total";
 
-/// Label: the outcome (`ok`, `failed`; `anonymous` for [`VERIFICATIONS_TOTAL`]).
+/// Lookups in verification caches. Label [`RESULT`] (`hit`, `miss`).
+pub const VERIFICATION_CACHE_TOTAL: &str = "tower_jwt_auth_verification_cache_total";
+
+/// Label: the outcome (`ok`, `failed`; `anonymous` for [`VERIFICATIONS_TOTAL`]; `hit`, `miss`
+/// for [`VERIFICATION_CACHE_TOTAL`]).
 pub const RESULT: &str = "result";
 /// Label: the stable reason code of a failure.
 pub const REASON: &str = "reason";
@@ -193,6 +198,10 @@ pub fn describe() {
     describe_counter!(
         JWKS_FETCHES_TOTAL,
         "Remote JWKS fetches, by result and failure reason."
+    );
+    describe_counter!(
+        VERIFICATION_CACHE_TOTAL,
+        "Lookups in verification caches, by hit or miss."
     );
 }
 
@@ -293,6 +302,16 @@ pub(crate) fn bearer_rejected(error: AuthError) {
         VERIFICATIONS_TOTAL,
         [RESULT => "failed"]
     );
+}
+
+/// A lookup in a verifier's verification cache.
+#[inline]
+pub(crate) fn cache_lookup(hit: bool) {
+    if hit {
+        count!(VERIFICATION_CACHE_TOTAL, RESULT => "hit");
+    } else {
+        count!(VERIFICATION_CACHE_TOTAL, RESULT => "miss");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

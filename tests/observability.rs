@@ -40,7 +40,8 @@ use tower_jwt_auth::store::{StoreError, StoreFuture};
 use tower_jwt_auth::telemetry::{
     ACCESS_DENIED_TOTAL, LOGIN_RATE_LIMITED_TOTAL, LOGINS_TOTAL, PASSWORD_HASHER_OVERLOADED_TOTAL,
     REFRESH_REUSE_TOTAL, REFRESHES_TOTAL, STORE_ERRORS_TOTAL, TARGET_BEARER, TARGET_PASSWORD,
-    TARGET_RATE_LIMIT, TARGET_REQUIRE, TARGET_ROUTER, TARGET_STORE, VERIFICATIONS_TOTAL,
+    TARGET_RATE_LIMIT, TARGET_REQUIRE, TARGET_ROUTER, TARGET_STORE, VERIFICATION_CACHE_TOTAL,
+    VERIFICATIONS_TOTAL,
 };
 use tower_jwt_auth::{
     Algorithm, BearerAuthLayer, PasswordHasher, RequireRoleLayer, RequireScopeLayer,
@@ -178,6 +179,41 @@ fn series(entries: &[(&str, &str, u64)]) -> BTreeMap<String, u64> {
 
 fn reasons(entries: &[(Level, &str)]) -> Vec<(Level, String)> {
     entries.iter().map(|(l, r)| (*l, (*r).to_owned())).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The verification cache
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn verification_cache_lookups_are_counted_as_hits_and_misses() {
+    let observed = Observed::new();
+    let _installed = observed.install();
+    let verifier = common::builder().cache(16).unwrap().build().unwrap();
+    let layer = BearerAuthLayer::new(verifier.clone());
+    let valid = token(Algorithm::ES256, &claims());
+    let expired = token(Algorithm::ES256, &claims_with(json!({"exp": NOW - 60})));
+    for _ in 0..3 {
+        assert_eq!(
+            status(&layer, get_with(&[&format!("Bearer {valid}")])).await,
+            StatusCode::OK
+        );
+    }
+    let refused = status(&layer, get_with(&[&format!("Bearer {expired}")])).await;
+    assert_eq!(refused, StatusCode::UNAUTHORIZED);
+    // A direct call is a lookup too.
+    assert!(verifier.verify(&valid).is_ok());
+    assert_eq!(
+        observed.counted(),
+        series(&[
+            (VERIFICATION_CACHE_TOTAL, "result=hit", 3),
+            (VERIFICATION_CACHE_TOTAL, "result=miss", 2),
+            (VERIFICATIONS_TOTAL, "result=ok", 3),
+            (VERIFICATIONS_TOTAL, "result=failed,reason=expired", 1),
+        ])
+    );
+    let stats = verifier.cache_stats().unwrap();
+    assert_eq!((stats.hits(), stats.misses()), (3, 2));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -195,6 +195,9 @@ impl VerifyCache {
         self.follow_keys(keys);
         let hash = (self.hash)(&self.hash_keys, token);
         let mut shard = self.shard(hash);
+        // The byte comparison is not constant-time, and need not be: it only runs when the
+        // presented token's 64-bit keyed hash equals a stored token's, which an attacker
+        // without the (random, per cache) SipHash keys cannot arrange.
         let found = match shard.entries.get(&hash) {
             Some(entry) if *entry.token == *token && entry.keys == keys => {
                 if now < entry.exp {
@@ -210,6 +213,8 @@ impl VerifyCache {
             Some(_) => shard.hits += 1,
             None => shard.misses += 1,
         }
+        drop(shard);
+        crate::telemetry::cache_lookup(found.is_some());
         found
     }
 
