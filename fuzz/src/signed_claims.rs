@@ -424,6 +424,8 @@ pub enum Optional<T> {
     Json(Json),
 }
 
+// By hand: a derived `Default` would require `T: Default`, which the specs need not be.
+#[allow(clippy::derivable_impls)]
 impl<T> Default for Optional<T> {
     fn default() -> Self {
         Self::Absent
