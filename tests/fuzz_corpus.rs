@@ -167,6 +167,35 @@ fn signed_claims_oracle_on_hand_built_cases() {
         "accepted"
     );
 
+    // `nbf` and `iat` at their edges: exactly now + leeway passes, one unit later does not.
+    let at_edge = |frac: u8| {
+        let form = NumForm::Exponent {
+            upper: false,
+            plus: false,
+            integer_mantissa: true,
+        };
+        date(60, frac, form)
+    };
+    for (frac, nbf, iat) in [
+        (0, "accepted", "accepted"),
+        (1, "notyetvalid", "issuedinfuture"),
+    ] {
+        let mut case = Case::default();
+        case.claims.nbf = Optional::Typical(at_edge(frac));
+        assert_eq!(
+            verdict(&case).label(),
+            nbf,
+            "nbf {frac}/256 s past the edge"
+        );
+        let mut case = Case::default();
+        case.claims.iat = Member::Typical(at_edge(frac));
+        assert_eq!(
+            verdict(&case).label(),
+            iat,
+            "iat {frac}/256 s past the edge"
+        );
+    }
+
     // Exponent forms and the latest date: `iat` far in the future, written as 2.53402300799E+11.
     let far = Case {
         claims: ClaimsSpec {
