@@ -5,7 +5,7 @@
 #[path = "../fuzz/src/harness.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod harness;
-#[path = "../fuzz/src/signed_claims.rs"]
+#[path = "../fuzz/src/signed_claims/mod.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod signed_claims;
 

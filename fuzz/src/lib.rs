@@ -1,4 +1,4 @@
-//! Fuzz harness for tower-jwt-auth. The checks live in `harness.rs` and `signed_claims.rs`,
+//! Fuzz harness for tower-jwt-auth. The checks live in `harness.rs` and `signed_claims/`,
 //! which the main crate's `tests/fuzz_corpus.rs` also includes, so a plain `cargo test`
 //! replays the committed corpus.
 
