@@ -47,44 +47,6 @@ impl PolicyChoice {
             Self::Plain => &PLAIN,
         }
     }
-
-    /// The verifier, configured as [`PolicyChoice::model`] describes.
-    pub fn verifier(self) -> &'static Verifier {
-        static ACCESS_VERIFIER: OnceLock<Verifier> = OnceLock::new();
-        static PLAIN_VERIFIER: OnceLock<Verifier> = OnceLock::new();
-        let clock = || UNIX_EPOCH + Duration::from_secs(NOW);
-        match self {
-            Self::Access => ACCESS_VERIFIER.get_or_init(|| {
-                Verifier::builder(keys().clone())
-                    .issuer(ISSUER)
-                    .issuer(OTHER_ISSUER)
-                    .audience(AUDIENCE)
-                    .audience(SECOND_AUDIENCE)
-                    .leeway(Duration::from_secs(60))
-                    .require_type("at+jwt")
-                    .and_then(|b| b.roles_claim("/realm_access/roles"))
-                    .and_then(|b| b.understood_critical(UNDERSTOOD_CRITICAL))
-                    .expect("fixed settings")
-                    .clock(clock)
-                    .build()
-                    .expect("fixed verifier")
-            }),
-            Self::Plain => PLAIN_VERIFIER.get_or_init(|| {
-                Verifier::builder(keys().clone())
-                    .issuer(ISSUER)
-                    .audience(AUDIENCE)
-                    .leeway(Duration::from_millis(1500))
-                    .required_claims(["exp", "sub", "nbf"])
-                    .and_then(|b| {
-                        b.algorithms([Algorithm::HS256, Algorithm::ES256, Algorithm::EdDSA])
-                    })
-                    .expect("fixed settings")
-                    .clock(clock)
-                    .build()
-                    .expect("fixed verifier")
-            }),
-        }
-    }
 }
 
 /// What the verifier must answer.
