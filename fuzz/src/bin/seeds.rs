@@ -1,9 +1,14 @@
 //! Writes the seed corpus: valid and near-valid tokens signed with the harness keys, and JWKS
 //! documents around the loader's rules.
 //!
-//! `cargo run --manifest-path fuzz/Cargo.toml --bin seeds` (stable is enough). ECDSA and PSS
-//! signatures are randomised, so re-running changes those files; commit only when the seed set
-//! itself changes.
+//! `cargo run --manifest-path fuzz/Cargo.toml --bin seeds` (stable is enough), or with target
+//! names to write only those (`-- signed_claims`). ECDSA and PSS signatures are randomised, so
+//! re-running changes those files; commit only when the seed set itself changes.
+//!
+//! The `signed_claims` seeds are inputs, not tokens: structured cases found by decoding
+//! deterministic pseudo-random bytes, the first for each outcome the oracle predicts, named
+//! `<policy>_<signer>_<outcome>`. Every case tried is also checked, so this is a quick
+//! self-test of the oracle on stable.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -11,6 +16,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 use tower_jwt_auth::{Algorithm, TokenSigner};
 use tower_jwt_auth_fuzz::{AUDIENCE, HMAC_SECRET, ISSUER, NOW, PRIVATE_PEMS, kid};
+use tower_jwt_auth_fuzz::{SignerChoice, case, check};
 
 fn corpus(target: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -52,6 +58,52 @@ fn hs256() -> TokenSigner {
 }
 
 fn main() {
+    let only: Vec<String> = std::env::args().skip(1).collect();
+    let wanted = |target: &str| only.is_empty() || only.iter().any(|t| t == target);
+    if wanted("verify_token") || wanted("jwks_document") {
+        token_and_jwks_seeds();
+    }
+    if wanted("signed_claims") {
+        signed_claims_seeds();
+    }
+}
+
+/// Decodes deterministic pseudo-random byte strings (mostly zeros, which decode to the valid
+/// choices) and keeps the first case for each (policy, signer, outcome); HS256 for every
+/// outcome, the asymmetric keys for acceptance and a bad signature.
+fn signed_claims_seeds() {
+    let dir = corpus("signed_claims");
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    for round in 0..300_000u32 {
+        let len = if round == 0 { 0 } else { next() % 160 };
+        let bytes: Vec<u8> = (0..len)
+            .map(|_| {
+                let r = next();
+                if r % 3 == 0 { (r >> 8) as u8 } else { 0 }
+            })
+            .collect();
+        let Some(case) = case(&bytes) else { continue };
+        let label = check(&case).expected.label();
+        if case.signer != SignerChoice::Hs256 && label != "accepted" && label != "invalidsignature"
+        {
+            continue;
+        }
+        let name = format!("{:?}_{:?}_{label}", case.policy, case.signer).to_ascii_lowercase();
+        if seen.insert(name.clone()) {
+            write(&dir, &name, &bytes);
+        }
+    }
+    println!("signed_claims seeds: {seen:?}");
+}
+
+fn token_and_jwks_seeds() {
     let tokens = corpus("verify_token");
     let hs = hs256();
     let sign = |signer: &TokenSigner, claims: &Value| signer.sign(claims).expect("sign");
