@@ -174,7 +174,9 @@ pub use issuer::{AccessGrant, IssuedToken, TokenIssuer};
 pub use jws::{DEFAULT_MAX_TOKEN_LEN, VerifiedJws};
 pub use keys::{KeySet, KeySetBuilder, SkippedKey};
 #[cfg(feature = "router")]
-pub use password::{PasswordError, PasswordHasher, PasswordHasherBuilder, PasswordStats, Verified};
+pub use password::{
+    HashingThreads, PasswordError, PasswordHasher, PasswordHasherBuilder, PasswordStats, Verified,
+};
 pub use require::{RequireRole, RequireRoleLayer, RequireScope, RequireScopeLayer, RoleHierarchy};
 pub use signer::TokenSigner;
 #[cfg(feature = "rate-limit")]

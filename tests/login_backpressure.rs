@@ -23,7 +23,7 @@ use serde_json::Value;
 use tower::ServiceExt;
 use tower_jwt_auth::ratelimit::{ClientAddr, LoginLimits, MemoryLimiterStore, RateLimitLoginLayer};
 use tower_jwt_auth::router::AuthRouter;
-use tower_jwt_auth::{Claims, PasswordHasher, TokenIssuer};
+use tower_jwt_auth::{Claims, HashingThreads, PasswordHasher, TokenIssuer};
 
 const PASSWORD: &str = "correct horse battery staple";
 const LOGINS: usize = 64;
@@ -57,10 +57,11 @@ async fn app(hasher: PasswordHasher) -> (Router, AuthRouter) {
 }
 
 /// Argon2id at 1 MiB, t = 1: cheap, with these admission bounds.
-fn hasher(permits: usize, queued: usize) -> PasswordHasher {
+fn hasher(permits: usize, queued: usize, threads: HashingThreads) -> PasswordHasher {
     PasswordHasher::builder()
         .params(1024, 1, 1)
         .unwrap()
+        .threads(threads)
         .max_concurrent(permits)
         .unwrap()
         .max_queued(queued)
@@ -147,7 +148,8 @@ fn a_login_flood_gets_503_with_retry_after_beyond_the_queue_while_cheap_routes_a
         .build()
         .unwrap();
     runtime.block_on(async {
-        let (app, auth) = app(hasher(PERMITS, QUEUED)).await;
+        // On tokio's blocking pool, so that holding its one thread holds the hashing.
+        let (app, auth) = app(hasher(PERMITS, QUEUED, HashingThreads::BlockingPool)).await;
         let setup = send(&app, login(0)).await;
         assert_eq!(setup.status, StatusCode::OK);
         let token = setup.body["access_token"].as_str().unwrap().to_owned();
@@ -239,7 +241,8 @@ fn every_login_of_a_real_flood_ends_with_200_or_503_and_the_counters_agree() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let (app, auth) = app(hasher(1, 2)).await;
+        // The default threads: the hasher's own, at idle priority.
+        let (app, auth) = app(hasher(1, 2, HashingThreads::IdlePriority)).await;
         let before = auth.hasher().stats();
         let logins: Vec<_> = (0..LOGINS)
             .map(|i| {

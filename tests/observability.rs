@@ -44,8 +44,8 @@ use tower_jwt_auth::telemetry::{
     VERIFICATIONS_TOTAL,
 };
 use tower_jwt_auth::{
-    Algorithm, BearerAuthLayer, PasswordHasher, RequireRoleLayer, RequireScopeLayer,
-    StoreErrorPolicy, TokenIssuer,
+    Algorithm, BearerAuthLayer, HashingThreads, PasswordHasher, RequireRoleLayer,
+    RequireScopeLayer, StoreErrorPolicy, TokenIssuer,
 };
 
 use common::layers::{Inner, answer};
@@ -905,8 +905,9 @@ fn decode_claims(token: &str) -> Value {
     serde_json::from_slice(&bytes).unwrap()
 }
 
-/// As `tests/router.rs` makes the hasher busy: one blocking thread, held by the test, so a
-/// login's argon2 task stays queued in the hasher's only place and the next login is refused.
+/// As `tests/router.rs` makes the hasher busy: hashing on tokio's blocking pool, one blocking
+/// thread, held by the test, so a login's argon2 task stays queued in the hasher's only place
+/// and the next login is refused.
 #[test]
 fn a_hasher_at_capacity_is_counted_and_warned_about() {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -919,6 +920,7 @@ fn a_hasher_at_capacity_is_counted_and_warned_about() {
         let hasher = PasswordHasher::builder()
             .params(1024, 1, 1)
             .unwrap()
+            .threads(HashingThreads::BlockingPool)
             .max_concurrent(1)
             .unwrap()
             .max_queued(0)

@@ -41,7 +41,8 @@ use tower_jwt_auth::router::{
     NewUser, Registration, User,
 };
 use tower_jwt_auth::{
-    AccessGrant, Claims, KeySet, PasswordHasher, PasswordStats, TokenIssuer, Verifier,
+    AccessGrant, Claims, HashingThreads, KeySet, PasswordHasher, PasswordStats, TokenIssuer,
+    Verifier,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -1308,9 +1309,10 @@ async fn a_stored_hash_with_absurd_params_is_invalid_grant_without_any_work() {
 // Overload
 // ---------------------------------------------------------------------------------------------
 
-/// Deterministic without a hook in the hasher: the runtime gets one blocking thread and the
-/// test occupies it, so a login's argon2 task stays queued while it holds the hasher's only
-/// place (`max_concurrent(1)`, `max_queued(0)`). Every other login is then refused at once.
+/// Deterministic without a hook in the hasher: it hashes on tokio's blocking pool, the runtime
+/// gets one blocking thread and the test occupies it, so a login's argon2 task stays queued
+/// while it holds the hasher's only place (`max_concurrent(1)`, `max_queued(0)`). Every other
+/// login is then refused at once.
 #[test]
 fn a_busy_hasher_answers_503_with_retry_after() {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -1321,6 +1323,7 @@ fn a_busy_hasher_answers_503_with_retry_after() {
         let hasher = PasswordHasher::builder()
             .params(1024, 1, 1)
             .unwrap()
+            .threads(HashingThreads::BlockingPool)
             .max_concurrent(1)
             .unwrap()
             .max_queued(0)
