@@ -64,8 +64,8 @@ usage: cargo run --release --example loadgen -- [options]
   --probe-rate N         login test: probe requests per second per route (default 200)
   --hasher-permits N     login test: PasswordHasher max_concurrent (default: the crate's)
   --hasher-queue N       login test: PasswordHasher max_queued (default: the crate's)
-  --hashing-nice N       login test, an experiment: renice the server's blocking-pool
-                         threads (argon2) to N, the async workers staying at 0
+  --hasher-threads T     login test: PasswordHasher threads: idle, normal or blocking
+                         (default: the crate's, idle)
   --ignore-retry-after   login test: flooding clients retry at once after 503/429
 ";
 
@@ -86,7 +86,7 @@ struct Options {
     probe_rate: u32,
     hasher_permits: Option<usize>,
     hasher_queue: Option<usize>,
-    hashing_nice: Option<u8>,
+    hasher_threads: Option<String>,
     ignore_retry_after: bool,
 }
 
@@ -109,7 +109,7 @@ impl Options {
             probe_rate: 200,
             hasher_permits: None,
             hasher_queue: None,
-            hashing_nice: None,
+            hasher_threads: None,
             ignore_retry_after: false,
         };
         let mut args = args.peekable();
@@ -141,7 +141,7 @@ impl Options {
                 "--probe-rate" => options.probe_rate = value()?.parse()?,
                 "--hasher-permits" => options.hasher_permits = Some(value()?.parse()?),
                 "--hasher-queue" => options.hasher_queue = Some(value()?.parse()?),
-                "--hashing-nice" => options.hashing_nice = Some(value()?.parse()?),
+                "--hasher-threads" => options.hasher_threads = Some(value()?),
                 "--ignore-retry-after" => options.ignore_retry_after = true,
                 "-h" | "--help" => {
                     print!("{USAGE}");
@@ -213,7 +213,7 @@ fn spawn_server(options: &Options) -> Result<(Child, Ready), BoxError> {
         },
         hasher_permits: options.hasher_permits,
         hasher_queue: options.hasher_queue,
-        hashing_nice: options.hashing_nice,
+        hasher_threads: options.hasher_threads.clone(),
         cache_capacity: options.cache_capacity,
     };
     eprintln!(

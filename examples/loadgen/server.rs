@@ -14,7 +14,8 @@ use tokio::net::TcpListener;
 use tower_jwt_auth::ratelimit::{LoginLimits, MemoryLimiterStore, RateLimitLoginLayer};
 use tower_jwt_auth::router::AuthRouter;
 use tower_jwt_auth::{
-    AccessGrant, BearerAuthLayer, Claims, PasswordHasher, TokenIssuer, Verifier, VerifierBuilder,
+    AccessGrant, BearerAuthLayer, Claims, HashingThreads, PasswordHasher, TokenIssuer, Verifier,
+    VerifierBuilder,
 };
 
 pub(crate) type BoxError = Box<dyn Error + Send + Sync>;
@@ -37,9 +38,8 @@ pub(crate) struct ServeArgs {
     pub(crate) hasher_permits: Option<usize>,
     /// `PasswordHasherBuilder::max_queued`; `None`: the crate's default.
     pub(crate) hasher_queue: Option<usize>,
-    /// An experiment, not a crate setting: the OS niceness given to the runtime's blocking-pool
-    /// threads (where the hasher runs argon2), leaving the async workers at 0.
-    pub(crate) hashing_nice: Option<u8>,
+    /// `PasswordHasherBuilder::threads` (`idle`, `normal`, `blocking`); `None`: the default.
+    pub(crate) hasher_threads: Option<String>,
     /// Tokens (d)'s verification cache holds (`VerifierBuilder::cache`).
     pub(crate) cache_capacity: usize,
 }
@@ -129,6 +129,16 @@ async fn login_app(args: &ServeArgs) -> Result<(Router, Vec<String>, String), Bo
     if let Some(queue) = args.hasher_queue {
         hasher = hasher.max_queued(queue);
     }
+    if let Some(threads) = &args.hasher_threads {
+        hasher = hasher.threads(match threads.as_str() {
+            "idle" => HashingThreads::IdlePriority,
+            "normal" => HashingThreads::NormalPriority,
+            "blocking" => HashingThreads::BlockingPool,
+            other => {
+                return Err(format!("--hasher-threads {other}: idle, normal or blocking").into());
+            }
+        });
+    }
     let hasher = hasher.build()?;
     let limiter =
         RateLimitLoginLayer::new(Arc::new(MemoryLimiterStore::new(LoginLimits::default())));
@@ -165,12 +175,7 @@ async fn login_app(args: &ServeArgs) -> Result<(Router, Vec<String>, String), Bo
             }),
         )
         .nest("/auth", auth.router());
-    let mut described = format!("{hasher:?}");
-    if let Some(nice) = args.hashing_nice {
-        described.push_str(&format!(
-            "`, blocking-pool threads at nice {nice} (an experiment), `"
-        ));
-    }
+    let described = format!("{hasher:?}");
     Ok((router, users, described))
 }
 
@@ -186,42 +191,13 @@ async fn listen(router: Router) -> Result<u16, BoxError> {
     Ok(port)
 }
 
-/// Lowers this thread's priority with renice(1) (a thread id is a process id to it on Linux).
-fn renice_this_thread(nice: u8) {
-    let tid = std::fs::read_link("/proc/thread-self")
-        .ok()
-        .and_then(|path| {
-            path.file_name()
-                .map(|tid| tid.to_string_lossy().into_owned())
-        });
-    let reniced = tid.is_some_and(|tid| {
-        std::process::Command::new("renice")
-            .args(["-n", &nice.to_string(), "-p", &tid])
-            .stdout(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|status| status.success())
-    });
-    if !reniced {
-        eprintln!("loadgen server: could not renice a blocking-pool thread");
-    }
-}
-
 /// Builds every app, prints [`Ready`] and serves until stdin closes (the parent went away).
 pub(crate) fn run(args: &ServeArgs) -> Result<(), BoxError> {
     let workers = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    builder.worker_threads(workers).enable_all();
-    if let Some(nice) = args.hashing_nice {
-        // The runtime starts its workers first, when it is built; every thread started after
-        // them is a blocking-pool thread.
-        let started = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        builder.on_thread_start(move || {
-            if started.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= workers {
-                renice_this_thread(nice);
-            }
-        });
-    }
-    let runtime = builder.build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()?;
     runtime.block_on(async {
         let mut secret = [0u8; 32];
         getrandom::fill(&mut secret).map_err(|e| format!("no randomness: {e}"))?;
