@@ -6,7 +6,7 @@
 use std::sync::OnceLock;
 use std::time::{Duration, UNIX_EPOCH};
 
-use tower_jwt_auth::{Algorithm, AuthError, KeySet, Verifier};
+use tower_jwt_auth::{Algorithm, AuthError, KeySet, Verifier, VerifierBuilder};
 
 /// The fixed clock of the fuzzed verifier.
 pub const NOW: u64 = 1_750_000_000;
@@ -67,14 +67,29 @@ pub fn keys() -> &'static KeySet {
     })
 }
 
-/// The fuzzed verifier: default policy, `at+jwt` not required, clock fixed at [`NOW`].
+/// The default policy for `issuer` over [`keys`], `at+jwt` not required, clock fixed at
+/// [`NOW`].
+fn policy(issuer: &str) -> VerifierBuilder {
+    Verifier::builder(keys().clone())
+        .issuer(issuer)
+        .audience(AUDIENCE)
+        .clock(|| UNIX_EPOCH + Duration::from_secs(NOW))
+}
+
+/// The fuzzed verifier: [`policy`] for [`ISSUER`].
 pub fn verifier() -> &'static Verifier {
     static VERIFIER: OnceLock<Verifier> = OnceLock::new();
+    VERIFIER.get_or_init(|| policy(ISSUER).build().expect("fixed verifier"))
+}
+
+/// [`verifier`] with a verification cache of four tokens: small, so that valid inputs evict
+/// one another and the slot of a cached token is often met by other bytes.
+pub fn cached() -> &'static Verifier {
+    static VERIFIER: OnceLock<Verifier> = OnceLock::new();
     VERIFIER.get_or_init(|| {
-        Verifier::builder(keys().clone())
-            .issuer(ISSUER)
-            .audience(AUDIENCE)
-            .clock(|| UNIX_EPOCH + Duration::from_secs(NOW))
+        policy(ISSUER)
+            .cache(4)
+            .expect("fixed capacity")
             .build()
             .expect("fixed verifier")
     })
@@ -87,12 +102,7 @@ pub const OTHER_ISSUER: &str = "https://other.fuzz";
 pub fn by_issuer() -> &'static Verifier {
     static VERIFIER: OnceLock<Verifier> = OnceLock::new();
     VERIFIER.get_or_init(|| {
-        let other = Verifier::builder(keys().clone())
-            .issuer(OTHER_ISSUER)
-            .audience(AUDIENCE)
-            .clock(|| UNIX_EPOCH + Duration::from_secs(NOW))
-            .build()
-            .expect("fixed verifier");
+        let other = policy(OTHER_ISSUER).build().expect("fixed verifier");
         Verifier::by_issuer([verifier().clone(), other]).expect("fixed set")
     })
 }
@@ -102,8 +112,22 @@ pub fn by_issuer() -> &'static Verifier {
 /// Invariants: an accepted token satisfies the policy, verifies the same way twice, and passes
 /// the JWS-level check too; a rejection's message is fixed text that cannot echo input. The
 /// set accepts exactly what the verifier for the token's issuer accepts, with the same claims.
+/// The verifier with a cache answers exactly as the one without, before and after the token
+/// may have entered it.
 pub fn verify_token(data: &[u8]) {
     let token = String::from_utf8_lossy(data);
+    let uncached = verifier().verify(&token);
+    for _ in 0..2 {
+        match (cached().verify(&token), &uncached) {
+            (Ok(claims), Ok(expected)) => assert_eq!(&claims, expected, "cache changed claims"),
+            (Err(err), Err(expected)) => assert_eq!(
+                (err.kind(), err.to_string()),
+                (expected.kind(), expected.to_string()),
+                "cache changed the error"
+            ),
+            (got, _) => panic!("the cache answered {got:?} where verify answered {uncached:?}"),
+        }
+    }
     let chosen = by_issuer().verify(&token);
     match &chosen {
         Ok(claims) => assert!(
