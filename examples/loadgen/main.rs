@@ -3,7 +3,7 @@
 //! router under a flood of password logins.
 //!
 //! ```text
-//! cargo run --release --example loadgen                       # everything, about 80 s
+//! cargo run --release --example loadgen                       # everything, about 90 s
 //! cargo run --release --example loadgen -- --scenarios a,b    # some of it
 //! cargo run --release --example loadgen -- --help
 //! ```
@@ -19,8 +19,9 @@
 //! | (c) | the same, ES256 tokens |
 //! | (d) | ES256 with the verifier's cache on (`VerifierBuilder::cache`, 10,000 tokens) |
 //! | (e) | `AuthRouter` (in-memory stores, default `PasswordHasher`, `RateLimitLogin`), `/health` and `GET /hello` behind `auth.bearer_layer()` |
+//! | (f) | HS256 with the verifier's cache on: reported beside (b), to show what the cache does for HMAC |
 //!
-//! (a) to (c) are closed loops: a fixed number of keep-alive HTTP/1.1 connections, each
+//! (a) to (d) and (f) are closed loops: a fixed number of keep-alive HTTP/1.1 connections, each
 //! sending its next request when the previous answer is read, every request timed from
 //! hand-off to the last byte of its body. A run interleaves them: in each round every scenario
 //! runs for the same time (after a short warm-up that is not counted), in an order that
@@ -49,7 +50,7 @@ use server::{BoxError, Ready, ServeArgs};
 const USAGE: &str = "\
 usage: cargo run --release --example loadgen -- [options]
 
-  --scenarios LIST       which of a,b,c,d,e to run (default: all)
+  --scenarios LIST       which of a,b,c,d,e,f to run (default: all)
   --connections N        connections of the closed loops (default 32)
   --duration SECS        measured seconds per scenario, split over the rounds (default 9)
   --rounds N             interleaved rounds (default 3)
@@ -94,7 +95,7 @@ impl Options {
     fn parse(args: impl Iterator<Item = String>) -> Result<Self, BoxError> {
         let cores = cores();
         let mut options = Self {
-            scenarios: vec!['a', 'b', 'c', 'd', 'e'],
+            scenarios: vec!['a', 'b', 'c', 'd', 'e', 'f'],
             connections: 32,
             duration: 9.0,
             rounds: 3,
@@ -120,7 +121,7 @@ impl Options {
                     options.scenarios = value()?
                         .split(',')
                         .map(|s| match s.trim() {
-                            one @ ("a" | "b" | "c" | "d" | "e") => {
+                            one @ ("a" | "b" | "c" | "d" | "e" | "f") => {
                                 Ok(one.chars().next().unwrap_or('a'))
                             }
                             other => Err(format!("unknown scenario {other:?}")),
@@ -262,6 +263,12 @@ async fn run(options: &Options, ready: &Ready, server_pid: u32) -> Result<(), Bo
             Some(&ready.es256_tokens),
             Some(0.80),
         ),
+        Scenario::new(
+            'f',
+            "`BearerAuth` HS256, cache",
+            Some(&ready.hs256_tokens),
+            None,
+        ),
     ]
     .into_iter()
     .filter(|s| options.has(s.letter))
@@ -294,7 +301,11 @@ fn print_header(options: &Options, ready: &Ready) {
         "- server: `loadgen serve`, a separate process: axum 0.8 on tokio, {} workers; {} distinct tokens per pool",
         ready.workers, options.tokens
     );
-    if options.scenarios.iter().any(|s| ('a'..='d').contains(s)) {
+    if options
+        .scenarios
+        .iter()
+        .any(|s| ('a'..='d').contains(s) || *s == 'f')
+    {
         println!(
             "- client: this process, hyper 1 HTTP/1.1 keep-alive connections on tokio, {} workers; \
              {} connections, closed loop; {} rounds of {:.1} s per scenario, rotating order, \

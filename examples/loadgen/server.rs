@@ -209,11 +209,15 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), BoxError> {
         let cached = issuer_verifier(&es256)?
             .cache(args.cache_capacity)?
             .build()?;
+        let hs256_cached = issuer_verifier(&hs256)?
+            .cache(args.cache_capacity)?
+            .build()?;
         let mut ports = vec![
             ("a".to_owned(), listen(app(None)).await?),
             ("b".to_owned(), listen(app(Some(&verifier(&hs256)?))).await?),
             ("c".to_owned(), listen(app(Some(&verifier(&es256)?))).await?),
             ("d".to_owned(), listen(app(Some(&cached))).await?),
+            ("f".to_owned(), listen(app(Some(&hs256_cached))).await?),
         ];
         let (login, login_users, hasher) = login_app(args).await?;
         ports.push(("e".to_owned(), listen(login).await?));
