@@ -532,7 +532,7 @@ impl VerifierBuilder {
     ///   [`RemoteJwks`](crate::remote::RemoteJwks) moves to another set, the cache is dropped.
     ///
     /// Revocation is not the verifier's: [`BearerAuthLayer`](crate::BearerAuthLayer) checks its
-    /// [`RevocationStore`](crate::store::RevocationStore) on every request, hit or not.
+    /// [`RevocationStore`](crate::revocation::RevocationStore) on every request, hit or not.
     ///
     /// ```
     /// use tower_jwt_auth::{Algorithm, KeySet, TokenSigner, Verifier};
