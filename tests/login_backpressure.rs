@@ -9,6 +9,8 @@
 #![cfg(feature = "router")]
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -157,13 +159,7 @@ fn a_login_flood_gets_503_with_retry_after_beyond_the_queue_while_cheap_routes_a
 
         // Occupy the only blocking thread: admitted logins can take their permits and queue
         // places, but no argon2 work can run until the test says so.
-        let (started_tx, started) = std::sync::mpsc::channel();
-        let (release, released) = std::sync::mpsc::channel::<()>();
-        let blocker = tokio::task::spawn_blocking(move || {
-            started_tx.send(()).unwrap();
-            released.recv().unwrap();
-        });
-        started.recv().unwrap();
+        let hold = common::BlockingHold::start();
 
         let logins: Vec<_> = (0..LOGINS)
             .map(|i| {
@@ -203,8 +199,7 @@ fn a_login_flood_gets_503_with_retry_after_beyond_the_queue_while_cheap_routes_a
             subject.subject().unwrap().as_bytes()
         );
 
-        release.send(()).unwrap();
-        blocker.await.unwrap();
+        hold.release().await;
         let mut answers = Vec::new();
         for l in logins {
             answers.push(

@@ -928,13 +928,7 @@ fn a_hasher_at_capacity_is_counted_and_warned_about() {
             .unwrap();
         let app = App::with(hasher).await;
         observed.take();
-        let (started_tx, started) = std::sync::mpsc::channel();
-        let (release, released) = std::sync::mpsc::channel::<()>();
-        let blocker = tokio::task::spawn_blocking(move || {
-            started_tx.send(()).unwrap();
-            released.recv().unwrap();
-        });
-        started.recv().unwrap();
+        let hold = common::BlockingHold::start();
 
         let mut queued = Box::pin(app.login(USERNAME, PASSWORD));
         assert!(futures_poll_once(&mut queued).await.is_pending());
@@ -944,8 +938,7 @@ fn a_hasher_at_capacity_is_counted_and_warned_about() {
             (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable")
         );
 
-        release.send(()).unwrap();
-        blocker.await.unwrap();
+        hold.release().await;
         assert_eq!(queued.await.0, StatusCode::OK);
     });
     assert_eq!(

@@ -1334,13 +1334,7 @@ fn a_busy_hasher_answers_503_with_retry_after() {
         let h = Harness::with(|b| b.hasher(hasher));
         h.user("alice").await;
 
-        let (started_tx, started) = std::sync::mpsc::channel();
-        let (release, released) = std::sync::mpsc::channel::<()>();
-        let blocker = tokio::task::spawn_blocking(move || {
-            started_tx.send(()).unwrap();
-            released.recv().unwrap();
-        });
-        started.recv().unwrap();
+        let hold = common::BlockingHold::start();
 
         let mut in_flight = Box::pin(h.password_grant("alice", PASSWORD));
         for _ in 0..3 {
@@ -1363,8 +1357,7 @@ fn a_busy_hasher_answers_503_with_retry_after() {
         }
         assert_eq!(h.stats().overloaded, 3);
 
-        release.send(()).unwrap();
-        blocker.await.unwrap();
+        hold.release().await;
         Tokens::from_answer(&in_flight.await);
         h.login("alice").await;
         assert_eq!(h.stats().overloaded, 3);

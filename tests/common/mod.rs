@@ -196,3 +196,32 @@ pub fn raw_token(alg: Algorithm, header: &str, payload: &str) -> String {
         .sign_raw(header.as_bytes(), payload.as_bytes())
         .unwrap()
 }
+
+/// Occupies one of tokio's blocking-pool threads until released. On a runtime built with
+/// `max_blocking_threads(1)`, work queued behind it (a `PasswordHasher` on
+/// `HashingThreads::BlockingPool`) keeps its place in the hasher without running: the tests'
+/// deterministic way to hold hashing, with no hook in the hasher.
+pub struct BlockingHold {
+    release: std::sync::mpsc::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl BlockingHold {
+    /// Returns once the thread is occupied.
+    pub fn start() -> Self {
+        let (started_tx, started) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let task = tokio::task::spawn_blocking(move || {
+            started_tx.send(()).unwrap();
+            released.recv().unwrap();
+        });
+        started.recv().unwrap();
+        Self { release, task }
+    }
+
+    /// Frees the thread and waits until it is free.
+    pub async fn release(self) {
+        self.release.send(()).unwrap();
+        self.task.await.unwrap();
+    }
+}
