@@ -25,7 +25,7 @@ use axum::routing::get;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
-use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+use metrics_util::debugging::{DebuggingRecorder, Snapshotter};
 use serde_json::{Value, json};
 use tower::{Layer as _, ServiceExt, service_fn};
 use tracing::field::{Field, Visit};
@@ -49,6 +49,7 @@ use tower_jwt_auth::{
 };
 
 use common::layers::{Inner, answer};
+use common::metrics::series;
 use common::{AUDIENCE, ISSUER, NOW, claims, claims_with, fixture, token};
 
 // ---------------------------------------------------------------------------------------------
@@ -131,22 +132,7 @@ impl Observed {
 
     /// The crate's counters that moved since the last call, as `name{label=value,…}` → count.
     fn counted(&self) -> BTreeMap<String, u64> {
-        let mut counted = BTreeMap::new();
-        for (key, _, _, value) in self.snapshotter.snapshot().into_vec() {
-            let key = key.key();
-            let DebugValue::Counter(n) = value else {
-                panic!("{key:?} is not a counter")
-            };
-            if n == 0 || !key.name().starts_with("tower_jwt_auth_") {
-                continue;
-            }
-            let labels: Vec<String> = key
-                .labels()
-                .map(|l| format!("{}={}", l.key(), l.value()))
-                .collect();
-            counted.insert(format!("{}{{{}}}", key.name(), labels.join(",")), n);
-        }
-        counted
+        common::metrics::counted(&self.snapshotter)
     }
 
     /// Every event so far; `take` empties the list.
@@ -167,14 +153,6 @@ impl Observed {
             })
             .collect()
     }
-}
-
-/// `name{labels}` → count, for the expected side of an assertion.
-fn series(entries: &[(&str, &str, u64)]) -> BTreeMap<String, u64> {
-    entries
-        .iter()
-        .map(|(name, labels, n)| (format!("{name}{{{labels}}}"), *n))
-        .collect()
 }
 
 fn reasons(entries: &[(Level, &str)]) -> Vec<(Level, String)> {

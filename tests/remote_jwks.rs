@@ -1174,29 +1174,6 @@ fn futures_lite_block_on<F: std::future::Future>(future: F) -> F::Output {
 // ---------------------------------------------------------------------------------------------
 // Counters
 
-/// The crate's counters that moved since the last snapshot, as `name{label=value,…}` → count.
-#[cfg(feature = "metrics")]
-fn counted(
-    snapshotter: &metrics_util::debugging::Snapshotter,
-) -> std::collections::BTreeMap<String, u64> {
-    use metrics_util::debugging::DebugValue;
-    let mut counted = std::collections::BTreeMap::new();
-    for (key, _, _, value) in snapshotter.snapshot().into_vec() {
-        let key = key.key();
-        let DebugValue::Counter(n) = value else {
-            continue;
-        };
-        if n > 0 && key.name().starts_with("tower_jwt_auth_") {
-            let labels: Vec<String> = key
-                .labels()
-                .map(|l| format!("{}={}", l.key(), l.value()))
-                .collect();
-            counted.insert(format!("{}{{{}}}", key.name(), labels.join(",")), n);
-        }
-    }
-    counted
-}
-
 /// Every fetch is counted once, by result and by the `FetchError::reason` of its failure; a
 /// request the layer holds for a fetch is counted once it is decided. The recorder is this
 /// thread's, and the fetches run on this (current-thread) runtime.
@@ -1209,12 +1186,7 @@ async fn fetches_and_the_decisions_that_waited_for_them_are_counted() {
     let snapshotter = recorder.snapshotter();
     let _local = metrics::set_default_local_recorder(&recorder);
     let clock = ManualClock::new();
-    let expect = |entries: &[(&str, &str, u64)]| -> std::collections::BTreeMap<String, u64> {
-        entries
-            .iter()
-            .map(|(name, labels, n)| (format!("{name}{{{labels}}}"), *n))
-            .collect()
-    };
+    use common::metrics::{counted, series as expect};
 
     // A cold source whose issuer is down: the held request is a 503, counted as such.
     let server = MockServer::start().await;
