@@ -55,7 +55,7 @@ use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use tokio::runtime::Runtime;
 use tower::{Layer, ServiceExt, service_fn};
-use tower_jwt_auth::TokenIssuer;
+use tower_jwt_auth::issuer::TokenIssuer;
 use tower_jwt_auth::ratelimit::{
     ClientAddr, DEFAULT_MAX_ENTRIES, Decision, LimitReason, LimiterStore, LoginKey, LoginLimits,
     MemoryLimiterStore, RateLimitLogin, RateLimitLoginLayer,

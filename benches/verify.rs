@@ -35,7 +35,7 @@ use http::{HeaderValue, Request, Response, StatusCode};
 use jsonwebtoken::crypto::CryptoProvider;
 use jsonwebtoken::{DecodingKey, Validation};
 use serde::Deserialize;
-use tower_jwt_auth::{Algorithm, BearerAuthLayer, Claims, KeySet, TokenSigner, Verifier};
+use tower_jwt_auth::{Algorithm, Claims, KeySet, TokenSigner, Verifier, bearer::BearerAuthLayer};
 use tower_layer::Layer;
 use tower_service::Service;
 

@@ -23,7 +23,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 use tower_jwt_auth::{
-    BearerAuthLayer, Claims, RequireRoleLayer, RequireScopeLayer, RoleHierarchy, Verifier,
+    Claims, Verifier, bearer::BearerAuthLayer, require::RequireRoleLayer,
+    require::RequireScopeLayer, require::RoleHierarchy,
 };
 
 #[path = "support/demo.rs"]

@@ -20,7 +20,8 @@ use axum::routing::get;
 use tower_jwt_auth::remote::RemoteJwks;
 use tower_jwt_auth::testing::TestIssuer;
 use tower_jwt_auth::{
-    BearerAuthLayer, Claims, ConfigError, RequireRoleLayer, RequireScopeLayer, Verifier,
+    Claims, ConfigError, Verifier, bearer::BearerAuthLayer, require::RequireRoleLayer,
+    require::RequireScopeLayer,
 };
 
 /// A verifier for a Keycloak realm's access tokens: keys through discovery, roles read from

@@ -21,7 +21,9 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower_jwt_auth::response::ResponseBody;
-use tower_jwt_auth::{BearerAuthLayer, Claims, ConfigError, RequireScopeLayer, Verifier};
+use tower_jwt_auth::{
+    Claims, ConfigError, Verifier, bearer::BearerAuthLayer, require::RequireScopeLayer,
+};
 
 #[path = "support/demo.rs"]
 pub mod demo;

@@ -54,7 +54,9 @@ use tower_jwt_auth::ratelimit::{
     LimiterStore, LoginLimits, MemoryLimiterStore, RateLimitLoginLayer,
 };
 use tower_jwt_auth::router::{AuthRouter, AuthRouterBuilder, MIN_PASSWORD_CHARS, Registration};
-use tower_jwt_auth::{Claims, RequireRoleLayer, RequireScopeLayer, TokenIssuer};
+use tower_jwt_auth::{
+    Claims, issuer::TokenIssuer, require::RequireRoleLayer, require::RequireScopeLayer,
+};
 
 type BoxError = Box<dyn Error + Send + Sync>;
 

@@ -18,7 +18,7 @@ use tonic::transport::{Channel, Server};
 use tonic_health::ServingStatus;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
-use tower_jwt_auth::{BearerAuthLayer, RequireScopeLayer, Verifier};
+use tower_jwt_auth::{Verifier, bearer::BearerAuthLayer, require::RequireScopeLayer};
 
 #[path = "support/demo.rs"]
 pub mod demo;

@@ -13,9 +13,6 @@
 //! ```
 
 use std::fmt;
-use std::str::FromStr;
-
-use crate::ConfigError;
 
 /// A JWS signature algorithm (RFC 7518, RFC 8037). There is deliberately no `none`.
 #[allow(clippy::upper_case_acronyms)]
@@ -143,14 +140,6 @@ impl Algorithm {
 impl fmt::Display for Algorithm {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Algorithm {
-    type Err = ConfigError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::from_name(s).ok_or_else(|| ConfigError::UnsupportedAlgorithm(s.to_owned()))
     }
 }
 

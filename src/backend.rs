@@ -105,7 +105,7 @@ impl PreparedKey {
         (provider().verifier_factory)(&alg.to_jwt(), &decoding)
             .map_err(|_| ConfigError::InvalidKey("rejected by the crypto backend"))?;
         Ok(Arc::new(Self {
-            id: crate::next_id(),
+            id: crate::ids::next_id(),
             kid: kid.map(Box::from),
             alg,
             decoding,

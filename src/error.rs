@@ -18,6 +18,9 @@
 //! ```
 
 use std::fmt;
+use std::str::FromStr;
+
+use crate::algorithm::Algorithm;
 
 /// Why a token was rejected. Stable: use it for metrics, logs and response mapping.
 ///
@@ -230,16 +233,21 @@ pub enum ConfigError {
     /// An HMAC secret is shorter than the output of its hash (RFC 7518 section 3.2).
     WeakHmacSecret {
         /// The algorithm the secret was meant for.
-        algorithm: crate::Algorithm,
+        algorithm: Algorithm,
         /// The minimum length in bytes.
         min_len: usize,
         /// The length that was given.
         len: usize,
     },
-    /// An RSA modulus outside the accepted size range (2048 bits up to the backend's maximum).
+    /// An RSA modulus outside the accepted size range: at least 2048 bits (NIST SP 800-131A),
+    /// at most what the backend verifies (aws-lc-rs: 8192 bits; RustCrypto's `rsa`: 4096).
     RsaKeySize {
         /// The modulus size that was given.
         bits: usize,
+        /// The smallest size accepted.
+        min: usize,
+        /// The largest size accepted.
+        max: usize,
     },
     /// A key that cannot be used safely or at all: bad encoding, a point not on its curve, an
     /// RSA exponent that is even or too small, a known-weak key (ROCA).
@@ -284,10 +292,9 @@ impl fmt::Display for ConfigError {
                 f,
                 "hmac secret for {algorithm} must be at least {min_len} bytes, got {len}"
             ),
-            Self::RsaKeySize { bits } => write!(
+            Self::RsaKeySize { bits, min, max } => write!(
                 f,
-                "rsa modulus of {bits} bits is outside the accepted range (2048 to {} bits)",
-                crate::backend::MAX_RSA_BITS
+                "rsa modulus of {bits} bits is outside the accepted range ({min} to {max} bits)"
             ),
             Self::InvalidKey(why) => write!(f, "invalid key: {why}"),
             Self::KeyAlgorithmMismatch(why) => write!(f, "key does not fit its algorithm: {why}"),
@@ -317,6 +324,17 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// Parses a registered algorithm name exactly (case-sensitive); anything else, `none`
+/// included, is [`ConfigError::UnsupportedAlgorithm`]. This impl lives beside the error rather
+/// than beside [`Algorithm`] so that the algorithm module stays a leaf.
+impl FromStr for Algorithm {
+    type Err = ConfigError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::from_name(s).ok_or_else(|| ConfigError::UnsupportedAlgorithm(s.to_owned()))
+    }
+}
+
 /// Signing a token failed (serialising the claims or the backend refused the key).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SignError(pub(crate) String);
@@ -328,6 +346,12 @@ impl fmt::Display for SignError {
 }
 
 impl std::error::Error for SignError {}
+
+impl From<crate::ids::RandomError> for SignError {
+    fn from(error: crate::ids::RandomError) -> Self {
+        Self(error.to_string())
+    }
+}
 
 #[cfg(test)]
 mod tests {

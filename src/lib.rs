@@ -1,25 +1,5 @@
 //! Strict, fast JWT bearer authentication for tower services (axum, tonic, hyper).
 //!
-//! - **The token path**, which attacker bytes reach first: a [`KeySet`] holds verification
-//!   keys by `kid`, each bound to exactly one [`Algorithm`]; a [`Verifier`] checks a compact JWS
-//!   access token against it and returns its [`Claims`], or an [`AuthError`] whose
-//!   [`ErrorKind`] says which rule the token broke.
-//! - **The layers**: [`BearerAuthLayer`] verifies the bearer token of each request and puts its
-//!   claims into the request extensions; [`RequireScopeLayer`] and [`RequireRoleLayer`]
-//!   authorise. They are generic over request and response bodies and work unchanged under
-//!   axum, tonic and hyper; rejections follow RFC 6750, or gRPC's trailers-only form (see
-//!   [`response`]). With the `axum` feature, handlers take [`Claims`] or `Option<Claims>`.
-//!   With a [`revocation`] store, `BearerAuth` also rejects revoked tokens and sessions.
-//! - **Keys from elsewhere** (feature `remote-jwks`): a `remote::RemoteJwks` fetches an issuer's
-//!   JWKS (or finds it through OIDC discovery), caches it and keeps it fresh, for tokens that
-//!   Keycloak, Auth0, Entra ID or another service issues; [`Verifier::by_issuer`] accepts the
-//!   tokens of several issuers, each with its own keys and policy.
-//! - **Issuing** (feature `router`): [`TokenIssuer`] signs RFC 9068 access tokens and publishes
-//!   its JWKS; [`PasswordHasher`] hashes passwords with argon2id behind a bounded queue; the
-//!   [`router`] module's `AuthRouter` is an axum login router (OAuth2 password and refresh
-//!   grants with rotation and reuse detection, RFC 7009 revocation, logout, registration) for
-//!   first-party clients. `cargo run --example server` shows all of it.
-//!
 //! ```
 //! use tower_jwt_auth::{Algorithm, ErrorKind, KeySet, TokenSigner, Verifier};
 //!
@@ -44,6 +24,39 @@
 //! assert_eq!(verifier.verify("").unwrap_err().kind(), ErrorKind::Malformed);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! # Where things are
+//!
+//! Every public item has exactly one path. The token path, which everything else builds on, is
+//! at the crate root; each middleware and each optional part is a module of its own, and its
+//! items are found only there (as in tower-http).
+//!
+//! - **The token path** (root): a [`KeySet`] holds verification keys by `kid`, each bound to
+//!   exactly one [`Algorithm`]; a [`Verifier`] checks a compact JWS access token against it
+//!   and returns its [`Claims`], or an [`AuthError`] whose [`ErrorKind`] says which rule the
+//!   token broke. [`TokenSigner`] mints tokens with the same key types;
+//!   [`normalize_username`] is the one username form the router and the limiter share.
+//! - **The layers**: [`bearer`] (`BearerAuthLayer`: verifies the bearer token of each request
+//!   and puts its claims into the request extensions) and [`require`] (`RequireScopeLayer`,
+//!   `RequireRoleLayer`: authorise). They are generic over request and response bodies and work
+//!   unchanged under axum, tonic and hyper; [`response`] describes their rejections (RFC 6750,
+//!   or gRPC's trailers-only form) and the hook that replaces them. With a [`revocation`]
+//!   store, `BearerAuth` also rejects revoked tokens and sessions. With the `axum` feature,
+//!   handlers take `Claims`, `Option<Claims>` or `Claims<YourClaims>` ([`axum`][axum-mod]).
+//! - **Logins**: [`ratelimit`] (`RateLimitLoginLayer`: failed logins limited per client and
+//!   per account, before any hashing), [`password`] (argon2id `PasswordHasher` on threads of
+//!   its own), [`issuer`] (`TokenIssuer`: RFC 9068 access tokens and the JWKS that verifies
+//!   them), and [`router`] (`AuthRouter`: an axum login router with the OAuth2 password and
+//!   refresh grants, rotation with reuse detection, RFC 7009 revocation, logout and
+//!   registration, for first-party clients). `cargo run --example server` shows all of it.
+//! - **State**: [`store`] (what the store traits share, and what a layer does when its store
+//!   fails) and, for several instances, [`redis`][redis-mod] (feature `redis`).
+//! - **Keys from elsewhere**: [`remote`][remote-mod] (feature `remote-jwks`: an issuer's JWKS, or
+//!   OIDC discovery, fetched, cached and refreshed, for tokens that Keycloak, Auth0 or Entra ID
+//!   issue); [`Verifier::by_issuer`] accepts the tokens of several issuers, each with its own
+//!   keys and policy. [`testing`][testing-mod] (feature `testing`) is a loopback issuer for
+//!   your own tests.
+//! - **Observability**: [`telemetry`] lists every event target, counter name and label.
 //!
 //! # The token path
 //!
@@ -78,13 +91,14 @@
 //!   returns a verifier that is neither `Send` nor `Sync`, so each thread builds a key's
 //!   verifier on first use and keeps it; entries of dropped keys are swept.
 //! - **Header outcomes are remembered per thread.** One issuer's tokens share their header byte
-//!   for byte; the outcome of the header rules is remembered for (verifier, key set, exact
-//!   header bytes), only after a signature verified. See the `jws::memo` module docs.
+//!   for byte. After a signature verified, the outcome of the header rules (which key, which
+//!   algorithm) is remembered for that verifier, key set and exact header bytes, in a small
+//!   per-thread table (four entries, headers up to 256 bytes); the next token with the same
+//!   header skips the header parse, never the signature.
 //! - **Verified tokens can be remembered (opt-in).** [`VerifierBuilder::cache`] keeps the
 //!   claims of verified tokens by their exact bytes, so a token presented again skips the
 //!   signature check (most of an asymmetric verification); the claims are validated again on
-//!   every hit, entries end at `exp` and belong to one key set. See the `verifier::cache`
-//!   module docs.
+//!   every hit, entries end at `exp` and belong to one key set.
 //! - **[`KeySet::verify_jws`]** exposes steps 1 to 4 alone for payloads that are not JWT claims
 //!   (and runs the Wycheproof JWS vectors).
 //!
@@ -94,31 +108,64 @@
 //! |---|---|---|
 //! | `aws-lc-rs` | yes | signature primitives from aws-lc-rs |
 //! | `rust-crypto` | no | signature primitives from the pure-Rust RustCrypto crates; takes precedence when both are on (use `default-features = false` to avoid compiling aws-lc) |
-//! | `axum` | yes | `Claims` / `Option<Claims>` extractors (pulls in `axum-core` only) |
-//! | `router` | yes | [`router::AuthRouter`], [`PasswordHasher`] and the in-memory user and refresh stores (pulls in axum, tokio and argon2) |
-//! | `rate-limit` | yes (through `router`) | [`ratelimit::RateLimitLoginLayer`] and its in-memory limiter store; no framework needed |
-//! | `redis` | no | [`redis`] stores (refresh families, revocation, login limits) shared by several instances; pulls in the `redis` crate, needs Redis 6.2+ |
-//! | `remote-jwks` | no | [`remote::RemoteJwks`]: an issuer's keys from a JWKS URL or OIDC / RFC 8414 discovery, cached and refreshed; pulls in hyper's client, rustls (aws-lc-rs provider) and tokio |
-//! | `testing` | no | [`testing::TestIssuer`]: a loopback OIDC issuer that mints tokens, for testing protected apps (implies `remote-jwks`) |
-//! | `bcrypt` | no | [`PasswordHasher`] verifies legacy `$2b$` bcrypt hashes (as passlib writes them) and asks for a re-hash |
+//! | `axum` | yes | `Claims` extractors for axum handlers ([`axum`][axum-mod]; pulls in `axum-core` only) |
+//! | `router` | yes | [`router`] (`AuthRouter`, in-memory user and refresh stores) and [`password`] (`PasswordHasher`); pulls in axum, tokio and argon2 |
+//! | `rate-limit` | yes (through `router`) | [`ratelimit`] (`RateLimitLoginLayer` and its in-memory limiter store) and [`normalize_username`]; no framework needed |
+//! | `redis` | no | [`redis`][redis-mod] stores (refresh families, revocation, login limits) shared by several instances; pulls in the `redis` crate, needs Redis 6.2+ |
+//! | `remote-jwks` | no | [`remote`][remote-mod] (`RemoteJwks`): an issuer's keys from a JWKS URL or OIDC / RFC 8414 discovery, cached and refreshed; pulls in hyper's client, rustls (aws-lc-rs provider) and tokio |
+//! | `testing` | no | [`testing`][testing-mod] (`TestIssuer`): a loopback OIDC issuer that mints tokens, for testing protected apps (implies `remote-jwks`) |
+//! | `bcrypt` | no | `PasswordHasher` verifies legacy `$2b$` bcrypt hashes (as passlib writes them) and asks for a re-hash |
 //! | `metrics` | yes | counters through the `metrics` facade (see [`telemetry`]); a no-op until the application installs a recorder. The `tracing` events do not depend on it |
 //!
 //! Exactly one backend is always active; a build with neither does not compile.
-//! [`crypto_backend`] names the one in use.
-
+//! [`crypto_backend`] names the one in use. Issuing (`TokenSigner`, `TokenIssuer`) needs no
+//! feature beyond the backend.
+//!
+#![cfg_attr(feature = "axum", doc = "[axum-mod]: crate::axum")]
+#![cfg_attr(
+    not(feature = "axum"),
+    doc = "[axum-mod]: https://docs.rs/tower-jwt-auth/latest/tower_jwt_auth/axum/"
+)]
+#![cfg_attr(feature = "redis", doc = "[redis-mod]: crate::redis")]
+#![cfg_attr(
+    not(feature = "redis"),
+    doc = "[redis-mod]: https://docs.rs/tower-jwt-auth/latest/tower_jwt_auth/redis/"
+)]
+#![cfg_attr(feature = "remote-jwks", doc = "[remote-mod]: crate::remote")]
+#![cfg_attr(
+    not(feature = "remote-jwks"),
+    doc = "[remote-mod]: https://docs.rs/tower-jwt-auth/latest/tower_jwt_auth/remote/"
+)]
+#![cfg_attr(feature = "testing", doc = "[testing-mod]: crate::testing")]
+#![cfg_attr(
+    not(feature = "testing"),
+    doc = "[testing-mod]: https://docs.rs/tower-jwt-auth/latest/tower_jwt_auth/testing/"
+)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+// The token path: private modules, their types at the root.
 mod algorithm;
-#[cfg(feature = "axum")]
-pub mod axum;
 mod backend;
-pub mod bearer;
 mod claims;
+mod encoding;
 mod error;
-pub mod issuer;
+#[cfg(test)]
+mod fixtures;
+mod ids;
 mod json;
 mod jws;
 mod keys;
+mod pass;
+mod signer;
+#[cfg(feature = "rate-limit")]
+mod username;
+mod verifier;
+
+// Each middleware and each optional part: a public module, its items only there.
+#[cfg(feature = "axum")]
+pub mod axum;
+pub mod bearer;
+pub mod issuer;
 #[cfg(feature = "router")]
 pub mod password;
 #[cfg(feature = "rate-limit")]
@@ -132,52 +179,17 @@ pub mod response;
 pub mod revocation;
 #[cfg(feature = "router")]
 pub mod router;
-mod signer;
 pub mod store;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
-#[cfg(feature = "rate-limit")]
-mod username;
-mod verifier;
-
-/// A process-wide id that is never reused: identifies keys, key sets and verifier policies in
-/// the per-thread caches, where a reused address could otherwise alias a dropped one.
-pub(crate) fn next_id() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    NEXT.fetch_add(1, Ordering::Relaxed)
-}
-
-/// `N` bytes from the OS CSPRNG, base64url without padding: token ids, session ids, refresh
-/// tokens.
-pub(crate) fn random_b64<const N: usize>() -> Result<String, getrandom::Error> {
-    use base64::Engine as _;
-    let mut bytes = [0u8; N];
-    getrandom::fill(&mut bytes)?;
-    Ok(jws::BASE64URL.encode(bytes))
-}
-
-/// Reads a file of `tests/data/keys/` in unit tests.
-#[cfg(test)]
-pub(crate) fn test_key_file(name: &str) -> Vec<u8> {
-    let path = format!("{}/tests/data/keys/{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read(&path).unwrap_or_else(|err| panic!("{path}: {err}"))
-}
 
 pub use algorithm::Algorithm;
 pub use backend::crypto_backend;
-pub use bearer::{BearerAuth, BearerAuthLayer, StoreErrorPolicy};
 pub use claims::{Claims, NumericDate, Scopes};
 pub use error::{AuthError, ConfigError, ErrorKind, SignError};
-pub use issuer::{AccessGrant, IssuedToken, TokenIssuer};
 pub use jws::{DEFAULT_MAX_TOKEN_LEN, VerifiedJws};
 pub use keys::{KeySet, KeySetBuilder, SkippedKey};
-#[cfg(feature = "router")]
-pub use password::{
-    HashingThreads, PasswordError, PasswordHasher, PasswordHasherBuilder, PasswordStats, Verified,
-};
-pub use require::{RequireRole, RequireRoleLayer, RequireScope, RequireScopeLayer, RoleHierarchy};
 pub use signer::TokenSigner;
 #[cfg(feature = "rate-limit")]
 pub use username::{MAX_USERNAME_CHARS, normalize_username};

@@ -1,7 +1,7 @@
 //! Revoking tokens before they expire: a denylist of token ids (`jti`) and session ids (`sid`),
 //! and a per-user "not before" instant for "log out everywhere".
 //!
-//! [`BearerAuthLayer::revocation`](crate::BearerAuthLayer::revocation) asks a
+//! [`BearerAuthLayer::revocation`](crate::bearer::BearerAuthLayer::revocation) asks a
 //! [`RevocationStore`] about every token after its signature and claims verified.
 //!
 //! ```

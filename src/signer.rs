@@ -22,14 +22,17 @@
 use std::fmt;
 
 use base64::Engine;
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, ThumbprintHash};
 use jsonwebtoken::{EncodingKey, Header};
 use serde::Serialize;
+use serde_json::{Map, Value};
 
 use crate::algorithm::{Algorithm, Family};
 use crate::backend::install_default_provider;
+use crate::encoding::BASE64URL;
 use crate::error::{ConfigError, SignError};
-use crate::jws::BASE64URL;
 use crate::keys;
+use crate::keys::der::{self, PrivateKeyType};
 
 /// Signs tokens with one private key (or HMAC secret) bound to one algorithm.
 #[derive(Clone)]
@@ -206,6 +209,73 @@ impl fmt::Debug for TokenSigner {
     }
 }
 
+/// Key material: a signer from any PKCS#8 key, and the public JWK of a key pair (what the
+/// token issuer and the test issuer publish).
+impl TokenSigner {
+    /// Signs with a PKCS#8 key; its `AlgorithmIdentifier` picks the algorithm, and `rsa` the
+    /// one an RSA key signs with.
+    pub(crate) fn from_pkcs8(der: &[u8], rsa: Algorithm) -> Result<Self, ConfigError> {
+        let (key_type, private_key) = der::private_key_info(der)?;
+        match key_type {
+            // jsonwebtoken signs with the PKCS#1 key the PKCS#8 wrapper holds.
+            PrivateKeyType::Rsa => Self::from_der(rsa, private_key),
+            PrivateKeyType::P256 => Self::from_der(Algorithm::ES256, der),
+            PrivateKeyType::P384 => Self::from_der(Algorithm::ES384, der),
+            // Re-encoded as version 1 (seed only): that is the form jsonwebtoken derives the
+            // public key from, whichever version (RFC 5958 allows the public key alongside)
+            // came in.
+            PrivateKeyType::Ed25519 => Self::from_der(
+                Algorithm::EdDSA,
+                &der::ed25519_pkcs8(der::ed25519_seed(private_key)?),
+            ),
+        }
+    }
+
+    /// The public members of this key pair's JWK and its RFC 7638 thumbprint.
+    pub(crate) fn public_jwk(&self) -> Result<(Map<String, Value>, String), ConfigError> {
+        let unusable = |_| ConfigError::InvalidKey("public key not derivable from the private key");
+        let jwk = Jwk::from_encoding_key(&self.key, self.alg.to_jwt()).map_err(unusable)?;
+        let public = public_members(&jwk.algorithm)?;
+        let thumbprint = jwk.thumbprint(ThumbprintHash::SHA256).map_err(unusable)?;
+        Ok((public, thumbprint))
+    }
+}
+
+/// The public members of a JWK, named one by one.
+fn public_members(params: &AlgorithmParameters) -> Result<Map<String, Value>, ConfigError> {
+    let mut jwk = Map::new();
+    let mut put = |name: &str, value: &str| jwk.insert(name.to_owned(), Value::from(value));
+    match params {
+        AlgorithmParameters::RSA(rsa) => {
+            put("kty", "RSA");
+            put("n", &rsa.n);
+            put("e", &rsa.e);
+        }
+        AlgorithmParameters::EllipticCurve(ec) => {
+            put("kty", "EC");
+            put("crv", curve_name(&ec.curve)?);
+            put("x", &ec.x);
+            put("y", &ec.y);
+        }
+        AlgorithmParameters::OctetKeyPair(okp) => {
+            put("kty", "OKP");
+            put("crv", curve_name(&okp.curve)?);
+            put("x", &okp.x);
+        }
+        _ => return Err(ConfigError::InvalidKey("not an asymmetric key")),
+    }
+    Ok(jwk)
+}
+
+fn curve_name(curve: &EllipticCurve) -> Result<&'static str, ConfigError> {
+    match curve {
+        EllipticCurve::P256 => Ok("P-256"),
+        EllipticCurve::P384 => Ok("P-384"),
+        EllipticCurve::Ed25519 => Ok("Ed25519"),
+        _ => Err(ConfigError::KeyAlgorithmMismatch("unsupported curve")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,33 +283,52 @@ mod tests {
     #[test]
     fn keys_that_do_not_fit_are_refused_at_construction() {
         assert!(
-            TokenSigner::from_pem(Algorithm::ES256, &crate::test_key_file("p384.pkcs8.pem"))
+            TokenSigner::from_pem(
+                Algorithm::ES256,
+                &crate::fixtures::key_file("p384.pkcs8.pem")
+            )
+            .is_err()
+        );
+        assert!(
+            TokenSigner::from_pem(
+                Algorithm::ES384,
+                &crate::fixtures::key_file("p256.pkcs8.pem")
+            )
+            .is_err()
+        );
+        assert!(
+            TokenSigner::from_pem(
+                Algorithm::EdDSA,
+                &crate::fixtures::key_file("p256.pkcs8.pem")
+            )
+            .is_err()
+        );
+        assert!(
+            TokenSigner::from_pem(
+                Algorithm::RS256,
+                &crate::fixtures::key_file("p256.pkcs8.pem")
+            )
+            .is_err()
+        );
+        assert!(
+            TokenSigner::from_pem(Algorithm::ES256, &crate::fixtures::key_file("p256.pub.pem"))
                 .is_err()
         );
         assert!(
-            TokenSigner::from_pem(Algorithm::ES384, &crate::test_key_file("p256.pkcs8.pem"))
-                .is_err()
+            TokenSigner::from_pem(
+                Algorithm::HS256,
+                &crate::fixtures::key_file("p256.pkcs8.pem")
+            )
+            .is_err()
         );
-        assert!(
-            TokenSigner::from_pem(Algorithm::EdDSA, &crate::test_key_file("p256.pkcs8.pem"))
-                .is_err()
-        );
-        assert!(
-            TokenSigner::from_pem(Algorithm::RS256, &crate::test_key_file("p256.pkcs8.pem"))
-                .is_err()
-        );
-        assert!(
-            TokenSigner::from_pem(Algorithm::ES256, &crate::test_key_file("p256.pub.pem")).is_err()
-        );
-        assert!(
-            TokenSigner::from_pem(Algorithm::HS256, &crate::test_key_file("p256.pkcs8.pem"))
-                .is_err()
-        );
-        assert_eq!(
-            TokenSigner::from_pem(Algorithm::RS256, &crate::test_key_file("rsa1024.pkcs1.pem"))
-                .unwrap_err(),
-            ConfigError::RsaKeySize { bits: 1024 }
-        );
+        assert!(matches!(
+            TokenSigner::from_pem(
+                Algorithm::RS256,
+                &crate::fixtures::key_file("rsa1024.pkcs1.pem")
+            )
+            .unwrap_err(),
+            ConfigError::RsaKeySize { bits: 1024, .. }
+        ));
         assert!(TokenSigner::hmac(Algorithm::HS512, &[0; 63]).is_err());
         assert!(TokenSigner::hmac(Algorithm::RS256, &[0; 64]).is_err());
     }
@@ -254,21 +343,30 @@ mod tests {
             (Algorithm::EdDSA, "ed25519.pkcs8.pem"),
         ] {
             assert!(
-                TokenSigner::from_pem(alg, &crate::test_key_file(file)).is_ok(),
+                TokenSigner::from_pem(alg, &crate::fixtures::key_file(file)).is_ok(),
                 "{alg} {file}"
             );
         }
         assert!(
-            TokenSigner::from_der(Algorithm::RS384, &crate::test_key_file("rsa2048.pkcs1.der"))
-                .is_ok()
+            TokenSigner::from_der(
+                Algorithm::RS384,
+                &crate::fixtures::key_file("rsa2048.pkcs1.der")
+            )
+            .is_ok()
         );
         assert!(
-            TokenSigner::from_der(Algorithm::ES256, &crate::test_key_file("p256.pkcs8.der"))
-                .is_ok()
+            TokenSigner::from_der(
+                Algorithm::ES256,
+                &crate::fixtures::key_file("p256.pkcs8.der")
+            )
+            .is_ok()
         );
         assert!(
-            TokenSigner::from_der(Algorithm::EdDSA, &crate::test_key_file("ed25519.pkcs8.der"))
-                .is_ok()
+            TokenSigner::from_der(
+                Algorithm::EdDSA,
+                &crate::fixtures::key_file("ed25519.pkcs8.der")
+            )
+            .is_ok()
         );
     }
 

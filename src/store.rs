@@ -27,8 +27,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use crate::telemetry::{STORE, STORE_ERRORS_TOTAL, TARGET_STORE, count_by};
+
 /// A store could not answer (unreachable, timed out, full). Deliberately opaque: what to do
-/// about it is a policy of the caller (for [`BearerAuth`](crate::BearerAuth): fail closed with
+/// about it is a policy of the caller (for [`BearerAuth`](crate::bearer::BearerAuth): fail closed with
 /// 503 unless configured otherwise), not something to branch on.
 pub struct StoreError {
     message: &'static str,
@@ -80,6 +82,78 @@ impl Error for StoreError {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
         self.source.as_deref().map(|e| e as &(dyn Error + 'static))
     }
+}
+
+/// What a layer does when its store cannot answer. Each layer has its own default, chosen for
+/// what is at stake:
+///
+/// - [`BearerAuth`](crate::bearer::BearerAuth) and its revocation store:
+///   [`FailClosed`](Self::FailClosed) by default, since a revoked token must never pass;
+/// - `RateLimitLogin` (feature `rate-limit`) and its limiter store:
+///   [`FailOpen`](Self::FailOpen) by default, since an unreachable counter store should not
+///   lock every user out.
+///
+/// Set it with the layer's `on_store_error`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoreErrorPolicy {
+    /// Refuse with 503 and `Retry-After` (gRPC 14 `UNAVAILABLE`): for `BearerAuth`, a revoked
+    /// token is never accepted, at the price of an outage while the store is down; for
+    /// `RateLimitLogin`, no login goes unlimited.
+    FailClosed,
+    /// Go ahead as if the store had said nothing against the request, and log it: for
+    /// `BearerAuth`, the verified token is accepted (revoked tokens work again until they
+    /// expire, for as long as the store is down); for `RateLimitLogin`, the login goes ahead
+    /// uncounted.
+    FailOpen,
+}
+
+impl From<crate::ids::RandomError> for StoreError {
+    fn from(_: crate::ids::RandomError) -> Self {
+        Self::new("the OS random source failed")
+    }
+}
+
+/// Which store failed: the value of the `store` label of
+/// [`STORE_ERRORS_TOTAL`](crate::telemetry::STORE_ERRORS_TOTAL).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// `BearerAuth`'s revocation check.
+    Revocation,
+    /// `RateLimitLogin`'s limiter.
+    #[cfg_attr(not(feature = "rate-limit"), allow(dead_code))]
+    Limiter,
+    /// The router's user, refresh and revocation stores.
+    #[cfg_attr(not(feature = "router"), allow(dead_code))]
+    Router,
+}
+
+impl Kind {
+    const fn as_str(self) -> &'static str {
+        match self {
+            Self::Revocation => "revocation",
+            Self::Limiter => "limiter",
+            Self::Router => "router",
+        }
+    }
+}
+
+/// A store call failed; `consequence` says what the caller does about it (fixed text: the
+/// event's message).
+pub(crate) fn failed(kind: Kind, error: &StoreError, consequence: &'static str) {
+    tracing::error!(
+        target: TARGET_STORE,
+        reason = "store_unavailable",
+        store = kind.as_str(),
+        %error,
+        "{consequence}"
+    );
+    count_by!(
+        kind => STORE,
+        Kind::{Revocation, Limiter, Router},
+        Kind::as_str,
+        STORE_ERRORS_TOTAL
+    );
 }
 
 /// The answer of a store: ready now (memory) or later (network). `'static` and `Send`, so it

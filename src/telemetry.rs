@@ -6,7 +6,7 @@
 //! ```
 //! use http::{Request, Response, StatusCode};
 //! use tower::{Service, ServiceBuilder, ServiceExt};
-//! use tower_jwt_auth::{Algorithm, BearerAuthLayer, KeySet, TokenSigner, Verifier};
+//! use tower_jwt_auth::{Algorithm, bearer::BearerAuthLayer, KeySet, TokenSigner, Verifier};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -51,7 +51,7 @@
 //! # Events
 //!
 //! Every rejection emits one event with a fixed target and a `reason` field holding a stable
-//! code ([`ErrorKind::as_str`] for the layers, the RFC 6749 `error` code for the router, a
+//! code ([`ErrorKind::as_str`](crate::ErrorKind::as_str) for the layers, the RFC 6749 `error` code for the router, a
 //! [`LimitReason`](crate::ratelimit::LimitReason) code for the limiter). Ordinary client
 //! errors (a missing or expired token, a wrong password) are `DEBUG`: they are routine, and
 //! a busy service sees thousands. What an operator must hear about is `WARN` or `ERROR`:
@@ -86,7 +86,7 @@
 //!
 //! | name | labels | counts |
 //! |---|---|---|
-//! | [`VERIFICATIONS_TOTAL`] | [`RESULT`] = `ok` \| `anonymous` \| `failed`, and for `failed` [`REASON`] = an [`ErrorKind`] code | requests `BearerAuth` decided: `ok` when it passed them on with claims (after any key fetch and revocation check), `anonymous` when an optional layer let one without credentials through, `failed` with the reason it was rejected (`missing`, `invalid_request`, `expired`, `revoked`, `unavailable`, ...) |
+//! | [`VERIFICATIONS_TOTAL`] | [`RESULT`] = `ok` \| `anonymous` \| `failed`, and for `failed` [`REASON`] = an [`ErrorKind`](crate::ErrorKind) code | requests `BearerAuth` decided: `ok` when it passed them on with claims (after any key fetch and revocation check), `anonymous` when an optional layer let one without credentials through, `failed` with the reason it was rejected (`missing`, `invalid_request`, `expired`, `revoked`, `unavailable`, ...) |
 //! | [`ACCESS_DENIED_TOTAL`] | [`CHECK`] = `role` \| `scope`, [`REASON`] = `insufficient_scope` \| `missing` | `RequireRole` / `RequireScope` rejections |
 //! | [`LOGINS_TOTAL`] | [`RESULT`] = `ok` \| `failed`, and for `failed` [`REASON`] = the answer's `error` code | password grants at `POST /token` (`invalid_grant` is a wrong password, unknown user or disabled account) |
 //! | [`REFRESHES_TOTAL`] | [`RESULT`] = `ok` \| `failed`, and for `failed` [`REASON`] = the answer's `error` code | refresh grants at `POST /token`; `ok` is one rotation |
@@ -94,7 +94,7 @@
 //! | [`LOGIN_RATE_LIMITED_TOTAL`] | [`LIMIT`] = `client_and_username` \| `username` \| `account_locked` \| `client` | 429 answers of `RateLimitLogin`, by the limit that applied |
 //! | [`PASSWORD_HASHER_OVERLOADED_TOTAL`] | none | `PasswordHasher` calls refused at capacity |
 //! | [`STORE_ERRORS_TOTAL`] | [`STORE`] = `revocation` \| `limiter` \| `router` | failed calls to a store (`revocation`: `BearerAuth`'s check; `router`: the router's user, refresh and revocation stores) |
-//! | [`JWKS_FETCHES_TOTAL`] | [`RESULT`] = `ok` \| `failed`, and for `failed` [`REASON`] = a [`FetchError::reason`](crate::remote::FetchError::reason) code | `RemoteJwks` fetches, discovery included |
+//! | [`JWKS_FETCHES_TOTAL`] | [`RESULT`] = `ok` \| `failed`, and for `failed` [`REASON`] = a [`FetchError::as_str`][fetch-error] code | `RemoteJwks` fetches, discovery included |
 //! | [`VERIFICATION_CACHE_TOTAL`] | [`RESULT`] = `hit` \| `miss` | lookups in a verifier's [verification cache](crate::VerifierBuilder::cache), whoever called the verifier (a hit whose claims then fail their re-check is still a hit) |
 //!
 //! Token requests without a supported `grant_type` (and bodies that cannot be read) are
@@ -107,8 +107,12 @@
 //! With no recorder installed (the default), counting is a thread-local read and an atomic
 //! load; keys are built at compile time, so no call allocates. Without the `metrics` feature
 //! nothing is counted and the events are unchanged.
-
-use crate::error::{AuthError, ErrorKind};
+//!
+#![cfg_attr(
+    feature = "remote-jwks",
+    doc = "[fetch-error]: crate::remote::FetchError::as_str"
+)]
+#![cfg_attr(not(feature = "remote-jwks"), doc = "[fetch-error]: crate#features")]
 
 /// Target of `BearerAuth`'s events.
 pub const TARGET_BEARER: &str = "tower_jwt_auth::bearer";
@@ -206,8 +210,10 @@ pub fn describe() {
 }
 
 /// Counting, with keys built at compile time: a call allocates nothing, whatever the recorder.
+/// Components count through [`count!`] and [`count_by!`]; a match over several constant keys
+/// calls [`metric::one`] with [`metric::key!`] directly.
 #[cfg(feature = "metrics")]
-mod count {
+pub(crate) mod metric {
     use metrics::{Key, Level, Metadata};
 
     /// A `&'static Key` with this name and these labels, every part a constant.
@@ -219,30 +225,33 @@ mod count {
             &KEY
         }};
     }
-    pub(super) use key;
+    pub(crate) use key;
 
     static METADATA: Metadata<'static> =
         Metadata::new("tower_jwt_auth", Level::INFO, Some(module_path!()));
 
     /// Adds one to the counter `key` of the current recorder (a no-op without one).
     #[inline]
-    pub(super) fn one(key: &'static Key) {
+    pub(crate) fn one(key: &'static Key) {
         metrics::with_recorder(|recorder| recorder.register_counter(key, &METADATA).increment(1));
     }
 }
 
-/// Adds one to the counter with this name and these constant labels (nothing without the
-/// `metrics` feature).
+/// Adds one to the counter with this name and these constant labels. Without the `metrics`
+/// feature nothing is counted; the names are still used, so they compile the same either way.
 macro_rules! count {
-    ($($key:tt)*) => {
+    ($name:expr $(, $label:expr => $value:expr)* $(,)?) => {
         #[cfg(feature = "metrics")]
-        count::one(count::key!($($key)*));
+        $crate::telemetry::metric::one($crate::telemetry::metric::key!($name $(, $label => $value)*));
+        #[cfg(not(feature = "metrics"))]
+        let _ = ($name, $(($label, $value)),*);
     };
 }
+pub(crate) use count;
 
 /// Adds one to a counter whose label `$by` is the code of `$value`, an enum whose variants are
 /// all listed: each variant gets its own constant key, and a variant added later and not
-/// listed fails to compile.
+/// listed fails to compile. Without the `metrics` feature, as [`count!`].
 macro_rules! count_by {
     (
         $value:expr => $by:expr,
@@ -250,442 +259,25 @@ macro_rules! count_by {
         $code:path,
         $name:expr $(, [$($fixed:tt)*])?
     ) => {
-        count_by!(@each $value, $by, $enum, [$($variant)*], $code, $name, [$($($fixed)*)?])
+        $crate::telemetry::count_by!(@each $value, $by, $enum, [$($variant)*], $code, $name, [$($($fixed)*)?]);
+        #[cfg(not(feature = "metrics"))]
+        let _ = ($value, $by, $name);
+        $crate::telemetry::count_by!(@unused $($($fixed)*)?);
     };
     (@each $value:expr, $by:expr, $enum:ident, [$($variant:ident)*], $code:path, $name:expr, $fixed:tt) => {
         #[cfg(feature = "metrics")]
-        count::one(match $value {
-            $($enum::$variant => count_by!(@key $name, $fixed, $by => $code($enum::$variant)),)*
+        $crate::telemetry::metric::one(match $value {
+            $($enum::$variant => $crate::telemetry::count_by!(@key $name, $fixed, $by => $code($enum::$variant)),)*
         });
     };
     (@key $name:expr, [$($label:expr => $fixed:expr),*], $by:expr => $code:expr) => {
-        count::key!($name $(, $label => $fixed)*, $by => $code)
+        $crate::telemetry::metric::key!($name $(, $label => $fixed)*, $by => $code)
+    };
+    (@unused $($label:expr => $fixed:expr),*) => {
+        $(
+            #[cfg(not(feature = "metrics"))]
+            let _ = ($label, $fixed);
+        )*
     };
 }
-
-// ---------------------------------------------------------------------------------------------
-// BearerAuth
-
-/// `BearerAuth` passed a request on with verified claims.
-#[inline]
-pub(crate) fn verified() {
-    count!(VERIFICATIONS_TOTAL, RESULT => "ok");
-}
-
-/// An optional `BearerAuth` let a request without credentials through.
-#[inline]
-pub(crate) fn anonymous() {
-    count!(VERIFICATIONS_TOTAL, RESULT => "anonymous");
-}
-
-/// `BearerAuth` rejected a request.
-pub(crate) fn bearer_rejected(error: AuthError) {
-    let reason = error.kind().as_str();
-    if error.kind() == ErrorKind::Unavailable {
-        tracing::warn!(
-            target: TARGET_BEARER,
-            reason,
-            "request rejected: keys or revocation store unavailable (503)"
-        );
-    } else {
-        tracing::debug!(target: TARGET_BEARER, reason, claim = error.claim(), "request rejected");
-    }
-    count_by!(
-        error.kind() => REASON,
-        ErrorKind::{
-            Missing, TooLong, Malformed, Algorithm, UnknownKey, UnsupportedCritical,
-            InvalidSignature, WrongType, MissingClaim, InvalidClaim, Expired, NotYetValid,
-            IssuedInFuture, WrongIssuer, WrongAudience, InvalidRequest, InsufficientScope,
-            Revoked, Unavailable,
-        },
-        ErrorKind::as_str,
-        VERIFICATIONS_TOTAL,
-        [RESULT => "failed"]
-    );
-}
-
-/// A lookup in a verifier's verification cache.
-#[inline]
-pub(crate) fn cache_lookup(hit: bool) {
-    if hit {
-        count!(VERIFICATION_CACHE_TOTAL, RESULT => "hit");
-    } else {
-        count!(VERIFICATION_CACHE_TOTAL, RESULT => "miss");
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// RequireRole, RequireScope
-
-/// Which authorisation layer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Check {
-    Role,
-    Scope,
-}
-
-impl Check {
-    const fn as_str(self) -> &'static str {
-        match self {
-            Self::Role => "role",
-            Self::Scope => "scope",
-        }
-    }
-}
-
-/// `RequireRole` or `RequireScope` rejected a request (`Missing`: no claims at all).
-pub(crate) fn access_denied(check: Check, error: AuthError, required: &[Box<str>]) {
-    let missing = error.kind() == ErrorKind::Missing;
-    tracing::debug!(
-        target: TARGET_REQUIRE,
-        reason = error.kind().as_str(),
-        check = check.as_str(),
-        ?required,
-        "request rejected"
-    );
-    #[cfg(feature = "metrics")]
-    count::one(match (check, missing) {
-        (Check::Role, true) => {
-            count::key!(ACCESS_DENIED_TOTAL, CHECK => "role", REASON => "missing")
-        }
-        (Check::Role, false) => {
-            count::key!(ACCESS_DENIED_TOTAL, CHECK => "role", REASON => "insufficient_scope")
-        }
-        (Check::Scope, true) => {
-            count::key!(ACCESS_DENIED_TOTAL, CHECK => "scope", REASON => "missing")
-        }
-        (Check::Scope, false) => {
-            count::key!(ACCESS_DENIED_TOTAL, CHECK => "scope", REASON => "insufficient_scope")
-        }
-    });
-    #[cfg(not(feature = "metrics"))]
-    let _ = missing;
-}
-
-// ---------------------------------------------------------------------------------------------
-// RateLimitLogin
-
-#[cfg(feature = "rate-limit")]
-pub(crate) use rate_limit::*;
-
-#[cfg(feature = "rate-limit")]
-mod rate_limit {
-    use std::net::IpAddr;
-    use std::time::Duration;
-
-    use super::TARGET_RATE_LIMIT;
-    #[cfg(feature = "metrics")]
-    use super::{LIMIT, LOGIN_RATE_LIMITED_TOTAL, count};
-    use crate::ratelimit::LimitReason;
-
-    /// `RateLimitLogin` answered 429.
-    pub(crate) fn login_limited(client: IpAddr, reason: LimitReason, retry_after: Duration) {
-        let retry_after_secs = retry_after.as_secs();
-        if reason == LimitReason::AccountLocked {
-            tracing::warn!(
-                target: TARGET_RATE_LIMIT,
-                reason = reason.as_str(),
-                %client,
-                retry_after_secs,
-                "login refused: account locked after too many consecutive failures"
-            );
-        } else {
-            tracing::info!(
-                target: TARGET_RATE_LIMIT,
-                reason = reason.as_str(),
-                %client,
-                retry_after_secs,
-                "login rate-limited"
-            );
-        }
-        #[cfg(feature = "metrics")]
-        count::one(match reason {
-            LimitReason::ClientAndUsername => count::key!(
-                LOGIN_RATE_LIMITED_TOTAL,
-                LIMIT => LimitReason::ClientAndUsername.as_str()
-            ),
-            LimitReason::Username => {
-                count::key!(LOGIN_RATE_LIMITED_TOTAL, LIMIT => LimitReason::Username.as_str())
-            }
-            LimitReason::AccountLocked => {
-                count::key!(LOGIN_RATE_LIMITED_TOTAL, LIMIT => LimitReason::AccountLocked.as_str())
-            }
-            LimitReason::Client => {
-                count::key!(LOGIN_RATE_LIMITED_TOTAL, LIMIT => LimitReason::Client.as_str())
-            }
-        });
-    }
-
-    /// `RateLimitLogin` answered 413: the body is over its limit.
-    pub(crate) fn login_body_too_large() {
-        tracing::debug!(
-            target: TARGET_RATE_LIMIT,
-            reason = "body_too_large",
-            "login rejected: body too large (413)"
-        );
-    }
-
-    /// `RateLimitLogin` answered 500: the app gives it no peer address.
-    pub(crate) fn login_without_peer() {
-        tracing::error!(
-            target: TARGET_RATE_LIMIT,
-            reason = "no_peer_address",
-            "RateLimitLogin: no peer address in the request extensions (insert ClientAddr or use axum's ConnectInfo); answering 500"
-        );
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Stores
-
-/// Which store failed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Store {
-    /// `BearerAuth`'s revocation check.
-    Revocation,
-    /// `RateLimitLogin`'s limiter.
-    #[cfg_attr(not(feature = "rate-limit"), allow(dead_code))]
-    Limiter,
-    /// The router's user, refresh and revocation stores.
-    #[cfg_attr(not(feature = "router"), allow(dead_code))]
-    Router,
-}
-
-impl Store {
-    const fn as_str(self) -> &'static str {
-        match self {
-            Self::Revocation => "revocation",
-            Self::Limiter => "limiter",
-            Self::Router => "router",
-        }
-    }
-}
-
-/// A store call failed; `consequence` says what the caller does about it (fixed text: the
-/// event's message).
-pub(crate) fn store_failed(
-    store: Store,
-    error: &crate::store::StoreError,
-    consequence: &'static str,
-) {
-    tracing::error!(
-        target: TARGET_STORE,
-        reason = "store_unavailable",
-        store = store.as_str(),
-        %error,
-        "{consequence}"
-    );
-    count_by!(
-        store => STORE,
-        Store::{Revocation, Limiter, Router},
-        Store::as_str,
-        STORE_ERRORS_TOTAL
-    );
-}
-
-// ---------------------------------------------------------------------------------------------
-// Router and password hasher
-
-#[cfg(feature = "router")]
-pub(crate) use router::*;
-
-#[cfg(feature = "router")]
-mod router {
-    #[cfg(feature = "metrics")]
-    use super::{
-        LOGINS_TOTAL, PASSWORD_HASHER_OVERLOADED_TOTAL, REASON, REFRESH_REUSE_TOTAL,
-        REFRESHES_TOTAL, RESULT, count,
-    };
-    use super::{TARGET_PASSWORD, TARGET_ROUTER};
-
-    /// The grant type of a token request, as far as it is known.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-    pub(crate) enum Grant {
-        Password,
-        RefreshToken,
-        /// Missing, unsupported, or the body could not be read.
-        Other,
-    }
-
-    impl Grant {
-        pub(crate) fn of(grant_type: Option<&str>) -> Self {
-            match grant_type {
-                Some("password") => Self::Password,
-                Some("refresh_token") => Self::RefreshToken,
-                _ => Self::Other,
-            }
-        }
-
-        const fn as_str(self) -> &'static str {
-            match self {
-                Self::Password => "password",
-                Self::RefreshToken => "refresh_token",
-                Self::Other => "other",
-            }
-        }
-    }
-
-    /// The `error` code of a router answer: RFC 6749 §5.2, plus the two server-side ones.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-    pub(crate) enum RouterError {
-        InvalidRequest,
-        InvalidClient,
-        InvalidGrant,
-        UnauthorizedClient,
-        UnsupportedGrantType,
-        InvalidScope,
-        TemporarilyUnavailable,
-        ServerError,
-    }
-
-    impl RouterError {
-        pub(crate) const fn as_str(self) -> &'static str {
-            match self {
-                Self::InvalidRequest => "invalid_request",
-                Self::InvalidClient => "invalid_client",
-                Self::InvalidGrant => "invalid_grant",
-                Self::UnauthorizedClient => "unauthorized_client",
-                Self::UnsupportedGrantType => "unsupported_grant_type",
-                Self::InvalidScope => "invalid_scope",
-                Self::TemporarilyUnavailable => "temporarily_unavailable",
-                Self::ServerError => "server_error",
-            }
-        }
-    }
-
-    /// The token endpoint answered: `Ok` with tokens, or with this error.
-    pub(crate) fn token_answered(grant: Grant, outcome: Result<(), RouterError>) {
-        let Err(error) = outcome else {
-            match grant {
-                Grant::Password => {
-                    count!(LOGINS_TOTAL, RESULT => "ok");
-                }
-                Grant::RefreshToken => {
-                    count!(REFRESHES_TOTAL, RESULT => "ok");
-                }
-                Grant::Other => {}
-            }
-            return;
-        };
-        tracing::debug!(
-            target: TARGET_ROUTER,
-            reason = error.as_str(),
-            endpoint = "token",
-            grant = grant.as_str(),
-            "token request rejected"
-        );
-        match grant {
-            Grant::Password => {
-                count_by!(
-                    error => REASON,
-                    RouterError::{
-                        InvalidRequest, InvalidClient, InvalidGrant, UnauthorizedClient,
-                        UnsupportedGrantType, InvalidScope, TemporarilyUnavailable, ServerError,
-                    },
-                    RouterError::as_str,
-                    LOGINS_TOTAL,
-                    [RESULT => "failed"]
-                );
-            }
-            Grant::RefreshToken => {
-                count_by!(
-                    error => REASON,
-                    RouterError::{
-                        InvalidRequest, InvalidClient, InvalidGrant, UnauthorizedClient,
-                        UnsupportedGrantType, InvalidScope, TemporarilyUnavailable, ServerError,
-                    },
-                    RouterError::as_str,
-                    REFRESHES_TOTAL,
-                    [RESULT => "failed"]
-                );
-            }
-            Grant::Other => {}
-        }
-    }
-
-    /// `/revoke`, `/logout`, `/logout/all` or `/register` answered with this error.
-    pub(crate) fn router_rejected(endpoint: &'static str, error: RouterError) {
-        tracing::debug!(
-            target: TARGET_ROUTER,
-            reason = error.as_str(),
-            endpoint,
-            "request rejected"
-        );
-    }
-
-    /// A rotated refresh token was presented again; its session is being revoked.
-    pub(crate) fn refresh_reused(user: &str, sid: &str) {
-        tracing::warn!(
-            target: TARGET_ROUTER,
-            reason = "refresh_reuse",
-            user,
-            sid,
-            "refresh token reuse detected, session revoked"
-        );
-        count!(REFRESH_REUSE_TOTAL);
-    }
-
-    /// The password hasher refused a call: every slot and queue place is taken.
-    pub(crate) fn hasher_overloaded() {
-        tracing::warn!(
-            target: TARGET_PASSWORD,
-            reason = "overloaded",
-            "password hashing at capacity; call refused"
-        );
-        count!(PASSWORD_HASHER_OVERLOADED_TOTAL);
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// RemoteJwks
-
-#[cfg(feature = "remote-jwks")]
-pub(crate) use remote::*;
-
-#[cfg(feature = "remote-jwks")]
-mod remote {
-    #[cfg(feature = "metrics")]
-    use super::{JWKS_FETCHES_TOTAL, REASON, RESULT, count};
-    use crate::remote::FetchError;
-
-    /// A fetch of remote keys succeeded (whether or not the keys changed).
-    pub(crate) fn jwks_fetched() {
-        count!(JWKS_FETCHES_TOTAL, RESULT => "ok");
-    }
-
-    /// A fetch of remote keys failed (its event is logged by the cache, which knows whether
-    /// the last good keys stay in service).
-    pub(crate) fn jwks_fetch_failed(error: &FetchError) {
-        // One constant key per variant; the codes are `FetchError::reason`'s, checked equal
-        // by `tests/remote_jwks.rs`.
-        #[cfg(feature = "metrics")]
-        count::one(match error {
-            FetchError::Timeout => {
-                count::key!(JWKS_FETCHES_TOTAL, RESULT => "failed", REASON => "timeout")
-            }
-            FetchError::Connection(_) => {
-                count::key!(JWKS_FETCHES_TOTAL, RESULT => "failed", REASON => "connection")
-            }
-            FetchError::Status(_) => {
-                count::key!(JWKS_FETCHES_TOTAL, RESULT => "failed", REASON => "status")
-            }
-            FetchError::TooLarge { .. } => {
-                count::key!(JWKS_FETCHES_TOTAL, RESULT => "failed", REASON => "too_large")
-            }
-            FetchError::InvalidDocument(_) => {
-                count::key!(JWKS_FETCHES_TOTAL, RESULT => "failed", REASON => "invalid_document")
-            }
-            FetchError::IssuerMismatch { .. } => {
-                count::key!(JWKS_FETCHES_TOTAL, RESULT => "failed", REASON => "issuer_mismatch")
-            }
-            FetchError::InsecureUrl => {
-                count::key!(JWKS_FETCHES_TOTAL, RESULT => "failed", REASON => "insecure_url")
-            }
-            FetchError::NoRuntime => {
-                count::key!(JWKS_FETCHES_TOTAL, RESULT => "failed", REASON => "no_runtime")
-            }
-        });
-        #[cfg(not(feature = "metrics"))]
-        let _ = error;
-    }
-}
+pub(crate) use count_by;

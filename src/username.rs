@@ -34,3 +34,22 @@ pub fn normalize_username(raw: &str) -> Option<String> {
             .any(|c| c.is_control() || c.is_whitespace() || c == ':');
     valid.then_some(normalized)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames_are_normalised_and_validated() {
+        assert_eq!(normalize_username("  BoB\t").as_deref(), Some("bob"));
+        assert_eq!(normalize_username("Ｂｏｂ").as_deref(), Some("bob"));
+        assert_eq!(normalize_username("ÅSA").as_deref(), Some("åsa"));
+        // Decomposed and composed forms are one name.
+        assert_eq!(normalize_username("A\u{30a}sa"), normalize_username("Åsa"));
+        for bad in ["", "   ", "a b", "a:b", "a\u{0}b", "a\u{7f}", "a\u{2028}b"] {
+            assert_eq!(normalize_username(bad), None, "{bad:?}");
+        }
+        assert!(normalize_username(&"x".repeat(MAX_USERNAME_CHARS)).is_some());
+        assert!(normalize_username(&"x".repeat(MAX_USERNAME_CHARS + 1)).is_none());
+    }
+}

@@ -1,4 +1,4 @@
-//! `BearerAuthLayer` driven in-process: every HTTP row of DESIGN section 3 it owns, the
+//! `BearerAuthLayer` driven in-process: every HTTP row of the rejection table it owns, the
 //! `Authorization` and cookie grammar, optional mode, the rejection responses and hook,
 //! `poll_ready` back-pressure, and the axum extractors.
 #![allow(clippy::unwrap_used)]
@@ -20,8 +20,8 @@ use tower::util::BoxCloneService;
 use tower::{Layer, Service, ServiceBuilder, ServiceExt};
 use tower_jwt_auth::response::{OnRejection, Rejection, ResponseBody};
 use tower_jwt_auth::{
-    Algorithm, AuthError, BearerAuthLayer, Claims, ConfigError, ErrorKind, KeySet, TokenSigner,
-    Verifier,
+    Algorithm, AuthError, Claims, ConfigError, ErrorKind, KeySet, TokenSigner, Verifier,
+    bearer::BearerAuthLayer,
 };
 use tower_test::mock;
 
@@ -281,7 +281,7 @@ fn bad_tokens() -> Vec<(&'static str, String, ErrorKind)> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// DESIGN section 3, the HTTP rows
+// The rejection table (the `response` module docs), the HTTP rows
 // ---------------------------------------------------------------------------------------------
 
 #[tokio::test]
@@ -748,7 +748,7 @@ fn cookie_with_non_ascii_neighbour(token: &str) -> Vec<u8> {
     value
 }
 
-/// DESIGN: "cookie twice -> 400". A second `access_token` in a `Cookie` header that also holds a
+/// A cookie sent twice is 400 `invalid_request`. A second `access_token` in a `Cookie` header that also holds a
 /// non-ASCII byte is still a second token, wherever the other one is.
 #[tokio::test]
 async fn the_cookie_twice_is_400_even_when_one_header_has_non_ascii_bytes() {

@@ -18,8 +18,8 @@ use serde_json::json;
 use tower::{Layer, Service, ServiceBuilder, ServiceExt};
 use tower_jwt_auth::response::Rejection;
 use tower_jwt_auth::{
-    Algorithm, AuthError, BearerAuthLayer, Claims, ErrorKind, RequireRoleLayer, RequireScopeLayer,
-    TokenSigner,
+    Algorithm, AuthError, Claims, ErrorKind, TokenSigner, bearer::BearerAuthLayer,
+    require::RequireRoleLayer, require::RequireScopeLayer,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -146,7 +146,7 @@ fn assert_not_called(inner: &Inner) {
     );
 }
 
-fn bearer_auth(inner: &Inner) -> tower_jwt_auth::BearerAuth<Inner> {
+fn bearer_auth(inner: &Inner) -> tower_jwt_auth::bearer::BearerAuth<Inner> {
     BearerAuthLayer::new(common::verifier()).layer(inner.clone())
 }
 

@@ -13,7 +13,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 use tower_jwt_auth::{
-    AccessGrant, Algorithm, DEFAULT_LEEWAY, ErrorKind, IssuedToken, KeySet, TokenIssuer, Verifier,
+    Algorithm, DEFAULT_LEEWAY, ErrorKind, KeySet, Verifier, issuer::AccessGrant,
+    issuer::IssuedToken, issuer::TokenIssuer,
 };
 
 use common::{AUDIENCE, ISSUER, NOW, at, fixture, fixture_str};

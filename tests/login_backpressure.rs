@@ -25,7 +25,9 @@ use serde_json::Value;
 use tower::ServiceExt;
 use tower_jwt_auth::ratelimit::{ClientAddr, LoginLimits, MemoryLimiterStore, RateLimitLoginLayer};
 use tower_jwt_auth::router::AuthRouter;
-use tower_jwt_auth::{Claims, HashingThreads, PasswordHasher, TokenIssuer};
+use tower_jwt_auth::{
+    Claims, issuer::TokenIssuer, password::HashingThreads, password::PasswordHasher,
+};
 
 const PASSWORD: &str = "correct horse battery staple";
 const LOGINS: usize = 64;

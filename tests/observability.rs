@@ -44,8 +44,9 @@ use tower_jwt_auth::telemetry::{
     VERIFICATIONS_TOTAL,
 };
 use tower_jwt_auth::{
-    Algorithm, BearerAuthLayer, HashingThreads, PasswordHasher, RequireRoleLayer,
-    RequireScopeLayer, StoreErrorPolicy, TokenIssuer,
+    Algorithm, bearer::BearerAuthLayer, issuer::TokenIssuer, password::HashingThreads,
+    password::PasswordHasher, require::RequireRoleLayer, require::RequireScopeLayer,
+    store::StoreErrorPolicy,
 };
 
 use common::layers::{Inner, answer};

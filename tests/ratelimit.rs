@@ -1,4 +1,4 @@
-//! `RateLimitLogin` (DESIGN §5): every rule of the default [`LoginLimits`], each next to a
+//! `RateLimitLogin`: every rule of the default [`LoginLimits`], each next to a
 //! control that shows what the rule must leave alone.
 //!
 //! Most tests drive the layer around a scripted login service ([`passwords`]: a few accounts,
@@ -49,7 +49,9 @@ use tower_jwt_auth::ratelimit::{
 };
 use tower_jwt_auth::router::AuthRouter;
 use tower_jwt_auth::store::{StoreError, StoreFuture};
-use tower_jwt_auth::{PasswordHasher, StoreErrorPolicy, TokenIssuer, normalize_username};
+use tower_jwt_auth::{
+    issuer::TokenIssuer, normalize_username, password::PasswordHasher, store::StoreErrorPolicy,
+};
 
 // ---------------------------------------------------------------------------------------------
 // Harness
@@ -1341,7 +1343,7 @@ fn the_memory_store_holds_its_cap_once_full() {
     assert!(store.len() <= DEFAULT_MAX_ENTRIES);
 }
 
-/// DESIGN §5, "memory stays flat under millions of distinct keys": 1,000,000 usernames, each
+/// The store is bounded ("memory stays flat under millions of distinct keys"): 1,000,000 usernames, each
 /// failing once from one of 65,536 clients (2,065,536 entries offered), never hold more than
 /// `DEFAULT_MAX_ENTRIES`.
 #[test]
@@ -1697,7 +1699,7 @@ async fn in_flight_together(attempts: &[(String, String)]) -> usize {
     reached
 }
 
-/// DESIGN §5 promises "a hard stop at or below 100 consecutive failures". Were the store only
+/// The limiter promises a hard stop at or below 100 consecutive failures (NIST SP 800-63B). Were the store only
 /// checked before the login and told the outcome after, attempts in flight together would all
 /// pass the same check: 150 concurrent guesses for one account would all reach the password
 /// check. Each allowed attempt is counted at once, so the rules hold as if the attempts came

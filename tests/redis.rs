@@ -40,7 +40,7 @@ use tower_jwt_auth::router::{
     AuthRouter, MemoryUserStore, REMEMBERED_ROTATIONS, RefreshSession, RefreshStore, Rotation,
     TokenHash,
 };
-use tower_jwt_auth::{Claims, PasswordHasher, TokenIssuer};
+use tower_jwt_auth::{Claims, issuer::TokenIssuer, password::PasswordHasher};
 
 // ---------------------------------------------------------------------------------------------
 // A redis-server of the test's own

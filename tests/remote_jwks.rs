@@ -18,7 +18,8 @@ use tower_jwt_auth::remote::{FetchError, RemoteJwks, RemoteJwksBuilder};
 use tower_jwt_auth::revocation::{MemoryRevocationStore, RevocationQuery, RevocationStore};
 use tower_jwt_auth::store::StoreFuture;
 use tower_jwt_auth::{
-    Algorithm, BearerAuth, BearerAuthLayer, ConfigError, ErrorKind, TokenSigner, Verifier,
+    Algorithm, ConfigError, ErrorKind, TokenSigner, Verifier, bearer::BearerAuth,
+    bearer::BearerAuthLayer,
 };
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -1244,13 +1245,13 @@ async fn fetches_and_the_decisions_that_waited_for_them_are_counted() {
     for response in broken {
         serve(&server, JWKS, response).await;
         let error = keys.refresh().await.unwrap_err();
-        reasons.push(error.reason());
+        reasons.push(error.as_str());
     }
     let unreachable = RemoteJwks::jwks_url("http://127.0.0.1:1/jwks")
         .unwrap()
         .build()
         .unwrap();
-    reasons.push(unreachable.refresh().await.unwrap_err().reason());
+    reasons.push(unreachable.refresh().await.unwrap_err().as_str());
     assert_eq!(
         reasons,
         ["status", "invalid_document", "too_large", "connection"]

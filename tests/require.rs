@@ -21,8 +21,8 @@ use tower::util::BoxCloneService;
 use tower::{Layer, Service, ServiceBuilder, ServiceExt};
 use tower_jwt_auth::response::{Rejection, ResponseBody};
 use tower_jwt_auth::{
-    Algorithm, BearerAuthLayer, Claims, ConfigError, ErrorKind, RequireRoleLayer,
-    RequireScopeLayer, RoleHierarchy,
+    Algorithm, Claims, ConfigError, ErrorKind, bearer::BearerAuthLayer, require::RequireRoleLayer,
+    require::RequireScopeLayer, require::RoleHierarchy,
 };
 use tower_test::mock;
 

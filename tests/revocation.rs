@@ -21,7 +21,7 @@ use tower::{Layer, Service, ServiceExt};
 use tower_jwt_auth::response::Rejection;
 use tower_jwt_auth::revocation::{MemoryRevocationStore, RevocationQuery, RevocationStore};
 use tower_jwt_auth::store::{StoreError, StoreFuture};
-use tower_jwt_auth::{Algorithm, BearerAuthLayer, ErrorKind, StoreErrorPolicy};
+use tower_jwt_auth::{Algorithm, ErrorKind, bearer::BearerAuthLayer, store::StoreErrorPolicy};
 
 const ISSUER: &str = common::ISSUER;
 

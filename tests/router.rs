@@ -1,4 +1,4 @@
-//! `AuthRouter` driven in-process with `oneshot`: every row of DESIGN section 4. The token
+//! `AuthRouter` driven in-process with `oneshot`: every route of the router. The token
 //! endpoint (password and refresh grants, RFC 6749 §5.2 errors, scopes, clients), rotation and
 //! reuse detection, RFC 7009 revocation, logout, re-hashing, overload, the body limit, the JWKS
 //! and registration.
@@ -41,8 +41,8 @@ use tower_jwt_auth::router::{
     NewUser, Registration, User,
 };
 use tower_jwt_auth::{
-    AccessGrant, Claims, HashingThreads, KeySet, PasswordHasher, PasswordStats, TokenIssuer,
-    Verifier,
+    Claims, KeySet, Verifier, issuer::AccessGrant, issuer::TokenIssuer, password::HashingThreads,
+    password::PasswordHasher, password::PasswordStats,
 };
 
 // ---------------------------------------------------------------------------------------------

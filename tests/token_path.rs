@@ -1,4 +1,4 @@
-//! The token path of DESIGN section 2, rule by rule.
+//! The token path (the crate docs' "The token path"), rule by rule.
 //!
 //! Every rule has a test that fails when the rule is removed: negative cases assert the exact
 //! [`ErrorKind`] (and claim name), hostile tokens carry a valid signature by the real key wherever

@@ -19,8 +19,8 @@ use serde_json::{Value, json};
 use tower::{Layer, ServiceExt};
 use tower_jwt_auth::revocation::{MemoryRevocationStore, RevocationStore};
 use tower_jwt_auth::{
-    Algorithm, BearerAuthLayer, CacheStats, ConfigError, ErrorKind, MAX_CACHE_CAPACITY, Verifier,
-    VerifierBuilder,
+    Algorithm, CacheStats, ConfigError, ErrorKind, MAX_CACHE_CAPACITY, Verifier, VerifierBuilder,
+    bearer::BearerAuthLayer,
 };
 
 const NOW: i64 = common::NOW as i64;

@@ -14,8 +14,8 @@ use tokio::net::TcpListener;
 use tower_jwt_auth::ratelimit::{LoginLimits, MemoryLimiterStore, RateLimitLoginLayer};
 use tower_jwt_auth::router::AuthRouter;
 use tower_jwt_auth::{
-    AccessGrant, BearerAuthLayer, Claims, HashingThreads, PasswordHasher, TokenIssuer, Verifier,
-    VerifierBuilder,
+    Claims, Verifier, VerifierBuilder, bearer::BearerAuthLayer, issuer::AccessGrant,
+    issuer::TokenIssuer, password::HashingThreads, password::PasswordHasher,
 };
 
 pub(crate) type BoxError = Box<dyn Error + Send + Sync>;

@@ -13,9 +13,9 @@ use tower_service::Service;
 
 use super::{Admission, Config};
 use crate::error::AuthError;
+use crate::pass::{KeyWait, Pass};
 use crate::response::{OnRejection, ResponseBody};
-use crate::store::StoreFuture;
-use crate::verifier::{KeyWait, Pass};
+use crate::store::{StoreError, StoreFuture};
 
 /// What the future needs to finish a request once the revocation store has answered, or the
 /// remote keys have been fetched.
@@ -31,7 +31,7 @@ where
     S: Service<Request<ReqBody>>,
 {
     fn reject(self, error: AuthError) -> State<S, ReqBody, R> {
-        crate::telemetry::bearer_rejected(error);
+        super::events::rejected(error);
         let response = self
             .config
             .responder
@@ -42,10 +42,7 @@ where
     }
 
     /// The state after the revocation store's answer.
-    fn after_check(
-        mut self,
-        answer: Result<bool, crate::store::StoreError>,
-    ) -> State<S, ReqBody, R> {
+    fn after_check(mut self, answer: Result<bool, StoreError>) -> State<S, ReqBody, R> {
         match self.config.revocation_verdict(answer) {
             // `inner` is the service `poll_ready` made ready, moved here by `call`.
             Ok(()) => State::Inner {

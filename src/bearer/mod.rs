@@ -4,7 +4,7 @@
 //! ```
 //! use http::{Request, Response, StatusCode};
 //! use tower::{Service, ServiceBuilder, ServiceExt};
-//! use tower_jwt_auth::{Algorithm, BearerAuthLayer, Claims, KeySet, TokenSigner, Verifier};
+//! use tower_jwt_auth::{Algorithm, bearer::BearerAuthLayer, Claims, KeySet, TokenSigner, Verifier};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -48,10 +48,16 @@
 //! (network) moves the ready inner service into the response future (so the service must be
 //! `Clone`, as tower services conventionally are) and calls it once the store has answered.
 //!
-//! With [remote keys](crate::remote::RemoteJwks), a token that needs a fetch (before the first
+//! With [remote keys][remote-jwks], a token that needs a fetch (before the first
 //! key set arrives, or naming a `kid` the keys lack) waits for that one fetch in the same way,
 //! then is verified again; every other token is verified at once, whatever fetching goes on.
 //! Keys that cannot be had are answered 503 (gRPC `UNAVAILABLE`), not 401.
+//!
+#![cfg_attr(
+    feature = "remote-jwks",
+    doc = "[remote-jwks]: crate::remote::RemoteJwks"
+)]
+#![cfg_attr(not(feature = "remote-jwks"), doc = "[remote-jwks]: crate#features")]
 
 use std::fmt;
 use std::mem;
@@ -64,32 +70,20 @@ use tower_service::Service;
 
 use crate::claims::Claims;
 use crate::error::{AuthError, ConfigError, ErrorKind};
+use crate::pass::{Attempt, Pass};
 use crate::response::{DefaultRejection, OnRejection, Responder, ResponseBody};
 use crate::revocation::{RevocationQuery, RevocationStore};
-use crate::store::StoreFuture;
-use crate::telemetry::{self, Store};
-use crate::verifier::{Attempt, Pass, Verifier};
+use crate::store::{self, StoreError, StoreErrorPolicy, StoreFuture};
+use crate::verifier::Verifier;
 
 mod credentials;
+mod events;
 mod future;
 
 use credentials::Raw;
 
 pub use credentials::{Credentials, credentials};
 pub use future::ResponseFuture;
-
-/// What [`BearerAuth`] does when its revocation store cannot answer.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum StoreErrorPolicy {
-    /// Reject with 503 and `Retry-After` (gRPC 14 `UNAVAILABLE`): a revoked token is never
-    /// accepted, at the price of an outage while the store is down. The default.
-    #[default]
-    FailClosed,
-    /// Accept the verified token as if it were not revoked: availability over revocation.
-    /// Revoked tokens work again until they expire, for as long as the store is down.
-    FailOpen,
-}
 
 /// Applies [`BearerAuth`] to a service.
 #[must_use]
@@ -144,7 +138,7 @@ impl<R> BearerAuthLayer<R> {
 
     /// Lets requests without credentials through, without claims; requests with invalid or
     /// malformed credentials are still rejected. Routes that need a user then check with
-    /// [`RequireRoleLayer`](crate::RequireRoleLayer), [`RequireScopeLayer`](crate::RequireScopeLayer)
+    /// [`RequireRoleLayer`](crate::require::RequireRoleLayer), [`RequireScopeLayer`](crate::require::RequireScopeLayer)
     /// or an `Option<Claims>` extractor.
     pub fn optional(mut self) -> Self {
         Arc::make_mut(&mut self.config).optional = true;
@@ -225,6 +219,36 @@ pub struct BearerAuth<S, R = DefaultRejection> {
     on_rejection: R,
 }
 
+impl<S> BearerAuth<S> {
+    /// Wraps `inner`, requiring a valid bearer token verified by `verifier` (as
+    /// [`BearerAuthLayer::new`]).
+    pub fn new(inner: S, verifier: Verifier) -> Self {
+        BearerAuthLayer::new(verifier).layer(inner)
+    }
+
+    /// The layer: [`BearerAuthLayer::new`].
+    pub fn layer(verifier: Verifier) -> BearerAuthLayer {
+        BearerAuthLayer::new(verifier)
+    }
+}
+
+impl<S, R> BearerAuth<S, R> {
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
 impl<S: Clone, R: Clone> Clone for BearerAuth<S, R> {
     fn clone(&self) -> Self {
         Self {
@@ -298,7 +322,7 @@ impl<S, R: OnRejection> BearerAuth<S, R> {
     where
         S: Service<Request<ReqBody>>,
     {
-        telemetry::bearer_rejected(error);
+        events::rejected(error);
         ResponseFuture::reject(
             self.config
                 .responder
@@ -328,7 +352,7 @@ impl Config {
             Raw::Invalid => return Attempt::Done(Err(AuthError::new(ErrorKind::InvalidRequest))),
         };
         let invalid_request = Attempt::Done(Err(AuthError::new(ErrorKind::InvalidRequest)));
-        match self.verifier.attempt(token, pass) {
+        match self.verifier.verify_pass(token, pass) {
             Attempt::Done(Ok(claims)) => Attempt::Done(Ok(Some(claims))),
             // A value outside the RFC 6750 grammar is a malformed request (400), not a bad
             // token (401). Only such values fail as malformed or too long, so the grammar is
@@ -353,12 +377,12 @@ impl Config {
     fn admit<B>(&self, request: &mut Request<B>, claims: Option<Claims>) -> Admission {
         let Some(claims) = claims else {
             request.extensions_mut().remove::<Claims>();
-            telemetry::anonymous();
+            events::anonymous();
             return Admission::Call;
         };
         let Some(store) = &self.revocation else {
             request.extensions_mut().insert(claims);
-            telemetry::verified();
+            events::verified();
             return Admission::Call;
         };
         let check = store.is_revoked(&RevocationQuery::from_claims(&claims));
@@ -374,24 +398,21 @@ impl Config {
 
     /// The outcome of a revocation answer, under the store-error policy. An accepted token is
     /// counted here; a rejected one where the rejection is built.
-    fn revocation_verdict(
-        &self,
-        answer: Result<bool, crate::store::StoreError>,
-    ) -> Result<(), AuthError> {
+    fn revocation_verdict(&self, answer: Result<bool, StoreError>) -> Result<(), AuthError> {
         let verdict = match answer {
             Ok(false) => Ok(()),
             Ok(true) => Err(AuthError::new(ErrorKind::Revoked)),
             Err(error) if self.on_store_error == StoreErrorPolicy::FailOpen => {
-                telemetry::store_failed(
-                    Store::Revocation,
+                store::failed(
+                    store::Kind::Revocation,
                     &error,
                     "revocation store unavailable; accepting the verified token (fail open)",
                 );
                 Ok(())
             }
             Err(error) => {
-                telemetry::store_failed(
-                    Store::Revocation,
+                store::failed(
+                    store::Kind::Revocation,
                     &error,
                     "revocation store unavailable; rejecting with 503 (fail closed)",
                 );
@@ -399,7 +420,7 @@ impl Config {
             }
         };
         if verdict.is_ok() {
-            telemetry::verified();
+            events::verified();
         }
         verdict
     }

@@ -25,19 +25,14 @@
 use std::fmt;
 
 use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::algorithm::Algorithm;
+use crate::encoding::BASE64URL;
 use crate::error::{AuthError, ErrorKind};
 use crate::keys::KeySet;
 
 mod header;
 mod memo;
-
-/// Unpadded base64url that refuses padding, characters outside the URL-safe alphabet
-/// (whitespace, `+`, `/`), impossible lengths and non-zero trailing bits: one encoding per
-/// byte string (RFC 7515 section 2, RFC 4648 section 3.5).
-pub(crate) const BASE64URL: base64::engine::GeneralPurpose = URL_SAFE_NO_PAD;
 
 /// The default maximum token length in bytes.
 pub const DEFAULT_MAX_TOKEN_LEN: usize = 8 * 1024;

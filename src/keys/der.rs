@@ -11,7 +11,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use crate::ConfigError;
+use crate::error::ConfigError;
 
 const SEQUENCE: u8 = 0x30;
 const INTEGER: u8 = 0x02;
@@ -289,25 +289,25 @@ mod tests {
     #[test]
     fn reads_every_fixture_key_type() {
         assert!(
-            matches!(subject_public_key_info(&crate::test_key_file("rsa2048.pub.der")), Ok(PublicKey::Rsa { n, e }) if n.len() == 256 && e == [1, 0, 1])
+            matches!(subject_public_key_info(&crate::fixtures::key_file("rsa2048.pub.der")), Ok(PublicKey::Rsa { n, e }) if n.len() == 256 && e == [1, 0, 1])
         );
         assert!(
-            matches!(subject_public_key_info(&crate::test_key_file("p256.pub.der")), Ok(PublicKey::P256(p)) if p.len() == 65)
+            matches!(subject_public_key_info(&crate::fixtures::key_file("p256.pub.der")), Ok(PublicKey::P256(p)) if p.len() == 65)
         );
         assert!(
-            matches!(subject_public_key_info(&crate::test_key_file("p384.pub.der")), Ok(PublicKey::P384(p)) if p.len() == 97)
+            matches!(subject_public_key_info(&crate::fixtures::key_file("p384.pub.der")), Ok(PublicKey::P384(p)) if p.len() == 97)
         );
         assert!(
-            matches!(subject_public_key_info(&crate::test_key_file("ed25519.pub.der")), Ok(PublicKey::Ed25519(p)) if p.len() == 32)
+            matches!(subject_public_key_info(&crate::fixtures::key_file("ed25519.pub.der")), Ok(PublicKey::Ed25519(p)) if p.len() == 32)
         );
     }
 
     #[test]
     fn rejects_trailing_bytes_truncation_and_indefinite_lengths() {
-        let mut der = crate::test_key_file("p256.pub.der");
+        let mut der = crate::fixtures::key_file("p256.pub.der");
         der.push(0);
         assert!(subject_public_key_info(&der).is_err());
-        let der = crate::test_key_file("p256.pub.der");
+        let der = crate::fixtures::key_file("p256.pub.der");
         for len in 0..der.len() {
             assert!(
                 subject_public_key_info(&der[..len]).is_err(),
@@ -329,17 +329,17 @@ mod tests {
 
     #[test]
     fn private_key_der_is_not_a_public_key() {
-        assert!(subject_public_key_info(&crate::test_key_file("p256.pkcs8.der")).is_err());
-        assert!(subject_public_key_info(&crate::test_key_file("rsa2048.pkcs1.der")).is_err());
+        assert!(subject_public_key_info(&crate::fixtures::key_file("p256.pkcs8.der")).is_err());
+        assert!(subject_public_key_info(&crate::fixtures::key_file("rsa2048.pkcs1.der")).is_err());
         for private in ["p256.pkcs8.der", "rsa2048.pkcs1.der", "ed25519.pkcs8.der"] {
             assert!(
-                looks_like_private_key(&crate::test_key_file(private)),
+                looks_like_private_key(&crate::fixtures::key_file(private)),
                 "{private}"
             );
         }
         for public in ["p256.pub.der", "rsa2048.pub.der", "ed25519.pub.der"] {
             assert!(
-                !looks_like_private_key(&crate::test_key_file(public)),
+                !looks_like_private_key(&crate::fixtures::key_file(public)),
                 "{public}"
             );
         }
@@ -351,16 +351,16 @@ mod tests {
             ("p256.pkcs8.der", PrivateKeyType::P256),
             ("ed25519.pkcs8.der", PrivateKeyType::Ed25519),
         ] {
-            let der = crate::test_key_file(file);
+            let der = crate::fixtures::key_file(file);
             assert_eq!(private_key_info(&der).unwrap().0, expected, "{file}");
         }
-        let der = crate::test_key_file("ed25519.pkcs8.der");
+        let der = crate::fixtures::key_file("ed25519.pkcs8.der");
         let (_, private_key) = private_key_info(&der).unwrap();
         let seed = ed25519_seed(private_key).unwrap();
         assert_eq!(*ed25519_pkcs8(seed), der);
         // Public keys and PKCS#1 are not PKCS#8; trailing bytes and truncation fail.
-        assert!(private_key_info(&crate::test_key_file("p256.pub.der")).is_err());
-        assert!(private_key_info(&crate::test_key_file("rsa2048.pkcs1.der")).is_err());
+        assert!(private_key_info(&crate::fixtures::key_file("p256.pub.der")).is_err());
+        assert!(private_key_info(&crate::fixtures::key_file("rsa2048.pkcs1.der")).is_err());
         let mut long = der.clone();
         long.push(0);
         assert!(private_key_info(&long).is_err());

@@ -24,9 +24,10 @@ use serde::de::IgnoredAny;
 
 use crate::algorithm::{Algorithm, Family};
 use crate::backend::Material;
-use crate::jws::BASE64URL;
+use crate::encoding::BASE64URL;
+use crate::error::ConfigError;
+use crate::keys;
 use crate::keys::der::strip_leading_zeros;
-use crate::{ConfigError, keys};
 
 /// One JWK as it appears on the wire. Duplicate known members fail deserialisation.
 #[derive(Deserialize)]

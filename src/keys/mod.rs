@@ -366,7 +366,7 @@ impl KeySetBuilder {
     }
 
     /// Adds the usable keys of a JWKS document that an issuer publishes (what
-    /// [`RemoteJwks`](crate::remote::RemoteJwks) fetches). More forgiving than
+    /// [`RemoteJwks`][remote-jwks] fetches). More forgiving than
     /// [`KeySetBuilder::jwks`] about single keys, so that one odd key cannot take the whole
     /// issuer down, and stricter about secrets:
     ///
@@ -381,6 +381,12 @@ impl KeySetBuilder {
     ///
     /// [`ConfigError::InvalidJwk`] for malformed JSON, [`ConfigError::PrivateKeyMaterial`],
     /// and [`ConfigError::DuplicateKid`] when a key's `kid` is already in this builder.
+    ///
+    #[cfg_attr(
+        feature = "remote-jwks",
+        doc = "[remote-jwks]: crate::remote::RemoteJwks"
+    )]
+    #[cfg_attr(not(feature = "remote-jwks"), doc = "[remote-jwks]: crate#features")]
     pub fn issuer_jwks(mut self, json: impl AsRef<[u8]>) -> Result<Self, ConfigError> {
         let doc: jwk::RawJwks = strict_json(json.as_ref())?;
         if doc.keys.iter().any(jwk::RawJwk::has_private_members) {
@@ -476,7 +482,7 @@ impl KeySetBuilder {
         }
         Ok(KeySet {
             inner: Arc::new(Inner {
-                id: crate::next_id(),
+                id: crate::ids::next_id(),
                 keys: self.keys,
                 by_kid: self.by_kid,
                 kidless: self.kidless,

@@ -1,8 +1,9 @@
-//! Password hashing for the login router: argon2id, run on tokio's blocking pool behind a
-//! bounded queue, with cost limits on stored hashes and re-hashing of weak ones.
+//! Password hashing for the login router: argon2id, run on threads of the hasher's own (at
+//! idle priority on Linux, by default) behind a bounded queue, with cost limits on stored
+//! hashes and re-hashing of weak ones.
 //!
 //! ```
-//! use tower_jwt_auth::{PasswordHasher, Verified};
+//! use tower_jwt_auth::{password::PasswordHasher, password::Verified};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -65,15 +66,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use argon2::password_hash::{PasswordHash, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::Params;
 use tokio::sync::Semaphore;
 use zeroize::Zeroizing;
 
-use crate::ConfigError;
+use crate::error::ConfigError;
+use crate::telemetry::{PASSWORD_HASHER_OVERLOADED_TOTAL, TARGET_PASSWORD, count};
 
+mod format;
 mod pool;
 
+#[cfg(feature = "bcrypt")]
+use format::verify_bcrypt;
+use format::{HashPolicy, Scheme, verify_argon2};
 pub use pool::HashingThreads;
 use pool::Pool;
 
@@ -98,18 +103,8 @@ pub const MAX_BCRYPT_COST: u32 = 16;
 /// Default retry hint of [`PasswordError::Overloaded`].
 pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
 
-/// Salt length of new hashes, in bytes.
-const SALT_LEN: usize = 16;
-/// Output length of new hashes, in bytes (argon2's default).
-const OUTPUT_LEN: usize = Params::DEFAULT_OUTPUT_LEN;
 /// Waiters allowed per permit by default.
 const QUEUE_PER_PERMIT: usize = 4;
-/// Longer than any argon2 PHC string or bcrypt hash; longer stored strings are not parsed.
-const MAX_STORED_LEN: usize = 512;
-/// The dummy hash: 16 zero bytes of salt and 32 of output, as long as a real hash's (the
-/// outcome of the comparison is thrown away).
-const DUMMY_SALT_B64: &str = "AAAAAAAAAAAAAAAAAAAAAA";
-const DUMMY_OUTPUT_B64: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
 
 /// The outcome of [`PasswordHasher::verify`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -211,8 +206,8 @@ pub struct PasswordHasher {
 
 struct Inner {
     config: Config,
-    /// The argon2id parameters of new hashes.
-    params: Params,
+    /// The parameters of new hashes and the limits on stored ones.
+    policy: HashPolicy,
     /// Admitted calls: running plus waiting for a permit.
     in_flight: AtomicUsize,
     permits: Arc<Semaphore>,
@@ -284,17 +279,17 @@ impl PasswordHasher {
     fn from_config(config: Config) -> Self {
         // The argon2 crate's own defaults stand in if the config were ever invalid; `build`
         // makes that unreachable.
-        let params = Params::new(config.m_kib, config.t, config.p, None).unwrap_or_default();
-        let dummy = format!(
-            "$argon2id$v=19$m={},t={},p={}${DUMMY_SALT_B64}${DUMMY_OUTPUT_B64}",
-            params.m_cost(),
-            params.t_cost(),
-            params.p_cost()
-        );
+        let policy = HashPolicy {
+            current: Params::new(config.m_kib, config.t, config.p, None).unwrap_or_default(),
+            max_m_kib: config.max_m_kib,
+            max_t: config.max_t,
+            max_p: config.max_p,
+        };
+        let dummy = policy.dummy();
         Self {
             inner: Arc::new(Inner {
                 config,
-                params,
+                policy,
                 in_flight: AtomicUsize::new(0),
                 permits: Arc::new(Semaphore::new(config.max_concurrent)),
                 pool: match config.threads {
@@ -322,7 +317,7 @@ impl PasswordHasher {
         self.check_len(password)?;
         let password = Zeroizing::new(password.as_bytes().to_vec());
         self.run(move |inner| {
-            let hashed = inner.hash_now(&password);
+            let hashed = inner.policy.hash(&password);
             if hashed.is_ok() {
                 inner.hashes.fetch_add(1, Ordering::Relaxed);
             }
@@ -342,7 +337,7 @@ impl PasswordHasher {
     /// A wrong password is not an error but [`Verified::Mismatch`].
     pub async fn verify(&self, password: &str, stored: &str) -> Result<Verified, PasswordError> {
         self.check_len(password)?;
-        let scheme = self.inner.inspect(stored)?;
+        let scheme = self.inner.policy.inspect(stored)?;
         let password = Zeroizing::new(password.as_bytes().to_vec());
         let stored = stored.to_owned();
         self.run(move |inner| {
@@ -376,7 +371,7 @@ impl PasswordHasher {
     pub async fn verify_dummy(&self, password: &str) -> Result<(), PasswordError> {
         self.check_len(password)?;
         // Parsed like a stored hash, so the two paths do the same work.
-        self.inner.inspect(&self.inner.dummy)?;
+        self.inner.policy.inspect(&self.inner.dummy)?;
         let password = Zeroizing::new(password.as_bytes().to_vec());
         self.run(move |inner| {
             if verify_argon2(&password, &inner.dummy).is_ok() {
@@ -392,7 +387,7 @@ impl PasswordHasher {
     #[must_use]
     pub fn needs_rehash(&self, stored: &str) -> bool {
         !matches!(
-            self.inner.inspect(stored),
+            self.inner.policy.inspect(stored),
             Ok(Scheme::Argon2 {
                 needs_rehash: false
             })
@@ -441,7 +436,7 @@ impl PasswordHasher {
             .map_err(|_| PasswordError::Internal)?;
         let failed = || {
             tracing::error!(
-                target: crate::telemetry::TARGET_PASSWORD,
+                target: TARGET_PASSWORD,
                 "password hashing task failed"
             );
             PasswordError::Internal
@@ -502,7 +497,12 @@ impl Admission {
             });
         if admitted.is_err() {
             inner.overloaded.fetch_add(1, Ordering::Relaxed);
-            crate::telemetry::hasher_overloaded();
+            tracing::warn!(
+                target: TARGET_PASSWORD,
+                reason = "overloaded",
+                "password hashing at capacity; call refused"
+            );
+            count!(PASSWORD_HASHER_OVERLOADED_TOTAL);
             return Err(PasswordError::Overloaded {
                 retry_after: inner.config.retry_after,
             });
@@ -515,152 +515,6 @@ impl Drop for Admission {
     fn drop(&mut self) {
         self.inner.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
-}
-
-/// What a stored hash is, found without running it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Scheme {
-    Argon2 {
-        needs_rehash: bool,
-    },
-    #[cfg(feature = "bcrypt")]
-    Bcrypt,
-}
-
-impl Inner {
-    /// Parses `stored` and checks its parameters against the maxima. Allocates nothing.
-    fn inspect(&self, stored: &str) -> Result<Scheme, PasswordError> {
-        if stored.len() > MAX_STORED_LEN {
-            return Err(PasswordError::InvalidHash);
-        }
-        let id = stored
-            .strip_prefix('$')
-            .and_then(|rest| rest.split('$').next())
-            .ok_or(PasswordError::InvalidHash)?;
-        match id {
-            "argon2id" | "argon2i" | "argon2d" => self.inspect_argon2(stored),
-            "2a" | "2b" | "2y" => inspect_bcrypt(stored),
-            _ if !id.is_empty()
-                && id.len() <= 32
-                && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') =>
-            {
-                Err(PasswordError::UnsupportedHash)
-            }
-            _ => Err(PasswordError::InvalidHash),
-        }
-    }
-
-    fn inspect_argon2(&self, stored: &str) -> Result<Scheme, PasswordError> {
-        let hash = PasswordHash::new(stored).map_err(|_| PasswordError::InvalidHash)?;
-        let algorithm =
-            Algorithm::try_from(hash.algorithm).map_err(|_| PasswordError::InvalidHash)?;
-        let version = hash
-            .version
-            .map(Version::try_from)
-            .transpose()
-            .map_err(|_| PasswordError::InvalidHash)?;
-        // Each of m, t and p exactly once: with a duplicate, argon2 would run the last value
-        // while a lookup by name sees the first.
-        let mut seen = [false; 3];
-        for (name, _) in hash.params.iter() {
-            let slot = match name.as_str() {
-                "m" => 0,
-                "t" => 1,
-                "p" => 2,
-                "keyid" | "data" => continue,
-                _ => return Err(PasswordError::InvalidHash),
-            };
-            if std::mem::replace(&mut seen[slot], true) {
-                return Err(PasswordError::InvalidHash);
-            }
-        }
-        if seen != [true; 3] {
-            return Err(PasswordError::InvalidHash);
-        }
-        // Exactly the parameters argon2 would run with; building them allocates nothing.
-        let params = Params::try_from(&hash).map_err(|_| PasswordError::InvalidHash)?;
-        let (m, t, p) = (params.m_cost(), params.t_cost(), params.p_cost());
-        let config = &self.config;
-        if m > config.max_m_kib || t > config.max_t || p > config.max_p {
-            return Err(PasswordError::ParametersTooCostly);
-        }
-        let mut salt = [0u8; 64];
-        let salt_len = hash
-            .salt
-            .ok_or(PasswordError::InvalidHash)?
-            .decode_b64(&mut salt)
-            .map_err(|_| PasswordError::InvalidHash)?
-            .len();
-        if salt_len < argon2::MIN_SALT_LEN {
-            return Err(PasswordError::InvalidHash);
-        }
-        let output_len = hash.hash.ok_or(PasswordError::InvalidHash)?.len();
-        let current = &self.params;
-        let needs_rehash = algorithm != Algorithm::Argon2id
-            || version != Some(Version::V0x13)
-            || m < current.m_cost()
-            || t < current.t_cost()
-            || p < current.p_cost()
-            || salt_len < SALT_LEN
-            || output_len < OUTPUT_LEN;
-        Ok(Scheme::Argon2 { needs_rehash })
-    }
-
-    fn hash_now(&self, password: &[u8]) -> Result<String, PasswordError> {
-        let mut salt = [0u8; SALT_LEN];
-        getrandom::fill(&mut salt).map_err(|_| {
-            tracing::error!("no OS randomness for a password salt");
-            PasswordError::Internal
-        })?;
-        let salt = SaltString::encode_b64(&salt).map_err(|_| PasswordError::Internal)?;
-        let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.clone());
-        argon2::password_hash::PasswordHasher::hash_password(&argon2, password, &salt)
-            .map(|hash| hash.to_string())
-            .map_err(|_| PasswordError::Internal)
-    }
-}
-
-/// Checks the shape and cost of a bcrypt hash: `$2b$` cost `$` 22 characters of salt and 31
-/// of hash, in bcrypt's base64 alphabet.
-fn inspect_bcrypt(stored: &str) -> Result<Scheme, PasswordError> {
-    let bytes = stored.as_bytes();
-    let well_formed = bytes.len() == 60
-        && bytes[6] == b'$'
-        && bytes[4..6].iter().all(u8::is_ascii_digit)
-        && bytes[7..]
-            .iter()
-            .all(|&b| b.is_ascii_alphanumeric() || b == b'.' || b == b'/');
-    if !well_formed {
-        return Err(PasswordError::InvalidHash);
-    }
-    let cost = u32::from(bytes[4] - b'0') * 10 + u32::from(bytes[5] - b'0');
-    if cost < 4 {
-        return Err(PasswordError::InvalidHash);
-    }
-    if cost > MAX_BCRYPT_COST {
-        return Err(PasswordError::ParametersTooCostly);
-    }
-    #[cfg(feature = "bcrypt")]
-    return Ok(Scheme::Bcrypt);
-    #[cfg(not(feature = "bcrypt"))]
-    Err(PasswordError::UnsupportedHash)
-}
-
-/// Runs argon2 (the variant, version and parameters of `stored`) and compares in constant time.
-fn verify_argon2(password: &[u8], stored: &str) -> Result<bool, PasswordError> {
-    let hash = PasswordHash::new(stored).map_err(|_| PasswordError::InvalidHash)?;
-    match Argon2::default().verify_password(password, &hash) {
-        Ok(()) => Ok(true),
-        Err(argon2::password_hash::Error::Password) => Ok(false),
-        Err(_) => Err(PasswordError::InvalidHash),
-    }
-}
-
-/// Runs bcrypt like passlib does (first 72 bytes); passlib never hashed a password with a NUL.
-#[cfg(feature = "bcrypt")]
-fn verify_bcrypt(password: &[u8], stored: &str) -> Result<bool, PasswordError> {
-    let matched = bcrypt::verify(password, stored).map_err(|_| PasswordError::InvalidHash)?;
-    Ok(matched && !password.contains(&0))
 }
 
 /// Configures a [`PasswordHasher`]. Start with [`PasswordHasher::builder`].
@@ -783,6 +637,9 @@ mod tests {
     use std::future::Future;
     use std::pin::Pin;
     use std::task::Poll;
+
+    use argon2::password_hash::{PasswordHash, SaltString};
+    use argon2::{Algorithm, Argon2, Version};
 
     use super::*;
 
@@ -1101,7 +958,7 @@ mod tests {
             let hasher = cheap().build().unwrap();
             let prefix = ["", "$argon2id$", "$argon2id$v=19$m=1024,t=1,p=1$", "$2b$04$"][head];
             let stored = format!("{prefix}{tail}");
-            let _ = hasher.inner.inspect(&stored);
+            let _ = hasher.inner.policy.inspect(&stored);
             let _ = hasher.needs_rehash(&stored);
         }
     }

@@ -4,7 +4,7 @@
 //!
 //! ```
 //! use tower_jwt_auth::password::HashingThreads;
-//! use tower_jwt_auth::PasswordHasher;
+//! use tower_jwt_auth::password::PasswordHasher;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -43,7 +43,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
-/// Where [`PasswordHasher`](crate::PasswordHasher) runs argon2 (and bcrypt).
+/// Where [`PasswordHasher`](crate::password::PasswordHasher) runs argon2 (and bcrypt).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum HashingThreads {

@@ -78,14 +78,13 @@ use http_body_util::{BodyExt, Full};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::bearer::StoreErrorPolicy;
 use crate::error::ConfigError;
-use crate::response::{ResponseBody, grpc_status_response, is_grpc};
-use crate::store::{StoreError, StoreFuture};
-use crate::telemetry::{self, Store};
+use crate::response::{ResponseBody, error_body, grpc_status_response, is_grpc};
+use crate::store::{self, StoreError, StoreErrorPolicy, StoreFuture};
 use crate::username::normalize_username;
 
 mod client;
+mod events;
 mod limits;
 mod memory;
 
@@ -298,6 +297,34 @@ pub struct RateLimitLogin<S> {
     config: Arc<Config>,
 }
 
+impl<S> RateLimitLogin<S> {
+    /// Wraps `inner`, limiting logins with the counters of `store` (as
+    /// [`RateLimitLoginLayer::new`]).
+    pub fn new(inner: S, store: Arc<dyn LimiterStore>) -> Self {
+        RateLimitLoginLayer::new(store).layer(inner)
+    }
+
+    /// The layer: [`RateLimitLoginLayer::new`].
+    pub fn layer(store: Arc<dyn LimiterStore>) -> RateLimitLoginLayer {
+        RateLimitLoginLayer::new(store)
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
 impl<S: fmt::Debug> fmt::Debug for RateLimitLogin<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RateLimitLogin")
@@ -351,14 +378,14 @@ where
 {
     let grpc = is_grpc(request.headers());
     let Some(peer) = client::peer(&request) else {
-        telemetry::login_without_peer();
+        events::without_peer();
         return Ok(answer(grpc, Refusal::Misconfigured));
     };
     let client = client::client_ip(peer, request.headers(), &config.trusted);
     let client = client::network(client, config.ipv6_prefix);
     let (parts, body) = request.into_parts();
     let Some(body) = read_limited(&parts.headers, body, config.body_limit).await else {
-        telemetry::login_body_too_large();
+        events::body_too_large();
         return Ok(answer(grpc, Refusal::TooLarge));
     };
     let username = username(&parts.headers, &body);
@@ -374,7 +401,7 @@ where
             reason,
             retry_after,
         }) => {
-            telemetry::login_limited(client, reason, retry_after);
+            events::limited(client, reason, retry_after);
             return Ok(answer(grpc, Refusal::Limited(retry_after)));
         }
         Err(error) => {
@@ -447,8 +474,8 @@ impl Counted {
             LoginOutcome::Neither => self.config.store.refund(&key, now).await,
         };
         if let Err(error) = settled {
-            telemetry::store_failed(
-                Store::Limiter,
+            store::failed(
+                store::Kind::Limiter,
                 &error,
                 "RateLimitLogin: could not record a login outcome",
             );
@@ -473,7 +500,6 @@ impl Drop for Counted {
 /// Drives a store's refund that could not finish in `drop`, on the tokio runtime when there
 /// is one (there always is for the Redis store). Without one the charge stays: the safe side.
 fn finish_in_background(pending: StoreFuture<()>) {
-    #[cfg(feature = "router")]
     if let Ok(runtime) = tokio::runtime::Handle::try_current() {
         runtime.spawn(async move {
             if let Err(error) = pending.await {
@@ -489,8 +515,8 @@ fn finish_in_background(pending: StoreFuture<()>) {
 }
 
 fn abandoned_not_refunded(error: &StoreError) {
-    telemetry::store_failed(
-        Store::Limiter,
+    store::failed(
+        store::Kind::Limiter,
         error,
         "RateLimitLogin: could not give back an abandoned attempt",
     );
@@ -500,16 +526,16 @@ fn abandoned_not_refunded(error: &StoreError) {
 fn store_failed(config: &Config, error: &StoreError) -> Option<Refusal> {
     match config.on_store_error {
         StoreErrorPolicy::FailOpen => {
-            telemetry::store_failed(
-                Store::Limiter,
+            store::failed(
+                store::Kind::Limiter,
                 error,
                 "RateLimitLogin: limiter store unavailable; letting the login through (fail open)",
             );
             None
         }
         _ => {
-            telemetry::store_failed(
-                Store::Limiter,
+            store::failed(
+                store::Kind::Limiter,
                 error,
                 "RateLimitLogin: limiter store unavailable; answering 503 (fail closed)",
             );
@@ -684,8 +710,7 @@ fn answer<B>(grpc: bool, refusal: Refusal) -> Response<ResponseBody<B>> {
     let mut response = if grpc {
         grpc_status_response(grpc_code, description)
     } else {
-        let body = format!(r#"{{"error":"{code}","error_description":"{description}"}}"#);
-        let mut response = Response::new(Bytes::from(body));
+        let mut response = Response::new(error_body(code, description));
         *response.status_mut() = status;
         response
             .headers_mut()

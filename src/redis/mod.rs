@@ -5,7 +5,7 @@
 //! ```no_run
 //! use std::sync::Arc;
 //! use axum::Router;
-//! use tower_jwt_auth::TokenIssuer;
+//! use tower_jwt_auth::issuer::TokenIssuer;
 //! use tower_jwt_auth::ratelimit::{LoginLimits, RateLimitLoginLayer};
 //! use tower_jwt_auth::redis::{self, RedisLimiterStore, RedisRefreshStore, RedisRevocationStore};
 //! use tower_jwt_auth::router::AuthRouter;
@@ -70,7 +70,7 @@
 //! Every call gives up after a timeout ([`DEFAULT_TIMEOUT`] unless set) and answers a
 //! [`StoreError`]; the connection reconnects by itself, so the stores work again as soon as
 //! Redis does, without a restart. What an error means is the caller's policy:
-//! [`BearerAuth`](crate::BearerAuth) fails closed (503) by default, the
+//! [`BearerAuth`](crate::bearer::BearerAuth) fails closed (503) by default, the
 //! [login limiter](crate::ratelimit::RateLimitLoginLayer) fails open (the login goes ahead,
 //! logged), and the router's token endpoint answers 503.
 //!
@@ -135,8 +135,33 @@ pub async fn connect(url: &str) -> Result<ConnectionManager, StoreError> {
     run(DEFAULT_TIMEOUT, connection).await
 }
 
-/// The settings every store has: its key prefix and its timeout.
+/// The settings every store has: its key prefix and its timeout; for a store that holds nothing
+/// but its connection (`connection only`), its constructors too.
 macro_rules! store_settings {
+    ($store:ident, $shared:literal, connection only) => {
+        impl $store {
+            /// A store on this connection (see [`connect`](super::connect)), with
+            /// [`DEFAULT_PREFIX`](super::DEFAULT_PREFIX) and
+            /// [`DEFAULT_TIMEOUT`](super::DEFAULT_TIMEOUT).
+            #[must_use]
+            pub fn new(connection: ::redis::aio::ConnectionManager) -> Self {
+                Self {
+                    redis: super::Redis::new(connection),
+                }
+            }
+
+            /// Connects to `url` (see [`connect`](super::connect)) for a store of its own.
+            ///
+            /// # Errors
+            ///
+            /// A [`StoreError`](crate::store::StoreError) when `url` is not a Redis URL or the
+            /// server does not answer.
+            pub async fn connect(url: &str) -> Result<Self, crate::store::StoreError> {
+                Ok(Self::new(super::connect(url).await?))
+            }
+        }
+        super::store_settings!($store, $shared);
+    };
     ($store:ident, $shared:literal) => {
         impl $store {
             #[doc = concat!(

@@ -4,7 +4,6 @@ use std::fmt;
 use std::sync::LazyLock;
 
 use ::redis::Script;
-use ::redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 
 use super::{MAX_UNIX_SECS, Redis, hex, run};
@@ -86,27 +85,9 @@ fn secs(t: u64) -> u64 {
     t.min(MAX_UNIX_SECS)
 }
 
-super::store_settings!(RedisRefreshStore, "refresh families");
+super::store_settings!(RedisRefreshStore, "refresh families", connection only);
 
 impl RedisRefreshStore {
-    /// A store on this connection (see [`connect`](super::connect)), with
-    /// [`DEFAULT_PREFIX`](super::DEFAULT_PREFIX) and [`DEFAULT_TIMEOUT`](super::DEFAULT_TIMEOUT).
-    #[must_use]
-    pub fn new(connection: ConnectionManager) -> Self {
-        Self {
-            redis: Redis::new(connection),
-        }
-    }
-
-    /// Connects to `url` (see [`connect`](super::connect)) for a store of its own.
-    ///
-    /// # Errors
-    ///
-    /// A [`StoreError`] when `url` is not a Redis URL or the server does not answer.
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        Ok(Self::new(super::connect(url).await?))
-    }
-
     /// Runs one of the family scripts with `args` after the prefix, and maps its answer.
     fn invoke<T, U>(
         &self,

@@ -5,7 +5,6 @@ use std::sync::LazyLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use ::redis::Script;
-use ::redis::aio::ConnectionManager;
 
 use super::{MAX_UNIX_SECS, Redis, run};
 use crate::revocation::{RevocationQuery, RevocationStore};
@@ -20,7 +19,7 @@ static REVOKE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua
 /// server's clock at `until` (`SET … PXAT`): the keyspace follows the number of live revoked
 /// entries. [`is_revoked`](RevocationStore::is_revoked) is one `MGET` of at most three keys.
 /// Every method answers a [`StoreError`] when Redis fails or does not answer within the
-/// [timeout](RedisRevocationStore::timeout) ([`BearerAuth`](crate::BearerAuth) then answers
+/// [timeout](RedisRevocationStore::timeout) ([`BearerAuth`](crate::bearer::BearerAuth) then answers
 /// 503 unless told to fail open).
 #[derive(Clone)]
 pub struct RedisRevocationStore {
@@ -35,27 +34,9 @@ enum List {
     Subject,
 }
 
-super::store_settings!(RedisRevocationStore, "the denylist");
+super::store_settings!(RedisRevocationStore, "the denylist", connection only);
 
 impl RedisRevocationStore {
-    /// A store on this connection (see [`connect`](super::connect)), with
-    /// [`DEFAULT_PREFIX`](super::DEFAULT_PREFIX) and [`DEFAULT_TIMEOUT`](super::DEFAULT_TIMEOUT).
-    #[must_use]
-    pub fn new(connection: ConnectionManager) -> Self {
-        Self {
-            redis: Redis::new(connection),
-        }
-    }
-
-    /// Connects to `url` (see [`connect`](super::connect)) for a store of its own.
-    ///
-    /// # Errors
-    ///
-    /// A [`StoreError`] when `url` is not a Redis URL or the server does not answer.
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        Ok(Self::new(super::connect(url).await?))
-    }
-
     /// `<prefix>rv:<list>:<issuer length>:<issuer>:<id>`: the length keeps an issuer that
     /// contains `:` from running into the id.
     fn key(&self, list: List, issuer: &str, id: &str) -> String {

@@ -24,8 +24,8 @@ use crate::algorithm::Algorithm;
 use crate::error::{AuthError, ErrorKind};
 use crate::jws;
 use crate::keys::KeySet;
-use crate::telemetry::{self, TARGET_REMOTE};
-use crate::verifier::{Attempt, KeyWait, Pass};
+use crate::pass::{Attempt, KeyWait, Pass};
+use crate::telemetry::{JWKS_FETCHES_TOTAL, RESULT, TARGET_REMOTE, count};
 
 /// `kid`s longer than this never start a fetch (real ones are a few dozen bytes).
 const MAX_KID_LEN: usize = 256;
@@ -228,7 +228,7 @@ impl Shared {
 
     /// The read path: verify with the keys in service, and decide about fetching only when
     /// that cannot answer (no usable keys, an unknown `kid`) or the keys are due for refresh.
-    pub(super) fn attempt<T>(
+    pub(super) fn with_keys<T>(
         self: &Arc<Self>,
         token: &[u8],
         pass: Pass,
@@ -397,7 +397,7 @@ impl Shared {
     }
 
     fn parse(&self, body: &[u8]) -> Result<KeySet, FetchError> {
-        let invalid = |err: crate::ConfigError| FetchError::InvalidDocument(err.to_string());
+        let invalid = |err: crate::error::ConfigError| FetchError::InvalidDocument(err.to_string());
         let mut builder = KeySet::builder();
         if let Some(alg) = self.settings.rsa_default {
             builder = builder.default_rsa_algorithm(alg).map_err(invalid)?;
@@ -477,8 +477,10 @@ impl Shared {
         // Logged and counted after unlocking: a slow subscriber or recorder must not hold up
         // fetch decisions. (No report: a fetch that brought the same keys again.)
         match &report {
-            Some(Report::Failed { error, .. }) => telemetry::jwks_fetch_failed(error),
-            Some(Report::Loaded { .. }) | None => telemetry::jwks_fetched(),
+            Some(Report::Failed { error, .. }) => fetch_failed(error),
+            Some(Report::Loaded { .. }) | None => {
+                count!(JWKS_FETCHES_TOTAL, RESULT => "ok");
+            }
         }
         match report {
             Some(Report::Loaded { kids, lifetime }) => tracing::info!(
@@ -494,7 +496,7 @@ impl Shared {
                 serving: true,
             }) => tracing::warn!(
                 target: TARGET_REMOTE,
-                reason = error.reason(),
+                reason = error.as_str(),
                 %error,
                 failures,
                 "issuer keys not refreshed; the last good keys stay in service"
@@ -503,7 +505,7 @@ impl Shared {
                 error, failures, ..
             }) => tracing::warn!(
                 target: TARGET_REMOTE,
-                reason = error.reason(),
+                reason = error.as_str(),
                 %error,
                 failures,
                 "issuer keys not fetched; tokens are answered 503 until they are"
@@ -628,6 +630,46 @@ async fn refresh_loop(shared: Weak<Shared>, running: Running) {
             wait.await;
         }
     }
+}
+
+/// Counts a failed fetch (its event is logged by the cache, which knows whether the last good
+/// keys stay in service).
+fn fetch_failed(error: &FetchError) {
+    // One constant key per variant; the codes are `FetchError::as_str`'s, checked equal by the
+    // remote-key tests.
+    #[cfg(feature = "metrics")]
+    {
+        use crate::telemetry::REASON;
+        use crate::telemetry::metric::{key, one};
+        one(match error {
+            FetchError::Timeout => {
+                key!(JWKS_FETCHES_TOTAL, RESULT => "failed", REASON => "timeout")
+            }
+            FetchError::Connection(_) => {
+                key!(JWKS_FETCHES_TOTAL, RESULT => "failed", REASON => "connection")
+            }
+            FetchError::Status(_) => {
+                key!(JWKS_FETCHES_TOTAL, RESULT => "failed", REASON => "status")
+            }
+            FetchError::TooLarge { .. } => {
+                key!(JWKS_FETCHES_TOTAL, RESULT => "failed", REASON => "too_large")
+            }
+            FetchError::InvalidDocument(_) => {
+                key!(JWKS_FETCHES_TOTAL, RESULT => "failed", REASON => "invalid_document")
+            }
+            FetchError::IssuerMismatch { .. } => {
+                key!(JWKS_FETCHES_TOTAL, RESULT => "failed", REASON => "issuer_mismatch")
+            }
+            FetchError::InsecureUrl => {
+                key!(JWKS_FETCHES_TOTAL, RESULT => "failed", REASON => "insecure_url")
+            }
+            FetchError::NoRuntime => {
+                key!(JWKS_FETCHES_TOTAL, RESULT => "failed", REASON => "no_runtime")
+            }
+        });
+    }
+    #[cfg(not(feature = "metrics"))]
+    let _ = error;
 }
 
 #[cfg(test)]

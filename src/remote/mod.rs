@@ -81,7 +81,7 @@ use std::time::{Duration, Instant};
 use crate::algorithm::{Algorithm, Family};
 use crate::error::{AuthError, ConfigError};
 use crate::keys::KeySet;
-use crate::verifier::{Attempt, Pass};
+use crate::pass::{Attempt, Pass};
 
 mod cache;
 mod client;
@@ -172,13 +172,13 @@ impl RemoteJwks {
     }
 
     /// One pass of the token path with the keys in service (see [`Pass`]).
-    pub(crate) fn attempt<T>(
+    pub(crate) fn with_keys<T>(
         &self,
         token: &[u8],
         pass: Pass,
         verify: impl FnOnce(&KeySet) -> Result<T, AuthError>,
     ) -> Attempt<T> {
-        self.shared.attempt(token, pass, verify)
+        self.shared.with_keys(token, pass, verify)
     }
 }
 
@@ -417,7 +417,7 @@ impl FetchError {
     /// label of [`JWKS_FETCHES_TOTAL`](crate::telemetry::JWKS_FETCHES_TOTAL) and of the
     /// failure's log event. It carries none of the error's details.
     #[must_use]
-    pub const fn reason(&self) -> &'static str {
+    pub const fn as_str(&self) -> &'static str {
         match self {
             Self::Timeout => "timeout",
             Self::Connection(_) => "connection",

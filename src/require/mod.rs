@@ -1,11 +1,11 @@
 //! [`RequireScopeLayer`] and [`RequireRoleLayer`]: authorisation after
-//! [`BearerAuthLayer`](crate::BearerAuthLayer) authenticated the request.
+//! [`BearerAuthLayer`](crate::bearer::BearerAuthLayer) authenticated the request.
 //!
 //! ```
 //! use http::{Request, Response, StatusCode};
 //! use tower::{Service, ServiceBuilder, ServiceExt};
 //! use tower_jwt_auth::{
-//!     Algorithm, BearerAuthLayer, KeySet, RequireRoleLayer, RequireScopeLayer, RoleHierarchy,
+//!     Algorithm, bearer::BearerAuthLayer, KeySet, require::RequireRoleLayer, require::RequireScopeLayer, require::RoleHierarchy,
 //!     TokenSigner, Verifier,
 //! };
 //!
@@ -57,9 +57,11 @@ use tower_service::Service;
 use crate::claims::{Claims, is_scope_token};
 use crate::error::{AuthError, ConfigError, ErrorKind};
 use crate::response::{DefaultRejection, OnRejection, Responder, ResponseBody};
-use crate::telemetry::{self, Check};
+use crate::telemetry::TARGET_REQUIRE;
 
-pub use crate::response::ResponseFuture;
+mod future;
+
+pub use future::ResponseFuture;
 
 /// Whether any one, or all, of the listed roles or scopes are required.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -128,6 +130,53 @@ impl Requirement {
             Err(AuthError::new(ErrorKind::InsufficientScope))
         }
     }
+}
+
+/// Which authorisation layer: the value of the `check` label of [`ACCESS_DENIED_TOTAL`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Check {
+    Role,
+    Scope,
+}
+
+impl Check {
+    const fn as_str(self) -> &'static str {
+        match self {
+            Self::Role => "role",
+            Self::Scope => "scope",
+        }
+    }
+}
+
+/// `RequireRole` or `RequireScope` rejected a request (`Missing`: no claims at all).
+fn access_denied(check: Check, error: AuthError, required: &[Box<str>]) {
+    let missing = error.kind() == ErrorKind::Missing;
+    tracing::debug!(
+        target: TARGET_REQUIRE,
+        reason = error.kind().as_str(),
+        check = check.as_str(),
+        ?required,
+        "request rejected"
+    );
+    #[cfg(feature = "metrics")]
+    {
+        use crate::telemetry::metric::{key, one};
+        use crate::telemetry::{ACCESS_DENIED_TOTAL, CHECK, REASON};
+        one(match (check, missing) {
+            (Check::Role, true) => key!(ACCESS_DENIED_TOTAL, CHECK => "role", REASON => "missing"),
+            (Check::Role, false) => {
+                key!(ACCESS_DENIED_TOTAL, CHECK => "role", REASON => "insufficient_scope")
+            }
+            (Check::Scope, true) => {
+                key!(ACCESS_DENIED_TOTAL, CHECK => "scope", REASON => "missing")
+            }
+            (Check::Scope, false) => {
+                key!(ACCESS_DENIED_TOTAL, CHECK => "scope", REASON => "insufficient_scope")
+            }
+        });
+    }
+    #[cfg(not(feature = "metrics"))]
+    let _ = missing;
 }
 
 /// Roles: any non-empty name without control characters. Role names never reach a header
@@ -230,6 +279,49 @@ macro_rules! require_layer {
             on_rejection: R,
         }
 
+        impl<S> $service<S> {
+            #[doc = concat!(
+                "Wraps `inner`, requiring at least one of `values` (as [`",
+                stringify!($layer), "::any`]).\n\n# Errors\n\nAs [`", stringify!($layer), "::any`]."
+            )]
+            pub fn any<I>(inner: S, values: I) -> Result<Self, ConfigError>
+            where
+                I: IntoIterator,
+                I::Item: AsRef<str>,
+            {
+                Ok($layer::any(values)?.layer(inner))
+            }
+
+            #[doc = concat!(
+                "Wraps `inner`, requiring every one of `values` (as [`",
+                stringify!($layer), "::all`]).\n\n# Errors\n\nAs [`", stringify!($layer), "::any`]."
+            )]
+            pub fn all<I>(inner: S, values: I) -> Result<Self, ConfigError>
+            where
+                I: IntoIterator,
+                I::Item: AsRef<str>,
+            {
+                Ok($layer::all(values)?.layer(inner))
+            }
+        }
+
+        impl<S, R> $service<S, R> {
+            /// The inner service.
+            pub fn get_ref(&self) -> &S {
+                &self.inner
+            }
+
+            /// The inner service, mutably.
+            pub fn get_mut(&mut self) -> &mut S {
+                &mut self.inner
+            }
+
+            /// Unwraps the inner service.
+            pub fn into_inner(self) -> S {
+                self.inner
+            }
+        }
+
         impl<S: Clone, R: Clone> Clone for $service<S, R> {
             fn clone(&self) -> Self {
                 Self {
@@ -266,8 +358,12 @@ macro_rules! require_layer {
                 match self.requirement.check(&request, $has) {
                     Ok(()) => ResponseFuture::inner(self.inner.call(request)),
                     Err(error) => {
-                        telemetry::access_denied($check, error, &self.requirement.listed);
-                        self.requirement.responder.reject_with(&request, error, &self.on_rejection)
+                        access_denied($check, error, &self.requirement.listed);
+                        let response = self
+                            .requirement
+                            .responder
+                            .hooked(&request, error, &self.on_rejection);
+                        ResponseFuture::reject(response.map(ResponseBody::rejection))
                     }
                 }
             }

@@ -22,7 +22,7 @@
 //! use bytes::Bytes;
 //! use http::{Request, Response, StatusCode};
 //! use tower::{Service, ServiceExt};
-//! use tower_jwt_auth::{Algorithm, AuthError, BearerAuthLayer, ErrorKind, KeySet, Verifier};
+//! use tower_jwt_auth::{Algorithm, AuthError, bearer::BearerAuthLayer, ErrorKind, KeySet, Verifier};
 //! use tower_jwt_auth::response::Rejection;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -46,14 +46,10 @@
 //! ```
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
-use pin_project_lite::pin_project;
 
 use crate::error::{AuthError, ConfigError, ErrorKind};
 
@@ -112,7 +108,7 @@ pub trait OnRejection {
     fn on_rejection(&self, rejection: Rejection) -> Response<Bytes>;
 }
 
-/// The default hook: the response DESIGN section 3 (and the table above) describes.
+/// The default hook: the responses the table in the [module docs](self) describes.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct DefaultRejection;
 
@@ -204,14 +200,9 @@ impl Responder {
                 attribute("scope", scope);
             }
         }
-        let body = match code {
-            Some(code) => format!(
-                r#"{{"error":"{code}","error_description":"{}"}}"#,
-                error.kind().description()
-            ),
-            None => String::from(r#"{"error":"unauthorized","error_description":"no token"}"#),
-        };
-        let mut response = Response::new(Bytes::from(body));
+        // RFC 6750 has no code for a request without credentials; the body says `unauthorized`.
+        let body = error_body(code.unwrap_or("unauthorized"), error.kind().description());
+        let mut response = Response::new(body);
         *response.status_mut() = status;
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -227,14 +218,31 @@ impl Responder {
 /// 503 with `Retry-After`: keys or a store the layer depends on could not be had. No
 /// challenge: the credentials were not judged.
 fn unavailable_response() -> Response<Bytes> {
-    let mut response = Response::new(Bytes::from_static(
-        br#"{"error":"temporarily_unavailable","error_description":"authentication temporarily unavailable"}"#,
+    let mut response = Response::new(error_body(
+        "temporarily_unavailable",
+        ErrorKind::Unavailable.description(),
     ));
     *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
     response
+}
+
+/// The JSON body of every error answer of the crate's layers and router:
+/// `{"error": code, "error_description": description}` (RFC 6749 section 5.2, RFC 6750).
+pub(crate) fn error_body(code: &str, description: &str) -> Bytes {
+    #[derive(serde::Serialize)]
+    struct ErrorBody<'a> {
+        error: &'a str,
+        error_description: &'a str,
+    }
+    let body = ErrorBody {
+        error: code,
+        error_description: description,
+    };
+    // Serialising two strings cannot fail; an empty object is the safe fallback all the same.
+    serde_json::to_vec(&body).map_or_else(|_| Bytes::from_static(b"{}"), Bytes::from)
 }
 
 /// Bytes allowed inside a quoted-string attribute value here: printable ASCII without `"` and `\`.
@@ -285,20 +293,6 @@ pub(crate) fn grpc_status_response(status: &'static str, message: &'static str) 
 }
 
 impl Responder {
-    /// The future of a rejected request: the rejection, through the layer's hook, with the
-    /// reason put into the response extensions.
-    pub(crate) fn reject_with<F, B, ReqB, R: OnRejection>(
-        &self,
-        request: &Request<ReqB>,
-        error: AuthError,
-        hook: &R,
-    ) -> ResponseFuture<F, B> {
-        ResponseFuture::reject(
-            self.hooked(request, error, hook)
-                .map(ResponseBody::rejection),
-        )
-    }
-
     /// The rejection through the layer's hook, with the reason put into the response
     /// extensions (after the hook, so a hook cannot lose it).
     pub(crate) fn hooked<ReqB, R: OnRejection>(
@@ -310,70 +304,6 @@ impl Responder {
         let mut response = hook.on_rejection(self.reject(request, error));
         response.extensions_mut().insert(error);
         response
-    }
-}
-
-pin_project! {
-    /// The future of the layers' services: the inner service's future, or a ready rejection.
-    /// Never boxed.
-    pub struct ResponseFuture<F, B> {
-        #[pin]
-        kind: FutureKind<F, B>,
-    }
-}
-
-pin_project! {
-    #[project = FutureKindProj]
-    enum FutureKind<F, B> {
-        Inner { #[pin] future: F },
-        Reject { response: Option<Response<ResponseBody<B>>> },
-    }
-}
-
-impl<F, B> ResponseFuture<F, B> {
-    pub(crate) fn inner(future: F) -> Self {
-        Self {
-            kind: FutureKind::Inner { future },
-        }
-    }
-
-    pub(crate) fn reject(response: Response<ResponseBody<B>>) -> Self {
-        Self {
-            kind: FutureKind::Reject {
-                response: Some(response),
-            },
-        }
-    }
-}
-
-impl<F, B, E> Future for ResponseFuture<F, B>
-where
-    F: Future<Output = Result<Response<B>, E>>,
-{
-    type Output = Result<Response<ResponseBody<B>>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().kind.project() {
-            FutureKindProj::Inner { future } => {
-                let response = ready!(future.poll(cx))?;
-                Poll::Ready(Ok(response.map(ResponseBody::inner)))
-            }
-            FutureKindProj::Reject { response } => Poll::Ready(Ok(response
-                .take()
-                .expect("ResponseFuture polled after completion"))),
-        }
-    }
-}
-
-impl<F, B> fmt::Debug for ResponseFuture<F, B> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = match &self.kind {
-            FutureKind::Inner { .. } => "inner",
-            FutureKind::Reject { .. } => "reject",
-        };
-        f.debug_struct("ResponseFuture")
-            .field("state", &state)
-            .finish()
     }
 }
 

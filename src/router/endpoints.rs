@@ -6,17 +6,20 @@ use axum::extract::{Request, State as AxumState};
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
 
+use super::events::{self, Grant, RouterError};
 use super::refresh::{RefreshSession, RefreshToken, Rotation, TokenHash};
 use super::reply::{self, BAD_CREDENTIALS, BAD_REFRESH_TOKEN, OAuthError, Reply};
 use super::request::{self, ClientCredentials, Params};
-use super::users::{Created, NewUser, User, normalize_username};
-use super::{GrantType, MIN_PASSWORD_CHARS, State, random_id};
+use super::users::{Created, NewUser, User};
+use super::{GrantType, MIN_PASSWORD_CHARS, State};
 use crate::claims::{Claims, is_scope_token};
 use crate::issuer::AccessGrant;
 use crate::password::{PasswordError, Verified};
 use crate::ratelimit::LoginOutcome;
+use crate::store;
 use crate::store::StoreError;
-use crate::telemetry::{self, Grant, RouterError, Store, TARGET_ROUTER};
+use crate::telemetry::TARGET_ROUTER;
+use crate::username::normalize_username;
 
 type Shared = AxumState<Arc<State>>;
 
@@ -35,8 +38,8 @@ impl From<OAuthError> for Stop {
 
 impl From<StoreError> for Stop {
     fn from(error: StoreError) -> Self {
-        telemetry::store_failed(
-            Store::Router,
+        store::failed(
+            store::Kind::Router,
             &error,
             "auth router: store unavailable; answering 503",
         );
@@ -97,7 +100,7 @@ type Outcome = Result<Reply, Stop>;
 /// The answer of `endpoint`, its error logged.
 fn finish(endpoint: &'static str, outcome: Outcome) -> Reply {
     outcome.unwrap_or_else(|stop| {
-        telemetry::router_rejected(endpoint, stop.code());
+        events::rejected(endpoint, stop.code());
         stop.into_reply()
     })
 }
@@ -218,7 +221,7 @@ pub(super) async fn token(AxumState(state): Shared, request: Request) -> Reply {
         }
         Err(_) => LoginOutcome::Neither,
     };
-    telemetry::token_answered(grant, outcome.as_ref().map(|_| ()).map_err(Stop::code));
+    events::token_answered(grant, outcome.as_ref().map(|_| ()).map_err(Stop::code));
     let mut reply = outcome.unwrap_or_else(Stop::into_reply);
     reply.extensions_mut().insert(login);
     reply
@@ -277,7 +280,7 @@ async fn password_grant(state: &State, params: &Params, client_id: String) -> Ou
 
     let now = state.now();
     let session = RefreshSession {
-        session_id: random_id()?,
+        session_id: crate::ids::random_id().map_err(StoreError::from)?,
         user_id: user.id.clone(),
         client_id,
         scopes: scopes.clone(),
@@ -347,12 +350,7 @@ async fn refresh_grant(state: &State, params: &Params, client_id: &str) -> Outco
     }
     let user = state.config.users.find_by_id(&session.user_id).await?;
     let Some(user) = user.filter(|user| !user.disabled) else {
-        state
-            .config
-            .refresh
-            .revoke_session(&session.session_id)
-            .await?;
-        revoke_sid(state, &session.session_id, now).await?;
+        end_session(state, &session.session_id, now).await?;
         return Err(BAD_REFRESH_TOKEN.into());
     };
     // A refresh may narrow the session's scopes, never widen them, and loses any scope the
@@ -385,10 +383,18 @@ async fn refresh_grant(state: &State, params: &Params, client_id: &str) -> Outco
 }
 
 async fn family_revoked(state: &State, session: &RefreshSession, now: u64) -> Result<(), Stop> {
-    telemetry::refresh_reused(&session.user_id, &session.session_id);
+    events::refresh_reused(&session.user_id, &session.session_id);
     revoke_sid(state, &session.session_id, now).await
 }
 
+/// Ends a session: its refresh family, then its `sid` on the denylist, so that its access
+/// tokens stop working at once.
+async fn end_session(state: &State, session_id: &str, now: u64) -> Result<(), Stop> {
+    state.config.refresh.revoke_session(session_id).await?;
+    revoke_sid(state, session_id, now).await
+}
+
+/// Denylists a session's `sid` for as long as its access tokens could live.
 async fn revoke_sid(state: &State, session_id: &str, now: u64) -> Result<(), Stop> {
     state
         .revocation
@@ -476,12 +482,7 @@ async fn revoke_refresh(
         return Ok(false);
     };
     if session.client_id == client_id {
-        state
-            .config
-            .refresh
-            .revoke_session(&session.session_id)
-            .await?;
-        revoke_sid(state, &session.session_id, now).await?;
+        end_session(state, &session.session_id, now).await?;
     }
     Ok(true)
 }
@@ -520,8 +521,7 @@ async fn logout_session(state: &State, claims: &Claims) -> Outcome {
     let now = state.now();
     revoke_claims(state, claims).await?;
     if let Some(sid) = claims.session_id() {
-        state.config.refresh.revoke_session(sid).await?;
-        revoke_sid(state, sid, now).await?;
+        end_session(state, sid, now).await?;
     }
     Ok(reply::no_content())
 }

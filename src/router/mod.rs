@@ -4,7 +4,7 @@
 //!
 //! ```
 //! use axum::{Router, routing::get};
-//! use tower_jwt_auth::{Claims, PasswordHasher, TokenIssuer};
+//! use tower_jwt_auth::{Claims, password::PasswordHasher, issuer::TokenIssuer};
 //! use tower_jwt_auth::router::AuthRouter;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -80,9 +80,11 @@ use crate::password::{PasswordError, PasswordHasher};
 use crate::ratelimit::RateLimitLoginLayer;
 use crate::revocation::{MemoryRevocationStore, RevocationStore};
 use crate::store::StoreError;
+use crate::username::normalize_username;
 use crate::verifier::{DEFAULT_LEEWAY, Verifier};
 
 mod endpoints;
+mod events;
 mod refresh;
 mod reply;
 mod request;
@@ -94,8 +96,7 @@ pub use refresh::{
 };
 pub use request::MAX_BODY_BYTES;
 pub use users::{
-    Created, DEFAULT_MAX_USERS, MAX_USERNAME_CHARS, MemoryUserStore, NewUser, PublicUser, User,
-    UserStore, normalize_username,
+    Created, DEFAULT_MAX_USERS, MemoryUserStore, NewUser, PublicUser, User, UserStore,
 };
 
 /// The default idle lifetime of a refresh token: unused for this long, the session ends.
@@ -573,9 +574,4 @@ impl AuthRouter {
 
 fn unix_secs(time: SystemTime) -> u64 {
     time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
-/// 128 random bits, base64url: user ids and session ids.
-pub(crate) fn random_id() -> Result<String, StoreError> {
-    crate::random_b64::<16>().map_err(|_| StoreError::new("the OS random source failed"))
 }

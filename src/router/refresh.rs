@@ -21,9 +21,7 @@ impl RefreshToken {
     ///
     /// When the OS random source fails.
     pub fn generate() -> Result<Self, StoreError> {
-        crate::random_b64::<32>()
-            .map(Self)
-            .map_err(|_| StoreError::new("the OS random source failed"))
+        Ok(Self(crate::ids::random_b64::<32>()?))
     }
 
     /// The token text, to hand to the client once.

@@ -8,7 +8,8 @@ use http::header::{CACHE_CONTROL, CONTENT_TYPE, PRAGMA, RETRY_AFTER, WWW_AUTHENT
 use http::{HeaderValue, Response, StatusCode};
 use serde::Serialize;
 
-use crate::telemetry::RouterError;
+use super::events::RouterError;
+use crate::response::error_body;
 
 /// A response of the router.
 pub(super) type Reply = Response<Body>;
@@ -73,13 +74,7 @@ impl OAuthError {
             Self::InvalidClient { .. } => StatusCode::UNAUTHORIZED,
             _ => StatusCode::BAD_REQUEST,
         };
-        let mut reply = json(
-            status,
-            &ErrorBody {
-                error: code,
-                error_description: description,
-            },
-        );
+        let mut reply = error(status, code, description);
         if let Self::InvalidClient { basic: true } = self {
             reply.headers_mut().insert(
                 WWW_AUTHENTICATE,
@@ -90,18 +85,17 @@ impl OAuthError {
     }
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: &'a str,
-    error_description: &'a str,
-}
-
 /// A JSON answer that no cache may keep (RFC 6749 §5.1: `Cache-Control: no-store`,
 /// `Pragma: no-cache`).
 pub(super) fn json(status: StatusCode, body: &impl Serialize) -> Reply {
     // Serialising plain structs of strings cannot fail; an empty object is the safe fallback.
     let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
-    let mut reply = Response::new(Body::from(bytes));
+    no_store(status, Body::from(bytes))
+}
+
+/// `body`, as JSON that no cache may keep.
+fn no_store(status: StatusCode, body: Body) -> Reply {
+    let mut reply = Response::new(body);
     *reply.status_mut() = status;
     let headers = reply.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -112,13 +106,7 @@ pub(super) fn json(status: StatusCode, body: &impl Serialize) -> Reply {
 
 /// An error outside RFC 6749 (registration, 413, 503), in the same JSON shape.
 pub(super) fn error(status: StatusCode, code: &'static str, description: &'static str) -> Reply {
-    json(
-        status,
-        &ErrorBody {
-            error: code,
-            error_description: description,
-        },
-    )
+    no_store(status, Body::from(error_body(code, description)))
 }
 
 /// 413: the body is larger than the router reads.

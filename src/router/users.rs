@@ -7,7 +7,7 @@ use std::sync::{Mutex, PoisonError};
 use serde::Serialize;
 
 use crate::store::{StoreError, StoreFuture};
-pub use crate::username::{MAX_USERNAME_CHARS, normalize_username};
+use crate::username::normalize_username;
 
 /// An account. `Debug` leaves the password hash out; use [`User::public`] for anything that
 /// leaves the process.
@@ -76,11 +76,12 @@ pub struct PublicUser {
 /// A user to create. The store assigns the id.
 #[derive(Clone)]
 pub struct NewUser {
-    /// The username; the store normalises it with [`normalize_username`].
+    /// The username; the store normalises it with
+    /// [`normalize_username`](crate::normalize_username).
     pub username: String,
     /// An e-mail address.
     pub email: Option<String>,
-    /// The PHC string of the password (from [`PasswordHasher::hash`](crate::PasswordHasher::hash)).
+    /// The PHC string of the password (from [`PasswordHasher::hash`](crate::password::PasswordHasher::hash)).
     pub password_hash: String,
     /// Roles.
     pub roles: Vec<String>,
@@ -105,7 +106,7 @@ pub enum Created {
     Created(User),
     /// The (normalised) username is taken.
     Taken,
-    /// The username is not valid (see [`normalize_username`]).
+    /// The username is not valid (see [`normalize_username`](crate::normalize_username)).
     InvalidUsername,
 }
 
@@ -214,9 +215,9 @@ impl UserStore for MemoryUserStore {
         if users.by_id.len() >= self.max_users {
             return StoreFuture::ready(Err(StoreError::new("user store is full")));
         }
-        let id = match super::random_id() {
+        let id = match crate::ids::random_id() {
             Ok(id) => id,
-            Err(error) => return StoreFuture::ready(Err(error)),
+            Err(error) => return StoreFuture::ready(Err(error.into())),
         };
         let user = User {
             id: id.clone(),
@@ -270,20 +271,6 @@ mod tests {
 
     fn ready<T>(future: StoreFuture<T>) -> T {
         future.into_ready().unwrap().unwrap()
-    }
-
-    #[test]
-    fn usernames_are_normalised_and_validated() {
-        assert_eq!(normalize_username("  BoB\t").as_deref(), Some("bob"));
-        assert_eq!(normalize_username("Ｂｏｂ").as_deref(), Some("bob"));
-        assert_eq!(normalize_username("ÅSA").as_deref(), Some("åsa"));
-        // Decomposed and composed forms are one name.
-        assert_eq!(normalize_username("A\u{30a}sa"), normalize_username("Åsa"));
-        for bad in ["", "   ", "a b", "a:b", "a\u{0}b", "a\u{7f}", "a\u{2028}b"] {
-            assert_eq!(normalize_username(bad), None, "{bad:?}");
-        }
-        assert!(normalize_username(&"x".repeat(MAX_USERNAME_CHARS)).is_some());
-        assert!(normalize_username(&"x".repeat(MAX_USERNAME_CHARS + 1)).is_none());
     }
 
     #[test]

@@ -4,7 +4,6 @@ use serde_json::{Map, Value};
 
 use crate::algorithm::{Algorithm, Family};
 use crate::error::SignError;
-use crate::issuer::{pkcs8_signer, public_jwk};
 use crate::signer::TokenSigner;
 
 /// A key pair bound to one algorithm, under its RFC 7638 thumbprint as `kid`.
@@ -54,9 +53,9 @@ impl TestKey {
                 return Err(SignError(format!("{hmac} has no key pair")));
             }
         };
-        let unusable = |err: crate::ConfigError| SignError(err.to_string());
-        let signer = pkcs8_signer(&pkcs8, alg).map_err(unusable)?;
-        let (public, kid) = public_jwk(&signer).map_err(unusable)?;
+        let unusable = |err: crate::error::ConfigError| SignError(err.to_string());
+        let signer = TokenSigner::from_pkcs8(&pkcs8, alg).map_err(unusable)?;
+        let (public, kid) = signer.public_jwk().map_err(unusable)?;
         Ok(Self {
             kid,
             alg,

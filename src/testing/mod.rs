@@ -6,7 +6,7 @@
 //! use std::convert::Infallible;
 //! use http::{Request, Response, StatusCode};
 //! use tower::{ServiceBuilder, ServiceExt};
-//! use tower_jwt_auth::{BearerAuthLayer, RequireScopeLayer};
+//! use tower_jwt_auth::{bearer::BearerAuthLayer, require::RequireScopeLayer};
 //! use tower_jwt_auth::testing::TestIssuer;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -449,8 +449,7 @@ impl TokenBuilder<'_> {
             ));
         }
         if !self.claims.contains_key("jti") {
-            let jti = crate::random_b64::<16>()
-                .map_err(|_| SignError("the random number generator failed".to_owned()))?;
+            let jti = crate::ids::random_id()?;
             self.claims.insert("jti".to_owned(), Value::from(jti));
         }
         let published = self.issuer.state.signing_key(self.algorithm)?;

@@ -7,10 +7,11 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 
-use super::{Attempt, Inner, Pass, Verifier};
+use super::{Inner, Verifier};
 use crate::claims::Claims;
 use crate::error::{AuthError, ConfigError, ErrorKind};
 use crate::jws;
+use crate::pass::{Attempt, Pass};
 
 /// Verifiers by the issuers they accept.
 pub(super) struct ByIssuer {
@@ -117,13 +118,13 @@ struct Unverified<'a> {
 }
 
 impl ByIssuer {
-    pub(super) fn attempt<E: DeserializeOwned>(
+    pub(super) fn verify_pass<E: DeserializeOwned>(
         &self,
         token: &[u8],
         pass: Pass,
     ) -> Attempt<Claims<E>> {
         match self.select(token) {
-            Ok(verifier) => verifier.attempt(token, pass),
+            Ok(verifier) => verifier.verify_pass(token, pass),
             Err(error) => Attempt::Done(Err(error)),
         }
     }
@@ -164,7 +165,9 @@ impl fmt::Debug for ByIssuer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Algorithm, KeySet, TokenSigner};
+    use crate::algorithm::Algorithm;
+    use crate::keys::KeySet;
+    use crate::signer::TokenSigner;
 
     fn verifier(issuer: &str, secret: u8) -> Verifier {
         Verifier::builder(KeySet::hmac(Algorithm::HS256, &[secret; 32]).unwrap())
@@ -254,7 +257,7 @@ mod tests {
         assert_eq!(kind(&set, ".e30.c2ln"), Err((ErrorKind::Malformed, None)));
         assert_eq!(kind(&set, "e30.e30."), Err((ErrorKind::Malformed, None)));
         assert_eq!(
-            kind(&set, &"a".repeat(crate::DEFAULT_MAX_TOKEN_LEN + 1)),
+            kind(&set, &"a".repeat(crate::jws::DEFAULT_MAX_TOKEN_LEN + 1)),
             Err((ErrorKind::TooLong, None))
         );
     }

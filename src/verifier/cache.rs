@@ -49,7 +49,7 @@
 //! - **Entries end at `exp`.** From then on the token is verified in full (within the leeway it
 //!   may still pass, and is not stored again).
 //! - **Entries belong to one key set.** Each remembers the key set it verified with; when the
-//!   key source moves to another set (a [`RemoteJwks`](crate::remote::RemoteJwks) refresh that
+//!   key source moves to another set (a `RemoteJwks` refresh that
 //!   changed the document), the whole cache is dropped on the next lookup and nothing verified
 //!   with the old keys can hit again.
 //! - **Bounded by entries.** At most `capacity` tokens (each held with its parsed claims); when
@@ -64,6 +64,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::claims::Parsed;
+use crate::telemetry::{RESULT, VERIFICATION_CACHE_TOTAL, count};
 
 /// The largest capacity a verification cache accepts (about 16.7 million entries).
 pub const MAX_CACHE_CAPACITY: usize = 1 << 24;
@@ -214,7 +215,11 @@ impl VerifyCache {
             None => shard.misses += 1,
         }
         drop(shard);
-        crate::telemetry::cache_lookup(found.is_some());
+        if found.is_some() {
+            count!(VERIFICATION_CACHE_TOTAL, RESULT => "hit");
+        } else {
+            count!(VERIFICATION_CACHE_TOTAL, RESULT => "miss");
+        }
         found
     }
 

@@ -1,5 +1,5 @@
 //! [`KeySource`]: where a verifier's keys come from, a fixed [`KeySet`] or (feature
-//! `remote-jwks`) a [`RemoteJwks`](crate::remote::RemoteJwks) that fetches and refreshes them.
+//! `remote-jwks`) a `RemoteJwks` that fetches and refreshes them.
 //!
 //! ```
 //! use tower_jwt_auth::{Algorithm, KeySet, KeySource, Verifier};
@@ -12,21 +12,22 @@
 //! ```
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 
 #[cfg(feature = "remote-jwks")]
 use crate::algorithm::{Algorithm, Family};
-use crate::error::AuthError;
-#[cfg(feature = "remote-jwks")]
-use crate::error::ErrorKind;
 use crate::keys::KeySet;
 #[cfg(feature = "remote-jwks")]
 use crate::remote::RemoteJwks;
 
 /// Where a [`Verifier`](crate::Verifier)'s keys come from. Made with `.into()` (or implicitly
 /// by [`Verifier::builder`](crate::Verifier::builder)) from a [`KeySet`], or from a
-/// [`RemoteJwks`](crate::remote::RemoteJwks) with the `remote-jwks` feature.
+/// [`RemoteJwks`][remote-jwks] with the `remote-jwks` feature.
+///
+#[cfg_attr(
+    feature = "remote-jwks",
+    doc = "[remote-jwks]: crate::remote::RemoteJwks"
+)]
+#[cfg_attr(not(feature = "remote-jwks"), doc = "[remote-jwks]: crate#features")]
 #[derive(Clone)]
 pub struct KeySource {
     source: Source,
@@ -99,44 +100,6 @@ impl fmt::Debug for KeySource {
             Source::Static(keys) => keys.fmt(f),
             #[cfg(feature = "remote-jwks")]
             Source::Remote(remote) => remote.fmt(f),
-        }
-    }
-}
-
-/// How far a pass over the token path may go when the key source must fetch first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Pass {
-    /// Answer now (`Verifier::verify`); a fetch may start in the background.
-    Now,
-    /// The first pass of a caller that can wait (the layer, `verify_async`).
-    MayWait,
-    /// The second pass, after the fetch the first one waited for: answer now.
-    AfterFetch,
-}
-
-/// The outcome of one pass over the token path.
-pub(crate) enum Attempt<T> {
-    Done(Result<T, AuthError>),
-    /// The key source is fetching keys this token may need: wait, then pass again with
-    /// [`Pass::AfterFetch`]. Only ever for [`Pass::MayWait`].
-    #[cfg(feature = "remote-jwks")]
-    Wait(KeyWait),
-}
-
-/// Resolves when the fetch a token waits for has finished, successfully or not. Boxed: it
-/// exists only while keys are being fetched (a cold start, a `kid` not seen yet), never on the
-/// path of a token whose key is at hand. (Defined without the `remote-jwks` feature too, so
-/// that the layer's future has one shape; nothing makes one then.)
-pub(crate) type KeyWait = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
-
-impl<T> Attempt<T> {
-    /// The answer of a pass that may not wait ([`Pass::Now`], [`Pass::AfterFetch`]), which
-    /// never yields `Wait`; should one all the same, it reads as "unavailable", never as a pass.
-    pub(crate) fn finish(self) -> Result<T, AuthError> {
-        match self {
-            Self::Done(result) => result,
-            #[cfg(feature = "remote-jwks")]
-            Self::Wait(_) => Err(AuthError::new(ErrorKind::Unavailable)),
         }
     }
 }

@@ -5,7 +5,7 @@
 //! spellings, extra members), signed correctly, and verified with a fixed clock.
 //!
 //! The point is the oracle: [`Case::render`] decides from the structure alone, by the rules of
-//! DESIGN section 2 and the RFCs, what the verifier must answer: accepted, with exactly the
+//! the token path (the crate docs list them) and the RFCs, what the verifier must answer: accepted, with exactly the
 //! generated claims, or rejected with a given [`ErrorKind`] (and claim name). It shares no code
 //! with the crate's parser or policy. Where the rules leave the choice open it allows a set of
 //! kinds (a number beyond the f64 range inside a wrongly typed claim is `Malformed` or

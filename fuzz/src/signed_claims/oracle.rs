@@ -1,5 +1,5 @@
 //! The oracle: the verdict the token path must reach, from the structure alone, by the rules
-//! of DESIGN section 2 and the RFCs. Nothing here calls into the crate's parser or policy.
+//! of the token path (the crate docs list them) and the RFCs. Nothing here calls into the crate's parser or policy.
 
 use super::*;
 
@@ -10,7 +10,7 @@ pub(super) struct Model {
     pub(super) issuers: &'static [&'static str],
     pub(super) audiences: &'static [&'static str],
     pub(super) leeway_units: i128,
-    /// In the order the verifier reports a missing one (DESIGN section 2 lists them so; `nbf`
+    /// In the order the verifier reports a missing one (the crate docs list them so; `nbf`
     /// sits after `exp`).
     pub(super) required: &'static [&'static str],
     pub(super) nested_roles: bool,

@@ -1,0 +1,394 @@
+//! [`Claims`]: the registered claims of a verified token, its roles and scopes in one normalised
+//! form, and the remaining claims for the application.
+//!
+//! ```
+//! use tower_jwt_auth::{Algorithm, Claims, KeySet, TokenSigner, Verifier};
+//!
+//! #[derive(serde::Deserialize)]
+//! struct Tenant {
+//!     tenant: String,
+//! }
+//!
+//! let secret = [3u8; 32];
+//! let verifier = Verifier::builder(KeySet::hmac(Algorithm::HS256, &secret)?)
+//!     .issuer("https://issuer.example")
+//!     .audience("api")
+//!     .build()?;
+//! let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+//! let token = TokenSigner::hmac(Algorithm::HS256, &secret)?.sign(&serde_json::json!({
+//!     "iss": "https://issuer.example", "aud": "api", "sub": "alice", "jti": "t-1",
+//!     "iat": now, "exp": now + 300,
+//!     "roles": ["admin"], "scope": "items:read items:write", "tenant": "acme",
+//! }))?;
+//!
+//! let claims: Claims<Tenant> = verifier.verify_as(&token)?;
+//! assert_eq!(claims.subject(), Some("alice"));
+//! assert!(claims.has_role("admin"));
+//! assert!(claims.has_all_scopes(["items:read", "items:write"]));
+//! assert_eq!(claims.extra().tenant, "acme");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::any::Any;
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+mod parse;
+
+pub(crate) use parse::{ClaimPath, Mapping, Parsed, Registered};
+
+/// A JWT NumericDate (RFC 7519 section 2): seconds since the Unix epoch, fractions allowed.
+#[derive(Clone, Copy, Debug, PartialEq, PartialOrd)]
+pub struct NumericDate(f64);
+
+impl NumericDate {
+    /// The latest accepted date, 9999-12-31T23:59:59Z. Later values are rejected as invalid
+    /// claims rather than trusted as "never expires".
+    pub const MAX_SECS: f64 = 253_402_300_799.0;
+
+    /// A date from seconds since the epoch, or `None` when not finite, negative, or after
+    /// [`NumericDate::MAX_SECS`].
+    #[must_use]
+    pub fn from_secs_f64(secs: f64) -> Option<Self> {
+        (secs.is_finite() && (0.0..=Self::MAX_SECS).contains(&secs)).then_some(Self(secs))
+    }
+
+    /// Seconds since the epoch, with any fraction.
+    #[must_use]
+    pub fn as_secs_f64(self) -> f64 {
+        self.0
+    }
+
+    /// Whole seconds since the epoch (the fraction dropped).
+    #[must_use]
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    pub fn as_secs(self) -> u64 {
+        // In range by construction: 0 <= self.0 <= MAX_SECS < 2^38.
+        self.0 as u64
+    }
+
+    /// The date as a [`SystemTime`].
+    #[must_use]
+    pub fn to_system_time(self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs_f64(self.0)
+    }
+}
+
+/// RFC 6749 section 3.3: `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )`, printable ASCII without
+/// space, `"` and `\`.
+fn is_scope_char(b: u8) -> bool {
+    b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b)
+}
+
+/// One non-empty RFC 6749 scope token (also safe inside a challenge's quoted string).
+pub(crate) fn is_scope_token(value: &str) -> bool {
+    !value.is_empty() && value.bytes().all(is_scope_char)
+}
+
+/// The scopes of a token (RFC 6749 section 3.3 scope tokens), kept as one space-delimited
+/// string: the `scope` claim as sent, or a `scp` array joined. A token with a character outside
+/// the scope-token grammar (control characters, `"`, `\`, non-ASCII) makes the claim invalid.
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+pub struct Scopes(String);
+
+impl Scopes {
+    /// From a space-delimited string; runs of spaces and leading or trailing spaces are dropped.
+    /// `None` when a token has a character outside the scope-token grammar.
+    pub(crate) fn from_delimited(scope: &str) -> Option<Self> {
+        if !scope.bytes().all(|b| b == b' ' || is_scope_char(b)) {
+            return None;
+        }
+        Some(
+            if scope.starts_with(' ') || scope.ends_with(' ') || scope.contains("  ") {
+                let tokens: Vec<&str> = scope.split(' ').filter(|t| !t.is_empty()).collect();
+                Self(tokens.join(" "))
+            } else {
+                Self(scope.to_owned())
+            },
+        )
+    }
+
+    /// From a list of scope tokens; `None` when one is not a string, is empty, or has a
+    /// character outside the scope-token grammar (a space included).
+    pub(crate) fn from_list<'a>(tokens: impl IntoIterator<Item = Option<&'a str>>) -> Option<Self> {
+        let mut joined = String::new();
+        for token in tokens {
+            let token = token.filter(|t| !t.is_empty() && t.bytes().all(is_scope_char))?;
+            if !joined.is_empty() {
+                joined.push(' ');
+            }
+            joined.push_str(token);
+        }
+        Some(Self(joined))
+    }
+
+    /// The scope tokens, in token order.
+    pub fn iter(&self) -> impl Iterator<Item = &str> + '_ {
+        self.0.split(' ').filter(|token| !token.is_empty())
+    }
+
+    /// Whether this exact scope is present (case-sensitive).
+    #[must_use]
+    pub fn contains(&self, scope: &str) -> bool {
+        self.iter().any(|token| token == scope)
+    }
+
+    /// The number of scopes.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.iter().count()
+    }
+
+    /// Whether there is no scope.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The scopes as one space-delimited string (the form of the `scope` claim).
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Scopes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+/// Compares the scope tokens, in order, with a list: `assert_eq!(claims.scopes(), ["a", "b"])`.
+impl<S: AsRef<str>> PartialEq<[S]> for Scopes {
+    fn eq(&self, other: &[S]) -> bool {
+        self.iter().eq(other.iter().map(AsRef::as_ref))
+    }
+}
+
+impl<S: AsRef<str>, const N: usize> PartialEq<[S; N]> for Scopes {
+    fn eq(&self, other: &[S; N]) -> bool {
+        *self == other[..]
+    }
+}
+
+impl<S: AsRef<str>, const N: usize> PartialEq<[S; N]> for &Scopes {
+    fn eq(&self, other: &[S; N]) -> bool {
+        **self == other[..]
+    }
+}
+
+impl<S: AsRef<str>> PartialEq<Vec<S>> for Scopes {
+    fn eq(&self, other: &Vec<S>) -> bool {
+        *self == other[..]
+    }
+}
+
+impl<S: AsRef<str>> PartialEq<Vec<S>> for &Scopes {
+    fn eq(&self, other: &Vec<S>) -> bool {
+        **self == other[..]
+    }
+}
+
+impl<'a> IntoIterator for &'a Scopes {
+    type Item = &'a str;
+    type IntoIter = std::iter::Filter<std::str::Split<'a, char>, fn(&&str) -> bool>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.split(' ').filter(|token| !token.is_empty())
+    }
+}
+
+/// The claims of a verified token.
+///
+/// Registered claims are typed. Roles and scopes are found once, at verification (see the
+/// verifier's claim mapping): the roles as a list of strings, the scopes as one normalised
+/// [`Scopes`] view (from `scope` or `scp`). Every other claim goes to `E`, which by default
+/// keeps them as a JSON map. Read them typed with your own `E: Deserialize`:
+/// `verifier.verify_as::<MyClaims>(token)`, or [`Claims::typed`] on the claims a layer stored
+/// (which the axum extractor for `Claims<MyClaims>` does).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Claims<E = Map<String, Value>> {
+    issuer: Option<String>,
+    subject: Option<String>,
+    audience: Vec<String>,
+    expires_at: Option<NumericDate>,
+    not_before: Option<NumericDate>,
+    issued_at: Option<NumericDate>,
+    jwt_id: Option<String>,
+    roles: Vec<String>,
+    scopes: Scopes,
+    extra: E,
+}
+
+impl<E> Claims<E> {
+    /// `iss`.
+    #[must_use]
+    pub fn issuer(&self) -> Option<&str> {
+        self.issuer.as_deref()
+    }
+
+    /// `sub`.
+    #[must_use]
+    pub fn subject(&self) -> Option<&str> {
+        self.subject.as_deref()
+    }
+
+    /// `aud`, as a list even when the token carried a single string.
+    #[must_use]
+    pub fn audience(&self) -> &[String] {
+        &self.audience
+    }
+
+    /// `exp`.
+    #[must_use]
+    pub fn expires_at(&self) -> Option<NumericDate> {
+        self.expires_at
+    }
+
+    /// `nbf`.
+    #[must_use]
+    pub fn not_before(&self) -> Option<NumericDate> {
+        self.not_before
+    }
+
+    /// `iat`.
+    #[must_use]
+    pub fn issued_at(&self) -> Option<NumericDate> {
+        self.issued_at
+    }
+
+    /// `jti`.
+    #[must_use]
+    pub fn jwt_id(&self) -> Option<&str> {
+        self.jwt_id.as_deref()
+    }
+
+    /// The roles, in token order.
+    #[must_use]
+    pub fn roles(&self) -> &[String] {
+        &self.roles
+    }
+
+    /// The scopes.
+    #[must_use]
+    pub fn scopes(&self) -> &Scopes {
+        &self.scopes
+    }
+
+    /// The remaining claims.
+    #[must_use]
+    pub fn extra(&self) -> &E {
+        &self.extra
+    }
+
+    /// The remaining claims, by value.
+    #[must_use]
+    pub fn into_extra(self) -> E {
+        self.extra
+    }
+
+    /// Whether the token has this role (exact, case-sensitive).
+    #[must_use]
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r == role)
+    }
+
+    /// Whether the token has this scope (exact, case-sensitive).
+    #[must_use]
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.contains(scope)
+    }
+
+    /// Whether the token has every one of these scopes.
+    pub fn has_all_scopes<I>(&self, scopes: I) -> bool
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        scopes
+            .into_iter()
+            .all(|scope| self.has_scope(scope.as_ref()))
+    }
+}
+
+impl Claims {
+    /// The remaining claims deserialised into `T`: the typed view of a token's own claims when
+    /// the claims came from [`BearerAuthLayer`](crate::bearer::BearerAuthLayer) (which stores them as a
+    /// JSON map). [`Verifier::verify_as`](crate::Verifier::verify_as) does this at verification.
+    ///
+    /// # Errors
+    ///
+    /// When the remaining claims do not deserialise into `T`.
+    pub fn extra_as<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        // Read from the map in place: nothing of it is copied but what `T` keeps.
+        T::deserialize(&self.extra)
+    }
+
+    /// These claims with the remaining ones deserialised into `T`, for handlers that read an
+    /// application's own claims typed. The registered claims, roles and scopes are copied
+    /// over; the remaining claims are read from the map in place, not cloned first. With
+    /// `T` the default map itself, this is a clone.
+    ///
+    /// ```
+    /// use tower_jwt_auth::{Algorithm, Claims, KeySet, TokenSigner, Verifier};
+    ///
+    /// #[derive(serde::Deserialize)]
+    /// struct Tenant {
+    ///     tenant: String,
+    /// }
+    ///
+    /// let secret = [3u8; 32];
+    /// let verifier = Verifier::builder(KeySet::hmac(Algorithm::HS256, &secret)?)
+    ///     .issuer("https://issuer.example").audience("api").build()?;
+    /// let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+    /// let token = TokenSigner::hmac(Algorithm::HS256, &secret)?.sign(&serde_json::json!({
+    ///     "iss": "https://issuer.example", "aud": "api", "sub": "alice", "jti": "t-1",
+    ///     "iat": now, "exp": now + 300, "tenant": "acme",
+    /// }))?;
+    /// let claims: Claims = verifier.verify(&token)?; // as `BearerAuth` stores them
+    /// let typed: Claims<Tenant> = claims.typed()?;
+    /// assert_eq!((typed.subject(), typed.extra().tenant.as_str()), (Some("alice"), "acme"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// When the remaining claims do not deserialise into `T`.
+    pub fn typed<T: DeserializeOwned + 'static>(&self) -> Result<Claims<T>, serde_json::Error> {
+        // `T` is the default map: the claims as they are. (The downcast succeeds only then.)
+        let mut same: Option<Claims<T>> = None;
+        if let Some(slot) = (&mut same as &mut dyn Any).downcast_mut::<Option<Self>>() {
+            *slot = Some(self.clone());
+        }
+        if let Some(claims) = same {
+            return Ok(claims);
+        }
+        Ok(Claims {
+            issuer: self.issuer.clone(),
+            subject: self.subject.clone(),
+            audience: self.audience.clone(),
+            expires_at: self.expires_at,
+            not_before: self.not_before,
+            issued_at: self.issued_at,
+            jwt_id: self.jwt_id.clone(),
+            roles: self.roles.clone(),
+            scopes: self.scopes.clone(),
+            extra: self.extra_as()?,
+        })
+    }
+
+    /// `sid`, the session id (RFC 9068 tokens of [`TokenIssuer`](crate::issuer::TokenIssuer) carry
+    /// their refresh family here), when it is a string.
+    #[must_use]
+    pub fn session_id(&self) -> Option<&str> {
+        self.extra.get("sid").and_then(Value::as_str)
+    }
+
+    /// `client_id` (RFC 9068), when it is a string.
+    #[must_use]
+    pub fn client_id(&self) -> Option<&str> {
+        self.extra.get("client_id").and_then(Value::as_str)
+    }
+}

@@ -1,0 +1,133 @@
+//! The login router's events and counters (names and labels in the `telemetry` module).
+
+use crate::telemetry::{
+    LOGINS_TOTAL, REASON, REFRESH_REUSE_TOTAL, REFRESHES_TOTAL, RESULT, TARGET_ROUTER, count,
+    count_by,
+};
+
+/// The grant type of a token request, as far as it is known.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Grant {
+    Password,
+    RefreshToken,
+    /// Missing, unsupported, or the body could not be read.
+    Other,
+}
+
+impl Grant {
+    pub(super) fn of(grant_type: Option<&str>) -> Self {
+        match grant_type {
+            Some("password") => Self::Password,
+            Some("refresh_token") => Self::RefreshToken,
+            _ => Self::Other,
+        }
+    }
+
+    const fn as_str(self) -> &'static str {
+        match self {
+            Self::Password => "password",
+            Self::RefreshToken => "refresh_token",
+            Self::Other => "other",
+        }
+    }
+}
+
+/// The `error` code of a router answer: RFC 6749 §5.2, plus the two server-side ones.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum RouterError {
+    InvalidRequest,
+    InvalidClient,
+    InvalidGrant,
+    UnauthorizedClient,
+    UnsupportedGrantType,
+    InvalidScope,
+    TemporarilyUnavailable,
+    ServerError,
+}
+
+impl RouterError {
+    pub(super) const fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "invalid_request",
+            Self::InvalidClient => "invalid_client",
+            Self::InvalidGrant => "invalid_grant",
+            Self::UnauthorizedClient => "unauthorized_client",
+            Self::UnsupportedGrantType => "unsupported_grant_type",
+            Self::InvalidScope => "invalid_scope",
+            Self::TemporarilyUnavailable => "temporarily_unavailable",
+            Self::ServerError => "server_error",
+        }
+    }
+}
+
+/// The token endpoint answered: `Ok` with tokens, or with this error.
+pub(super) fn token_answered(grant: Grant, outcome: Result<(), RouterError>) {
+    let Err(error) = outcome else {
+        match grant {
+            Grant::Password => {
+                count!(LOGINS_TOTAL, RESULT => "ok");
+            }
+            Grant::RefreshToken => {
+                count!(REFRESHES_TOTAL, RESULT => "ok");
+            }
+            Grant::Other => {}
+        }
+        return;
+    };
+    tracing::debug!(
+        target: TARGET_ROUTER,
+        reason = error.as_str(),
+        endpoint = "token",
+        grant = grant.as_str(),
+        "token request rejected"
+    );
+    match grant {
+        Grant::Password => {
+            count_by!(
+                error => REASON,
+                RouterError::{
+                    InvalidRequest, InvalidClient, InvalidGrant, UnauthorizedClient,
+                    UnsupportedGrantType, InvalidScope, TemporarilyUnavailable, ServerError,
+                },
+                RouterError::as_str,
+                LOGINS_TOTAL,
+                [RESULT => "failed"]
+            );
+        }
+        Grant::RefreshToken => {
+            count_by!(
+                error => REASON,
+                RouterError::{
+                    InvalidRequest, InvalidClient, InvalidGrant, UnauthorizedClient,
+                    UnsupportedGrantType, InvalidScope, TemporarilyUnavailable, ServerError,
+                },
+                RouterError::as_str,
+                REFRESHES_TOTAL,
+                [RESULT => "failed"]
+            );
+        }
+        Grant::Other => {}
+    }
+}
+
+/// `/revoke`, `/logout`, `/logout/all` or `/register` answered with this error.
+pub(super) fn rejected(endpoint: &'static str, error: RouterError) {
+    tracing::debug!(
+        target: TARGET_ROUTER,
+        reason = error.as_str(),
+        endpoint,
+        "request rejected"
+    );
+}
+
+/// A rotated refresh token was presented again; its session is being revoked.
+pub(super) fn refresh_reused(user: &str, sid: &str) {
+    tracing::warn!(
+        target: TARGET_ROUTER,
+        reason = "refresh_reuse",
+        user,
+        sid,
+        "refresh token reuse detected, session revoked"
+    );
+    count!(REFRESH_REUSE_TOTAL);
+}
