@@ -35,10 +35,10 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 // The bench uses only `start`, `connection` and the drop that kills the server; the outage
-// helpers are for tests/redis.rs.
+// helpers are for tests/stores/redis.rs.
 #[cfg(feature = "redis")]
 #[allow(dead_code)]
-#[path = "../tests/support/redis_server.rs"]
+#[path = "../tests/common/redis_server.rs"]
 mod redis_server;
 
 use std::convert::Infallible;

@@ -11,7 +11,7 @@
 //! ```
 //!
 //! Routes: `GET /me` (any valid token), `GET /reports` (scope `reports:read`), `GET /admin`
-//! (realm role `admin`). `tests/test_issuer.rs` runs this very app against a `TestIssuer`.
+//! (realm role `admin`). `tests/remote_keys/test_issuer.rs` runs this very app against a `TestIssuer`.
 
 use std::net::SocketAddr;
 

@@ -1,7 +1,7 @@
 //! What each fuzz target does with its input, and the invariants it checks beyond "no panic".
 //!
 //! Shared by the cargo-fuzz targets (`fuzz_targets/`) and by the main crate's
-//! `tests/fuzz_corpus.rs`, which replays every committed corpus input on stable.
+//! `tests/token_path/fuzz_corpus.rs`, which replays every committed corpus input on stable.
 
 use std::sync::OnceLock;
 use std::time::{Duration, UNIX_EPOCH};

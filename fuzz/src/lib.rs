@@ -1,5 +1,5 @@
 //! Fuzz harness for tower-jwt-auth. The checks live in `harness.rs` and `signed_claims/`,
-//! which the main crate's `tests/fuzz_corpus.rs` also includes, so a plain `cargo test`
+//! which the main crate's `tests/token_path/fuzz_corpus.rs` also includes, so a plain `cargo test`
 //! replays the committed corpus.
 
 mod harness;

@@ -8,8 +8,9 @@ use http::{HeaderMap, Request};
 use crate::error::ConfigError;
 
 /// The address of the client a request comes from, put into the request extensions by the
-/// application (or by axum's `ConnectInfo<SocketAddr>`, which [`RateLimitLogin`] also reads).
-/// tonic and plain hyper apps insert it from their connection's peer address.
+/// application. With the `router` feature (which brings axum), [`RateLimitLogin`] also reads
+/// axum's `ConnectInfo<SocketAddr>`; a bare `SocketAddr` in the extensions is read too. tonic
+/// and plain hyper apps insert it from their connection's peer address.
 ///
 /// [`RateLimitLogin`]: super::RateLimitLogin
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

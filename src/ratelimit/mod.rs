@@ -40,9 +40,10 @@
 //! ```
 //!
 //! For each request the layer reads the body (up to [`DEFAULT_BODY_LIMIT`]; more is answered
-//! 413), takes the `username` from a form or a JSON object and normalises it (NFKC, case-folded,
-//! trimmed), and finds the client address: the peer ([`ClientAddr`] in the request extensions,
-//! or axum's `ConnectInfo<SocketAddr>`), or, only when the peer is a
+//! 413), takes the `username` from a form or a JSON object and normalises it
+//! ([`normalize_username`](crate::normalize_username): NFKC, lower-cased, trimmed), and finds
+//! the client address: the peer ([`ClientAddr`] in the request extensions, or with the `router`
+//! feature axum's `ConnectInfo<SocketAddr>`), or, only when the peer is a
 //! [trusted proxy](RateLimitLoginLayer::trusted_proxies), the right-most untrusted `Forwarded` /
 //! `X-Forwarded-For` entry; an IPv6 client counts as its `/64`
 //! ([`ipv6_prefix`](RateLimitLoginLayer::ipv6_prefix)). It asks the [`LimiterStore`] (see

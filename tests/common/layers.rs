@@ -1,17 +1,17 @@
 //! The harness shared by the layer suites: an inner service that records the claims it sees,
-//! and a response collected for assertions.
+//! request builders, and the exact RFC 6750 rejections to assert.
 
 use std::convert::Infallible;
 use std::future::{Ready, ready};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
-use http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
-use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
-use http_body_util::BodyExt;
+use http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::{HeaderValue, Request, Response, StatusCode};
 use tower::Service;
-use tower_jwt_auth::{AuthError, Claims, ErrorKind};
+use tower_jwt_auth::{Claims, ErrorKind};
+
+use super::answer::Answer;
 
 /// The inner service: answers 200 "inner" (or, [`Inner::grpc`], like a gRPC server: 200 with
 /// `grpc-status: 0` and an empty message) and records the `Claims` of every request it sees.
@@ -59,58 +59,21 @@ impl Service<Request<String>> for Inner {
     }
 }
 
-/// What came back, with the body collected.
-#[derive(Debug)]
-pub struct Answer {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub error: Option<AuthError>,
-    pub body: Bytes,
+/// A request with a bearer token.
+pub fn bearer(token: &str) -> Request<String> {
+    Request::builder()
+        .uri("/resource")
+        .header(AUTHORIZATION, format!("Bearer {token}"))
+        .body(String::new())
+        .unwrap()
 }
 
-impl Answer {
-    pub fn challenge(&self) -> Option<&str> {
-        self.headers
-            .get(WWW_AUTHENTICATE)
-            .map(|v| v.to_str().unwrap())
-    }
-
-    pub fn kind(&self) -> Option<ErrorKind> {
-        self.error.map(|e| e.kind())
-    }
-
-    pub fn text(&self) -> String {
-        String::from_utf8(self.body.to_vec()).unwrap()
-    }
-
-    /// Everything the client sees, headers and body, as text.
-    pub fn everything(&self) -> String {
-        let mut all = format!("{}\n", self.status);
-        for (name, value) in &self.headers {
-            all.push_str(&format!(
-                "{name}: {}\n",
-                String::from_utf8_lossy(value.as_bytes())
-            ));
-        }
-        all.push_str(&String::from_utf8_lossy(&self.body));
-        all
-    }
-}
-
-pub async fn answer<B>(response: Response<B>) -> Answer
-where
-    B: http_body::Body<Data = Bytes>,
-    B::Error: std::fmt::Debug,
-{
-    let error = response.extensions().get::<AuthError>().copied();
-    let (parts, body) = response.into_parts();
-    let body = body.collect().await.unwrap().to_bytes();
-    Answer {
-        status: parts.status,
-        headers: parts.headers,
-        error,
-        body,
-    }
+/// A request without credentials.
+pub fn anonymous() -> Request<String> {
+    Request::builder()
+        .uri("/resource")
+        .body(String::new())
+        .unwrap()
 }
 
 /// Asserts an RFC 6750 HTTP rejection, exactly.
@@ -129,4 +92,43 @@ pub fn assert_rejection(
     let json: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
     assert_eq!(json.as_object().unwrap().len(), 2, "{json}");
     assert_eq!(answer.kind(), Some(kind), "{answer:?}");
+}
+
+/// 401 without credentials: a bare challenge (or one with this realm).
+pub fn assert_missing_with(answer: &Answer, challenge: &str) {
+    assert_rejection(
+        answer,
+        StatusCode::UNAUTHORIZED,
+        challenge,
+        r#"{"error":"unauthorized","error_description":"no token"}"#,
+        ErrorKind::Missing,
+    );
+}
+
+/// 401 without credentials, without a realm.
+pub fn assert_missing(answer: &Answer) {
+    assert_missing_with(answer, "Bearer");
+}
+
+/// 400 `invalid_request`: malformed credentials or several of them.
+pub fn assert_invalid_request(answer: &Answer) {
+    assert_rejection(
+        answer,
+        StatusCode::BAD_REQUEST,
+        r#"Bearer error="invalid_request", error_description="malformed credentials""#,
+        r#"{"error":"invalid_request","error_description":"malformed credentials"}"#,
+        ErrorKind::InvalidRequest,
+    );
+}
+
+/// 401 `invalid_token` with the kind's description.
+pub fn assert_invalid_token(answer: &Answer, kind: ErrorKind) {
+    let description = kind.description();
+    assert_rejection(
+        answer,
+        StatusCode::UNAUTHORIZED,
+        &format!(r#"Bearer error="invalid_token", error_description="{description}""#),
+        &format!(r#"{{"error":"invalid_token","error_description":"{description}"}}"#),
+        kind,
+    );
 }

@@ -2,8 +2,12 @@
 //! and a verifier with a fixed clock.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
+pub mod answer;
 pub mod layers;
 pub mod metrics;
+#[cfg(feature = "redis")]
+pub mod redis_server;
+pub mod stores;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -6,11 +6,9 @@
 //! No timing is asserted here (the load harness, `examples/loadgen`, measures latency). The
 //! first test is deterministic: the runtime gets a single blocking thread and the test occupies
 //! it, so admitted logins hold their permits and queue places without finishing until released.
-#![cfg(feature = "router")]
-#![allow(clippy::unwrap_used)]
 
-mod common;
-
+use crate::common;
+use crate::common::answer::{Answer, answer};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +19,6 @@ use axum::routing::get;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use serde_json::Value;
 use tower::ServiceExt;
 use tower_jwt_auth::ratelimit::{ClientAddr, LoginLimits, MemoryLimiterStore, RateLimitLoginLayer};
 use tower_jwt_auth::router::AuthRouter;
@@ -90,27 +87,8 @@ fn login(i: usize) -> Request<Body> {
     request
 }
 
-#[derive(Debug)]
-struct Answer {
-    status: StatusCode,
-    retry_after: Option<String>,
-    body: Value,
-}
-
 async fn send(app: &Router, request: Request<Body>) -> Answer {
-    let response = app.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let retry_after = response
-        .headers()
-        .get(RETRY_AFTER)
-        .map(|v| v.to_str().unwrap().to_owned());
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    Answer {
-        status,
-        retry_after,
-        body,
-    }
+    answer(app.clone().oneshot(request).await.unwrap()).await
 }
 
 fn request(path: &str, token: Option<&str>) -> Request<Body> {
@@ -128,12 +106,12 @@ fn tally(answers: &[Answer]) -> (usize, usize) {
     for answer in answers {
         match answer.status {
             StatusCode::OK => {
-                assert!(answer.body["access_token"].is_string(), "{answer:?}");
+                assert!(answer.json()["access_token"].is_string(), "{answer:?}");
                 ok += 1;
             }
             StatusCode::SERVICE_UNAVAILABLE => {
-                assert_eq!(answer.retry_after.as_deref(), Some("2"), "{answer:?}");
-                assert_eq!(answer.body["error"], "temporarily_unavailable");
+                assert_eq!(answer.header(RETRY_AFTER), Some("2"), "{answer:?}");
+                assert_eq!(answer.json()["error"], "temporarily_unavailable");
                 unavailable += 1;
             }
             other => panic!("a login answered {other}: {answer:?}"),
@@ -156,7 +134,7 @@ fn a_login_flood_gets_503_with_retry_after_beyond_the_queue_while_cheap_routes_a
         let (app, auth) = app(hasher(PERMITS, QUEUED, HashingThreads::BlockingPool)).await;
         let setup = send(&app, login(0)).await;
         assert_eq!(setup.status, StatusCode::OK);
-        let token = setup.body["access_token"].as_str().unwrap().to_owned();
+        let token = setup.json()["access_token"].as_str().unwrap().to_owned();
         let before = auth.hasher().stats();
 
         // Occupy the only blocking thread: admitted logins can take their permits and queue

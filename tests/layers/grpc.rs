@@ -1,11 +1,9 @@
 //! gRPC requests (`content-type: application/grpc…`) through `BearerAuthLayer`,
 //! `RequireScopeLayer` and `RequireRoleLayer`: trailers-only rejections that tonic decodes, and a
 //! real tonic client and server on either side of the layers, in-process.
-#![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::layers::Inner;
+use crate::common;
+use crate::common::layers::Inner;
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
@@ -18,7 +16,7 @@ use serde_json::json;
 use tower::{Layer, Service, ServiceBuilder, ServiceExt};
 use tower_jwt_auth::response::Rejection;
 use tower_jwt_auth::{
-    Algorithm, AuthError, Claims, ErrorKind, TokenSigner, bearer::BearerAuthLayer,
+    Algorithm, AuthError, ErrorKind, TokenSigner, bearer::BearerAuthLayer,
     require::RequireRoleLayer, require::RequireScopeLayer,
 };
 
@@ -639,13 +637,14 @@ async fn the_hook_knows_the_request_was_grpc() {
     );
 }
 
+#[cfg(feature = "axum")]
 #[tokio::test]
 async fn the_claims_extractor_answers_grpc_requests_trailers_only() {
     use axum::Router;
     use axum::body::Body;
     use axum::routing::post;
 
-    async fn me(claims: Claims) -> String {
+    async fn me(claims: tower_jwt_auth::Claims) -> String {
         claims.subject().unwrap_or("?").to_owned()
     }
     let app: Router = Router::new().route("/shop.v1.Items/List", post(me));

@@ -5,10 +5,8 @@
 //! Signing and verifying in a debug build is slow for RSA (and, with the `rust-crypto` backend,
 //! for everything), so the case counts are set per test and lower on the `rust-crypto` backend;
 //! the exhaustive mutation tests use short claims to keep the number of positions down.
-#![allow(clippy::unwrap_used)]
 
-mod common;
-
+use crate::common;
 use std::sync::OnceLock;
 
 use proptest::prelude::*;

@@ -1,9 +1,7 @@
 //! The per-thread header memo never changes a verdict: a remembered header still needs a valid
 //! signature and valid claims, and outcomes never cross verifiers or key sets.
-#![allow(clippy::unwrap_used)]
 
-mod common;
-
+use crate::common;
 use serde_json::json;
 use tower_jwt_auth::{Algorithm, ErrorKind, KeySet, TokenSigner};
 

@@ -5,12 +5,10 @@
 //!
 //! The router is mounted at `/auth` beside a `/me` route behind `auth.bearer_layer()`. One
 //! injected clock drives the issuer, the router and the revocation store; no test sleeps.
-#![cfg(feature = "router")]
-#![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::{AUDIENCE, ISSUER, NOW, fixture};
+use crate::common;
+use crate::common::answer::{Answer, answer};
+use crate::common::{AUDIENCE, ISSUER, NOW, fixture};
 
 use std::collections::{BTreeSet, VecDeque};
 use std::convert::Infallible;
@@ -27,12 +25,11 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use bytes::Bytes;
 use http::header::{
-    ALLOW, AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, DATE, HeaderName, PRAGMA,
+    ALLOW, AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, HeaderName, PRAGMA,
     RETRY_AFTER, WWW_AUTHENTICATE,
 };
-use http::{HeaderMap, Request, StatusCode};
+use http::{Request, StatusCode};
 use http_body::Frame;
-use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 use tower_jwt_auth::revocation::MemoryRevocationStore;
@@ -88,37 +85,6 @@ struct Harness {
     app: Router,
     /// Unix seconds, read by the issuer, the router and the revocation store.
     clock: Arc<AtomicU64>,
-}
-
-/// What came back, with the body collected.
-#[derive(Debug)]
-struct Answer {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Bytes,
-}
-
-impl Answer {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("{e}: {:?}", String::from_utf8_lossy(&self.body)))
-    }
-
-    fn header(&self, name: HeaderName) -> Option<&str> {
-        self.headers.get(name).map(|v| v.to_str().unwrap())
-    }
-
-    /// Status, every header but `date` (sorted) and body: what an observer could compare.
-    fn observable(&self) -> (StatusCode, Vec<(String, Vec<u8>)>, Bytes) {
-        let mut headers: Vec<_> = self
-            .headers
-            .iter()
-            .filter(|(name, _)| *name != DATE)
-            .map(|(name, value)| (name.to_string(), value.as_bytes().to_vec()))
-            .collect();
-        headers.sort();
-        (self.status, headers, self.body.clone())
-    }
 }
 
 /// A successful token response.
@@ -279,13 +245,7 @@ fn app(auth: &AuthRouter) -> Router {
 }
 
 async fn send(app: Router, request: Request<Body>) -> Answer {
-    let (parts, body) = app.oneshot(request).await.unwrap().into_parts();
-    let body = body.collect().await.unwrap().to_bytes();
-    Answer {
-        status: parts.status,
-        headers: parts.headers,
-        body,
-    }
+    answer(app.oneshot(request).await.unwrap()).await
 }
 
 /// Password-grant parameters for `username` and [`PASSWORD`], then `extra`.

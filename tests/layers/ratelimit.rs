@@ -13,16 +13,15 @@
 //! of two bugs this suite found (a shard deadlock, and a refresh grant clearing a victim's
 //! failures); [`concurrent_failures_cannot_pass_the_nist_hard_stop`] is the test of a third
 //! (attempts in flight together all passing one check).
-#![cfg(feature = "router")]
-#![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::{AUDIENCE, ISSUER, NOW, fixture};
+use crate::common::NOW;
+use crate::common::answer::{Answer, answer};
+use crate::common::stores::Later;
+#[cfg(feature = "router")]
+use crate::common::{AUDIENCE, ISSUER, fixture};
 
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
-use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -30,6 +29,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+#[cfg(feature = "router")]
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
@@ -38,7 +38,7 @@ use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode};
 use http_body::Frame;
 use http_body_util::{BodyExt, Full};
-use serde_json::{Value, json};
+use serde_json::json;
 use tower::ServiceExt;
 use tower::service_fn;
 use tower::util::BoxCloneService;
@@ -47,11 +47,12 @@ use tower_jwt_auth::ratelimit::{
     LoginKey, LoginLimits, LoginOutcome, MemoryLimiterStore, NIST_MAX_FAILURES, RateLimitLogin,
     RateLimitLoginLayer,
 };
+#[cfg(feature = "router")]
 use tower_jwt_auth::router::AuthRouter;
 use tower_jwt_auth::store::{StoreError, StoreFuture};
-use tower_jwt_auth::{
-    issuer::TokenIssuer, normalize_username, password::PasswordHasher, store::StoreErrorPolicy,
-};
+#[cfg(feature = "router")]
+use tower_jwt_auth::{issuer::TokenIssuer, password::PasswordHasher};
+use tower_jwt_auth::{normalize_username, store::StoreErrorPolicy};
 
 // ---------------------------------------------------------------------------------------------
 // Harness
@@ -260,47 +261,6 @@ impl Harness {
         };
         let check = self.store.check(&key, self.clock.now());
         check.into_ready().unwrap().unwrap()
-    }
-}
-
-/// What came back, with the body collected.
-struct Answer {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Bytes,
-}
-
-impl fmt::Debug for Answer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Answer")
-            .field("status", &self.status)
-            .field("headers", &self.headers)
-            .field("body", &String::from_utf8_lossy(&self.body))
-            .finish()
-    }
-}
-
-impl Answer {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("{e}: {self:?}"))
-    }
-
-    fn header(&self, name: impl http::header::AsHeaderName) -> Option<&str> {
-        self.headers.get(name).map(|v| v.to_str().unwrap())
-    }
-}
-
-async fn answer<B>(response: Response<B>) -> Answer
-where
-    B: http_body::Body<Data = Bytes>,
-    B::Error: fmt::Debug,
-{
-    let (parts, body) = response.into_parts();
-    let body = body.collect().await.unwrap().to_bytes();
-    Answer {
-        status: parts.status,
-        headers: parts.headers,
-        body,
     }
 }
 
@@ -1252,6 +1212,7 @@ async fn a_request_without_a_peer_address_is_a_500_misconfiguration() {
     assert_ok(&h.attempt("203.0.113.1", "alice", PASSWORD).await);
 }
 
+#[cfg(feature = "router")]
 #[tokio::test]
 async fn axum_connect_info_is_the_peer_address_without_its_port() {
     let h = Harness::new();
@@ -1357,6 +1318,7 @@ fn a_million_usernames_never_grow_the_memory_store_past_its_cap() {
 
 /// The real router with a limiter, cheap argon2, one clock for the issuer, the router and the
 /// limiter, and two users with [`PASSWORD`].
+#[cfg(feature = "router")]
 struct Site {
     auth: AuthRouter,
     app: Router,
@@ -1364,6 +1326,7 @@ struct Site {
     clock: Clock,
 }
 
+#[cfg(feature = "router")]
 impl Site {
     async fn new() -> Self {
         let clock = Clock::new();
@@ -1438,11 +1401,13 @@ impl Site {
     }
 }
 
+#[cfg(feature = "router")]
 fn refresh_token(answer: &Answer) -> String {
     assert_ok(answer);
     answer.json()["refresh_token"].as_str().unwrap().to_owned()
 }
 
+#[cfg(feature = "router")]
 #[tokio::test]
 async fn through_the_router_a_limited_login_is_refused_before_any_hashing() {
     let site = Site::new().await;
@@ -1481,6 +1446,7 @@ async fn through_the_router_a_limited_login_is_refused_before_any_hashing() {
     assert_eq!(site.auth.hasher().stats(), before);
 }
 
+#[cfg(feature = "router")]
 #[tokio::test]
 async fn through_the_router_wrong_passwords_count_and_malformed_requests_do_not() {
     let site = Site::new().await;
@@ -1516,6 +1482,7 @@ async fn through_the_router_wrong_passwords_count_and_malformed_requests_do_not(
     assert_eq!(site.decision(peer, Some("alice")), Decision::Allow);
 }
 
+#[cfg(feature = "router")]
 #[tokio::test]
 async fn through_the_router_refresh_failures_count_against_the_client_only() {
     let site = Site::new().await;
@@ -1550,6 +1517,7 @@ async fn through_the_router_refresh_failures_count_against_the_client_only() {
 /// username's run of failures (`MemoryLimiterStore::record_success`). An attacker with any
 /// account of their own can so reset a victim's counters between guesses, escaping the
 /// username backoff and the NIST lock entirely (only the per-client rate remains).
+#[cfg(feature = "router")]
 #[tokio::test]
 async fn a_refresh_grant_naming_a_username_does_not_clear_its_failures() {
     let site = Site::new().await;
@@ -1737,38 +1705,6 @@ async fn concurrent_attempts_get_no_more_than_the_free_failures_and_the_burst() 
     );
 }
 
-/// A store that answers like a network store: each answer after a turn of the runtime, so
-/// the layer's futures, and a refund from `drop`, really wait for it.
-struct Later(MemoryLimiterStore);
-
-impl Later {
-    fn later<T: Send + 'static>(now: StoreFuture<T>) -> StoreFuture<T> {
-        let result = now.into_ready().ok().unwrap();
-        StoreFuture::boxed(async move {
-            tokio::task::yield_now().await;
-            result
-        })
-    }
-}
-
-impl LimiterStore for Later {
-    fn check(&self, key: &LoginKey<'_>, now_ms: u64) -> StoreFuture<Decision> {
-        Self::later(self.0.check(key, now_ms))
-    }
-
-    fn attempt(&self, key: &LoginKey<'_>, now_ms: u64) -> StoreFuture<Decision> {
-        Self::later(self.0.attempt(key, now_ms))
-    }
-
-    fn succeeded(&self, key: &LoginKey<'_>, now_ms: u64) -> StoreFuture<()> {
-        Self::later(self.0.succeeded(key, now_ms))
-    }
-
-    fn refund(&self, key: &LoginKey<'_>, now_ms: u64) -> StoreFuture<()> {
-        Self::later(self.0.refund(key, now_ms))
-    }
-}
-
 /// Attempts whose callers go away before the answer learned nothing, so they are given back:
 /// cancelling requests must not pile failures onto an account without a password check. While
 /// they are in flight they count, so they cannot be used to pass the limits either. With a
@@ -1781,7 +1717,7 @@ async fn attempts_dropped_in_flight_count_while_in_flight_then_are_given_back() 
         let memory = Arc::new(MemoryLimiterStore::new(LoginLimits::default()));
         let clock = Clock::new();
         let store: Arc<dyn LimiterStore> = if later {
-            Arc::new(Later(MemoryLimiterStore::new(LoginLimits::default())))
+            Arc::new(Later::new(MemoryLimiterStore::new(LoginLimits::default())))
         } else {
             Arc::clone(&memory) as Arc<dyn LimiterStore>
         };
@@ -1871,4 +1807,42 @@ async fn an_inner_service_error_gives_the_attempt_back() {
         .unwrap();
     assert_eq!(decision, Decision::Allow);
     assert!(store.is_empty(), "every charge was given back");
+}
+
+/// The service's own constructors and accessors, as tower-http's services have them.
+#[tokio::test]
+async fn the_service_is_built_and_taken_apart_like_tower_https() {
+    // `new`: the layer's defaults around the inner service, counting into the store.
+    let seen = Seen::default();
+    let store = Arc::new(MemoryLimiterStore::new(LoginLimits::default()));
+    let mut built = RateLimitLogin::new(
+        inner(&seen, passwords),
+        Arc::clone(&store) as Arc<dyn LimiterStore>,
+    );
+    let _: &mut Inner = built.get_mut();
+    let _: &Inner = built.get_ref();
+    let request = from("203.0.113.7", login_form("alice", WRONG));
+    assert_wrong_password(&answer(built.clone().oneshot(request).await.unwrap()).await);
+    assert!(!store.is_empty(), "the failure was counted");
+    let _: Inner = built.into_inner();
+
+    // `layer`: the layer itself, configured as usual.
+    let h = Harness::new();
+    let clock = h.clock.clone();
+    let layered = tower::Layer::layer(
+        &RateLimitLogin::<Inner>::layer(Arc::clone(&h.store) as Arc<dyn LimiterStore>)
+            .clock(clock.system_time()),
+        inner(&h.seen, passwords),
+    );
+    for _ in 0..6 {
+        let request = from("203.0.113.7", login_form("alice", WRONG));
+        assert_wrong_password(&answer(layered.clone().oneshot(request).await.unwrap()).await);
+    }
+    let request = from("203.0.113.7", login_form("alice", WRONG));
+    assert_limited(&answer(layered.oneshot(request).await.unwrap()).await, 1);
+    assert_eq!(
+        h.seen.calls(),
+        6,
+        "five free failures and the sixth; the seventh waits"
+    );
 }

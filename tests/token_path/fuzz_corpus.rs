@@ -1,13 +1,9 @@
 //! Replays every committed fuzz corpus input (fuzz/corpus/*) through the same harness the
 //! cargo-fuzz targets use, so a stable `cargo test` covers what fuzzing found.
-#![allow(clippy::unwrap_used)]
 
-#[path = "../fuzz/src/harness.rs"]
-#[allow(dead_code, unreachable_pub)]
-mod harness;
-#[path = "../fuzz/src/signed_claims/mod.rs"]
-#[allow(dead_code, unreachable_pub)]
-mod signed_claims;
+// The fuzz crate's modules sit at this binary's root (see main.rs), where they find each other
+// as they do in the fuzz crate.
+use crate::{harness, signed_claims};
 
 use std::path::PathBuf;
 

@@ -2,17 +2,16 @@
 //! (a hit re-checks the time claims, entries end at `exp`, a changed token is another token,
 //! revocation still runs behind `BearerAuthLayer`, a key-set change drops the cache, bounded),
 //! and a property test that a cached verifier always answers as an uncached one.
-#![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::layers::{Answer, Inner, answer};
+use crate::common;
+use crate::common::answer::{Answer, answer};
+use crate::common::layers::{Inner, bearer};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, UNIX_EPOCH};
 
-use http::{Request, StatusCode};
+use http::StatusCode;
 use proptest::prelude::*;
 use proptest::test_runner::TestRunner;
 use serde_json::{Value, json};
@@ -313,13 +312,6 @@ fn members_of_an_issuer_set_keep_their_own_caches() {
     }
     assert_eq!(stats(&one), (1, 1, 1));
     assert_eq!(stats(&other), (1, 1, 1));
-}
-
-fn bearer(token: &str) -> Request<String> {
-    Request::builder()
-        .header("authorization", format!("Bearer {token}"))
-        .body(String::new())
-        .unwrap()
 }
 
 async fn send(layer: &BearerAuthLayer, token: &str) -> Answer {

@@ -1,9 +1,7 @@
 //! Loading a [`KeySet`]: every key format for every algorithm, and every way a key can be
 //! refused (weak, private, mismatched, malformed), with a working key next to each refusal.
-#![allow(clippy::unwrap_used)]
 
-mod common;
-
+use crate::common;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
@@ -11,7 +9,7 @@ use tower_jwt_auth::{
     Algorithm, ConfigError, ErrorKind, KeySet, KeySetBuilder, TokenSigner, Verifier,
 };
 
-use common::{builder_for, claims, fixture, hmac_secret, kid, public_pem, signer};
+use crate::common::{builder_for, claims, fixture, hmac_secret, kid, public_pem, signer};
 
 // ------------------------------------------------------------------------------------------
 // Helpers

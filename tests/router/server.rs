@@ -4,11 +4,10 @@
 //!
 //! The server uses the default argon2id parameters (m = 19456 KiB, t = 2, p = 1), as in
 //! production: a login costs tens of milliseconds with the optimised dependencies of dev builds.
-#![allow(clippy::unwrap_used)]
 
-#[path = "../examples/server.rs"]
+#[path = "../../examples/server.rs"]
 #[allow(dead_code, unreachable_pub)]
-mod server;
+mod example;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -18,8 +17,8 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
-use http::{HeaderMap, Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http::{Method, Request, StatusCode};
+use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -31,12 +30,12 @@ use tokio::task::JoinHandle;
 use tower_jwt_auth::router::AuthRouter;
 use tower_jwt_auth::{KeySet, Verifier};
 
-use server::Config;
+use example::Config;
+
+use crate::common::answer::{Answer, answer};
 
 #[cfg(feature = "redis")]
-#[path = "support/redis_server.rs"]
-#[allow(dead_code)] // the outage controls are for tests/redis.rs
-mod redis_server;
+use crate::common::redis_server;
 
 const ADMIN: &str = "admin:change-me-please";
 const FORM: &str = "application/x-www-form-urlencoded";
@@ -54,25 +53,6 @@ struct Running {
     auth: AuthRouter,
 }
 
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: String,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("not json ({e}): {:?}", self.body))
-    }
-
-    fn header(&self, name: &str) -> &str {
-        self.headers
-            .get(name)
-            .map_or("", |value| value.to_str().unwrap())
-    }
-}
-
 fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
     pairs
         .iter()
@@ -87,11 +67,11 @@ fn key_file(name: &str) -> String {
 /// What `main` does, except that the port is any free one and the shutdown is a channel.
 async fn start(pairs: &[(&str, &str)]) -> Running {
     let config = Config::from_vars(&vars(pairs)).unwrap();
-    let (router, auth) = server::app(&config).await.unwrap();
+    let (router, auth) = example::app(&config).await.unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(server::serve(listener, router, async {
+    let task = tokio::spawn(example::serve(listener, router, async {
         let _ = stopped.await;
     }));
     Running {
@@ -107,7 +87,7 @@ async fn start(pairs: &[(&str, &str)]) -> Running {
 async fn refusal(pairs: &[(&str, &str)]) -> String {
     match Config::from_vars(&vars(pairs)) {
         Err(error) => error.to_string(),
-        Ok(config) => match server::app(&config).await {
+        Ok(config) => match example::app(&config).await {
             Err(error) => error.to_string(),
             Ok(_) => panic!("the server accepted {pairs:?}"),
         },
@@ -121,7 +101,7 @@ impl Running {
         path: &str,
         bearer: Option<&str>,
         body: Option<(&str, String)>,
-    ) -> Reply {
+    ) -> Answer {
         let mut request = Request::builder()
             .method(method)
             .uri(format!("http://{}{path}", self.addr));
@@ -140,21 +120,14 @@ impl Running {
             .request(request.body(body).unwrap())
             .await
             .unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = response.into_body().collect().await.unwrap().to_bytes();
-        Reply {
-            status,
-            headers,
-            body: String::from_utf8(body.to_vec()).unwrap(),
-        }
+        answer(response).await
     }
 
-    async fn get(&self, path: &str, bearer: Option<&str>) -> Reply {
+    async fn get(&self, path: &str, bearer: Option<&str>) -> Answer {
         self.send(Method::GET, path, bearer, None).await
     }
 
-    async fn login(&self, username: &str, password: &str) -> Reply {
+    async fn login(&self, username: &str, password: &str) -> Answer {
         let form = form_urlencoded::Serializer::new(String::new())
             .append_pair("grant_type", "password")
             .append_pair("username", username)
@@ -167,7 +140,7 @@ impl Running {
     /// The access token of a successful login.
     async fn access_token(&self, username: &str, password: &str) -> String {
         let reply = self.login(username, password).await;
-        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
         reply.json()["access_token"].as_str().unwrap().to_owned()
     }
 
@@ -443,11 +416,12 @@ fn fill(template: &str, saved: &HashMap<String, String>) -> String {
 }
 
 /// Checks one answer against its step; `Err` says what is wrong.
-fn check(step: &Step, reply: &Reply, saved: &mut HashMap<String, String>) -> Result<(), String> {
+fn check(step: &Step, reply: &Answer, saved: &mut HashMap<String, String>) -> Result<(), String> {
     if reply.status.as_u16() != step.status {
         return Err(format!("status {}, expected {}", reply.status, step.status));
     }
-    let json = || serde_json::from_str::<Value>(&reply.body).map_err(|e| format!("not json: {e}"));
+    let json =
+        || serde_json::from_slice::<Value>(&reply.body).map_err(|e| format!("not json: {e}"));
     match step.expect {
         Expect::Nothing => {}
         Expect::Json(template) => {
@@ -470,7 +444,9 @@ fn check(step: &Step, reply: &Reply, saved: &mut HashMap<String, String>) -> Res
             {
                 return Err("expected a token response with new tokens".to_owned());
             }
-            if reply.header("cache-control") != "no-store" || reply.header("pragma") != "no-cache" {
+            if reply.header("cache-control").unwrap_or("") != "no-store"
+                || reply.header("pragma").unwrap_or("") != "no-cache"
+            {
                 return Err("a token response must not be cached".to_owned());
             }
         }
@@ -480,10 +456,10 @@ fn check(step: &Step, reply: &Reply, saved: &mut HashMap<String, String>) -> Res
             }
         }
         Expect::Text { has, lacks } => {
-            if let Some(missing) = has.iter().find(|s| !reply.body.contains(*s)) {
+            if let Some(missing) = has.iter().find(|s| !reply.text().contains(*s)) {
                 return Err(format!("the body lacks {missing:?}"));
             }
-            if let Some(present) = lacks.iter().find(|s| reply.body.contains(*s)) {
+            if let Some(present) = lacks.iter().find(|s| reply.text().contains(*s)) {
                 return Err(format!("the body contains {present:?}"));
             }
         }
@@ -535,7 +511,7 @@ async fn the_readme_walkthrough_works() {
             panic!(
                 "walk-through step {} failed: {problem}\n{transcript}body: {}",
                 i + 1,
-                reply.body
+                reply.text()
             );
         }
     }
@@ -801,7 +777,7 @@ async fn forwarded_clients_count_only_behind_trusted_proxies() {
 
 /// `REDIS_URL` (feature `redis`): two servers on one Redis and one signing key share the
 /// denylist and the login limiter. (Users stay in each server's memory, so the bootstrap admin
-/// has a different id on each; `tests/redis.rs` moves refresh families between instances that
+/// has a different id on each; `tests/stores/redis.rs` moves refresh families between instances that
 /// share their users.)
 #[cfg(feature = "redis")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -825,10 +801,15 @@ async fn two_servers_on_one_redis_share_revocations_and_login_limits() {
     let logout = a
         .send(Method::POST, "/auth/logout", Some(&token), None)
         .await;
-    assert_eq!(logout.status, StatusCode::NO_CONTENT, "{}", logout.body);
+    assert_eq!(logout.status, StatusCode::NO_CONTENT, "{}", logout.text());
     let after = b.get("/items", Some(&token)).await;
-    assert_eq!(after.status, StatusCode::UNAUTHORIZED, "{}", after.body);
-    assert!(after.header("www-authenticate").contains("revoked"));
+    assert_eq!(after.status, StatusCode::UNAUTHORIZED, "{}", after.text());
+    assert!(
+        after
+            .header("www-authenticate")
+            .unwrap_or("")
+            .contains("revoked")
+    );
 
     // Five free failures and the sixth, spread over both; then both refuse.
     for server in [&a, &b, &a, &b, &a, &b] {
@@ -858,8 +839,11 @@ async fn tokens_verify_with_the_published_jwks() {
     .await;
     let jwks = server.get("/auth/jwks.json", None).await;
     assert_eq!(jwks.status, StatusCode::OK);
-    assert_eq!(jwks.header("content-type"), "application/jwk-set+json");
-    let keys = KeySet::from_jwks(&jwks.body).unwrap();
+    assert_eq!(
+        jwks.header("content-type").unwrap_or(""),
+        "application/jwk-set+json"
+    );
+    let keys = KeySet::from_jwks(jwks.text()).unwrap();
     assert_eq!(keys.len(), 1);
     let verifier = Verifier::builder(keys.clone())
         .issuer(issuer)
@@ -870,7 +854,7 @@ async fn tokens_verify_with_the_published_jwks() {
         .unwrap();
 
     let login = server.login("admin", "change-me-please").await;
-    assert_eq!(login.status, StatusCode::OK, "{}", login.body);
+    assert_eq!(login.status, StatusCode::OK, "{}", login.text());
     let login = login.json();
     let token = login["access_token"].as_str().unwrap();
     let claims = verifier.verify(token).unwrap();
@@ -951,11 +935,11 @@ async fn metrics_are_served_on_their_own_port_and_count_logins_and_rejections() 
     static HANDLE: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> =
         std::sync::OnceLock::new();
     let handle = HANDLE
-        .get_or_init(|| server::install_metrics().unwrap())
+        .get_or_init(|| example::install_metrics().unwrap())
         .clone();
     let metrics = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let metrics_addr = metrics.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(metrics, server::metrics_router(handle)).await });
+    tokio::spawn(async move { axum::serve(metrics, example::metrics_router(handle)).await });
 
     let server = start(&[("AUTH_BOOTSTRAP_ADMIN", ADMIN)]).await;
     server.access_token("admin", "change-me-please").await;
@@ -973,20 +957,22 @@ async fn metrics_are_served_on_their_own_port_and_count_logins_and_rejections() 
         StatusCode::NOT_FOUND
     );
 
-    let scrape = server
-        .client
-        .get(format!("http://{metrics_addr}/metrics").parse().unwrap())
-        .await
-        .unwrap();
-    assert_eq!(scrape.status(), StatusCode::OK);
+    let scrape = answer(
+        server
+            .client
+            .get(format!("http://{metrics_addr}/metrics").parse().unwrap())
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(scrape.status, StatusCode::OK);
     assert!(
-        scrape.headers()["content-type"]
-            .to_str()
+        scrape
+            .header("content-type")
             .unwrap()
             .starts_with("text/plain; version=0.0.4")
     );
-    let body = scrape.into_body().collect().await.unwrap().to_bytes();
-    let exposition = String::from_utf8(body.to_vec()).unwrap();
+    let exposition = scrape.text();
     let at_least_one = |name: &str, labels: &[(&str, &str)]| {
         let value = sample(&exposition, name, labels)
             .unwrap_or_else(|| panic!("no {name} {labels:?} in:\n{exposition}"));
@@ -1018,14 +1004,14 @@ async fn health_methods_and_unknown_routes() {
     let server = start(&[]).await;
     let health = server.get("/health", None).await;
     assert_eq!(
-        (health.status, health.body.as_str()),
+        (health.status, health.text().as_str()),
         (StatusCode::OK, "ok")
     );
 
     let wrong_method = server.get("/auth/token", None).await;
     assert_eq!(wrong_method.status, StatusCode::METHOD_NOT_ALLOWED);
     assert!(
-        wrong_method.header("allow").contains("POST"),
+        wrong_method.header("allow").unwrap_or("").contains("POST"),
         "{:?}",
         wrong_method.headers
     );
@@ -1039,7 +1025,12 @@ async fn health_methods_and_unknown_routes() {
     }
     let anonymous = server.get("/users/me", None).await;
     assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
-    assert!(anonymous.header("www-authenticate").starts_with("Bearer"));
+    assert!(
+        anonymous
+            .header("www-authenticate")
+            .unwrap_or("")
+            .starts_with("Bearer")
+    );
     server.shut_down().await;
 }
 
@@ -1051,9 +1042,13 @@ async fn unknown_user_and_wrong_password_answer_the_same_bytes() {
     assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
     assert_eq!(unknown.json()["error"], "invalid_grant");
     assert_eq!(unknown.status, wrong.status);
-    assert_eq!(unknown.body.as_bytes(), wrong.body.as_bytes());
+    assert_eq!(unknown.body, wrong.body);
     for name in ["content-type", "content-length", "cache-control", "pragma"] {
-        assert_eq!(unknown.header(name), wrong.header(name), "{name}");
+        assert_eq!(
+            unknown.header(name).unwrap_or(""),
+            wrong.header(name).unwrap_or(""),
+            "{name}"
+        );
     }
     let stats = server.auth.hasher().stats();
     assert_eq!((stats.verifications, stats.dummy_verifications), (1, 1));

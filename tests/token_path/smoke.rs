@@ -1,5 +1,5 @@
 //! Smoke test: every algorithm round-trips.
-mod common;
+use crate::common;
 use tower_jwt_auth::Algorithm;
 #[test]
 fn every_algorithm_round_trips() {

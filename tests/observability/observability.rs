@@ -7,11 +7,8 @@
 //! For each family: the exact counter series and counts, the event's target, level and
 //! `reason`; and, over a whole login session, that no captured field holds a token (or any
 //! segment of one), a password, a refresh token, an `Authorization` value or a username.
-#![cfg(all(feature = "router", feature = "metrics"))]
-#![allow(clippy::unwrap_used)]
 
-mod common;
-
+use crate::common;
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::fmt;
@@ -34,9 +31,8 @@ use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::{Layer, Registry};
 
 use tower_jwt_auth::ratelimit::{ClientAddr, LoginLimits, MemoryLimiterStore, RateLimitLoginLayer};
-use tower_jwt_auth::revocation::{MemoryRevocationStore, RevocationQuery, RevocationStore};
+use tower_jwt_auth::revocation::{MemoryRevocationStore, RevocationStore};
 use tower_jwt_auth::router::AuthRouter;
-use tower_jwt_auth::store::{StoreError, StoreFuture};
 use tower_jwt_auth::telemetry::{
     ACCESS_DENIED_TOTAL, LOGIN_RATE_LIMITED_TOTAL, LOGINS_TOTAL, PASSWORD_HASHER_OVERLOADED_TOTAL,
     REFRESH_REUSE_TOTAL, REFRESHES_TOTAL, STORE_ERRORS_TOTAL, TARGET_BEARER, TARGET_PASSWORD,
@@ -49,9 +45,11 @@ use tower_jwt_auth::{
     store::StoreErrorPolicy,
 };
 
-use common::layers::{Inner, answer};
-use common::metrics::series;
-use common::{AUDIENCE, ISSUER, NOW, claims, claims_with, fixture, token};
+use crate::common::answer::answer;
+use crate::common::layers::Inner;
+use crate::common::metrics::series;
+use crate::common::stores::ScriptedRevocation;
+use crate::common::{AUDIENCE, ISSUER, NOW, claims, claims_with, fixture, token};
 
 // ---------------------------------------------------------------------------------------------
 // Capture
@@ -311,47 +309,37 @@ async fn bearer_auth_counts_each_decision_and_logs_each_rejection_with_its_reaso
     );
 }
 
-/// A revocation store that answers `revoked`, or fails.
-#[derive(Debug)]
-struct Scripted(Result<bool, &'static str>);
-
-impl RevocationStore for Scripted {
-    fn is_revoked(&self, _: &RevocationQuery<'_>) -> StoreFuture<bool> {
-        StoreFuture::ready(self.0.map_err(StoreError::new))
-    }
-    fn revoke_token(&self, _: &str, _: &str, _: u64) -> StoreFuture<()> {
-        StoreFuture::ready(Ok(()))
-    }
-    fn revoke_session(&self, _: &str, _: &str, _: u64) -> StoreFuture<()> {
-        StoreFuture::ready(Ok(()))
-    }
-    fn revoke_subject_before(&self, _: &str, _: &str, _: u64, _: u64) -> StoreFuture<()> {
-        StoreFuture::ready(Ok(()))
-    }
-}
-
 #[tokio::test]
 async fn revocation_verdicts_and_store_outages_are_counted_once_and_outages_logged_loudly() {
     let observed = Observed::new();
     let _installed = observed.install();
     let good = format!("Bearer {}", token(Algorithm::HS256, &claims()));
     let with =
-        |store: Scripted| BearerAuthLayer::new(common::verifier()).revocation(Arc::new(store));
+        |store: Arc<ScriptedRevocation>| BearerAuthLayer::new(common::verifier()).revocation(store);
 
     assert_eq!(
-        status(&with(Scripted(Ok(true))), get_with(&[&good])).await,
+        status(
+            &with(ScriptedRevocation::answering(Ok(true))),
+            get_with(&[&good])
+        )
+        .await,
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(
-        status(&with(Scripted(Ok(false))), get_with(&[&good])).await,
+        status(
+            &with(ScriptedRevocation::answering(Ok(false))),
+            get_with(&[&good])
+        )
+        .await,
         StatusCode::OK
     );
-    let down = Scripted(Err("connection refused"));
+    let down = ScriptedRevocation::answering(Err("connection refused"));
     assert_eq!(
         status(&with(down), get_with(&[&good])).await,
         StatusCode::SERVICE_UNAVAILABLE
     );
-    let open = with(Scripted(Err("connection refused"))).on_store_error(StoreErrorPolicy::FailOpen);
+    let open = with(ScriptedRevocation::answering(Err("connection refused")))
+        .on_store_error(StoreErrorPolicy::FailOpen);
     assert_eq!(status(&open, get_with(&[&good])).await, StatusCode::OK);
 
     assert_eq!(
@@ -884,7 +872,7 @@ fn decode_claims(token: &str) -> Value {
     serde_json::from_slice(&bytes).unwrap()
 }
 
-/// As `tests/router.rs` makes the hasher busy: hashing on tokio's blocking pool, one blocking
+/// As `tests/router/router.rs` makes the hasher busy: hashing on tokio's blocking pool, one blocking
 /// thread, held by the test, so a login's argon2 task stays queued in the hasher's only place
 /// and the next login is refused.
 #[test]

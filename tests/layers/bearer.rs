@@ -1,18 +1,20 @@
 //! `BearerAuthLayer` driven in-process: every HTTP row of the rejection table it owns, the
 //! `Authorization` and cookie grammar, optional mode, the rejection responses and hook,
 //! `poll_ready` back-pressure, and the axum extractors.
-#![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::layers::{Answer, Inner, answer, assert_rejection};
+use crate::common;
+use crate::common::answer::{Answer, answer};
+use crate::common::layers::{
+    Inner, anonymous, assert_invalid_request, assert_invalid_token, assert_missing,
+    assert_missing_with, assert_rejection, bearer,
+};
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 
 use bytes::Bytes;
-use http::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE};
+use http::header::CONTENT_TYPE;
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body::Body as _;
 use serde_json::{Value, json};
@@ -21,7 +23,7 @@ use tower::{Layer, Service, ServiceBuilder, ServiceExt};
 use tower_jwt_auth::response::{OnRejection, Rejection, ResponseBody};
 use tower_jwt_auth::{
     Algorithm, AuthError, Claims, ConfigError, ErrorKind, KeySet, TokenSigner, Verifier,
-    bearer::BearerAuthLayer,
+    bearer::{BearerAuth, BearerAuthLayer},
 };
 use tower_test::mock;
 
@@ -107,44 +109,6 @@ impl Harness {
     }
 }
 
-/// 401 without an error code: no credentials.
-fn assert_missing(answer: &Answer) {
-    assert_missing_with(answer, "Bearer");
-}
-
-fn assert_missing_with(answer: &Answer, challenge: &str) {
-    assert_rejection(
-        answer,
-        StatusCode::UNAUTHORIZED,
-        challenge,
-        r#"{"error":"unauthorized","error_description":"no token"}"#,
-        ErrorKind::Missing,
-    );
-}
-
-/// 400 `invalid_request`: malformed credentials or several of them.
-fn assert_invalid_request(answer: &Answer) {
-    assert_rejection(
-        answer,
-        StatusCode::BAD_REQUEST,
-        r#"Bearer error="invalid_request", error_description="malformed credentials""#,
-        r#"{"error":"invalid_request","error_description":"malformed credentials"}"#,
-        ErrorKind::InvalidRequest,
-    );
-}
-
-/// 401 `invalid_token` with the kind's description.
-fn assert_invalid_token(answer: &Answer, kind: ErrorKind) {
-    let description = kind.description();
-    assert_rejection(
-        answer,
-        StatusCode::UNAUTHORIZED,
-        &format!(r#"Bearer error="invalid_token", error_description="{description}""#),
-        &format!(r#"{{"error":"invalid_token","error_description":"{description}"}}"#),
-        kind,
-    );
-}
-
 fn layer() -> BearerAuthLayer {
     BearerAuthLayer::new(common::verifier())
 }
@@ -168,14 +132,6 @@ fn with_headers(headers: &[(&str, &[u8])]) -> Request<String> {
 
 fn with_authorization(value: &str) -> Request<String> {
     with_headers(&[("authorization", value.as_bytes())])
-}
-
-fn bearer(token: &str) -> Request<String> {
-    with_authorization(&format!("Bearer {token}"))
-}
-
-fn anonymous() -> Request<String> {
-    request().body(String::new()).unwrap()
 }
 
 fn expired_claims() -> Value {
@@ -1231,6 +1187,32 @@ async fn the_layer_and_the_service_clone() {
     assert_eq!(inner.take().len(), 1);
 }
 
+/// The service's own constructors and accessors, as tower-http's services have them.
+#[tokio::test]
+async fn the_service_is_built_and_taken_apart_like_tower_https() {
+    let inner = Inner::default();
+    let built = BearerAuth::new(inner.clone(), common::verifier());
+    let layered = BearerAuth::<Inner>::layer(common::verifier()).layer(inner.clone());
+    for mut service in [built, layered] {
+        service.get_mut().take();
+        assert!(service.get_ref().take().is_empty());
+        let passed = answer(
+            service
+                .clone()
+                .oneshot(bearer(&valid_token()))
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(passed.status, StatusCode::OK);
+        assert_missing(&answer(service.clone().oneshot(anonymous()).await.unwrap()).await);
+        // The inner service saw only the verified request.
+        let seen = service.into_inner().take();
+        assert_eq!(seen.len(), 1);
+        assert_eq!(seen[0].as_ref().and_then(Claims::subject), Some("user-1"));
+    }
+}
+
 fn layer_with_hook() -> BearerAuthLayer<impl OnRejection + Clone> {
     layer().on_rejection(|_: Rejection| {
         Response::builder()
@@ -1277,11 +1259,13 @@ fn debug_output_redacts_the_secret() {
 // axum
 // ---------------------------------------------------------------------------------------------
 
+#[cfg(feature = "axum")]
 mod with_axum {
     use super::*;
     use axum::Router;
     use axum::body::Body;
     use axum::routing::get;
+    use http::header::{AUTHORIZATION, COOKIE};
 
     async fn me(claims: Claims) -> String {
         format!("hello {}", claims.subject().unwrap_or("?"))
@@ -1363,6 +1347,55 @@ mod with_axum {
         assert_invalid_token(
             &send(&app, get_request("/greeting", Some(&expired))).await,
             ErrorKind::Expired,
+        );
+    }
+
+    #[derive(serde::Deserialize)]
+    struct Tenant {
+        tenant: String,
+    }
+
+    async fn tenant(claims: Claims<Tenant>) -> String {
+        format!(
+            "{} of {}",
+            claims.subject().unwrap_or("?"),
+            claims.extra().tenant
+        )
+    }
+
+    async fn maybe_tenant(claims: Option<Claims<Tenant>>) -> String {
+        claims.map_or_else(|| String::from("nobody"), |c| c.into_extra().tenant)
+    }
+
+    #[tokio::test]
+    async fn an_applications_own_claims_are_extracted_typed() {
+        let app = Router::new()
+            .route("/tenant", get(tenant))
+            .route("/maybe", get(maybe_tenant))
+            .layer(layer().optional());
+        let with_tenant = common::token(
+            Algorithm::HS256,
+            &common::claims_with(json!({"tenant": "acme"})),
+        );
+        let ok = send(&app, get_request("/tenant", Some(&with_tenant))).await;
+        assert_eq!(
+            (ok.status, ok.text().as_str()),
+            (StatusCode::OK, "user-1 of acme")
+        );
+        let ok = send(&app, get_request("/maybe", Some(&with_tenant))).await;
+        assert_eq!(ok.text(), "acme");
+
+        // Verified, but its claims lack what the handler's type needs: 401 invalid_token, as
+        // `Verifier::verify_as` would have answered; `Option<Claims<T>>` rejects it too.
+        for path in ["/tenant", "/maybe"] {
+            let answer = send(&app, get_request(path, Some(&valid_token()))).await;
+            assert_invalid_token(&answer, ErrorKind::InvalidClaim);
+        }
+        // Without claims: 401 without an error code; `None` for the optional extractor.
+        assert_missing(&send(&app, get_request("/tenant", None)).await);
+        assert_eq!(
+            send(&app, get_request("/maybe", None)).await.text(),
+            "nobody"
         );
     }
 

@@ -9,8 +9,6 @@
 //! expiry (keys of 1.2 to 2.2 s, long enough to be seen before they go on a slow machine),
 //! polling with a bounded loop; the others read `PTTL`. Waits for a restarted server are
 //! bounded loops too.
-#![cfg(feature = "redis")]
-#![allow(clippy::unwrap_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
@@ -46,10 +44,7 @@ use tower_jwt_auth::{Claims, issuer::TokenIssuer, password::PasswordHasher};
 // A redis-server of the test's own
 // ---------------------------------------------------------------------------------------------
 
-#[path = "support/redis_server.rs"]
-mod redis_server;
-
-use redis_server::Server;
+use crate::common::redis_server::Server;
 
 /// The running server, or return from the test after printing `SKIPPED`.
 macro_rules! server_or_skip {

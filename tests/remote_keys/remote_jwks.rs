@@ -2,10 +2,8 @@
 //! unknown-`kid` cooldown under a storm, outages warm and cold, slow and hostile issuers,
 //! `Cache-Control`, readers during refreshes, key hygiene, TLS, several issuers, and the
 //! layer's answers. Time that matters is an injected clock moved by hand, never a sleep.
-#![allow(clippy::unwrap_used)]
 
-mod common;
-
+use crate::common;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -15,8 +13,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tower::{Layer, ServiceExt};
 use tower_jwt_auth::remote::{FetchError, RemoteJwks, RemoteJwksBuilder};
-use tower_jwt_auth::revocation::{MemoryRevocationStore, RevocationQuery, RevocationStore};
-use tower_jwt_auth::store::StoreFuture;
+use tower_jwt_auth::revocation::{MemoryRevocationStore, RevocationStore};
 use tower_jwt_auth::{
     Algorithm, ConfigError, ErrorKind, TokenSigner, Verifier, bearer::BearerAuth,
     bearer::BearerAuthLayer,
@@ -24,8 +21,12 @@ use tower_jwt_auth::{
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use common::layers::{Inner, answer};
-use common::{AUDIENCE, ISSUER, ManualClock, NOW, at, claims, claims_with, fixture, fixture_str};
+use crate::common::answer::answer;
+use crate::common::layers::Inner;
+use crate::common::stores::Later;
+use crate::common::{
+    AUDIENCE, ISSUER, ManualClock, NOW, at, claims, claims_with, fixture, fixture_str,
+};
 
 const JWKS: &str = "/jwks";
 
@@ -543,34 +544,6 @@ async fn a_cold_start_with_the_issuer_down_answers_503_and_grpc_14() {
     assert_eq!(call(false).await.status, StatusCode::OK);
 }
 
-/// A revocation store that answers only after yielding once, as a network store would.
-struct Later(MemoryRevocationStore);
-
-impl RevocationStore for Later {
-    fn is_revoked(&self, token: &RevocationQuery<'_>) -> StoreFuture<bool> {
-        let answer = self.0.is_revoked(token);
-        StoreFuture::boxed(async move {
-            tokio::task::yield_now().await;
-            answer.await
-        })
-    }
-    fn revoke_token(&self, issuer: &str, jti: &str, until: u64) -> StoreFuture<()> {
-        self.0.revoke_token(issuer, jti, until)
-    }
-    fn revoke_session(&self, issuer: &str, sid: &str, until: u64) -> StoreFuture<()> {
-        self.0.revoke_session(issuer, sid, until)
-    }
-    fn revoke_subject_before(
-        &self,
-        issuer: &str,
-        sub: &str,
-        at: u64,
-        until: u64,
-    ) -> StoreFuture<()> {
-        self.0.revoke_subject_before(issuer, sub, at, until)
-    }
-}
-
 #[tokio::test]
 async fn after_the_first_fetch_the_revocation_check_still_runs() {
     let revoked = token_for("a", &claims_with(json!({"jti": "revoked-1"})));
@@ -581,7 +554,7 @@ async fn after_the_first_fetch_the_revocation_check_still_runs() {
             .await
             .unwrap();
         let store: Arc<dyn RevocationStore> = if later {
-            Arc::new(Later(memory))
+            Arc::new(Later::new(memory))
         } else {
             Arc::new(memory)
         };
@@ -1187,7 +1160,7 @@ async fn fetches_and_the_decisions_that_waited_for_them_are_counted() {
     let snapshotter = recorder.snapshotter();
     let _local = metrics::set_default_local_recorder(&recorder);
     let clock = ManualClock::new();
-    use common::metrics::{counted, series as expect};
+    use crate::common::metrics::{counted, series as expect};
 
     // A cold source whose issuer is down: the held request is a 503, counted as such.
     let server = MockServer::start().await;

@@ -4,7 +4,6 @@
 //!
 //! Every verdict must agree with Wycheproof except the named cases in [`JWS_EXCEPTIONS`], and
 //! each of those must still disagree, so the list stays exact.
-#![allow(clippy::unwrap_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;

@@ -1,39 +1,30 @@
 //! `BearerAuthLayer` with a `RevocationStore`: the denylists (`jti`, `sid`, subject not-before)
 //! applied after verification, stores that answer at once and later, and the store-error
 //! policy (fail closed with 503 / gRPC 14 by default, or fail open).
-#![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::layers::{Answer, Inner, answer, assert_rejection};
+use crate::common;
+use crate::common::answer::{Answer, answer};
+use crate::common::layers::{Inner, assert_rejection, bearer};
+use crate::common::stores::ScriptedRevocation;
 
 use std::future::poll_fn;
 use std::pin::pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 
 use http::header::{CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{Request, StatusCode};
 use serde_json::json;
-use tokio::sync::oneshot;
 use tower::{Layer, Service, ServiceExt};
 use tower_jwt_auth::response::Rejection;
-use tower_jwt_auth::revocation::{MemoryRevocationStore, RevocationQuery, RevocationStore};
-use tower_jwt_auth::store::{StoreError, StoreFuture};
+use tower_jwt_auth::revocation::{MemoryRevocationStore, RevocationStore};
 use tower_jwt_auth::{Algorithm, ErrorKind, bearer::BearerAuthLayer, store::StoreErrorPolicy};
 
 const ISSUER: &str = common::ISSUER;
 
 fn token(changes: serde_json::Value) -> String {
     common::token(Algorithm::HS256, &common::claims_with(changes))
-}
-
-fn bearer(token: &str) -> Request<String> {
-    Request::builder()
-        .header("authorization", format!("Bearer {token}"))
-        .body(String::new())
-        .unwrap()
 }
 
 fn grpc(token: &str) -> Request<String> {
@@ -146,83 +137,9 @@ async fn a_subject_cutoff_revokes_tokens_issued_before_it() {
     assert_passed(&send(&layer, &inner, bearer(&other_user)).await, &inner);
 }
 
-/// What the store was asked: issuer, jti, sid, sub, iat.
-type Asked = (
-    String,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<u64>,
-);
-
-/// A store whose answers the test scripts: at once or after the test releases them, an error
-/// or a verdict; it counts the questions and remembers the last one.
-#[derive(Default)]
-struct ScriptedStore {
-    asks: AtomicUsize,
-    last: Mutex<Option<Asked>>,
-    answer: Mutex<Option<Result<bool, &'static str>>>,
-    later: Mutex<Option<oneshot::Receiver<()>>>,
-}
-
-impl ScriptedStore {
-    fn answering(answer: Result<bool, &'static str>) -> Arc<Self> {
-        Arc::new(Self {
-            answer: Mutex::new(Some(answer)),
-            ..Self::default()
-        })
-    }
-
-    /// Answers only once the returned sender fires (or is dropped).
-    fn answering_later(answer: Result<bool, &'static str>) -> (Arc<Self>, oneshot::Sender<()>) {
-        let (release, wait) = oneshot::channel();
-        let store = Self::answering(answer);
-        *store.later.lock().unwrap() = Some(wait);
-        (store, release)
-    }
-}
-
-impl RevocationStore for ScriptedStore {
-    fn is_revoked(&self, token: &RevocationQuery<'_>) -> StoreFuture<bool> {
-        self.asks.fetch_add(1, Ordering::SeqCst);
-        *self.last.lock().unwrap() = Some((
-            token.get_issuer().to_owned(),
-            token.get_token_id().map(str::to_owned),
-            token.get_session_id().map(str::to_owned),
-            token.get_subject().map(str::to_owned),
-            token.get_issued_at(),
-        ));
-        let answer = self
-            .answer
-            .lock()
-            .unwrap()
-            .unwrap()
-            .map_err(StoreError::new);
-        match self.later.lock().unwrap().take() {
-            None => StoreFuture::ready(answer),
-            Some(wait) => StoreFuture::boxed(async move {
-                let _ = wait.await;
-                answer
-            }),
-        }
-    }
-
-    fn revoke_token(&self, _: &str, _: &str, _: u64) -> StoreFuture<()> {
-        StoreFuture::ready(Ok(()))
-    }
-
-    fn revoke_session(&self, _: &str, _: &str, _: u64) -> StoreFuture<()> {
-        StoreFuture::ready(Ok(()))
-    }
-
-    fn revoke_subject_before(&self, _: &str, _: &str, _: u64, _: u64) -> StoreFuture<()> {
-        StoreFuture::ready(Ok(()))
-    }
-}
-
 #[tokio::test]
 async fn the_store_is_asked_about_the_verified_claims_once_per_request() {
-    let store = ScriptedStore::answering(Ok(false));
+    let store = ScriptedRevocation::answering(Ok(false));
     let layer = layer(store.clone());
     let inner = Inner::default();
     let token = token(json!({"jti": "t-9", "sid": "s-9"}));
@@ -242,7 +159,7 @@ async fn the_store_is_asked_about_the_verified_claims_once_per_request() {
 
 #[tokio::test]
 async fn rejected_and_anonymous_requests_never_reach_the_store() {
-    let store = ScriptedStore::answering(Ok(false));
+    let store = ScriptedRevocation::answering(Ok(false));
     let inner = Inner::default();
     let strict = layer(store.clone());
     let expired = token(json!({"exp": common::NOW - 3600, "iat": common::NOW - 7200, "nbf": null}));
@@ -260,7 +177,7 @@ async fn rejected_and_anonymous_requests_never_reach_the_store() {
 
 #[tokio::test]
 async fn a_store_that_answers_later_holds_the_request_until_it_answers() {
-    let (store, release) = ScriptedStore::answering_later(Ok(false));
+    let (store, release) = ScriptedRevocation::answering_later(Ok(false));
     let inner = Inner::default();
     let mut service = layer(store.clone()).layer(inner.clone());
     service.ready().await.unwrap();
@@ -276,7 +193,7 @@ async fn a_store_that_answers_later_holds_the_request_until_it_answers() {
 
 #[tokio::test]
 async fn a_later_revoked_verdict_rejects_without_calling_the_inner_service() {
-    let (store, release) = ScriptedStore::answering_later(Ok(true));
+    let (store, release) = ScriptedRevocation::answering_later(Ok(true));
     let inner = Inner::default();
     let service = layer(store).layer(inner.clone());
     let response = tokio::spawn(service.oneshot(bearer(&token(json!({})))));
@@ -288,7 +205,7 @@ async fn a_later_revoked_verdict_rejects_without_calling_the_inner_service() {
 
 #[tokio::test]
 async fn dropping_a_waiting_request_never_calls_the_inner_service() {
-    let (store, release) = ScriptedStore::answering_later(Ok(false));
+    let (store, release) = ScriptedRevocation::answering_later(Ok(false));
     let inner = Inner::default();
     let mut service = layer(store).layer(inner.clone());
     service.ready().await.unwrap();
@@ -302,12 +219,12 @@ async fn dropping_a_waiting_request_never_calls_the_inner_service() {
 #[tokio::test]
 async fn store_errors_fail_closed_with_503_by_default() {
     let inner = Inner::default();
-    let at_once = layer(ScriptedStore::answering(Err("down")));
+    let at_once = layer(ScriptedRevocation::answering(Err("down")));
     assert_unavailable(
         &send(&at_once, &inner, bearer(&token(json!({})))).await,
         &inner,
     );
-    let (store, release) = ScriptedStore::answering_later(Err("down"));
+    let (store, release) = ScriptedRevocation::answering_later(Err("down"));
     let later = layer(store);
     let pending = tokio::spawn({
         let inner = inner.clone();
@@ -321,7 +238,7 @@ async fn store_errors_fail_closed_with_503_by_default() {
 #[tokio::test]
 async fn store_errors_are_grpc_unavailable_for_grpc_requests() {
     let inner = Inner::grpc();
-    let layer = layer(ScriptedStore::answering(Err("down")));
+    let layer = layer(ScriptedRevocation::answering(Err("down")));
     let answer = send(&layer, &inner, grpc(&token(json!({})))).await;
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(answer.headers["grpc-status"], "14");
@@ -329,7 +246,7 @@ async fn store_errors_are_grpc_unavailable_for_grpc_requests() {
     assert_eq!(answer.kind(), Some(ErrorKind::Unavailable));
     assert!(inner.take().is_empty());
     // A revoked token over gRPC is UNAUTHENTICATED.
-    let revoked = self::layer(ScriptedStore::answering(Ok(true)));
+    let revoked = self::layer(ScriptedRevocation::answering(Ok(true)));
     let answer = send(&revoked, &inner, grpc(&token(json!({})))).await;
     assert_eq!(answer.headers["grpc-status"], "16");
     assert_eq!(answer.kind(), Some(ErrorKind::Revoked));
@@ -338,13 +255,13 @@ async fn store_errors_are_grpc_unavailable_for_grpc_requests() {
 #[tokio::test]
 async fn fail_open_accepts_verified_tokens_while_the_store_is_down() {
     let inner = Inner::default();
-    let open =
-        layer(ScriptedStore::answering(Err("down"))).on_store_error(StoreErrorPolicy::FailOpen);
+    let open = layer(ScriptedRevocation::answering(Err("down")))
+        .on_store_error(StoreErrorPolicy::FailOpen);
     assert_passed(
         &send(&open, &inner, bearer(&token(json!({})))).await,
         &inner,
     );
-    let (store, release) = ScriptedStore::answering_later(Err("down"));
+    let (store, release) = ScriptedRevocation::answering_later(Err("down"));
     let open_later = layer(store).on_store_error(StoreErrorPolicy::FailOpen);
     let pending = tokio::spawn({
         let inner = inner.clone();
@@ -360,7 +277,7 @@ async fn fail_open_accepts_verified_tokens_while_the_store_is_down() {
     // Fail open never means "accept anything": a revoked verdict still rejects, and an invalid
     // token is still refused before the store is asked.
     let revoked =
-        layer(ScriptedStore::answering(Ok(true))).on_store_error(StoreErrorPolicy::FailOpen);
+        layer(ScriptedRevocation::answering(Ok(true))).on_store_error(StoreErrorPolicy::FailOpen);
     assert_revoked(&send(&revoked, &inner, bearer(&token(json!({})))).await);
     let forged = common::raw_token(Algorithm::HS256, &common::header(Algorithm::HS256), "{}");
     let answer = send(&open, &inner, bearer(&forged)).await;
@@ -379,9 +296,9 @@ async fn the_rejection_hook_sees_revoked_and_unavailable() {
     };
     let inner = Inner::default();
     for (store, kind) in [
-        (ScriptedStore::answering(Ok(true)), ErrorKind::Revoked),
+        (ScriptedRevocation::answering(Ok(true)), ErrorKind::Revoked),
         (
-            ScriptedStore::answering(Err("down")),
+            ScriptedRevocation::answering(Err("down")),
             ErrorKind::Unavailable,
         ),
     ] {

@@ -4,10 +4,8 @@
 //! [`ErrorKind`] (and claim name), hostile tokens carry a valid signature by the real key wherever
 //! the rule under test comes before the signature check, and each negative case sits next to a
 //! positive control built the same way with the offending part fixed.
-#![allow(clippy::unwrap_used)]
 
-mod common;
-
+use crate::common;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -20,7 +18,7 @@ use tower_jwt_auth::{
     Algorithm, AuthError, Claims, DEFAULT_MAX_TOKEN_LEN, ErrorKind, KeySet, TokenSigner, Verifier,
 };
 
-use common::{
+use crate::common::{
     AUDIENCE, ISSUER, NOW, builder, builder_for, claims, claims_with, fixture, hmac_secret, kid,
     public_pem, verifier,
 };

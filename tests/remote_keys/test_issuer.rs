@@ -1,22 +1,20 @@
 //! `TestIssuer` driving an app protected by `BearerAuth` + `RequireScope` + `RequireRole`: the
 //! `external_issuer` example's own app, verifying through discovery, with every kind of token
 //! the kit mints, key rotation, and the issuer going down.
-#![allow(clippy::unwrap_used)]
 
-#[path = "../examples/external_issuer.rs"]
+#[path = "../../examples/external_issuer.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod external_issuer;
 
 use axum::Router;
 use http::{Request, StatusCode};
-use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 use tower_jwt_auth::testing::TestIssuer;
-use tower_jwt_auth::{Algorithm, AuthError, ErrorKind};
+use tower_jwt_auth::{Algorithm, ErrorKind};
 
-mod common;
-use common::ManualClock;
+use crate::common::ManualClock;
+use crate::common::answer::{Answer, answer};
 
 /// The example's app, trusting `issuer` as it would trust Keycloak.
 async fn app(issuer: &TestIssuer) -> Router {
@@ -26,13 +24,7 @@ async fn app(issuer: &TestIssuer) -> Router {
     external_issuer::app(verifier).unwrap()
 }
 
-struct Reply {
-    status: StatusCode,
-    error: Option<ErrorKind>,
-    body: String,
-}
-
-async fn get(app: &Router, path: &str, token: Option<&str>) -> Reply {
+async fn get(app: &Router, path: &str, token: Option<&str>) -> Answer {
     let mut request = Request::builder().uri(path);
     if let Some(token) = token {
         request = request.header("authorization", format!("Bearer {token}"));
@@ -42,17 +34,7 @@ async fn get(app: &Router, path: &str, token: Option<&str>) -> Reply {
         .oneshot(request.body(axum::body::Body::empty()).unwrap())
         .await
         .unwrap();
-    let status = response.status();
-    let error = response
-        .extensions()
-        .get::<AuthError>()
-        .map(AuthError::kind);
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    Reply {
-        status,
-        error,
-        body: String::from_utf8(body.to_vec()).unwrap(),
-    }
+    answer(response).await
 }
 
 fn admin_roles() -> Value {
@@ -72,7 +54,7 @@ async fn scopes_and_roles_of_minted_tokens_decide_access() {
         .unwrap();
     let me = get(&app, "/me", Some(&reader)).await;
     assert_eq!(me.status, StatusCode::OK);
-    let me: Value = serde_json::from_str(&me.body).unwrap();
+    let me: Value = serde_json::from_slice(&me.body).unwrap();
     assert_eq!(me["sub"], "bob");
     assert_eq!(me["scopes"], json!(["openid", "reports:read"]));
     assert_eq!(
@@ -81,14 +63,14 @@ async fn scopes_and_roles_of_minted_tokens_decide_access() {
     );
     let admin = get(&app, "/admin", Some(&reader)).await;
     assert_eq!(
-        (admin.status, admin.error),
+        (admin.status, admin.kind()),
         (StatusCode::FORBIDDEN, Some(ErrorKind::InsufficientScope))
     );
 
     let no_scope = issuer.token().scope("openid").sign().unwrap();
     let reports = get(&app, "/reports", Some(&no_scope)).await;
     assert_eq!(
-        (reports.status, reports.error),
+        (reports.status, reports.kind()),
         (StatusCode::FORBIDDEN, Some(ErrorKind::InsufficientScope))
     );
 
@@ -110,7 +92,7 @@ async fn scopes_and_roles_of_minted_tokens_decide_access() {
 
     let anonymous = get(&app, "/me", None).await;
     assert_eq!(
-        (anonymous.status, anonymous.error),
+        (anonymous.status, anonymous.kind()),
         (StatusCode::UNAUTHORIZED, Some(ErrorKind::Missing))
     );
 }
@@ -153,7 +135,7 @@ async fn bad_tokens_are_refused_for_the_right_reason() {
     for (token, kind) in cases {
         let reply = get(&app, "/reports", Some(&token)).await;
         assert_eq!(
-            (reply.status, reply.error),
+            (reply.status, reply.kind()),
             (StatusCode::UNAUTHORIZED, Some(kind)),
             "{kind:?}"
         );
@@ -228,7 +210,7 @@ async fn rotation_and_retirement_reach_the_app_without_a_restart() {
     assert_ne!(header_kid(&old), new_kid);
     // Right after the first fetch, an unknown kid waits for the cooldown...
     let early = get(&app, "/me", Some(&new)).await;
-    assert_eq!(early.error, Some(ErrorKind::UnknownKey));
+    assert_eq!(early.kind(), Some(ErrorKind::UnknownKey));
     assert_eq!(issuer.jwks_requests(), 1);
     // ...after which the first token with it fetches once and passes.
     clock.advance(std::time::Duration::from_secs(31));
@@ -251,7 +233,7 @@ async fn rotation_and_retirement_reach_the_app_without_a_restart() {
     keys.refresh().await.unwrap();
     let refused = get(&app, "/me", Some(&old)).await;
     assert_eq!(
-        (refused.status, refused.error),
+        (refused.status, refused.kind()),
         (StatusCode::UNAUTHORIZED, Some(ErrorKind::UnknownKey))
     );
     assert_eq!(get(&app, "/me", Some(&new)).await.status, StatusCode::OK);
@@ -276,7 +258,7 @@ async fn an_issuer_down_at_start_means_503_until_it_is_back() {
     let token = issuer.token().scope("reports:read").sign().unwrap();
     let reply = get(&app, "/reports", Some(&token)).await;
     assert_eq!(
-        (reply.status, reply.error),
+        (reply.status, reply.kind()),
         (
             StatusCode::SERVICE_UNAVAILABLE,
             Some(ErrorKind::Unavailable)

@@ -1,11 +1,12 @@
 //! `RequireScopeLayer` and `RequireRoleLayer` driven in-process behind `BearerAuthLayer`: any/all,
 //! exact matching, the 403 challenge, role hierarchies, layer-order mistakes, back-pressure and
 //! configuration checks.
-#![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::layers::{Answer, Inner, answer, assert_rejection};
+use crate::common;
+use crate::common::answer::{Answer, answer};
+use crate::common::layers::{
+    Inner, anonymous, assert_invalid_token, assert_missing, assert_rejection, bearer,
+};
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
@@ -21,8 +22,9 @@ use tower::util::BoxCloneService;
 use tower::{Layer, Service, ServiceBuilder, ServiceExt};
 use tower_jwt_auth::response::{Rejection, ResponseBody};
 use tower_jwt_auth::{
-    Algorithm, Claims, ConfigError, ErrorKind, bearer::BearerAuthLayer, require::RequireRoleLayer,
-    require::RequireScopeLayer, require::RoleHierarchy,
+    Algorithm, Claims, ConfigError, ErrorKind, bearer::BearerAuthLayer, require::RequireRole,
+    require::RequireRoleLayer, require::RequireScope, require::RequireScopeLayer,
+    require::RoleHierarchy,
 };
 use tower_test::mock;
 
@@ -135,28 +137,6 @@ fn assert_insufficient_role(answer: &Answer) {
     );
 }
 
-/// 401 without an error code: no claims reached the check.
-fn assert_missing(answer: &Answer) {
-    assert_rejection(
-        answer,
-        StatusCode::UNAUTHORIZED,
-        "Bearer",
-        r#"{"error":"unauthorized","error_description":"no token"}"#,
-        ErrorKind::Missing,
-    );
-}
-
-fn assert_invalid_token(answer: &Answer, kind: ErrorKind) {
-    let description = kind.description();
-    assert_rejection(
-        answer,
-        StatusCode::UNAUTHORIZED,
-        &format!(r#"Bearer error="invalid_token", error_description="{description}""#),
-        &format!(r#"{{"error":"invalid_token","error_description":"{description}"}}"#),
-        kind,
-    );
-}
-
 /// A valid token with exactly this `scope` (`None`: no scope claim) and these roles.
 fn token(scope: Option<&str>, roles: &[&str]) -> String {
     let scope = scope.map_or(Value::Null, |s| json!(s));
@@ -172,18 +152,6 @@ fn scoped(scope: &str) -> String {
 
 fn with_roles(roles: &[&str]) -> String {
     token(None, roles)
-}
-
-fn bearer(token: &str) -> Request<String> {
-    Request::builder()
-        .uri("/items")
-        .header("authorization", format!("Bearer {token}"))
-        .body(String::new())
-        .unwrap()
-}
-
-fn anonymous() -> Request<String> {
-    Request::new(String::new())
 }
 
 fn expired(scope: &str, roles: &[&str]) -> String {
@@ -1066,4 +1034,68 @@ async fn a_valid_scope_with_unusual_characters_is_quoted_safely() {
     let value = HeaderValue::from_str(answer.challenge().unwrap()).unwrap();
     assert_eq!(value, answer.headers[WWW_AUTHENTICATE]);
     harness.assert_passes(bearer(&scoped(scope))).await;
+}
+
+/// The services' own constructors and accessors, as tower-http's services have them: the same
+/// checks as the layers build, and the inner service within reach.
+#[tokio::test]
+async fn the_services_are_built_and_taken_apart_like_tower_https() {
+    let inner = Inner::default();
+    let bearer_layer = BearerAuthLayer::new(common::verifier());
+    let scope = RequireScope::all(inner.clone(), ["items:read", "items:write"]).unwrap();
+    let mut scope = bearer_layer.layer(scope);
+    let granted = answer(
+        scope
+            .clone()
+            .oneshot(bearer(&scoped("items:read items:write")))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(granted.status, StatusCode::OK);
+    let short = answer(
+        scope
+            .clone()
+            .oneshot(bearer(&scoped("items:read")))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_insufficient_scope(&short, "items:read items:write");
+    assert_eq!(scope.get_mut().get_mut().take().len(), 1);
+
+    let role = RequireRole::any(inner.clone(), ["admin", "auditor"]).unwrap();
+    assert!(role.get_ref().take().is_empty());
+    let role = bearer_layer.layer(role);
+    let admitted = answer(
+        role.clone()
+            .oneshot(bearer(&with_roles(&["auditor"])))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(admitted.status, StatusCode::OK);
+    let refused = answer(
+        role.clone()
+            .oneshot(bearer(&with_roles(&["user"])))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_insufficient_role(&refused);
+    let all = RequireRole::all(Inner::default(), ["admin", "auditor"]).unwrap();
+    let refused = answer(
+        bearer_layer
+            .layer(all)
+            .oneshot(bearer(&with_roles(&["admin"])))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_insufficient_role(&refused);
+    assert_eq!(role.into_inner().into_inner().take().len(), 1);
+
+    // The same checks on the values as the layers make.
+    assert!(RequireScope::any(Inner::default(), ["has space"]).is_err());
+    assert!(RequireRole::all(Inner::default(), Vec::<&str>::new()).is_err());
 }

@@ -1,45 +1,32 @@
 //! Runs each example's server over loopback and talks to it with a real client: hyper's client
 //! for the axum and hyper examples, tonic's for the gRPC one.
-#![allow(clippy::unwrap_used)]
 // Each example is included exactly as written, and each includes the shared demo module.
 #![allow(clippy::duplicate_mod)]
 
-#[path = "../examples/axum_basic.rs"]
+#[path = "../../examples/axum_basic.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod axum_basic;
-#[path = "../examples/hyper_plain.rs"]
+#[path = "../../examples/hyper_plain.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod hyper_plain;
-#[path = "../examples/tonic_grpc.rs"]
+#[path = "../../examples/tonic_grpc.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod tonic_grpc;
 
 use std::net::SocketAddr;
 
 use bytes::Bytes;
-use http::{HeaderMap, Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http::{Method, Request, StatusCode};
+use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: String,
-}
+use crate::common::answer::{Answer, answer};
 
-impl Reply {
-    fn challenge(&self) -> &str {
-        self.headers
-            .get("www-authenticate")
-            .map_or("", |v| v.to_str().unwrap())
-    }
-}
-
-async fn send(addr: SocketAddr, method: Method, path: &str, token: Option<&str>) -> Reply {
+async fn send(addr: SocketAddr, method: Method, path: &str, token: Option<&str>) -> Answer {
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let mut request = Request::builder()
         .method(method)
@@ -51,14 +38,7 @@ async fn send(addr: SocketAddr, method: Method, path: &str, token: Option<&str>)
         .request(request.body(Full::default()).unwrap())
         .await
         .unwrap();
-    let status = response.status();
-    let headers = response.headers().clone();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    Reply {
-        status,
-        headers,
-        body: String::from_utf8(body.to_vec()).unwrap(),
-    }
+    answer(response).await
 }
 
 async fn listener() -> (TcpListener, SocketAddr) {
@@ -85,17 +65,17 @@ async fn axum_basic_over_loopback() {
 
     let health = send(addr, Method::GET, "/health", None).await;
     assert_eq!(
-        (health.status, health.body.as_str()),
+        (health.status, health.text().as_str()),
         (StatusCode::OK, "ok")
     );
 
     let anonymous = send(addr, Method::GET, "/me", None).await;
     assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(anonymous.challenge(), "Bearer");
+    assert_eq!(anonymous.challenge().unwrap_or(""), "Bearer");
 
     let me = send(addr, Method::GET, "/me", Some(&user)).await;
     assert_eq!(me.status, StatusCode::OK);
-    let me: serde_json::Value = serde_json::from_str(&me.body).unwrap();
+    let me: serde_json::Value = serde_json::from_slice(&me.body).unwrap();
     assert_eq!(
         me,
         json!({"sub": "alice", "roles": ["user"], "scopes": ["items:read"]})
@@ -106,10 +86,11 @@ async fn axum_basic_over_loopback() {
     assert!(
         not_admin
             .challenge()
+            .unwrap_or("")
             .contains(r#"error="insufficient_scope""#)
     );
     assert!(
-        !not_admin.challenge().contains("scope=\"a"),
+        !not_admin.challenge().unwrap_or("").contains("scope=\"a"),
         "roles are not named as scopes"
     );
     assert_eq!(
@@ -124,9 +105,12 @@ async fn axum_basic_over_loopback() {
     let cannot_write = send(addr, Method::POST, "/items", Some(&user)).await;
     assert_eq!(cannot_write.status, StatusCode::FORBIDDEN);
     assert!(
-        cannot_write.challenge().ends_with(r#"scope="items:write""#),
+        cannot_write
+            .challenge()
+            .unwrap_or("")
+            .ends_with(r#"scope="items:write""#),
         "{}",
-        cannot_write.challenge()
+        cannot_write.challenge().unwrap_or("")
     );
     assert_eq!(
         send(addr, Method::POST, "/items", Some(&admin))
@@ -137,8 +121,13 @@ async fn axum_basic_over_loopback() {
 
     let forged = send(addr, Method::GET, "/me", Some("a.b.c")).await;
     assert_eq!(forged.status, StatusCode::UNAUTHORIZED);
-    assert!(forged.challenge().contains(r#"error="invalid_token""#));
-    let body: serde_json::Value = serde_json::from_str(&forged.body).unwrap();
+    assert!(
+        forged
+            .challenge()
+            .unwrap_or("")
+            .contains(r#"error="invalid_token""#)
+    );
+    let body: serde_json::Value = serde_json::from_slice(&forged.body).unwrap();
     assert_eq!(body["error"], "invalid_token");
 
     stop.send(()).unwrap();
@@ -158,15 +147,20 @@ async fn hyper_plain_over_loopback() {
 
     let anonymous = send(addr, Method::GET, "/items", None).await;
     assert_eq!(
-        (anonymous.status, anonymous.challenge()),
+        (anonymous.status, anonymous.challenge().unwrap_or("")),
         (StatusCode::UNAUTHORIZED, "Bearer")
     );
     let items = send(addr, Method::GET, "/items", Some(&reader)).await;
     assert_eq!(items.status, StatusCode::OK);
-    assert!(items.body.ends_with("for alice\n"), "{}", items.body);
+    assert!(items.text().ends_with("for alice\n"), "{}", items.text());
     let denied = send(addr, Method::GET, "/items", Some(&other)).await;
     assert_eq!(denied.status, StatusCode::FORBIDDEN);
-    assert!(denied.challenge().ends_with(r#"scope="items:read""#));
+    assert!(
+        denied
+            .challenge()
+            .unwrap_or("")
+            .ends_with(r#"scope="items:read""#)
+    );
     // Past both layers, the handler decides.
     assert_eq!(
         send(addr, Method::GET, "/nowhere", Some(&reader))

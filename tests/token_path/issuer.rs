@@ -1,9 +1,6 @@
 //! [`TokenIssuer`]: for every key type, tokens verify through the issuer's own verifier and
 //! through a verifier built only from its published JWKS, with every claim as granted; the JWKS
 //! never carries private members; other keys and expired tokens are refused.
-#![allow(clippy::unwrap_used)]
-
-mod common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,7 +14,7 @@ use tower_jwt_auth::{
     issuer::IssuedToken, issuer::TokenIssuer,
 };
 
-use common::{AUDIENCE, ISSUER, NOW, at, fixture, fixture_str};
+use crate::common::{AUDIENCE, ISSUER, NOW, at, fixture, fixture_str};
 
 const SECRET: &[u8] = b"an hs256 secret of 32 bytes or more";
 const TTL: u64 = 600;
