@@ -1,5 +1,17 @@
 //! Identifiers: process-wide ids for the per-thread caches, and random ids from the OS CSPRNG
 //! (token ids, session ids, user ids, refresh tokens). A leaf below everything that mints them.
+//!
+//! ```
+//! use tower_jwt_auth::issuer::{AccessGrant, TokenIssuer};
+//!
+//! let issuer = TokenIssuer::hmac(b"a secret of at least thirty-two bytes", "https://auth.example", "api")?;
+//! let first = issuer.issue(&AccessGrant::new("alice", "web", "session-1"))?;
+//! let second = issuer.issue(&AccessGrant::new("alice", "web", "session-1"))?;
+//! // 128 random bits each, base64url.
+//! assert_eq!(first.jti.len(), 22);
+//! assert_ne!(first.jti, second.jti);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};

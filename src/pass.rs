@@ -2,6 +2,22 @@
 //! may go ([`Pass`]), what it comes to ([`Attempt`]), and the fetch a pass may wait for
 //! ([`KeyWait`]). A leaf below both the verifier and the remote key source, so that neither
 //! imports the other's internals.
+//!
+//! A verifier over a fixed key set never waits: its synchronous and asynchronous answers are
+//! the same.
+//!
+//! ```
+//! use tower_jwt_auth::{Algorithm, KeySet, Verifier};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let verifier = Verifier::builder(KeySet::hmac(Algorithm::HS256, &[7u8; 32])?)
+//!     .issuer("https://auth.example").audience("api").build()?;
+//! let now = verifier.verify("a.b.c").unwrap_err();
+//! let later = verifier.verify_async("a.b.c").await.unwrap_err();
+//! assert_eq!(now.kind(), later.kind());
+//! # Ok(()) }
+//! ```
 
 use std::future::Future;
 use std::pin::Pin;

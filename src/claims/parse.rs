@@ -1,5 +1,25 @@
 //! The strict claims parser: one typed pass over a verified payload into [`Parsed`], which the
 //! verifier validates before handing out [`Claims`].
+//!
+//! ```
+//! use tower_jwt_auth::{Algorithm, ErrorKind, KeySet, TokenSigner, Verifier};
+//!
+//! let secret = [3u8; 32];
+//! let verifier = Verifier::builder(KeySet::hmac(Algorithm::HS256, &secret)?)
+//!     .accept_any_issuer()
+//!     .accept_any_audience()
+//!     .required_claims(["sub"])?
+//!     .build()?;
+//! let signer = TokenSigner::hmac(Algorithm::HS256, &secret)?;
+//! // A member twice is not "the last one wins": the payload is malformed.
+//! let twice = signer.sign_json(r#"{"sub":"alice","sub":"mallory"}"#)?;
+//! assert_eq!(verifier.verify(&twice).unwrap_err().kind(), ErrorKind::Malformed);
+//! // A registered claim of the wrong type names itself.
+//! let wrong = signer.sign_json(r#"{"sub":"alice","exp":"tomorrow"}"#)?;
+//! let err = verifier.verify(&wrong).unwrap_err();
+//! assert_eq!((err.kind(), err.claim()), (ErrorKind::InvalidClaim, Some("exp")));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::cell::Cell;
 use std::fmt;

@@ -1,6 +1,20 @@
 //! The hash-format policy: what a stored hash is (an argon2 PHC string, a bcrypt hash) and
 //! whether this hasher may run it, found by parsing alone; and the argon2 and bcrypt runs
 //! themselves. [`PasswordHasher`](super::PasswordHasher) decides when they run.
+//!
+//! ```
+//! use tower_jwt_auth::password::{PasswordError, PasswordHasher};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let hasher = PasswordHasher::new();
+//! // A planted hash asking for 4 GiB of memory is refused by parsing alone: nothing runs.
+//! let planted = "$argon2id$v=19$m=4194304,t=1,p=1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+//! assert_eq!(hasher.verify("guess", planted).await, Err(PasswordError::ParametersTooCostly));
+//! assert_eq!(hasher.verify("guess", "$md5$x").await, Err(PasswordError::UnsupportedHash));
+//! assert_eq!(hasher.stats().verifications, 0);
+//! # }
+//! ```
 
 use argon2::password_hash::{PasswordHash, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};

@@ -41,7 +41,7 @@
 //!
 //! For each request the layer reads the body (up to [`DEFAULT_BODY_LIMIT`]; more is answered
 //! 413), takes the `username` from a form or a JSON object and normalises it
-//! ([`normalize_username`](crate::normalize_username): NFKC, lower-cased, trimmed), and finds
+//! ([`normalize_username`]: NFKC, lower-cased, trimmed), and finds
 //! the client address: the peer ([`ClientAddr`] in the request extensions, or with the `router`
 //! feature axum's `ConnectInfo<SocketAddr>`), or, only when the peer is a
 //! [trusted proxy](RateLimitLoginLayer::trusted_proxies), the right-most untrusted `Forwarded` /

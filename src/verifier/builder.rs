@@ -1,5 +1,22 @@
 //! [`VerifierBuilder`]: a verifier's policy, decided once. Every setter checks its input, and
 //! [`VerifierBuilder::build`] refuses a verifier that has not decided its issuer and audience.
+//!
+//! ```
+//! use std::time::Duration;
+//! use tower_jwt_auth::{Algorithm, ConfigError, KeySet, Verifier};
+//!
+//! let keys = KeySet::hmac(Algorithm::HS256, &[7u8; 32])?;
+//! let undecided = Verifier::builder(keys.clone()).audience("api").build();
+//! assert_eq!(undecided.unwrap_err(), ConfigError::MissingIssuer);
+//! assert!(Verifier::builder(keys.clone()).max_token_len(0).is_err());
+//! let verifier = Verifier::builder(keys)
+//!     .issuer("https://auth.example")
+//!     .audience("api")
+//!     .leeway(Duration::from_secs(5))
+//!     .build()?;
+//! # let _ = verifier;
+//! # Ok::<(), ConfigError>(())
+//! ```
 
 use std::fmt;
 use std::sync::Arc;
