@@ -225,7 +225,7 @@ impl IntoResponse for ClaimsRejection {
 }
 
 /// The stored claims as `Claims<T>`; `Ok(None)` without claims.
-fn typed<T: DeserializeOwned + 'static>(parts: &Parts) -> Result<Option<Claims<T>>, InvalidClaims> {
+fn typed<T: DeserializeOwned>(parts: &Parts) -> Result<Option<Claims<T>>, InvalidClaims> {
     let Some(claims) = parts.extensions.get::<Claims>() else {
         return Ok(None);
     };
@@ -237,7 +237,7 @@ fn typed<T: DeserializeOwned + 'static>(parts: &Parts) -> Result<Option<Claims<T
 impl<S, T> FromRequestParts<S> for Claims<T>
 where
     S: Send + Sync,
-    T: DeserializeOwned + Send + 'static,
+    T: DeserializeOwned + Send,
 {
     type Rejection = ClaimsRejection;
 
@@ -253,7 +253,7 @@ where
 impl<S, T> OptionalFromRequestParts<S> for Claims<T>
 where
     S: Send + Sync,
-    T: DeserializeOwned + Send + 'static,
+    T: DeserializeOwned + Send,
 {
     type Rejection = InvalidClaims;
 

@@ -29,11 +29,10 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use std::any::Any;
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, Deserializer, Visitor};
 use serde_json::{Map, Value};
 
 mod parse;
@@ -314,22 +313,21 @@ impl<E> Claims<E> {
 }
 
 impl Claims {
-    /// The remaining claims deserialised into `T`: the typed view of a token's own claims when
-    /// the claims came from [`BearerAuthLayer`](crate::bearer::BearerAuthLayer) (which stores them as a
+    /// The remaining claims deserialised into `T`: the typed view of a token's own claims when the
+    /// claims came from [`BearerAuthLayer`](crate::bearer::BearerAuthLayer) (which stores them as a
     /// JSON map). [`Verifier::verify_as`](crate::Verifier::verify_as) does this at verification.
     ///
     /// # Errors
     ///
     /// When the remaining claims do not deserialise into `T`.
     pub fn extra_as<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
-        // Read from the map in place: nothing of it is copied but what `T` keeps.
-        T::deserialize(&self.extra)
+        T::deserialize(Extra(&self.extra))
     }
 
     /// These claims with the remaining ones deserialised into `T`, for handlers that read an
     /// application's own claims typed. The registered claims, roles and scopes are copied
-    /// over; the remaining claims are read from the map in place, not cloned first. With
-    /// `T` the default map itself, this is a clone.
+    /// over; the remaining claims are read from the map in place, not cloned first, and `T`
+    /// is read exactly as [`Verifier::verify_as`](crate::Verifier::verify_as) would read it.
     ///
     /// ```
     /// use tower_jwt_auth::{Algorithm, Claims, KeySet, TokenSigner, Verifier};
@@ -356,15 +354,7 @@ impl Claims {
     /// # Errors
     ///
     /// When the remaining claims do not deserialise into `T`.
-    pub fn typed<T: DeserializeOwned + 'static>(&self) -> Result<Claims<T>, serde_json::Error> {
-        // `T` is the default map: the claims as they are. (The downcast succeeds only then.)
-        let mut same: Option<Claims<T>> = None;
-        if let Some(slot) = (&mut same as &mut dyn Any).downcast_mut::<Option<Self>>() {
-            *slot = Some(self.clone());
-        }
-        if let Some(claims) = same {
-            return Ok(claims);
-        }
+    pub fn typed<T: DeserializeOwned>(&self) -> Result<Claims<T>, serde_json::Error> {
         Ok(Claims {
             issuer: self.issuer.clone(),
             subject: self.subject.clone(),
@@ -390,5 +380,136 @@ impl Claims {
     #[must_use]
     pub fn client_id(&self) -> Option<&str> {
         self.extra.get("client_id").and_then(Value::as_str)
+    }
+}
+
+/// The remaining claims as a deserializer that reads the map in place and answers every request
+/// as the owned `Value::Object` does (which `verify_as` deserialises from): a map for structs
+/// and maps, `Some` for options, a one-member map for enums. serde_json's own deserializer for
+/// a borrowed map answers options and newtype structs with a map, which `Option<T>` or a
+/// newtype wrapper would refuse.
+struct Extra<'a>(&'a Map<String, Value>);
+
+impl<'de> Deserializer<'de> for Extra<'de> {
+    type Error = serde_json::Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        self.0.deserialize_any(visitor)
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        visitor.visit_some(self)
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        // Rare (a newtype around the whole claims map, or serde_json's `RawValue`): read as the
+        // owned value reads it, for exactly its answers, at the price of one copy.
+        Value::Object(self.0.clone()).deserialize_newtype_struct(name, visitor)
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        self.0.deserialize_enum(name, variants, visitor)
+    }
+
+    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        self.0.deserialize_ignored_any(visitor)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf unit
+        unit_struct seq tuple tuple_struct map struct identifier
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use serde::Deserialize;
+    use serde_json::json;
+
+    use super::*;
+
+    /// The claims of a token with these remaining claims (beside `sub`), parsed twice: as the
+    /// layer stores them, and read into `T` as `verify_as` reads them.
+    fn both<T: DeserializeOwned>(extra: &Value) -> (Claims, Result<Claims<T>, ()>) {
+        let mut payload = extra.clone();
+        payload["sub"] = json!("alice");
+        let payload = serde_json::to_vec(&payload).unwrap();
+        let parsed = || Parsed::from_json(&payload, &Mapping::default()).unwrap();
+        (
+            parsed().into_claims().unwrap(),
+            parsed().into_claims::<T>().map_err(|_| ()),
+        )
+    }
+
+    /// `typed` and `extra_as` accept exactly what `verify_as` accepts, with the same value.
+    fn agrees<T: DeserializeOwned + PartialEq + fmt::Debug>(extra: Value) {
+        let (stored, at_verification) = both::<T>(&extra);
+        let typed = stored.typed::<T>().map_err(|_| ());
+        assert_eq!(
+            typed.as_ref().map(Claims::extra),
+            at_verification.as_ref().map(Claims::extra),
+            "{extra}"
+        );
+        assert_eq!(
+            stored.extra_as::<T>().map_err(|_| ()).as_ref(),
+            at_verification.as_ref().map(Claims::extra),
+            "{extra}"
+        );
+        if let Ok(typed) = typed {
+            assert_eq!(typed.subject(), Some("alice"));
+            assert_eq!(typed.scopes(), stored.scopes());
+        }
+    }
+
+    #[test]
+    fn typed_claims_read_as_verify_as_reads_them() {
+        #[derive(Debug, Deserialize, PartialEq)]
+        struct Tenant {
+            tenant: String,
+            #[serde(default)]
+            seats: u32,
+        }
+        #[derive(Debug, Deserialize, PartialEq)]
+        struct Wrapped(BTreeMap<String, Value>);
+        #[derive(Debug, Deserialize, PartialEq)]
+        enum Kind {
+            Admin(String),
+        }
+        #[derive(Debug, Deserialize, PartialEq)]
+        #[serde(deny_unknown_fields)]
+        struct Strict {
+            tenant: String,
+        }
+        for extra in [
+            json!({"tenant": "acme", "seats": 5}),
+            json!({"tenant": "acme"}),
+            json!({"Admin": "root"}),
+            json!({}),
+        ] {
+            agrees::<Tenant>(extra.clone());
+            agrees::<Option<Tenant>>(extra.clone());
+            agrees::<Wrapped>(extra.clone());
+            agrees::<Strict>(extra.clone());
+            agrees::<Map<String, Value>>(extra.clone());
+            agrees::<BTreeMap<String, Value>>(extra.clone());
+            agrees::<Kind>(extra.clone());
+            agrees::<u32>(extra.clone());
+            agrees::<serde::de::IgnoredAny>(extra);
+        }
+        // `Option<T>` of a mismatched shape is refused, not `None`, as at verification.
+        let (stored, _) = both::<Tenant>(&json!({"seats": 5}));
+        assert!(stored.typed::<Option<Tenant>>().is_err());
+        assert!(stored.extra_as::<Tenant>().is_err());
     }
 }
