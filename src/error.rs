@@ -348,8 +348,8 @@ impl fmt::Display for SignError {
 impl std::error::Error for SignError {}
 
 impl From<crate::ids::RandomError> for SignError {
-    fn from(error: crate::ids::RandomError) -> Self {
-        Self(error.to_string())
+    fn from(_: crate::ids::RandomError) -> Self {
+        Self("the random number generator failed".to_owned())
     }
 }
 

@@ -4,7 +4,8 @@
 //! ```
 //! use http::{Request, Response, StatusCode};
 //! use tower::{Service, ServiceBuilder, ServiceExt};
-//! use tower_jwt_auth::{Algorithm, bearer::BearerAuthLayer, Claims, KeySet, TokenSigner, Verifier};
+//! use tower_jwt_auth::bearer::BearerAuthLayer;
+//! use tower_jwt_auth::{Algorithm, Claims, KeySet, TokenSigner, Verifier};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -138,8 +139,9 @@ impl<R> BearerAuthLayer<R> {
 
     /// Lets requests without credentials through, without claims; requests with invalid or
     /// malformed credentials are still rejected. Routes that need a user then check with
-    /// [`RequireRoleLayer`](crate::require::RequireRoleLayer), [`RequireScopeLayer`](crate::require::RequireScopeLayer)
-    /// or an `Option<Claims>` extractor.
+    /// [`RequireRoleLayer`](crate::require::RequireRoleLayer),
+    /// [`RequireScopeLayer`](crate::require::RequireScopeLayer) or an `Option<Claims>`
+    /// extractor.
     pub fn optional(mut self) -> Self {
         Arc::make_mut(&mut self.config).optional = true;
         self
@@ -225,7 +227,11 @@ impl<S> BearerAuth<S> {
     pub fn new(inner: S, verifier: Verifier) -> Self {
         BearerAuthLayer::new(verifier).layer(inner)
     }
+}
 
+// In an impl of its own, for one inner type: the layer names no inner service, so
+// `BearerAuth::layer(…)` would otherwise leave `S` to be spelled out.
+impl BearerAuth<()> {
     /// The layer: [`BearerAuthLayer::new`].
     pub fn layer(verifier: Verifier) -> BearerAuthLayer {
         BearerAuthLayer::new(verifier)

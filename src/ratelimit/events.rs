@@ -59,9 +59,9 @@ pub(super) fn body_too_large() {
 
 /// `RateLimitLogin` answered 500: the app gives it no peer address.
 pub(super) fn without_peer() {
-    tracing::error!(
-        target: TARGET_RATE_LIMIT,
-        reason = "no_peer_address",
-        "RateLimitLogin: no peer address in the request extensions (insert ClientAddr or use axum's ConnectInfo); answering 500"
-    );
+    #[cfg(feature = "router")]
+    let message = "RateLimitLogin: no peer address in the request extensions (insert ClientAddr or use axum's ConnectInfo); answering 500";
+    #[cfg(not(feature = "router"))]
+    let message = "RateLimitLogin: no peer address in the request extensions (insert ClientAddr); answering 500";
+    tracing::error!(target: TARGET_RATE_LIMIT, reason = "no_peer_address", "{message}");
 }

@@ -305,11 +305,6 @@ impl<S> RateLimitLogin<S> {
         RateLimitLoginLayer::new(store).layer(inner)
     }
 
-    /// The layer: [`RateLimitLoginLayer::new`].
-    pub fn layer(store: Arc<dyn LimiterStore>) -> RateLimitLoginLayer {
-        RateLimitLoginLayer::new(store)
-    }
-
     /// The inner service.
     pub fn get_ref(&self) -> &S {
         &self.inner
@@ -323,6 +318,15 @@ impl<S> RateLimitLogin<S> {
     /// Unwraps the inner service.
     pub fn into_inner(self) -> S {
         self.inner
+    }
+}
+
+// In an impl of its own, for one inner type: the layer names no inner service, so
+// `RateLimitLogin::layer(…)` would otherwise leave `S` to be spelled out.
+impl RateLimitLogin<()> {
+    /// The layer: [`RateLimitLoginLayer::new`].
+    pub fn layer(store: Arc<dyn LimiterStore>) -> RateLimitLoginLayer {
+        RateLimitLoginLayer::new(store)
     }
 }
 

@@ -20,10 +20,10 @@ use http_body::Body as _;
 use serde_json::{Value, json};
 use tower::util::BoxCloneService;
 use tower::{Layer, Service, ServiceBuilder, ServiceExt};
+use tower_jwt_auth::bearer::{BearerAuth, BearerAuthLayer};
 use tower_jwt_auth::response::{OnRejection, Rejection, ResponseBody};
 use tower_jwt_auth::{
     Algorithm, AuthError, Claims, ConfigError, ErrorKind, KeySet, TokenSigner, Verifier,
-    bearer::{BearerAuth, BearerAuthLayer},
 };
 use tower_test::mock;
 
@@ -1192,7 +1192,7 @@ async fn the_layer_and_the_service_clone() {
 async fn the_service_is_built_and_taken_apart_like_tower_https() {
     let inner = Inner::default();
     let built = BearerAuth::new(inner.clone(), common::verifier());
-    let layered = BearerAuth::<Inner>::layer(common::verifier()).layer(inner.clone());
+    let layered = BearerAuth::layer(common::verifier()).layer(inner.clone());
     for mut service in [built, layered] {
         service.get_mut().take();
         assert!(service.get_ref().take().is_empty());

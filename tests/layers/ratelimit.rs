@@ -22,7 +22,9 @@ use crate::common::{AUDIENCE, ISSUER, fixture};
 
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+#[cfg(feature = "router")]
+use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -32,6 +34,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 #[cfg(feature = "router")]
 use axum::Router;
 use axum::body::Body;
+#[cfg(feature = "router")]
 use axum::extract::ConnectInfo;
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
@@ -42,6 +45,11 @@ use serde_json::json;
 use tower::ServiceExt;
 use tower::service_fn;
 use tower::util::BoxCloneService;
+#[cfg(feature = "router")]
+use tower_jwt_auth::issuer::TokenIssuer;
+use tower_jwt_auth::normalize_username;
+#[cfg(feature = "router")]
+use tower_jwt_auth::password::PasswordHasher;
 use tower_jwt_auth::ratelimit::{
     ClientAddr, DEFAULT_BODY_LIMIT, DEFAULT_MAX_ENTRIES, Decision, LimitReason, LimiterStore,
     LoginKey, LoginLimits, LoginOutcome, MemoryLimiterStore, NIST_MAX_FAILURES, RateLimitLogin,
@@ -49,10 +57,7 @@ use tower_jwt_auth::ratelimit::{
 };
 #[cfg(feature = "router")]
 use tower_jwt_auth::router::AuthRouter;
-use tower_jwt_auth::store::{StoreError, StoreFuture};
-#[cfg(feature = "router")]
-use tower_jwt_auth::{issuer::TokenIssuer, password::PasswordHasher};
-use tower_jwt_auth::{normalize_username, store::StoreErrorPolicy};
+use tower_jwt_auth::store::{StoreError, StoreErrorPolicy, StoreFuture};
 
 // ---------------------------------------------------------------------------------------------
 // Harness
@@ -1830,7 +1835,7 @@ async fn the_service_is_built_and_taken_apart_like_tower_https() {
     let h = Harness::new();
     let clock = h.clock.clone();
     let layered = tower::Layer::layer(
-        &RateLimitLogin::<Inner>::layer(Arc::clone(&h.store) as Arc<dyn LimiterStore>)
+        &RateLimitLogin::layer(Arc::clone(&h.store) as Arc<dyn LimiterStore>)
             .clock(clock.system_time()),
         inner(&h.seen, passwords),
     );
