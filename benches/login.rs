@@ -27,8 +27,9 @@ use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use tokio::runtime::Runtime;
 use tower::ServiceExt;
+use tower_jwt_auth::issuer::TokenIssuer;
+use tower_jwt_auth::password::{PasswordHasher, Verified};
 use tower_jwt_auth::router::AuthRouter;
-use tower_jwt_auth::{issuer::TokenIssuer, password::PasswordHasher, password::Verified};
 
 const PASSWORD: &str = "correct horse battery staple";
 const LOGIN: &str = "grant_type=password&username=alice&password=correct+horse+battery+staple";

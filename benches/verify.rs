@@ -35,7 +35,8 @@ use http::{HeaderValue, Request, Response, StatusCode};
 use jsonwebtoken::crypto::CryptoProvider;
 use jsonwebtoken::{DecodingKey, Validation};
 use serde::Deserialize;
-use tower_jwt_auth::{Algorithm, Claims, KeySet, TokenSigner, Verifier, bearer::BearerAuthLayer};
+use tower_jwt_auth::bearer::BearerAuthLayer;
+use tower_jwt_auth::{Algorithm, Claims, KeySet, TokenSigner, Verifier};
 use tower_layer::Layer;
 use tower_service::Service;
 

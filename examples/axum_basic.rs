@@ -22,10 +22,9 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
-use tower_jwt_auth::{
-    Claims, Verifier, bearer::BearerAuthLayer, require::RequireRoleLayer,
-    require::RequireScopeLayer, require::RoleHierarchy,
-};
+use tower_jwt_auth::bearer::BearerAuthLayer;
+use tower_jwt_auth::require::{RequireRoleLayer, RequireScopeLayer, RoleHierarchy};
+use tower_jwt_auth::{Claims, Verifier};
 
 #[path = "support/demo.rs"]
 pub mod demo;

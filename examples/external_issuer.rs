@@ -17,12 +17,11 @@ use std::net::SocketAddr;
 
 use axum::Router;
 use axum::routing::get;
+use tower_jwt_auth::bearer::BearerAuthLayer;
 use tower_jwt_auth::remote::RemoteJwks;
+use tower_jwt_auth::require::{RequireRoleLayer, RequireScopeLayer};
 use tower_jwt_auth::testing::TestIssuer;
-use tower_jwt_auth::{
-    Claims, ConfigError, Verifier, bearer::BearerAuthLayer, require::RequireRoleLayer,
-    require::RequireScopeLayer,
-};
+use tower_jwt_auth::{Claims, ConfigError, Verifier};
 
 /// A verifier for a Keycloak realm's access tokens: keys through discovery, roles read from
 /// `realm_access.roles`. The keys are fetched once now so the first request need not wait;

@@ -20,10 +20,10 @@ use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
+use tower_jwt_auth::bearer::BearerAuthLayer;
+use tower_jwt_auth::require::RequireScopeLayer;
 use tower_jwt_auth::response::ResponseBody;
-use tower_jwt_auth::{
-    Claims, ConfigError, Verifier, bearer::BearerAuthLayer, require::RequireScopeLayer,
-};
+use tower_jwt_auth::{Claims, ConfigError, Verifier};
 
 #[path = "support/demo.rs"]
 pub mod demo;

@@ -50,13 +50,13 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
+use tower_jwt_auth::Claims;
+use tower_jwt_auth::issuer::TokenIssuer;
 use tower_jwt_auth::ratelimit::{
     LimiterStore, LoginLimits, MemoryLimiterStore, RateLimitLoginLayer,
 };
+use tower_jwt_auth::require::{RequireRoleLayer, RequireScopeLayer};
 use tower_jwt_auth::router::{AuthRouter, AuthRouterBuilder, MIN_PASSWORD_CHARS, Registration};
-use tower_jwt_auth::{
-    Claims, issuer::TokenIssuer, require::RequireRoleLayer, require::RequireScopeLayer,
-};
 
 type BoxError = Box<dyn Error + Send + Sync>;
 

@@ -18,7 +18,9 @@ use tonic::transport::{Channel, Server};
 use tonic_health::ServingStatus;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
-use tower_jwt_auth::{Verifier, bearer::BearerAuthLayer, require::RequireScopeLayer};
+use tower_jwt_auth::Verifier;
+use tower_jwt_auth::bearer::BearerAuthLayer;
+use tower_jwt_auth::require::RequireScopeLayer;
 
 #[path = "support/demo.rs"]
 pub mod demo;

@@ -3,7 +3,8 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use tower_jwt_auth::{issuer::AccessGrant, KeySet, issuer::TokenIssuer, Verifier};
+//! use tower_jwt_auth::issuer::{AccessGrant, TokenIssuer};
+//! use tower_jwt_auth::{KeySet, Verifier};
 //!
 //! let pem = std::fs::read("tests/data/keys/ed25519.pkcs8.pem")?;
 //! let issuer = TokenIssuer::from_pem(&pem, "https://auth.example", "api")?

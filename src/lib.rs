@@ -35,7 +35,8 @@
 //!   exactly one [`Algorithm`]; a [`Verifier`] checks a compact JWS access token against it
 //!   and returns its [`Claims`], or an [`AuthError`] whose [`ErrorKind`] says which rule the
 //!   token broke. [`TokenSigner`] mints tokens with the same key types;
-//!   [`normalize_username`] is the one username form the router and the limiter share.
+//!   [`normalize_username`][normalize-username] is the one username form the router and the
+//!   limiter share.
 //! - **The layers**: [`bearer`] (`BearerAuthLayer`: verifies the bearer token of each request
 //!   and puts its claims into the request extensions) and [`require`] (`RequireScopeLayer`,
 //!   `RequireRoleLayer`: authorise). They are generic over request and response bodies and work
@@ -43,12 +44,13 @@
 //!   or gRPC's trailers-only form) and the hook that replaces them. With a [`revocation`]
 //!   store, `BearerAuth` also rejects revoked tokens and sessions. With the `axum` feature,
 //!   handlers take `Claims`, `Option<Claims>` or `Claims<YourClaims>` ([`axum`][axum-mod]).
-//! - **Logins**: [`ratelimit`] (`RateLimitLoginLayer`: failed logins limited per client and
-//!   per account, before any hashing), [`password`] (argon2id `PasswordHasher` on threads of
-//!   its own), [`issuer`] (`TokenIssuer`: RFC 9068 access tokens and the JWKS that verifies
-//!   them), and [`router`] (`AuthRouter`: an axum login router with the OAuth2 password and
-//!   refresh grants, rotation with reuse detection, RFC 7009 revocation, logout and
-//!   registration, for first-party clients). `cargo run --example server` shows all of it.
+//! - **Logins**: [`ratelimit`][ratelimit-mod] (`RateLimitLoginLayer`: failed logins limited per
+//!   client and per account, before any hashing), [`password`][password-mod] (argon2id
+//!   `PasswordHasher` on threads of its own), [`issuer`] (`TokenIssuer`: RFC 9068 access tokens
+//!   and the JWKS that verifies them), and [`router`][router-mod] (`AuthRouter`: an axum login
+//!   router with the OAuth2 password and refresh grants, rotation with reuse detection, RFC 7009
+//!   revocation, logout and registration, for first-party clients). `cargo run --example
+//!   server` shows all of it.
 //! - **State**: [`store`] (what the store traits share, and what a layer does when its store
 //!   fails) and, for several instances, [`redis`][redis-mod] (feature `redis`).
 //! - **Keys from elsewhere**: [`remote`][remote-mod] (feature `remote-jwks`: an issuer's JWKS, or
@@ -109,8 +111,8 @@
 //! | `aws-lc-rs` | yes | signature primitives from aws-lc-rs |
 //! | `rust-crypto` | no | signature primitives from the pure-Rust RustCrypto crates; takes precedence when both are on (use `default-features = false` to avoid compiling aws-lc) |
 //! | `axum` | yes | `Claims` extractors for axum handlers ([`axum`][axum-mod]; pulls in `axum-core` only) |
-//! | `router` | yes | [`router`] (`AuthRouter`, in-memory user and refresh stores) and [`password`] (`PasswordHasher`); pulls in axum, tokio and argon2 |
-//! | `rate-limit` | yes (through `router`) | [`ratelimit`] (`RateLimitLoginLayer` and its in-memory limiter store) and [`normalize_username`]; no framework needed |
+//! | `router` | yes | [`router`][router-mod] (`AuthRouter`, in-memory user and refresh stores) and [`password`][password-mod] (`PasswordHasher`); pulls in axum, tokio and argon2 |
+//! | `rate-limit` | yes (through `router`) | [`ratelimit`][ratelimit-mod] (`RateLimitLoginLayer` and its in-memory limiter store) and [`normalize_username`][normalize-username]; no framework needed (tokio's runtime handle only, to finish giving back an abandoned attempt to a store that answers later) |
 //! | `redis` | no | [`redis`][redis-mod] stores (refresh families, revocation, login limits) shared by several instances; pulls in the `redis` crate, needs Redis 6.2+ |
 //! | `remote-jwks` | no | [`remote`][remote-mod] (`RemoteJwks`): an issuer's keys from a JWKS URL or OIDC / RFC 8414 discovery, cached and refreshed; pulls in hyper's client, rustls (aws-lc-rs provider) and tokio |
 //! | `testing` | no | [`testing`][testing-mod] (`TestIssuer`): a loopback OIDC issuer that mints tokens, for testing protected apps (implies `remote-jwks`) |
@@ -121,26 +123,28 @@
 //! [`crypto_backend`] names the one in use. Issuing (`TokenSigner`, `TokenIssuer`) needs no
 //! feature beyond the backend.
 //!
+#![cfg_attr(feature = "router", doc = "[router-mod]: crate::router")]
+#![cfg_attr(not(feature = "router"), doc = "[router-mod]: crate#features")]
+#![cfg_attr(feature = "router", doc = "[password-mod]: crate::password")]
+#![cfg_attr(not(feature = "router"), doc = "[password-mod]: crate#features")]
+#![cfg_attr(feature = "rate-limit", doc = "[ratelimit-mod]: crate::ratelimit")]
+#![cfg_attr(not(feature = "rate-limit"), doc = "[ratelimit-mod]: crate#features")]
+#![cfg_attr(
+    feature = "rate-limit",
+    doc = "[normalize-username]: crate::normalize_username"
+)]
+#![cfg_attr(
+    not(feature = "rate-limit"),
+    doc = "[normalize-username]: crate#features"
+)]
 #![cfg_attr(feature = "axum", doc = "[axum-mod]: crate::axum")]
-#![cfg_attr(
-    not(feature = "axum"),
-    doc = "[axum-mod]: https://docs.rs/tower-jwt-auth/latest/tower_jwt_auth/axum/"
-)]
+#![cfg_attr(not(feature = "axum"), doc = "[axum-mod]: crate#features")]
 #![cfg_attr(feature = "redis", doc = "[redis-mod]: crate::redis")]
-#![cfg_attr(
-    not(feature = "redis"),
-    doc = "[redis-mod]: https://docs.rs/tower-jwt-auth/latest/tower_jwt_auth/redis/"
-)]
+#![cfg_attr(not(feature = "redis"), doc = "[redis-mod]: crate#features")]
 #![cfg_attr(feature = "remote-jwks", doc = "[remote-mod]: crate::remote")]
-#![cfg_attr(
-    not(feature = "remote-jwks"),
-    doc = "[remote-mod]: https://docs.rs/tower-jwt-auth/latest/tower_jwt_auth/remote/"
-)]
+#![cfg_attr(not(feature = "remote-jwks"), doc = "[remote-mod]: crate#features")]
 #![cfg_attr(feature = "testing", doc = "[testing-mod]: crate::testing")]
-#![cfg_attr(
-    not(feature = "testing"),
-    doc = "[testing-mod]: https://docs.rs/tower-jwt-auth/latest/tower_jwt_auth/testing/"
-)]
+#![cfg_attr(not(feature = "testing"), doc = "[testing-mod]: crate#features")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 // The token path: private modules, their types at the root.

@@ -29,8 +29,8 @@ use std::task::{Context, Poll};
 
 use crate::telemetry::{STORE, STORE_ERRORS_TOTAL, TARGET_STORE, count_by};
 
-/// A store could not answer (unreachable, timed out, full). Deliberately opaque: what to do
-/// about it is a policy of the caller (for [`BearerAuth`](crate::bearer::BearerAuth): fail closed with
+/// A store could not answer (unreachable, timed out, full). Deliberately opaque: what to do about
+/// it is a policy of the caller (for [`BearerAuth`](crate::bearer::BearerAuth): fail closed with
 /// 503 unless configured otherwise), not something to branch on.
 pub struct StoreError {
     message: &'static str,

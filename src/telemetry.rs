@@ -6,7 +6,8 @@
 //! ```
 //! use http::{Request, Response, StatusCode};
 //! use tower::{Service, ServiceBuilder, ServiceExt};
-//! use tower_jwt_auth::{Algorithm, bearer::BearerAuthLayer, KeySet, TokenSigner, Verifier};
+//! use tower_jwt_auth::bearer::BearerAuthLayer;
+//! use tower_jwt_auth::{Algorithm, KeySet, TokenSigner, Verifier};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -50,13 +51,12 @@
 //!
 //! # Events
 //!
-//! Every rejection emits one event with a fixed target and a `reason` field holding a stable
-//! code ([`ErrorKind::as_str`](crate::ErrorKind::as_str) for the layers, the RFC 6749 `error` code for the router, a
-//! [`LimitReason`](crate::ratelimit::LimitReason) code for the limiter). Ordinary client
-//! errors (a missing or expired token, a wrong password) are `DEBUG`: they are routine, and
-//! a busy service sees thousands. What an operator must hear about is `WARN` or `ERROR`:
-//! keys or a store that cannot be had, a replayed refresh token, a hasher at capacity, a
-//! locked account.
+//! Every rejection emits one event with a fixed target and a `reason` field holding a stable code
+//! ([`ErrorKind::as_str`](crate::ErrorKind::as_str) for the layers, the RFC 6749 `error` code for
+//! the router, a [`LimitReason`][limit-reason] code for the limiter). Ordinary client errors (a
+//! missing or expired token, a wrong password) are `DEBUG`: they are routine, and a busy service
+//! sees thousands. What an operator must hear about is `WARN` or `ERROR`: keys or a store that
+//! cannot be had, a replayed refresh token, a hasher at capacity, a locked account.
 //!
 //! | target | level | when | fields |
 //! |---|---|---|---|
@@ -101,8 +101,8 @@
 //! logged but counted in neither [`LOGINS_TOTAL`] nor [`REFRESHES_TOTAL`]. Direct calls of
 //! [`Verifier::verify`](crate::Verifier::verify) are not counted: the verifier is a pure
 //! function that applications also call for other purposes (the router's `/revoke` does), so
-//! only the layer's decisions are. [`describe`] registers a description of each counter with
-//! the installed recorder (Prometheus `# HELP` lines).
+//! only the layer's decisions are. [`describe`][describe-fn] registers a description of each
+//! counter with the installed recorder (Prometheus `# HELP` lines).
 //!
 //! With no recorder installed (the default), counting is a thread-local read and an atomic
 //! load; keys are built at compile time, so no call allocates. Without the `metrics` feature
@@ -113,6 +113,13 @@
     doc = "[fetch-error]: crate::remote::FetchError::as_str"
 )]
 #![cfg_attr(not(feature = "remote-jwks"), doc = "[fetch-error]: crate#features")]
+#![cfg_attr(
+    feature = "rate-limit",
+    doc = "[limit-reason]: crate::ratelimit::LimitReason"
+)]
+#![cfg_attr(not(feature = "rate-limit"), doc = "[limit-reason]: crate#features")]
+#![cfg_attr(feature = "metrics", doc = "[describe-fn]: describe")]
+#![cfg_attr(not(feature = "metrics"), doc = "[describe-fn]: crate#features")]
 
 /// Target of `BearerAuth`'s events.
 pub const TARGET_BEARER: &str = "tower_jwt_auth::bearer";

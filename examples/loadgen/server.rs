@@ -11,12 +11,12 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
+use tower_jwt_auth::bearer::BearerAuthLayer;
+use tower_jwt_auth::issuer::{AccessGrant, TokenIssuer};
+use tower_jwt_auth::password::{HashingThreads, PasswordHasher};
 use tower_jwt_auth::ratelimit::{LoginLimits, MemoryLimiterStore, RateLimitLoginLayer};
 use tower_jwt_auth::router::AuthRouter;
-use tower_jwt_auth::{
-    Claims, Verifier, VerifierBuilder, bearer::BearerAuthLayer, issuer::AccessGrant,
-    issuer::TokenIssuer, password::HashingThreads, password::PasswordHasher,
-};
+use tower_jwt_auth::{Claims, Verifier, VerifierBuilder};
 
 pub(crate) type BoxError = Box<dyn Error + Send + Sync>;
 

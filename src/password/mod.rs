@@ -3,7 +3,7 @@
 //! hashes and re-hashing of weak ones.
 //!
 //! ```
-//! use tower_jwt_auth::{password::PasswordHasher, password::Verified};
+//! use tower_jwt_auth::password::{PasswordHasher, Verified};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -4,10 +4,9 @@
 //! ```
 //! use http::{Request, Response, StatusCode};
 //! use tower::{Service, ServiceBuilder, ServiceExt};
-//! use tower_jwt_auth::{
-//!     Algorithm, bearer::BearerAuthLayer, KeySet, require::RequireRoleLayer, require::RequireScopeLayer, require::RoleHierarchy,
-//!     TokenSigner, Verifier,
-//! };
+//! use tower_jwt_auth::bearer::BearerAuthLayer;
+//! use tower_jwt_auth::require::{RequireRoleLayer, RequireScopeLayer, RoleHierarchy};
+//! use tower_jwt_auth::{Algorithm, KeySet, TokenSigner, Verifier};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -22,7 +22,8 @@
 //! use bytes::Bytes;
 //! use http::{Request, Response, StatusCode};
 //! use tower::{Service, ServiceExt};
-//! use tower_jwt_auth::{Algorithm, AuthError, bearer::BearerAuthLayer, ErrorKind, KeySet, Verifier};
+//! use tower_jwt_auth::bearer::BearerAuthLayer;
+//! use tower_jwt_auth::{Algorithm, AuthError, ErrorKind, KeySet, Verifier};
 //! use tower_jwt_auth::response::Rejection;
 //!
 //! # #[tokio::main(flavor = "current_thread")]

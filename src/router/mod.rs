@@ -4,7 +4,9 @@
 //!
 //! ```
 //! use axum::{Router, routing::get};
-//! use tower_jwt_auth::{Claims, password::PasswordHasher, issuer::TokenIssuer};
+//! use tower_jwt_auth::issuer::TokenIssuer;
+//! use tower_jwt_auth::password::PasswordHasher;
+//! use tower_jwt_auth::Claims;
 //! use tower_jwt_auth::router::AuthRouter;
 //!
 //! # #[tokio::main(flavor = "current_thread")]

@@ -81,7 +81,8 @@ pub struct NewUser {
     pub username: String,
     /// An e-mail address.
     pub email: Option<String>,
-    /// The PHC string of the password (from [`PasswordHasher::hash`](crate::password::PasswordHasher::hash)).
+    /// The PHC string of the password (from
+    /// [`PasswordHasher::hash`](crate::password::PasswordHasher::hash)).
     pub password_hash: String,
     /// Roles.
     pub roles: Vec<String>,

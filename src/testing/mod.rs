@@ -6,7 +6,8 @@
 //! use std::convert::Infallible;
 //! use http::{Request, Response, StatusCode};
 //! use tower::{ServiceBuilder, ServiceExt};
-//! use tower_jwt_auth::{bearer::BearerAuthLayer, require::RequireScopeLayer};
+//! use tower_jwt_auth::bearer::BearerAuthLayer;
+//! use tower_jwt_auth::require::RequireScopeLayer;
 //! use tower_jwt_auth::testing::TestIssuer;
 //!
 //! # #[tokio::main(flavor = "current_thread")]

@@ -119,9 +119,11 @@ impl VerifierBuilder {
 
     /// Replaces the required registered claims (default `exp iat sub iss aud jti`).
     ///
-    /// `iss` and `aud` are still checked whenever accepted issuers or audiences are configured,
-    /// so a token without them then fails with [`ErrorKind::WrongIssuer`](crate::ErrorKind::WrongIssuer) /
-    /// [`ErrorKind::WrongAudience`](crate::ErrorKind::WrongAudience) even when they are not required here.
+    /// `iss` and `aud` are still checked whenever accepted issuers or audiences are configured, so
+    /// a token without them then fails with
+    /// [`ErrorKind::WrongIssuer`](crate::ErrorKind::WrongIssuer) /
+    /// [`ErrorKind::WrongAudience`](crate::ErrorKind::WrongAudience) even when they are not
+    /// required here.
     ///
     /// # Errors
     ///
@@ -140,8 +142,8 @@ impl VerifierBuilder {
     }
 
     /// Requires the `typ` header to be this media type, compared case-insensitively with an
-    /// optional `application/` prefix (RFC 7515 section 4.1.9). Use [`ACCESS_TOKEN_TYPE`](super::ACCESS_TOKEN_TYPE) for
-    /// RFC 9068 access tokens.
+    /// optional `application/` prefix (RFC 7515 section 4.1.9). Use
+    /// [`ACCESS_TOKEN_TYPE`](super::ACCESS_TOKEN_TYPE) for RFC 9068 access tokens.
     ///
     /// # Errors
     ///
@@ -251,8 +253,8 @@ impl VerifierBuilder {
     /// - entries belong to the key set they verified with: when a
     ///   [`RemoteJwks`][remote-jwks] moves to another set, the cache is dropped.
     ///
-    /// Revocation is not the verifier's: [`BearerAuthLayer`](crate::bearer::BearerAuthLayer) checks its
-    /// [`RevocationStore`](crate::revocation::RevocationStore) on every request, hit or not.
+    /// Revocation is not the verifier's: [`BearerAuthLayer`](crate::bearer::BearerAuthLayer) checks
+    /// its [`RevocationStore`](crate::revocation::RevocationStore) on every request, hit or not.
     ///
     /// ```
     /// use tower_jwt_auth::{Algorithm, KeySet, TokenSigner, Verifier};

@@ -77,7 +77,8 @@ const MAX_SHARDS: usize = 16;
 /// clock); between sweeps, a full shard evicts one entry per insertion.
 const SWEEP_INTERVAL_SECS: f64 = 1.0;
 
-/// What the cache saw since it was built, from [`Verifier::cache_stats`](crate::Verifier::cache_stats).
+/// What the cache saw since it was built, from
+/// [`Verifier::cache_stats`](crate::Verifier::cache_stats).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CacheStats {
     hits: u64,

@@ -128,11 +128,10 @@ impl Verifier {
 
     /// Verifies a compact JWS token and returns its claims, the remaining claims as a JSON map.
     ///
-    /// Never waits. With [remote keys][remote-jwks] that are not there yet, or a
-    /// `kid` the current keys lack, it answers at once ([`ErrorKind::Unavailable`],
-    /// [`ErrorKind::UnknownKey`]) and lets the key source fetch in the background;
-    /// [`Verifier::verify_async`] (and [`BearerAuthLayer`](crate::bearer::BearerAuthLayer)) wait for
-    /// that fetch instead.
+    /// Never waits. With [remote keys][remote-jwks] that are not there yet, or a `kid` the current
+    /// keys lack, it answers at once ([`ErrorKind::Unavailable`], [`ErrorKind::UnknownKey`]) and
+    /// lets the key source fetch in the background; [`Verifier::verify_async`] (and
+    /// [`BearerAuthLayer`](crate::bearer::BearerAuthLayer)) wait for that fetch instead.
     ///
     /// # Errors
     ///

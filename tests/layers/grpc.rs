@@ -14,11 +14,10 @@ use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::json;
 use tower::{Layer, Service, ServiceBuilder, ServiceExt};
+use tower_jwt_auth::bearer::BearerAuthLayer;
+use tower_jwt_auth::require::{RequireRoleLayer, RequireScopeLayer};
 use tower_jwt_auth::response::Rejection;
-use tower_jwt_auth::{
-    Algorithm, AuthError, ErrorKind, TokenSigner, bearer::BearerAuthLayer,
-    require::RequireRoleLayer, require::RequireScopeLayer,
-};
+use tower_jwt_auth::{Algorithm, AuthError, ErrorKind, TokenSigner};
 
 // ---------------------------------------------------------------------------------------------
 // Harness

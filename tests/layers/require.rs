@@ -20,12 +20,12 @@ use http_body_util::combinators::UnsyncBoxBody;
 use serde_json::{Value, json};
 use tower::util::BoxCloneService;
 use tower::{Layer, Service, ServiceBuilder, ServiceExt};
-use tower_jwt_auth::response::{Rejection, ResponseBody};
-use tower_jwt_auth::{
-    Algorithm, Claims, ConfigError, ErrorKind, bearer::BearerAuthLayer, require::RequireRole,
-    require::RequireRoleLayer, require::RequireScope, require::RequireScopeLayer,
-    require::RoleHierarchy,
+use tower_jwt_auth::bearer::BearerAuthLayer;
+use tower_jwt_auth::require::{
+    RequireRole, RequireRoleLayer, RequireScope, RequireScopeLayer, RoleHierarchy,
 };
+use tower_jwt_auth::response::{Rejection, ResponseBody};
+use tower_jwt_auth::{Algorithm, Claims, ConfigError, ErrorKind};
 use tower_test::mock;
 
 // ---------------------------------------------------------------------------------------------

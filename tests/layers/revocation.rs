@@ -17,9 +17,11 @@ use http::header::{CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{Request, StatusCode};
 use serde_json::json;
 use tower::{Layer, Service, ServiceExt};
+use tower_jwt_auth::bearer::BearerAuthLayer;
 use tower_jwt_auth::response::Rejection;
 use tower_jwt_auth::revocation::{MemoryRevocationStore, RevocationStore};
-use tower_jwt_auth::{Algorithm, ErrorKind, bearer::BearerAuthLayer, store::StoreErrorPolicy};
+use tower_jwt_auth::store::StoreErrorPolicy;
+use tower_jwt_auth::{Algorithm, ErrorKind};
 
 const ISSUER: &str = common::ISSUER;
 

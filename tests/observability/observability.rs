@@ -30,19 +30,20 @@ use tracing::{Level, Subscriber};
 use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::{Layer, Registry};
 
+use tower_jwt_auth::Algorithm;
+use tower_jwt_auth::bearer::BearerAuthLayer;
+use tower_jwt_auth::issuer::TokenIssuer;
+use tower_jwt_auth::password::{HashingThreads, PasswordHasher};
 use tower_jwt_auth::ratelimit::{ClientAddr, LoginLimits, MemoryLimiterStore, RateLimitLoginLayer};
+use tower_jwt_auth::require::{RequireRoleLayer, RequireScopeLayer};
 use tower_jwt_auth::revocation::{MemoryRevocationStore, RevocationStore};
 use tower_jwt_auth::router::AuthRouter;
+use tower_jwt_auth::store::StoreErrorPolicy;
 use tower_jwt_auth::telemetry::{
     ACCESS_DENIED_TOTAL, LOGIN_RATE_LIMITED_TOTAL, LOGINS_TOTAL, PASSWORD_HASHER_OVERLOADED_TOTAL,
     REFRESH_REUSE_TOTAL, REFRESHES_TOTAL, STORE_ERRORS_TOTAL, TARGET_BEARER, TARGET_PASSWORD,
     TARGET_RATE_LIMIT, TARGET_REQUIRE, TARGET_ROUTER, TARGET_STORE, VERIFICATION_CACHE_TOTAL,
     VERIFICATIONS_TOTAL,
-};
-use tower_jwt_auth::{
-    Algorithm, bearer::BearerAuthLayer, issuer::TokenIssuer, password::HashingThreads,
-    password::PasswordHasher, require::RequireRoleLayer, require::RequireScopeLayer,
-    store::StoreErrorPolicy,
 };
 
 use crate::common::answer::answer;

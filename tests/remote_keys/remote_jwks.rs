@@ -12,12 +12,10 @@ use http::{Request, StatusCode};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tower::{Layer, ServiceExt};
+use tower_jwt_auth::bearer::{BearerAuth, BearerAuthLayer};
 use tower_jwt_auth::remote::{FetchError, RemoteJwks, RemoteJwksBuilder};
 use tower_jwt_auth::revocation::{MemoryRevocationStore, RevocationStore};
-use tower_jwt_auth::{
-    Algorithm, ConfigError, ErrorKind, TokenSigner, Verifier, bearer::BearerAuth,
-    bearer::BearerAuthLayer,
-};
+use tower_jwt_auth::{Algorithm, ConfigError, ErrorKind, TokenSigner, Verifier};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 

@@ -20,11 +20,11 @@ use http::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
+use tower_jwt_auth::Claims;
+use tower_jwt_auth::issuer::TokenIssuer;
+use tower_jwt_auth::password::{HashingThreads, PasswordHasher};
 use tower_jwt_auth::ratelimit::{ClientAddr, LoginLimits, MemoryLimiterStore, RateLimitLoginLayer};
 use tower_jwt_auth::router::AuthRouter;
-use tower_jwt_auth::{
-    Claims, issuer::TokenIssuer, password::HashingThreads, password::PasswordHasher,
-};
 
 const PASSWORD: &str = "correct horse battery staple";
 const LOGINS: usize = 64;

@@ -32,15 +32,14 @@ use http::{Request, StatusCode};
 use http_body::Frame;
 use serde_json::{Value, json};
 use tower::ServiceExt;
+use tower_jwt_auth::issuer::{AccessGrant, TokenIssuer};
+use tower_jwt_auth::password::{HashingThreads, PasswordHasher, PasswordStats};
 use tower_jwt_auth::revocation::MemoryRevocationStore;
 use tower_jwt_auth::router::{
     AuthRouter, AuthRouterBuilder, Client, Created, DEFAULT_CLIENT_ID, GrantType, MAX_BODY_BYTES,
     NewUser, Registration, User,
 };
-use tower_jwt_auth::{
-    Claims, KeySet, Verifier, issuer::AccessGrant, issuer::TokenIssuer, password::HashingThreads,
-    password::PasswordHasher, password::PasswordStats,
-};
+use tower_jwt_auth::{Claims, KeySet, Verifier};
 
 // ---------------------------------------------------------------------------------------------
 // Harness

@@ -26,6 +26,9 @@ use http_body_util::BodyExt;
 use redis::aio::ConnectionManager;
 use serde_json::Value;
 use tower::ServiceExt;
+use tower_jwt_auth::Claims;
+use tower_jwt_auth::issuer::TokenIssuer;
+use tower_jwt_auth::password::PasswordHasher;
 use tower_jwt_auth::ratelimit::{
     ClientAddr, Decision, LimiterStore, LoginKey, LoginLimits, MemoryLimiterStore,
     RateLimitLoginLayer,
@@ -38,7 +41,6 @@ use tower_jwt_auth::router::{
     AuthRouter, MemoryUserStore, REMEMBERED_ROTATIONS, RefreshSession, RefreshStore, Rotation,
     TokenHash,
 };
-use tower_jwt_auth::{Claims, issuer::TokenIssuer, password::PasswordHasher};
 
 // ---------------------------------------------------------------------------------------------
 // A redis-server of the test's own

@@ -9,10 +9,8 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
-use tower_jwt_auth::{
-    Algorithm, DEFAULT_LEEWAY, ErrorKind, KeySet, Verifier, issuer::AccessGrant,
-    issuer::IssuedToken, issuer::TokenIssuer,
-};
+use tower_jwt_auth::issuer::{AccessGrant, IssuedToken, TokenIssuer};
+use tower_jwt_auth::{Algorithm, DEFAULT_LEEWAY, ErrorKind, KeySet, Verifier};
 
 use crate::common::{AUDIENCE, ISSUER, NOW, at, fixture, fixture_str};
 

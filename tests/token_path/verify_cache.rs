@@ -16,10 +16,10 @@ use proptest::prelude::*;
 use proptest::test_runner::TestRunner;
 use serde_json::{Value, json};
 use tower::{Layer, ServiceExt};
+use tower_jwt_auth::bearer::BearerAuthLayer;
 use tower_jwt_auth::revocation::{MemoryRevocationStore, RevocationStore};
 use tower_jwt_auth::{
     Algorithm, CacheStats, ConfigError, ErrorKind, MAX_CACHE_CAPACITY, Verifier, VerifierBuilder,
-    bearer::BearerAuthLayer,
 };
 
 const NOW: i64 = common::NOW as i64;
