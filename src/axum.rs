@@ -77,83 +77,65 @@ fn body_text(kind: ErrorKind) -> String {
     String::from_utf8_lossy(response.into_response().body()).into_owned()
 }
 
-/// The request carries no claims: 401 without an error code, as
-/// [`BearerAuthLayer`](crate::bearer::BearerAuthLayer) answers a request without credentials
-/// (trailers-only `UNAUTHENTICATED` for gRPC).
-#[derive(Debug)]
-#[non_exhaustive]
-pub struct MissingClaims {
-    grpc: bool,
+/// A rejection answering 401 for one [`ErrorKind`], with axum's rejection surface.
+macro_rules! rejection {
+    ($(#[$doc:meta])* $name:ident, $kind:expr, $body:literal) => {
+        $(#[$doc])*
+        #[derive(Debug)]
+        #[non_exhaustive]
+        pub struct $name {
+            grpc: bool,
+        }
+
+        impl $name {
+            /// The HTTP status of the answer: 401. (A gRPC request is answered 200 with
+            /// `grpc-status` 16.)
+            #[must_use]
+            pub fn status(&self) -> StatusCode {
+                StatusCode::UNAUTHORIZED
+            }
+
+            #[doc = concat!("The body of the HTTP answer: `", $body, "`.")]
+            #[must_use]
+            pub fn body_text(&self) -> String {
+                body_text($kind)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str($kind.description())
+            }
+        }
+
+        impl std::error::Error for $name {}
+
+        impl IntoResponse for $name {
+            fn into_response(self) -> Response {
+                respond($kind, self.grpc)
+            }
+        }
+    };
 }
 
-impl MissingClaims {
-    /// The HTTP status of the answer: 401. (A gRPC request is answered 200 with `grpc-status`
-    /// 16.)
-    #[must_use]
-    pub fn status(&self) -> StatusCode {
-        StatusCode::UNAUTHORIZED
-    }
+rejection!(
+    /// The request carries no claims: 401 without an error code, as
+    /// [`BearerAuthLayer`](crate::bearer::BearerAuthLayer) answers a request without credentials
+    /// (trailers-only `UNAUTHENTICATED` for gRPC).
+    MissingClaims,
+    ErrorKind::Missing,
+    r#"{"error":"unauthorized","error_description":"no token"}"#
+);
 
-    /// The body of the HTTP answer: `{"error":"unauthorized","error_description":"no token"}`.
-    #[must_use]
-    pub fn body_text(&self) -> String {
-        body_text(ErrorKind::Missing)
-    }
-}
-
-impl fmt::Display for MissingClaims {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(ErrorKind::Missing.description())
-    }
-}
-
-impl std::error::Error for MissingClaims {}
-
-impl IntoResponse for MissingClaims {
-    fn into_response(self) -> Response {
-        respond(ErrorKind::Missing, self.grpc)
-    }
-}
-
-/// The token's remaining claims do not deserialise into the handler's type: 401
-/// `invalid_token`, the answer [`Verifier::verify_as`](crate::Verifier::verify_as) would have
-/// led to ([`ErrorKind::InvalidClaim`]; trailers-only `UNAUTHENTICATED` for gRPC). The serde
-/// error is not kept: it may quote the token's claims.
-#[derive(Debug)]
-#[non_exhaustive]
-pub struct InvalidClaims {
-    grpc: bool,
-}
-
-impl InvalidClaims {
-    /// The HTTP status of the answer: 401. (A gRPC request is answered 200 with `grpc-status`
-    /// 16.)
-    #[must_use]
-    pub fn status(&self) -> StatusCode {
-        StatusCode::UNAUTHORIZED
-    }
-
-    /// The body of the HTTP answer:
-    /// `{"error":"invalid_token","error_description":"invalid claim"}`.
-    #[must_use]
-    pub fn body_text(&self) -> String {
-        body_text(ErrorKind::InvalidClaim)
-    }
-}
-
-impl fmt::Display for InvalidClaims {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(ErrorKind::InvalidClaim.description())
-    }
-}
-
-impl std::error::Error for InvalidClaims {}
-
-impl IntoResponse for InvalidClaims {
-    fn into_response(self) -> Response {
-        respond(ErrorKind::InvalidClaim, self.grpc)
-    }
-}
+rejection!(
+    /// The token's remaining claims do not deserialise into the handler's type: 401
+    /// `invalid_token`, the answer [`Verifier::verify_as`](crate::Verifier::verify_as) would have
+    /// led to ([`ErrorKind::InvalidClaim`]; trailers-only `UNAUTHENTICATED` for gRPC). The serde
+    /// error is not kept: it may quote the token's claims.
+    InvalidClaims,
+    ErrorKind::InvalidClaim,
+    r#"{"error":"invalid_token","error_description":"invalid claim"}"#
+);
 
 /// The rejection of the `Claims<T>` extractor: either of the two above.
 #[derive(Debug)]

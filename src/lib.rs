@@ -160,6 +160,7 @@ mod json;
 mod jws;
 mod keys;
 mod pass;
+mod service;
 mod signer;
 #[cfg(feature = "rate-limit")]
 mod username;

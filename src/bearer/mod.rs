@@ -74,6 +74,7 @@ use crate::error::{AuthError, ConfigError, ErrorKind};
 use crate::pass::{Attempt, Pass};
 use crate::response::{DefaultRejection, OnRejection, Responder, ResponseBody};
 use crate::revocation::{RevocationQuery, RevocationStore};
+use crate::service::inner_service_accessors;
 use crate::store::{self, StoreError, StoreErrorPolicy, StoreFuture};
 use crate::verifier::Verifier;
 
@@ -239,20 +240,7 @@ impl BearerAuth<()> {
 }
 
 impl<S, R> BearerAuth<S, R> {
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    inner_service_accessors!();
 }
 
 impl<S: Clone, R: Clone> Clone for BearerAuth<S, R> {

@@ -81,6 +81,7 @@ use tower_service::Service;
 
 use crate::error::ConfigError;
 use crate::response::{ResponseBody, error_body, grpc_status_response, is_grpc};
+use crate::service::inner_service_accessors;
 use crate::store::{self, StoreError, StoreErrorPolicy, StoreFuture};
 use crate::username::normalize_username;
 
@@ -305,20 +306,7 @@ impl<S> RateLimitLogin<S> {
         RateLimitLoginLayer::new(store).layer(inner)
     }
 
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    inner_service_accessors!();
 }
 
 // In an impl of its own, for one inner type: the layer names no inner service, so

@@ -56,6 +56,7 @@ use tower_service::Service;
 use crate::claims::{Claims, is_scope_token};
 use crate::error::{AuthError, ConfigError, ErrorKind};
 use crate::response::{DefaultRejection, OnRejection, Responder, ResponseBody};
+use crate::service::inner_service_accessors;
 use crate::telemetry::TARGET_REQUIRE;
 
 mod future;
@@ -305,20 +306,7 @@ macro_rules! require_layer {
         }
 
         impl<S, R> $service<S, R> {
-            /// The inner service.
-            pub fn get_ref(&self) -> &S {
-                &self.inner
-            }
-
-            /// The inner service, mutably.
-            pub fn get_mut(&mut self) -> &mut S {
-                &mut self.inner
-            }
-
-            /// Unwraps the inner service.
-            pub fn into_inner(self) -> S {
-                self.inner
-            }
+            inner_service_accessors!();
         }
 
         impl<S: Clone, R: Clone> Clone for $service<S, R> {
