@@ -6,12 +6,18 @@ use std::future::{Ready, ready};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
+use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{HeaderValue, Request, Response, StatusCode};
-use tower::Service;
+use http_body_util::BodyExt;
+use http_body_util::combinators::UnsyncBoxBody;
+use tower::util::BoxCloneService;
+use tower::{Layer, Service, ServiceBuilder, ServiceExt};
+use tower_jwt_auth::bearer::BearerAuthLayer;
+use tower_jwt_auth::response::ResponseBody;
 use tower_jwt_auth::{Claims, ErrorKind};
 
-use super::answer::Answer;
+use super::answer::{Answer, answer};
 
 /// The inner service: answers 200 "inner" (or, [`Inner::grpc`], like a gRPC server: 200 with
 /// `grpc-status: 0` and an empty message) and records the `Claims` of every request it sees.
@@ -56,6 +62,98 @@ impl Service<Request<String>> for Inner {
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
         headers.insert("grpc-status", HeaderValue::from_static("0"));
         ready(Ok(response))
+    }
+}
+
+/// A stack of layers under test and the [`Inner`] service behind it.
+pub struct Stack {
+    /// The stack, its response bodies boxed so that stacks of any depth fit one type.
+    pub service:
+        BoxCloneService<Request<String>, Response<UnsyncBoxBody<Bytes, Infallible>>, Infallible>,
+    pub inner: Inner,
+}
+
+impl Stack {
+    /// Wraps the inner service with whatever `stack` builds.
+    pub fn build<S, B>(stack: impl FnOnce(Inner) -> S) -> Self
+    where
+        S: Service<Request<String>, Response = Response<B>, Error = Infallible>
+            + Clone
+            + Send
+            + 'static,
+        S::Future: Send + 'static,
+        B: http_body::Body<Data = Bytes, Error = Infallible> + Send + 'static,
+    {
+        let inner = Inner::default();
+        let service = ServiceBuilder::new()
+            .map_response(|response: Response<B>| response.map(BodyExt::boxed_unsync))
+            .service(stack(inner.clone()));
+        Self {
+            service: BoxCloneService::new(service),
+            inner,
+        }
+    }
+
+    /// `BearerAuth` (strict, over [`super::verifier`]) in front of `layer`.
+    pub fn behind_bearer<L>(layer: L) -> Self
+    where
+        L: Layer<Inner>,
+        L::Service: Service<Request<String>, Response = Response<ResponseBody<String>>, Error = Infallible>
+            + Clone
+            + Send
+            + 'static,
+        <L::Service as Service<Request<String>>>::Future: Send + 'static,
+    {
+        Self::build(|inner| {
+            ServiceBuilder::new()
+                .layer(BearerAuthLayer::new(super::verifier()))
+                .layer(layer)
+                .service(inner)
+        })
+    }
+
+    pub async fn send(&self, request: Request<String>) -> Answer {
+        answer(self.service.clone().oneshot(request).await.unwrap()).await
+    }
+
+    /// Expects the inner service's 200, reached once, with claims; returns them.
+    pub async fn assert_passes(&self, request: Request<String>) -> Claims {
+        self.passes(request).await.1
+    }
+
+    /// As [`Stack::assert_passes`], with the answer too.
+    pub async fn passes(&self, request: Request<String>) -> (Answer, Claims) {
+        let answer = self.send(request).await;
+        assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
+        assert_eq!(answer.text(), "inner");
+        assert_eq!(answer.error, None);
+        let seen = self.inner.take();
+        assert_eq!(seen.len(), 1, "the inner service is called exactly once");
+        let claims = seen
+            .into_iter()
+            .next()
+            .unwrap()
+            .expect("claims in the extensions");
+        (answer, claims)
+    }
+
+    /// Expects the inner service's 200 without claims (optional mode).
+    pub async fn assert_passes_anonymously(&self, request: Request<String>) {
+        let answer = self.send(request).await;
+        assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
+        assert_eq!(answer.text(), "inner");
+        assert_eq!(answer.error, None);
+        assert_eq!(self.inner.take(), vec![None]);
+    }
+
+    /// Expects a rejection and checks the inner service was not called.
+    pub async fn rejected(&self, request: Request<String>) -> Answer {
+        let answer = self.send(request).await;
+        assert!(
+            self.inner.take().is_empty(),
+            "the inner service must not be called on a rejection: {answer:?}"
+        );
+        answer
     }
 }
 

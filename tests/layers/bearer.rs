@@ -3,9 +3,9 @@
 //! `poll_ready` back-pressure, and the axum extractors.
 
 use crate::common;
-use crate::common::answer::{Answer, answer};
+use crate::common::answer::answer;
 use crate::common::layers::{
-    Inner, anonymous, assert_invalid_request, assert_invalid_token, assert_missing,
+    Inner, Stack, anonymous, assert_invalid_request, assert_invalid_token, assert_missing,
     assert_missing_with, assert_rejection, bearer,
 };
 
@@ -18,7 +18,6 @@ use http::header::CONTENT_TYPE;
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body::Body as _;
 use serde_json::{Value, json};
-use tower::util::BoxCloneService;
 use tower::{Layer, Service, ServiceBuilder, ServiceExt};
 use tower_jwt_auth::bearer::{BearerAuth, BearerAuthLayer};
 use tower_jwt_auth::response::{OnRejection, Rejection, ResponseBody};
@@ -34,12 +33,16 @@ use tower_test::mock;
 /// The `sub` of [`common::claims`].
 const SUBJECT: &str = "user-1";
 
-type Svc = BoxCloneService<Request<String>, Response<ResponseBody<String>>, Infallible>;
+/// A service under test and the inner service behind it: the kit's [`Stack`], whose passing
+/// requests must also carry no challenge and the claims of [`SUBJECT`].
+struct Harness(Stack);
 
-/// A service under test and the inner service behind it.
-struct Harness {
-    service: Svc,
-    inner: Inner,
+impl std::ops::Deref for Harness {
+    type Target = Stack;
+
+    fn deref(&self) -> &Stack {
+        &self.0
+    }
 }
 
 impl Harness {
@@ -59,53 +62,16 @@ impl Harness {
             + 'static,
         S::Future: Send + 'static,
     {
-        let inner = Inner::default();
-        Self {
-            service: BoxCloneService::new(stack(inner.clone())),
-            inner,
-        }
-    }
-
-    async fn send(&self, request: Request<String>) -> Answer {
-        answer(self.service.clone().oneshot(request).await.unwrap()).await
+        Self(Stack::build(stack))
     }
 
     /// Sends `request`, expects the inner service's 200 with claims for [`SUBJECT`], and returns
     /// those claims.
     async fn assert_passes(&self, request: Request<String>) -> Claims {
-        let answer = self.send(request).await;
-        assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
-        assert_eq!(answer.text(), "inner");
-        assert_eq!(answer.error, None);
+        let (answer, claims) = self.0.passes(request).await;
         assert!(answer.challenge().is_none());
-        let seen = self.inner.take();
-        assert_eq!(seen.len(), 1, "the inner service is called exactly once");
-        let claims = seen
-            .into_iter()
-            .next()
-            .unwrap()
-            .expect("claims in the extensions");
         assert_eq!(claims.subject(), Some(SUBJECT));
         claims
-    }
-
-    /// Sends `request`, expects the inner service's 200 without claims (optional mode).
-    async fn assert_passes_anonymously(&self, request: Request<String>) {
-        let answer = self.send(request).await;
-        assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
-        assert_eq!(answer.text(), "inner");
-        assert_eq!(answer.error, None);
-        assert_eq!(self.inner.take(), vec![None]);
-    }
-
-    /// Sends `request`, expects a rejection, and checks the inner service was not called.
-    async fn rejected(&self, request: Request<String>) -> Answer {
-        let answer = self.send(request).await;
-        assert!(
-            self.inner.take().is_empty(),
-            "the inner service must not be called on a rejection: {answer:?}"
-        );
-        answer
     }
 }
 
@@ -1262,6 +1228,7 @@ fn debug_output_redacts_the_secret() {
 #[cfg(feature = "axum")]
 mod with_axum {
     use super::*;
+    use crate::common::answer::Answer;
     use axum::Router;
     use axum::body::Body;
     use axum::routing::get;

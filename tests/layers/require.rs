@@ -5,26 +5,22 @@
 use crate::common;
 use crate::common::answer::{Answer, answer};
 use crate::common::layers::{
-    Inner, anonymous, assert_invalid_token, assert_missing, assert_rejection, bearer,
+    Inner, Stack, anonymous, assert_invalid_token, assert_missing, assert_rejection, bearer,
 };
 
-use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 
 use bytes::Bytes;
 use http::header::WWW_AUTHENTICATE;
 use http::{HeaderValue, Request, Response, StatusCode};
-use http_body_util::BodyExt;
-use http_body_util::combinators::UnsyncBoxBody;
 use serde_json::{Value, json};
-use tower::util::BoxCloneService;
 use tower::{Layer, Service, ServiceBuilder, ServiceExt};
 use tower_jwt_auth::bearer::BearerAuthLayer;
 use tower_jwt_auth::require::{
     RequireRole, RequireRoleLayer, RequireScope, RequireScopeLayer, RoleHierarchy,
 };
-use tower_jwt_auth::response::{Rejection, ResponseBody};
+use tower_jwt_auth::response::Rejection;
 use tower_jwt_auth::{Algorithm, Claims, ConfigError, ErrorKind};
 use tower_test::mock;
 
@@ -32,83 +28,8 @@ use tower_test::mock;
 // Harness
 // ---------------------------------------------------------------------------------------------
 
-type Body = UnsyncBoxBody<Bytes, Infallible>;
-type Svc = BoxCloneService<Request<String>, Response<Body>, Infallible>;
-
 /// A stack under test and the inner service behind it.
-struct Harness {
-    service: Svc,
-    inner: Inner,
-}
-
-impl Harness {
-    /// Wraps the inner service with whatever `stack` builds; response bodies are boxed so that
-    /// stacks of any depth fit one type.
-    fn build<S, B>(stack: impl FnOnce(Inner) -> S) -> Self
-    where
-        S: Service<Request<String>, Response = Response<B>, Error = Infallible>
-            + Clone
-            + Send
-            + 'static,
-        S::Future: Send + 'static,
-        B: http_body::Body<Data = Bytes, Error = Infallible> + Send + 'static,
-    {
-        let inner = Inner::default();
-        let service = ServiceBuilder::new()
-            .map_response(|response: Response<B>| response.map(BodyExt::boxed_unsync))
-            .service(stack(inner.clone()));
-        Self {
-            service: BoxCloneService::new(service),
-            inner,
-        }
-    }
-
-    /// `BearerAuth` (strict) in front of `layer`.
-    fn behind_bearer<L>(layer: L) -> Self
-    where
-        L: Layer<Inner>,
-        L::Service: Service<Request<String>, Response = Response<ResponseBody<String>>, Error = Infallible>
-            + Clone
-            + Send
-            + 'static,
-        <L::Service as Service<Request<String>>>::Future: Send + 'static,
-    {
-        Self::build(|inner| {
-            ServiceBuilder::new()
-                .layer(BearerAuthLayer::new(common::verifier()))
-                .layer(layer)
-                .service(inner)
-        })
-    }
-
-    async fn send(&self, request: Request<String>) -> Answer {
-        answer(self.service.clone().oneshot(request).await.unwrap()).await
-    }
-
-    /// Expects the inner service's 200, reached once, with claims; returns them.
-    async fn assert_passes(&self, request: Request<String>) -> Claims {
-        let answer = self.send(request).await;
-        assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
-        assert_eq!(answer.text(), "inner");
-        assert_eq!(answer.error, None);
-        let seen = self.inner.take();
-        assert_eq!(seen.len(), 1, "the inner service is called exactly once");
-        seen.into_iter()
-            .next()
-            .unwrap()
-            .expect("claims in the extensions")
-    }
-
-    /// Expects a rejection and checks the inner service was not called.
-    async fn rejected(&self, request: Request<String>) -> Answer {
-        let answer = self.send(request).await;
-        assert!(
-            self.inner.take().is_empty(),
-            "the inner service must not be called on a rejection: {answer:?}"
-        );
-        answer
-    }
-}
+type Harness = Stack;
 
 const INSUFFICIENT_BODY: &str =
     r#"{"error":"insufficient_scope","error_description":"insufficient scope"}"#;
