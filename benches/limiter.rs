@@ -57,8 +57,8 @@ use tokio::runtime::Runtime;
 use tower::{Layer, ServiceExt, service_fn};
 use tower_jwt_auth::issuer::TokenIssuer;
 use tower_jwt_auth::ratelimit::{
-    ClientAddr, DEFAULT_MAX_ENTRIES, Decision, LimitReason, LimiterStore, LoginKey, LoginLimits,
-    MemoryLimiterStore, RateLimitLogin, RateLimitLoginLayer,
+    Action, ClientAddr, DEFAULT_MAX_ENTRIES, Decision, LimitReason, LimiterStore, LoginKey,
+    LoginLimits, MemoryLimiterStore, RateLimitLogin, RateLimitLoginLayer,
 };
 use tower_jwt_auth::router::AuthRouter;
 
@@ -116,6 +116,7 @@ fn key(client: Ipv4Addr, username: &str) -> LoginKey<'_> {
     LoginKey {
         client: IpAddr::V4(client),
         username: Some(username),
+        action: Action::Login,
     }
 }
 

@@ -26,8 +26,9 @@
 //! | `AUTH_ISSUER`, `AUTH_AUDIENCE` | defaults `http://127.0.0.1:8000`, `api` |
 //! | `AUTH_BOOTSTRAP_ADMIN=username:password` | creates that admin at start (role `admin`, scopes `items:read items:write`) |
 //! | `AUTH_REGISTRATION=1` | enables `/auth/register` (role `user`, scope `items:read`) |
-//! | `AUTH_RATE_LIMIT=off` | no `RateLimitLogin` on `/auth/token` (test set-ups only) |
-//! | `AUTH_TRUSTED_PROXIES=cidr,…` | peers whose `Forwarded` / `X-Forwarded-For` headers are trusted for the client address |
+//! | `AUTH_RATE_LIMIT=off` | no per-client limits (failed logins, verifications, registrations, `/auth/revoke`); the password hasher's global cap and fair admission stay (test set-ups only) |
+//! | `AUTH_TRUSTED_PROXIES=cidr,…` | peers whose forwarding header is trusted for the client address |
+//! | `AUTH_FORWARDED_HEADER` | the one header those proxies write: `x-forwarded-for` (default) or `forwarded`; the other is ignored |
 //! | `REDIS_URL` | refresh sessions, revocations and login limits in Redis, shared by several instances (build with `--features redis`; needs `JWT_PRIVATE_KEY_FILE` or `JWT_SECRET`, the same on every instance; users stay in each instance's memory) |
 //! | `METRICS=1` | installs a Prometheus recorder and serves the crate's counters at `GET /metrics` on a separate listener (see [`telemetry`]) |
 //! | `METRICS_BIND` | that listener's address (default `127.0.0.1:9000`); keep it off the public interface |
@@ -53,7 +54,7 @@ use tokio::net::TcpListener;
 use tower_jwt_auth::Claims;
 use tower_jwt_auth::issuer::TokenIssuer;
 use tower_jwt_auth::ratelimit::{
-    LimiterStore, LoginLimits, MemoryLimiterStore, RateLimitLoginLayer,
+    ForwardedHeader, LimiterStore, LoginLimits, MemoryLimiterStore, RateLimitLoginLayer,
 };
 use tower_jwt_auth::require::{RequireRoleLayer, RequireScopeLayer};
 use tower_jwt_auth::router::{AuthRouter, AuthRouterBuilder, MIN_PASSWORD_CHARS, Registration};
@@ -81,6 +82,8 @@ pub struct Config {
     pub rate_limit: bool,
     /// `AUTH_TRUSTED_PROXIES`, split at commas.
     pub trusted_proxies: Vec<String>,
+    /// `AUTH_FORWARDED_HEADER`.
+    pub forwarded_header: ForwardedHeader,
     /// `REDIS_URL` (needs the `redis` feature).
     pub redis_url: Option<String>,
     /// `METRICS=1`.
@@ -109,7 +112,10 @@ impl Config {
         let rate_limit = match get("AUTH_RATE_LIMIT").as_deref() {
             None | Some("on" | "1") => true,
             Some("off" | "0") => {
-                tracing::warn!("AUTH_RATE_LIMIT=off: failed logins are not limited");
+                tracing::warn!(
+                    "AUTH_RATE_LIMIT=off: no per-client limits on logins, registrations or \
+                     revocations (test set-ups only)"
+                );
                 false
             }
             Some(_) => return Err("AUTH_RATE_LIMIT must be on or off".into()),
@@ -117,6 +123,12 @@ impl Config {
         let trusted_proxies = get("AUTH_TRUSTED_PROXIES")
             .map(|list| list.split(',').map(|s| s.trim().to_owned()).collect())
             .unwrap_or_default();
+        let forwarded_header = match get("AUTH_FORWARDED_HEADER") {
+            Some(name) => name
+                .parse()
+                .map_err(|_| "AUTH_FORWARDED_HEADER must be x-forwarded-for or forwarded")?,
+            None => ForwardedHeader::default(),
+        };
         let bootstrap_admin = match get("AUTH_BOOTSTRAP_ADMIN") {
             Some(value) => {
                 let usage = "AUTH_BOOTSTRAP_ADMIN must be username:password, the password at least \
@@ -149,6 +161,7 @@ impl Config {
             registration,
             rate_limit,
             trusted_proxies,
+            forwarded_header,
             redis_url,
             metrics,
             metrics_bind: get("METRICS_BIND").unwrap_or_else(|| "127.0.0.1:9000".to_owned()),
@@ -242,7 +255,8 @@ pub async fn app(config: &Config) -> Result<(Router, AuthRouter), BoxError> {
     if config.rate_limit {
         let limiter = RateLimitLoginLayer::new(limiter_store)
             .trusted_proxies(config.trusted_proxies.iter().map(String::as_str))
-            .map_err(|e| format!("AUTH_TRUSTED_PROXIES: {e}"))?;
+            .map_err(|e| format!("AUTH_TRUSTED_PROXIES: {e}"))?
+            .forwarded_header(config.forwarded_header);
         builder = builder.rate_limit(limiter);
     }
     let auth = builder.build()?;

@@ -156,6 +156,25 @@ pub(crate) fn failed(kind: Kind, error: &StoreError, consequence: &'static str) 
     );
 }
 
+/// A store call failed again during an outage already logged by [`failed`]: counted, and
+/// logged at debug level only, so an outage is one error line, not one per request.
+#[cfg_attr(not(feature = "rate-limit"), allow(dead_code))]
+pub(crate) fn failed_again(kind: Kind, error: &StoreError) {
+    tracing::debug!(
+        target: TARGET_STORE,
+        reason = "store_unavailable",
+        store = kind.as_str(),
+        %error,
+        "store still unavailable"
+    );
+    count_by!(
+        kind => STORE,
+        Kind::{Revocation, Limiter, Router},
+        Kind::as_str,
+        STORE_ERRORS_TOTAL
+    );
+}
+
 /// The answer of a store: ready now (memory) or later (network). `'static` and `Send`, so it
 /// can live in a response future.
 #[must_use = "a store future does nothing unless awaited"]

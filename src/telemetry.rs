@@ -91,7 +91,7 @@
 //! | [`LOGINS_TOTAL`] | [`RESULT`] = `ok` \| `failed`, and for `failed` [`REASON`] = the answer's `error` code | password grants at `POST /token` (`invalid_grant` is a wrong password, unknown user or disabled account) |
 //! | [`REFRESHES_TOTAL`] | [`RESULT`] = `ok` \| `failed`, and for `failed` [`REASON`] = the answer's `error` code | refresh grants at `POST /token`; `ok` is one rotation |
 //! | [`REFRESH_REUSE_TOTAL`] | none | rotated refresh tokens presented again (each revokes its session) |
-//! | [`LOGIN_RATE_LIMITED_TOTAL`] | [`LIMIT`] = `client_and_username` \| `username` \| `account_locked` \| `client` | 429 answers of `RateLimitLogin`, by the limit that applied |
+//! | [`LOGIN_RATE_LIMITED_TOTAL`] | [`LIMIT`] = `client_and_username` \| `username` \| `account_locked` \| `client` \| `verifications` \| `registrations` | 429 answers of `RateLimitLogin`, by the limit that applied |
 //! | [`PASSWORD_HASHER_OVERLOADED_TOTAL`] | none | `PasswordHasher` calls refused at capacity |
 //! | [`STORE_ERRORS_TOTAL`] | [`STORE`] = `revocation` \| `limiter` \| `router` | failed calls to a store (`revocation`: `BearerAuth`'s check; `router`: the router's user, refresh and revocation stores) |
 //! | [`JWKS_FETCHES_TOTAL`] | [`RESULT`] = `ok` \| `failed`, and for `failed` [`REASON`] = a [`FetchError::as_str`][fetch-error] code | `RemoteJwks` fetches, discovery included |

@@ -94,17 +94,67 @@ pub(crate) fn peer<B>(request: &Request<B>) -> Option<IpAddr> {
         .map(|addr| canonical(addr.ip()))
 }
 
+/// The forwarding header a deployment's trusted proxies write. Only that header is read; the
+/// other is ignored whatever it says, because a proxy that appends to one usually passes the
+/// other through from the client untouched.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ForwardedHeader {
+    /// `X-Forwarded-For` (nginx's `$proxy_add_x_forwarded_for`, AWS ALB, most load
+    /// balancers). The default.
+    #[default]
+    XForwardedFor,
+    /// `Forwarded` (RFC 7239), `for=` parameters.
+    Forwarded,
+}
+
+impl ForwardedHeader {
+    /// The header's name, lower-case.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::XForwardedFor => "x-forwarded-for",
+            Self::Forwarded => "forwarded",
+        }
+    }
+}
+
+impl std::str::FromStr for ForwardedHeader {
+    type Err = ConfigError;
+
+    /// `x-forwarded-for` or `forwarded`, in any case.
+    fn from_str(name: &str) -> Result<Self, ConfigError> {
+        let name = name.trim();
+        if name.eq_ignore_ascii_case("x-forwarded-for") {
+            Ok(Self::XForwardedFor)
+        } else if name.eq_ignore_ascii_case("forwarded") {
+            Ok(Self::Forwarded)
+        } else {
+            Err(ConfigError::InvalidSetting(
+                "the forwarding header must be x-forwarded-for or forwarded",
+            ))
+        }
+    }
+}
+
 /// The client address: the peer, unless the peer is a trusted proxy; then the right-most
-/// forwarding entry that is not itself a trusted proxy (`Forwarded` when present, else
-/// `X-Forwarded-For`). An entry that cannot be read stops the walk at the proxy that added
-/// it: that proxy's address is used, never something further left that a client could have
-/// written.
-pub(crate) fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[Cidr]) -> IpAddr {
+/// entry of the configured forwarding header that is not itself a trusted proxy. An entry
+/// that cannot be read stops the walk at the proxy that added it: that proxy's address is
+/// used, never something further left that a client could have written.
+pub(crate) fn client_ip(
+    peer: IpAddr,
+    headers: &HeaderMap,
+    trusted: &[Cidr],
+    header: ForwardedHeader,
+) -> IpAddr {
     let is_trusted = |ip: IpAddr| trusted.iter().any(|net| net.contains(ip));
     if !is_trusted(peer) {
         return peer;
     }
-    let entries = forwarded_for(headers);
+    let entries = match header {
+        ForwardedHeader::Forwarded => forwarded(headers),
+        ForwardedHeader::XForwardedFor => x_forwarded_for(headers),
+    };
     let mut client = peer;
     for entry in entries.iter().rev() {
         match entry {
@@ -136,28 +186,30 @@ pub(crate) fn network(ip: IpAddr, prefix: u8) -> IpAddr {
     }
 }
 
-/// The forwarding chain, left (origin) to right (nearest proxy); `None` for unreadable entries.
-fn forwarded_for(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
-    let forwarded: Vec<_> = headers.get_all("forwarded").iter().collect();
-    if !forwarded.is_empty() {
-        let mut chain = Vec::new();
-        for value in forwarded {
-            let Ok(value) = value.to_str() else {
-                chain.push(None);
-                continue;
-            };
-            for element in value.split(',') {
-                let node = element.split(';').find_map(|pair| {
-                    let (name, value) = pair.trim().split_once('=')?;
-                    name.trim()
-                        .eq_ignore_ascii_case("for")
-                        .then_some(value.trim())
-                });
-                chain.push(node.and_then(parse_node));
-            }
+/// The `Forwarded` chain, left (origin) to right (nearest proxy); `None` for unreadable
+/// entries, including an element without a `for=` parameter.
+fn forwarded(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
+    let mut chain = Vec::new();
+    for value in headers.get_all("forwarded") {
+        let Ok(value) = value.to_str() else {
+            chain.push(None);
+            continue;
+        };
+        for element in value.split(',') {
+            let node = element.split(';').find_map(|pair| {
+                let (name, value) = pair.trim().split_once('=')?;
+                name.trim()
+                    .eq_ignore_ascii_case("for")
+                    .then_some(value.trim())
+            });
+            chain.push(node.and_then(parse_node));
         }
-        return chain;
     }
+    chain
+}
+
+/// The `X-Forwarded-For` chain, as [`forwarded`].
+fn x_forwarded_for(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
     let mut chain = Vec::new();
     for value in headers.get_all("x-forwarded-for") {
         let Ok(value) = value.to_str() else {
@@ -244,70 +296,192 @@ mod tests {
         }
     }
 
+    use ForwardedHeader::{Forwarded, XForwardedFor};
+
+    fn trusted() -> [Cidr; 1] {
+        [Cidr::parse("10.0.0.0/8").unwrap()]
+    }
+
     #[test]
     fn an_untrusted_peer_is_the_client_whatever_it_forwards() {
-        let trusted = [Cidr::parse("10.0.0.0/8").unwrap()];
         let spoofed = headers(&[("x-forwarded-for", "1.2.3.4"), ("forwarded", "for=5.6.7.8")]);
-        assert_eq!(
-            client_ip(ip("203.0.113.9"), &spoofed, &trusted),
-            ip("203.0.113.9")
-        );
-        assert_eq!(
-            client_ip(ip("203.0.113.9"), &spoofed, &[]),
-            ip("203.0.113.9")
-        );
+        for header in [XForwardedFor, Forwarded] {
+            let peer = ip("203.0.113.9");
+            assert_eq!(client_ip(peer, &spoofed, &trusted(), header), peer);
+            assert_eq!(client_ip(peer, &spoofed, &[], header), peer);
+        }
     }
 
     #[test]
     fn behind_trusted_proxies_the_rightmost_untrusted_entry_is_the_client() {
-        let trusted = [Cidr::parse("10.0.0.0/8").unwrap()];
         // The client wrote 6.6.6.6 itself; the edge proxy appended the real 198.51.100.7,
-        // and an inner proxy 10.0.0.2.
+        // and an inner proxy 10.0.0.2, in a header line of its own.
         let chain = headers(&[
             ("x-forwarded-for", "6.6.6.6, 198.51.100.7"),
             ("x-forwarded-for", "10.0.0.2"),
         ]);
-        assert_eq!(
-            client_ip(ip("10.0.0.1"), &chain, &trusted),
-            ip("198.51.100.7")
-        );
+        let got = client_ip(ip("10.0.0.1"), &chain, &trusted(), XForwardedFor);
+        assert_eq!(got, ip("198.51.100.7"));
         let forwarded = headers(&[(
             "forwarded",
-            r#"for=6.6.6.6, for="[2001:db8::7]:4711";proto=https, for=10.0.0.2"#,
+            r#"for=6.6.6.6, for="[2001:db8::7]:4711";proto=https, For=10.0.0.2"#,
         )]);
-        assert_eq!(
-            client_ip(ip("10.0.0.1"), &forwarded, &trusted),
-            ip("2001:db8::7")
-        );
-        // Forwarded wins over X-Forwarded-For when both are present.
-        let both = headers(&[
-            ("forwarded", "for=192.0.2.60:8080"),
-            ("x-forwarded-for", "6.6.6.6"),
-        ]);
-        assert_eq!(client_ip(ip("10.0.0.1"), &both, &trusted), ip("192.0.2.60"));
+        let got = client_ip(ip("10.0.0.1"), &forwarded, &trusted(), Forwarded);
+        assert_eq!(got, ip("2001:db8::7"));
+    }
+
+    /// Every combination of the two headers: only the configured one is ever read.
+    #[test]
+    fn only_the_configured_header_is_read() {
+        let peer = ip("10.0.0.1");
+        type Headers = &'static [(&'static str, &'static str)];
+        const XFF: (&str, &str) = ("x-forwarded-for", "198.51.100.7");
+        const FWD: (&str, &str) = ("forwarded", "for=192.0.2.60");
+        let cases: [(Headers, IpAddr, IpAddr); 4] = [
+            (&[], peer, peer),
+            (&[XFF], ip("198.51.100.7"), peer),
+            (&[FWD], peer, ip("192.0.2.60")),
+            (&[XFF, FWD], ip("198.51.100.7"), ip("192.0.2.60")),
+        ];
+        for (pairs, with_xff, with_forwarded) in cases {
+            let map = headers(pairs);
+            assert_eq!(
+                client_ip(peer, &map, &trusted(), XForwardedFor),
+                with_xff,
+                "{pairs:?}"
+            );
+            assert_eq!(
+                client_ip(peer, &map, &trusted(), Forwarded),
+                with_forwarded,
+                "{pairs:?}"
+            );
+        }
     }
 
     #[test]
     fn unreadable_or_missing_entries_never_let_the_client_choose() {
-        let trusted = [Cidr::parse("10.0.0.0/8").unwrap()];
-        let garbage = headers(&[("x-forwarded-for", "6.6.6.6, not-an-ip")]);
-        assert_eq!(
-            client_ip(ip("10.0.0.1"), &garbage, &trusted),
-            ip("10.0.0.1")
+        let peer = ip("10.0.0.1");
+        let cases: [(&str, &str, ForwardedHeader, &str); 10] = [
+            (
+                "x-forwarded-for",
+                "6.6.6.6, not-an-ip",
+                XForwardedFor,
+                "10.0.0.1",
+            ),
+            ("x-forwarded-for", "6.6.6.6,", XForwardedFor, "10.0.0.1"),
+            (
+                "x-forwarded-for",
+                "6.6.6.6, 300.1.1.1",
+                XForwardedFor,
+                "10.0.0.1",
+            ),
+            (
+                "x-forwarded-for",
+                "6.6.6.6, [2001:db8::1",
+                XForwardedFor,
+                "10.0.0.1",
+            ),
+            (
+                "x-forwarded-for",
+                "10.9.9.9, 10.0.0.2",
+                XForwardedFor,
+                "10.9.9.9",
+            ),
+            (
+                "forwarded",
+                "for=6.6.6.6, for=_hidden, for=10.0.0.3",
+                Forwarded,
+                "10.0.0.3",
+            ),
+            (
+                "forwarded",
+                "for=6.6.6.6, by=10.0.0.3",
+                Forwarded,
+                "10.0.0.1",
+            ),
+            (
+                "forwarded",
+                "for=6.6.6.6, for=unknown",
+                Forwarded,
+                "10.0.0.1",
+            ),
+            (
+                "forwarded",
+                "for=6.6.6.6, for=\"[2001:db8::1\"",
+                Forwarded,
+                "10.0.0.1",
+            ),
+            (
+                "forwarded",
+                "for=6.6.6.6, for=1.2.3.4:99999",
+                Forwarded,
+                "10.0.0.1",
+            ),
+        ];
+        for (name, value, header, expected) in cases {
+            let map = headers(&[(name, value)]);
+            assert_eq!(
+                client_ip(peer, &map, &trusted(), header),
+                ip(expected),
+                "{name}: {value}"
+            );
+        }
+        for header in [XForwardedFor, Forwarded] {
+            assert_eq!(client_ip(peer, &HeaderMap::new(), &trusted(), header), peer);
+        }
+        // A value that is not visible ASCII is unreadable as a whole.
+        let mut map = HeaderMap::new();
+        map.append("x-forwarded-for", HeaderValue::from_static("6.6.6.6"));
+        map.append(
+            "x-forwarded-for",
+            HeaderValue::from_bytes(b"198.51.100.\xff").unwrap(),
         );
-        let obfuscated = headers(&[("forwarded", "for=6.6.6.6, for=_hidden, for=10.0.0.3")]);
-        assert_eq!(
-            client_ip(ip("10.0.0.1"), &obfuscated, &trusted),
-            ip("10.0.0.3")
-        );
-        assert_eq!(
-            client_ip(ip("10.0.0.1"), &HeaderMap::new(), &trusted),
-            ip("10.0.0.1")
-        );
-        let all_trusted = headers(&[("x-forwarded-for", "10.9.9.9, 10.0.0.2")]);
-        assert_eq!(
-            client_ip(ip("10.0.0.1"), &all_trusted, &trusted),
-            ip("10.9.9.9")
-        );
+        assert_eq!(client_ip(peer, &map, &trusted(), XForwardedFor), peer);
+    }
+
+    #[test]
+    fn header_names_parse_in_any_case() {
+        assert_eq!("X-Forwarded-For".parse(), Ok(XForwardedFor));
+        assert_eq!(" forwarded ".parse(), Ok(Forwarded));
+        assert!("x-real-ip".parse::<ForwardedHeader>().is_err());
+        assert_eq!(ForwardedHeader::default(), XForwardedFor);
+        assert_eq!(Forwarded.as_str(), "forwarded");
+    }
+
+    proptest::proptest! {
+        /// Whatever a client writes into either header, and however many lines it sends,
+        /// behind a proxy that appends the real address to the configured header the
+        /// limiter's key is that address.
+        #[test]
+        fn a_client_never_chooses_its_key(
+            own_xff in proptest::collection::vec("[ -~]{0,40}", 0..4),
+            own_forwarded in proptest::collection::vec("[ -~]{0,40}", 0..4),
+            real in proptest::prelude::any::<[u8; 4]>(),
+            use_forwarded in proptest::prelude::any::<bool>(),
+        ) {
+            let real = IpAddr::from(real);
+            proptest::prop_assume!(!trusted()[0].contains(real));
+            let mut map = HeaderMap::new();
+            for value in &own_xff {
+                if let Ok(value) = HeaderValue::from_str(value) {
+                    map.append("x-forwarded-for", value);
+                }
+            }
+            for value in &own_forwarded {
+                if let Ok(value) = HeaderValue::from_str(value) {
+                    map.append("forwarded", value);
+                }
+            }
+            let (header, appended) = if use_forwarded {
+                (Forwarded, format!("for={real}"))
+            } else {
+                (XForwardedFor, real.to_string())
+            };
+            map.append(header.as_str(), HeaderValue::from_str(&appended).unwrap());
+            proptest::prop_assert_eq!(
+                client_ip(ip("10.0.0.1"), &map, &trusted(), header),
+                real
+            );
+        }
     }
 }

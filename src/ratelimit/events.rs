@@ -44,6 +44,12 @@ pub(super) fn limited(client: IpAddr, reason: LimitReason, retry_after: Duration
             LimitReason::Client => {
                 key!(LOGIN_RATE_LIMITED_TOTAL, LIMIT => LimitReason::Client.as_str())
             }
+            LimitReason::Verifications => {
+                key!(LOGIN_RATE_LIMITED_TOTAL, LIMIT => LimitReason::Verifications.as_str())
+            }
+            LimitReason::Registrations => {
+                key!(LOGIN_RATE_LIMITED_TOTAL, LIMIT => LimitReason::Registrations.as_str())
+            }
         });
     }
 }
@@ -64,4 +70,18 @@ pub(super) fn without_peer() {
     #[cfg(not(feature = "router"))]
     let message = "RateLimitLogin: no peer address in the request extensions (insert ClientAddr); answering 500";
     tracing::error!(target: TARGET_RATE_LIMIT, reason = "no_peer_address", "{message}");
+}
+
+/// The limiter store answered again after an outage: limits are shared again.
+pub(super) fn store_recovered() {
+    tracing::warn!(
+        target: TARGET_RATE_LIMIT,
+        "RateLimitLogin: limiter store answers again; limits are shared again"
+    );
+}
+
+/// The limiter store failed again while the layer was already limiting in process memory
+/// (counted; logged once, when the fallback began).
+pub(super) fn store_still_failing(error: &crate::store::StoreError) {
+    crate::store::failed_again(crate::store::Kind::Limiter, error);
 }

@@ -13,10 +13,17 @@ pub const NIST_MAX_FAILURES: u32 = 100;
 /// - per (client, username): 5 free failures, then a backoff doubling from 1 s, capped at 15 min;
 /// - per username, across clients: 20 free failures, then a backoff doubling from 1 s, capped at
 ///   5 min; at 100 consecutive failures the account is locked for 1 h;
-/// - per client, across usernames: GCRA, 30 failures per minute with a burst of 10.
+/// - per client, across usernames: GCRA, 30 failures per minute with a burst of 10;
+/// - per client, every password verification, successes included: GCRA, 60 a minute with a
+///   burst of 20 (so that clients looping valid logins cannot keep the password hasher to
+///   themselves);
+/// - per client, every registration attempt whatever its outcome: GCRA, 10 an hour with a
+///   burst of 5 (at that rate one client needs more than a year to fill a store of 100,000
+///   users, and a taken name answers no faster than a free one).
 ///
-/// Only failures count; a success clears the (client, username) counter and the username's
-/// consecutive-failure count.
+/// Of a login, failures count on the failure rules; a success clears the (client, username)
+/// counter and the username's consecutive-failure count, and is counted only on the
+/// verification rate.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LoginLimits {
     pub(crate) pair: Backoff,
@@ -25,7 +32,50 @@ pub struct LoginLimits {
     pub(crate) lock_for: Duration,
     pub(crate) client_interval: Duration,
     pub(crate) client_burst: u32,
+    pub(crate) verify: Rate,
+    pub(crate) register: Rate,
     pub(crate) forget_after: Duration,
+}
+
+/// A GCRA rate: one event per `interval`, bursts of `burst`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Rate {
+    pub(crate) interval: Duration,
+    pub(crate) burst: u32,
+}
+
+impl Rate {
+    fn new(events: u32, period: Duration, burst: u32) -> Result<Self, ConfigError> {
+        if events == 0 || burst == 0 {
+            return Err(ConfigError::InvalidSetting(
+                "a client rate and its burst must be at least 1",
+            ));
+        }
+        Ok(Self {
+            interval: positive(period / events, "a client rate's period must be positive")?,
+            burst,
+        })
+    }
+
+    /// How far ahead of now the theoretical arrival time may be.
+    pub(crate) fn tolerance(&self) -> Duration {
+        self.interval * (self.burst - 1)
+    }
+
+    /// The wait before the next event, given the arrival time `tat_ms`.
+    fn wait(&self, tat_ms: u64, now_ms: u64) -> Option<Duration> {
+        wait(tat_ms.saturating_sub(ms(self.tolerance())), now_ms)
+    }
+
+    /// The arrival time after one event at `now_ms`.
+    pub(crate) fn charge(&self, tat_ms: u64, now_ms: u64) -> u64 {
+        tat_ms.max(now_ms).saturating_add(ms(self.interval))
+    }
+
+    /// The arrival time with one event given back; `None` once it has passed.
+    pub(crate) fn refund(&self, tat_ms: u64, now_ms: u64) -> Option<u64> {
+        Some(tat_ms.saturating_sub(ms(self.interval))).filter(|&tat| tat > now_ms)
+    }
 }
 
 /// Free failures, then a delay doubling from `base`, capped at `cap`.
@@ -66,6 +116,14 @@ impl Default for LoginLimits {
             lock_for: Duration::from_secs(3600),
             client_interval: Duration::from_secs(2),
             client_burst: 10,
+            verify: Rate {
+                interval: Duration::from_secs(1),
+                burst: 20,
+            },
+            register: Rate {
+                interval: Duration::from_secs(360),
+                burst: 5,
+            },
             forget_after: Duration::from_secs(24 * 3600),
         }
     }
@@ -139,13 +197,41 @@ impl LoginLimits {
         period: Duration,
         burst: u32,
     ) -> Result<Self, ConfigError> {
-        if failures == 0 || burst == 0 {
-            return Err(ConfigError::InvalidSetting(
-                "the client rate and burst must be at least 1",
-            ));
-        }
-        self.client_interval = positive(period / failures, "the client period must be positive")?;
-        self.client_burst = burst;
+        let rate = Rate::new(failures, period, burst)?;
+        self.client_interval = rate.interval;
+        self.client_burst = rate.burst;
+        Ok(self)
+    }
+
+    /// The per-client GCRA on password verifications, successes included: `verifications` per
+    /// `period`, with bursts of `burst` (default 60 a minute, bursts of 20).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidSetting`] when a number is zero.
+    pub fn per_client_verifications(
+        mut self,
+        verifications: u32,
+        period: Duration,
+        burst: u32,
+    ) -> Result<Self, ConfigError> {
+        self.verify = Rate::new(verifications, period, burst)?;
+        Ok(self)
+    }
+
+    /// The per-client GCRA on registration attempts, of any outcome: `attempts` per `period`,
+    /// with bursts of `burst` (default 10 an hour, bursts of 5).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidSetting`] when a number is zero.
+    pub fn per_client_registrations(
+        mut self,
+        attempts: u32,
+        period: Duration,
+        burst: u32,
+    ) -> Result<Self, ConfigError> {
+        self.register = Rate::new(attempts, period, burst)?;
         Ok(self)
     }
 
@@ -171,10 +257,14 @@ impl LoginLimits {
         Ok(self)
     }
 
-    /// The GCRA tolerance: how far ahead of now the client's theoretical arrival time may be.
-    pub(crate) fn client_tolerance(&self) -> Duration {
-        self.client_interval * (self.client_burst - 1)
+    /// The per-client failure rate.
+    pub(crate) fn client(&self) -> Rate {
+        Rate {
+            interval: self.client_interval,
+            burst: self.client_burst,
+        }
     }
+
 }
 
 fn backoff(free: u32, base: Duration, cap: Duration) -> Result<Backoff, ConfigError> {
@@ -198,6 +288,10 @@ pub enum LimitReason {
     AccountLocked,
     /// Too many failures from this client across usernames.
     Client,
+    /// Too many password verifications from this client, successes included.
+    Verifications,
+    /// Too many registration attempts from this client.
+    Registrations,
 }
 
 impl LimitReason {
@@ -209,6 +303,8 @@ impl LimitReason {
             Self::Username => "username",
             Self::AccountLocked => "account_locked",
             Self::Client => "client",
+            Self::Verifications => "verifications",
+            Self::Registrations => "registrations",
         }
     }
 }
@@ -225,6 +321,41 @@ pub enum Decision {
         /// How long until an attempt could be allowed.
         retry_after: Duration,
     },
+}
+
+/// What the route a [`RateLimitLogin`](super::RateLimitLogin) guards does, which decides the
+/// rules an attempt is counted on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Action {
+    /// A token endpoint (or any login): a password grant is counted on the (client,
+    /// username), username, client-failure and verification rules; a request without a
+    /// username (a refresh grant, a revocation) on the client-failure rule alone. Only
+    /// failures are kept, except on the verification rule. The default.
+    #[default]
+    Login,
+    /// Registration: every attempt is counted on the client's registration rate and kept,
+    /// whatever its outcome; the username in the body is not read (a registration attempt
+    /// must never count against the account of that name).
+    Registration,
+}
+
+/// A client's GCRA arrival times (Unix ms; 0 for none): failures, password verifications
+/// and registrations.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct ClientRates {
+    pub(crate) failures: u64,
+    pub(crate) verifications: u64,
+    pub(crate) registrations: u64,
+}
+
+impl ClientRates {
+    /// When the record can be forgotten: once every arrival time has passed.
+    pub(crate) fn expiry_ms(&self) -> u64 {
+        self.failures
+            .max(self.verifications)
+            .max(self.registrations)
+    }
 }
 
 /// One key's failure record (pair or account): consecutive failures, the time of the latest,
@@ -255,36 +386,50 @@ fn backoff_wait(record: Failures, backoff: Backoff, now_ms: u64) -> Option<Durat
 }
 
 impl LoginLimits {
-    /// The decision for the three records of an attempt. `client_tat_ms` is the client's GCRA
-    /// theoretical arrival time. The longest wait wins.
+    /// The decision for the records of an attempt. The longest wait wins.
     pub(crate) fn decide(
         &self,
+        action: Action,
         pair: Failures,
         account: Failures,
-        client_tat_ms: u64,
+        client: ClientRates,
         now_ms: u64,
     ) -> Decision {
-        let candidates = [
-            (
-                LimitReason::AccountLocked,
-                wait(account.locked_until_ms, now_ms),
-            ),
-            (
-                LimitReason::ClientAndUsername,
-                backoff_wait(pair, self.pair, now_ms),
-            ),
-            (
-                LimitReason::Username,
-                backoff_wait(account, self.account, now_ms),
-            ),
-            (
-                LimitReason::Client,
-                wait(
-                    client_tat_ms.saturating_sub(ms(self.client_tolerance())),
-                    now_ms,
+        let none = || (LimitReason::Client, None);
+        let candidates = match action {
+            Action::Registration => [
+                (
+                    LimitReason::Registrations,
+                    self.register.wait(client.registrations, now_ms),
                 ),
-            ),
-        ];
+                none(),
+                none(),
+                none(),
+                none(),
+            ],
+            Action::Login => [
+                (
+                    LimitReason::AccountLocked,
+                    wait(account.locked_until_ms, now_ms),
+                ),
+                (
+                    LimitReason::ClientAndUsername,
+                    backoff_wait(pair, self.pair, now_ms),
+                ),
+                (
+                    LimitReason::Username,
+                    backoff_wait(account, self.account, now_ms),
+                ),
+                (
+                    LimitReason::Client,
+                    self.client().wait(client.failures, now_ms),
+                ),
+                (
+                    LimitReason::Verifications,
+                    self.verify.wait(client.verifications, now_ms),
+                ),
+            ],
+        };
         candidates
             .into_iter()
             .filter_map(|(reason, wait)| wait.map(|w| (reason, w)))
@@ -313,7 +458,7 @@ impl LoginLimits {
 
     /// The client's GCRA arrival time after a failure at `now_ms`.
     pub(crate) fn fail_client(&self, tat_ms: u64, now_ms: u64) -> u64 {
-        tat_ms.max(now_ms).saturating_add(ms(self.client_interval))
+        self.client().charge(tat_ms, now_ms)
     }
 
     /// The pair or account record with one failure, counted when an attempt was allowed,
@@ -334,11 +479,6 @@ impl LoginLimits {
         (refunded.count > 0 || refunded.locked_until_ms > 0).then_some(refunded)
     }
 
-    /// The client's GCRA arrival time with one failure given back; `None` once it has passed.
-    pub(crate) fn refund_client(&self, tat_ms: u64, now_ms: u64) -> Option<u64> {
-        Some(tat_ms.saturating_sub(ms(self.client_interval))).filter(|&tat| tat > now_ms)
-    }
-
     /// When a record can be forgotten.
     pub(crate) fn expiry_ms(&self, record: Failures) -> u64 {
         record
@@ -353,6 +493,87 @@ mod tests {
     use super::*;
 
     const S: u64 = 1000;
+
+    /// A login's decision with the client's failure arrival time `tat`.
+    fn decide(
+        limits: &LoginLimits,
+        pair: Failures,
+        account: Failures,
+        tat: u64,
+        now: u64,
+    ) -> Decision {
+        let client = ClientRates {
+            failures: tat,
+            ..ClientRates::default()
+        };
+        limits.decide(Action::Login, pair, account, client, now)
+    }
+
+    #[test]
+    fn verifications_are_limited_per_client_successes_included() {
+        let limits = LoginLimits::default();
+        let now = 1_000 * S;
+        let mut client = ClientRates::default();
+        for i in 0..20 {
+            let decision = limits.decide(
+                Action::Login,
+                Failures::default(),
+                Failures::default(),
+                client,
+                now,
+            );
+            assert_eq!(decision, Decision::Allow, "burst verification {i}");
+            client.verifications = limits.verify.charge(client.verifications, now);
+        }
+        let decision = limits.decide(
+            Action::Login,
+            Failures::default(),
+            Failures::default(),
+            client,
+            now,
+        );
+        assert_eq!(limited(decision), Some((LimitReason::Verifications, S)));
+        // Registrations are a rule of their own: a client out of verifications may register.
+        let decision = limits.decide(
+            Action::Registration,
+            Failures::default(),
+            Failures::default(),
+            client,
+            now,
+        );
+        assert_eq!(decision, Decision::Allow);
+        assert_eq!(
+            limits.verify.refund(client.verifications, now),
+            Some(now + 20 * S - S)
+        );
+    }
+
+    #[test]
+    fn registrations_are_limited_per_client_and_nothing_else_applies() {
+        let limits = LoginLimits::default();
+        let now = 1_000 * S;
+        let locked = Failures {
+            count: 100,
+            last_ms: now,
+            locked_until_ms: now + 3600 * S,
+        };
+        let mut client = ClientRates {
+            failures: now + 3600 * S,
+            verifications: now + 3600 * S,
+            registrations: 0,
+        };
+        for i in 0..5 {
+            let decision = limits.decide(Action::Registration, locked, locked, client, now);
+            assert_eq!(decision, Decision::Allow, "burst registration {i}");
+            client.registrations = limits.register.charge(client.registrations, now);
+        }
+        let decision = limits.decide(Action::Registration, locked, locked, client, now);
+        assert_eq!(
+            limited(decision),
+            Some((LimitReason::Registrations, 360 * S))
+        );
+        assert_eq!(client.expiry_ms(), now + 3600 * S);
+    }
 
     fn limited(decision: Decision) -> Option<(LimitReason, u64)> {
         match decision {
@@ -385,29 +606,29 @@ mod tests {
         let now = 1_000 * S;
         for _ in 0..5 {
             assert_eq!(
-                limits.decide(pair, Failures::default(), 0, now),
+                decide(&limits, pair, Failures::default(), 0, now),
                 Decision::Allow
             );
             pair = limits.fail(pair, now, false);
         }
         // Five failures are free; the sixth attempt is still allowed...
         assert_eq!(
-            limits.decide(pair, Failures::default(), 0, now),
+            decide(&limits, pair, Failures::default(), 0, now),
             Decision::Allow
         );
         pair = limits.fail(pair, now, false);
         // ...and after it the next waits 1 s, then 2 s.
         assert_eq!(
-            limited(limits.decide(pair, Failures::default(), 0, now)),
+            limited(decide(&limits, pair, Failures::default(), 0, now)),
             Some((LimitReason::ClientAndUsername, S))
         );
         assert_eq!(
-            limits.decide(pair, Failures::default(), 0, now + S),
+            decide(&limits, pair, Failures::default(), 0, now + S),
             Decision::Allow
         );
         pair = limits.fail(pair, now + S, false);
         assert_eq!(
-            limited(limits.decide(pair, Failures::default(), 0, now + S + 500)),
+            limited(decide(&limits, pair, Failures::default(), 0, now + S + 500)),
             Some((LimitReason::ClientAndUsername, 1500))
         );
     }
@@ -423,16 +644,22 @@ mod tests {
         }
         assert_eq!(account.locked_until_ms, 0);
         assert_eq!(
-            limits.decide(Failures::default(), account, 0, now),
+            decide(&limits, Failures::default(), account, 0, now),
             Decision::Allow
         );
         account = limits.fail(account, now, true);
         assert_eq!(
-            limited(limits.decide(Failures::default(), account, 0, now + 10 * 60 * S)),
+            limited(decide(
+                &limits,
+                Failures::default(),
+                account,
+                0,
+                now + 10 * 60 * S
+            )),
             Some((LimitReason::AccountLocked, 50 * 60 * S))
         );
         assert_eq!(
-            limits.decide(Failures::default(), account, 0, now + 3600 * S),
+            decide(&limits, Failures::default(), account, 0, now + 3600 * S),
             Decision::Allow
         );
         assert!(limits.expiry_ms(account) >= now + 3600 * S);
@@ -445,19 +672,31 @@ mod tests {
         let now = 1_000 * S;
         for i in 0..10 {
             assert_eq!(
-                limits.decide(Failures::default(), Failures::default(), tat, now),
+                decide(&limits, Failures::default(), Failures::default(), tat, now),
                 Decision::Allow,
                 "burst failure {i}"
             );
             tat = limits.fail_client(tat, now);
         }
         assert_eq!(
-            limited(limits.decide(Failures::default(), Failures::default(), tat, now)),
+            limited(decide(
+                &limits,
+                Failures::default(),
+                Failures::default(),
+                tat,
+                now
+            )),
             Some((LimitReason::Client, 2 * S))
         );
         // One more failure allowed every 2 s: 30 a minute.
         assert_eq!(
-            limits.decide(Failures::default(), Failures::default(), tat, now + 2 * S),
+            decide(
+                &limits,
+                Failures::default(),
+                Failures::default(),
+                tat,
+                now + 2 * S
+            ),
             Decision::Allow
         );
     }
@@ -514,14 +753,17 @@ mod tests {
         let account = limits.fail(Failures::default(), ahead, true);
         // Another instance, a second behind, sees the failure "in the future": one of five
         // free ones, so no wait.
-        assert_eq!(limits.decide(pair, account, 0, ahead - S), Decision::Allow);
+        assert_eq!(
+            decide(&limits, pair, account, 0, ahead - S),
+            Decision::Allow
+        );
         // Past the free failures the backoff runs from the record's time, as before.
         let mut pair = pair;
         for _ in 0..5 {
             pair = limits.fail(pair, ahead, false);
         }
         assert_eq!(
-            limited(limits.decide(pair, Failures::default(), 0, ahead - S)),
+            limited(decide(&limits, pair, Failures::default(), 0, ahead - S)),
             Some((LimitReason::ClientAndUsername, 2 * S))
         );
     }
@@ -555,9 +797,9 @@ mod tests {
         let now = 1_000 * S;
         let tat = limits.fail_client(limits.fail_client(0, now), now);
         assert_eq!(tat, now + 4 * S);
-        assert_eq!(limits.refund_client(tat, now), Some(now + 2 * S));
-        assert_eq!(limits.refund_client(now + 2 * S, now), None);
-        assert_eq!(limits.refund_client(0, now), None);
+        assert_eq!(limits.client().refund(tat, now), Some(now + 2 * S));
+        assert_eq!(limits.client().refund(now + 2 * S, now), None);
+        assert_eq!(limits.client().refund(0, now), None);
     }
 
     #[test]
@@ -574,7 +816,7 @@ mod tests {
             locked_until_ms: 3600 * S,
         };
         assert_eq!(
-            limited(limits.decide(pair, account, 0, 0)),
+            limited(decide(&limits, pair, account, 0, 0)),
             Some((LimitReason::AccountLocked, 3600 * S))
         );
     }
@@ -625,6 +867,6 @@ mod tests {
             .lock_account(10, Duration::from_secs(60))
             .unwrap();
         assert_eq!(custom.client_interval, Duration::from_secs(1));
-        assert_eq!(custom.client_tolerance(), Duration::from_secs(4));
+        assert_eq!(custom.client().tolerance(), Duration::from_secs(4));
     }
 }

@@ -8,7 +8,7 @@ use std::hash::{BuildHasher, Hash};
 use std::net::IpAddr;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use super::limits::{Decision, Failures, LoginLimits};
+use super::limits::{Action, ClientRates, Decision, Failures, LoginLimits};
 use super::{LimiterStore, LoginKey};
 use crate::store::StoreFuture;
 
@@ -41,7 +41,7 @@ pub struct MemoryLimiterStore {
 struct Shard {
     pairs: HashMap<(IpAddr, Box<str>), Failures>,
     accounts: HashMap<Box<str>, Failures>,
-    clients: HashMap<IpAddr, u64>,
+    clients: HashMap<IpAddr, ClientRates>,
 }
 
 impl Shard {
@@ -52,7 +52,7 @@ impl Shard {
     fn sweep(&mut self, limits: &LoginLimits, now_ms: u64) {
         self.pairs.retain(|_, f| limits.expiry_ms(*f) > now_ms);
         self.accounts.retain(|_, f| limits.expiry_ms(*f) > now_ms);
-        self.clients.retain(|_, tat| *tat > now_ms);
+        self.clients.retain(|_, rates| rates.expiry_ms() > now_ms);
     }
 
     /// Makes room for one entry. At the cap: sweep, then evict down to 7/8 of the cap (so the
@@ -81,8 +81,8 @@ impl Shard {
                 .clients
                 .iter()
                 .take(EVICTION_SAMPLE)
-                .min_by_key(|(_, tat)| **tat)
-                .map(|(k, tat)| (*tat, *k));
+                .min_by_key(|(_, rates)| rates.expiry_ms())
+                .map(|(k, rates)| (rates.expiry_ms(), *k));
             let at = |entry: Option<u64>| entry.unwrap_or(u64::MAX);
             let (p, a, c) = (
                 at(pair.map(|e| e.0)),
@@ -205,6 +205,13 @@ fn lock(shard: &Mutex<Shard>) -> std::sync::MutexGuard<'_, Shard> {
     shard.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+impl Default for MemoryLimiterStore {
+    /// An empty store with [`LoginLimits::default`].
+    fn default() -> Self {
+        Self::new(LoginLimits::default())
+    }
+}
+
 impl fmt::Debug for MemoryLimiterStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MemoryLimiterStore")
@@ -251,12 +258,14 @@ impl LimiterStore for MemoryLimiterStore {
             }
             None => Default::default(),
         };
-        let tat = lock(self.shard(&key.client))
+        let rates = lock(self.shard(&key.client))
             .clients
             .get(&key.client)
             .copied()
             .unwrap_or_default();
-        StoreFuture::ready(Ok(self.limits.decide(pair, account, tat, now_ms)))
+        StoreFuture::ready(Ok(self
+            .limits
+            .decide(key.action, pair, account, rates, now_ms)))
     }
 
     fn attempt(&self, key: &LoginKey<'_>, now_ms: u64) -> StoreFuture<Decision> {
@@ -279,41 +288,53 @@ impl LimiterStore for MemoryLimiterStore {
             .and_then(|u| records.shard(account_shard).accounts.get(u).copied())
             .filter(live)
             .unwrap_or_default();
-        let tat = records
+        let rates = records
             .shard(client_shard)
             .clients
             .get(&key.client)
             .copied()
             .unwrap_or_default();
-        let decision = limits.decide(pair, account, tat, now_ms);
+        let decision = limits.decide(key.action, pair, account, rates, now_ms);
         if decision != Decision::Allow {
             return StoreFuture::ready(Ok(decision));
         }
-        if let (Some(pair_key), Some(username)) = (pair_key, key.username) {
-            let failed = limits.fail(pair, now_ms, false);
-            self.put(
-                |s| &mut s.pairs,
-                records.shard(pair_shard),
-                pair_key,
-                failed,
-                now_ms,
-            );
-            let failed = limits.fail(account, now_ms, true);
-            let shard = records.shard(account_shard);
-            self.put(|s| &mut s.accounts, shard, username.into(), failed, now_ms);
+        let mut rates = rates;
+        match (key.action, pair_key, key.username) {
+            (Action::Registration, ..) => {
+                rates.registrations = limits.register.charge(rates.registrations, now_ms);
+            }
+            (_, Some(pair_key), Some(username)) => {
+                let failed = limits.fail(pair, now_ms, false);
+                self.put(
+                    |s| &mut s.pairs,
+                    records.shard(pair_shard),
+                    pair_key,
+                    failed,
+                    now_ms,
+                );
+                let failed = limits.fail(account, now_ms, true);
+                let shard = records.shard(account_shard);
+                self.put(|s| &mut s.accounts, shard, username.into(), failed, now_ms);
+                rates.failures = limits.fail_client(rates.failures, now_ms);
+                rates.verifications = limits.verify.charge(rates.verifications, now_ms);
+            }
+            _ => rates.failures = limits.fail_client(rates.failures, now_ms),
         }
-        let tat = limits.fail_client(tat, now_ms);
         self.put(
             |s| &mut s.clients,
             records.shard(client_shard),
             key.client,
-            tat,
+            rates,
             now_ms,
         );
         StoreFuture::ready(Ok(decision))
     }
 
     fn succeeded(&self, key: &LoginKey<'_>, now_ms: u64) -> StoreFuture<()> {
+        if key.action == Action::Registration {
+            // Every registration attempt is kept, whatever its outcome.
+            return StoreFuture::ready(Ok(()));
+        }
         if let Some(username) = key.username {
             lock(self.shard(&(key.client, username)))
                 .pairs
@@ -322,12 +343,17 @@ impl LimiterStore for MemoryLimiterStore {
             // right, so the failures were not this account's owner being locked out.
             lock(self.shard(&username)).accounts.remove(username);
         }
-        self.refund_client(key.client, now_ms);
+        // The verification stays counted: a success is a verification too.
+        self.refund_client(key.client, now_ms, Refund::Failure);
         StoreFuture::ready(Ok(()))
     }
 
     fn refund(&self, key: &LoginKey<'_>, now_ms: u64) -> StoreFuture<()> {
         let limits = &self.limits;
+        if key.action == Action::Registration {
+            self.refund_client(key.client, now_ms, Refund::Registration);
+            return StoreFuture::ready(Ok(()));
+        }
         if let Some(username) = key.username {
             let pair_key = (key.client, Box::<str>::from(username));
             let mut shard = lock(self.shard(&pair_key));
@@ -345,20 +371,51 @@ impl LimiterStore for MemoryLimiterStore {
                     None => shard.accounts.remove(username),
                 };
             }
+            drop(shard);
+            self.refund_client(key.client, now_ms, Refund::FailureAndVerification);
+        } else {
+            self.refund_client(key.client, now_ms, Refund::Failure);
         }
-        self.refund_client(key.client, now_ms);
         StoreFuture::ready(Ok(()))
+    }
+
+    fn limits(&self) -> Option<&LoginLimits> {
+        Some(&self.limits)
     }
 }
 
+/// Which of a client's charges a settlement gives back.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Refund {
+    Failure,
+    FailureAndVerification,
+    Registration,
+}
+
 impl MemoryLimiterStore {
-    fn refund_client(&self, client: IpAddr, now_ms: u64) {
+    fn refund_client(&self, client: IpAddr, now_ms: u64, refund: Refund) {
+        let limits = &self.limits;
         let mut shard = lock(self.shard(&client));
-        if let Some(&tat) = shard.clients.get(&client) {
-            match self.limits.refund_client(tat, now_ms) {
-                Some(tat) => shard.clients.insert(client, tat),
-                None => shard.clients.remove(&client),
-            };
+        let Some(&rates) = shard.clients.get(&client) else {
+            return;
+        };
+        let give_back = |tat: u64, rate: super::limits::Rate| rate.refund(tat, now_ms).unwrap_or(0);
+        let mut rates = rates;
+        match refund {
+            Refund::Registration => {
+                rates.registrations = give_back(rates.registrations, limits.register);
+            }
+            Refund::Failure | Refund::FailureAndVerification => {
+                rates.failures = give_back(rates.failures, limits.client());
+                if refund == Refund::FailureAndVerification {
+                    rates.verifications = give_back(rates.verifications, limits.verify);
+                }
+            }
+        }
+        if rates.expiry_ms() > now_ms {
+            shard.clients.insert(client, rates);
+        } else {
+            shard.clients.remove(&client);
         }
     }
 }

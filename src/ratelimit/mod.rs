@@ -44,8 +44,8 @@
 //! ([`normalize_username`]: NFKC, lower-cased, trimmed), and finds
 //! the client address: the peer ([`ClientAddr`] in the request extensions, or with the `router`
 //! feature axum's `ConnectInfo<SocketAddr>`), or, only when the peer is a
-//! [trusted proxy](RateLimitLoginLayer::trusted_proxies), the right-most untrusted `Forwarded` /
-//! `X-Forwarded-For` entry; an IPv6 client counts as its `/64`
+//! [trusted proxy](RateLimitLoginLayer::trusted_proxies), the right-most untrusted entry of
+//! the [one forwarding header](RateLimitLoginLayer::forwarded_header) those proxies write; an IPv6 client counts as its `/64`
 //! ([`ipv6_prefix`](RateLimitLoginLayer::ipv6_prefix)). It asks the [`LimiterStore`] (see
 //! [`LoginLimits`] for the policy); a limited attempt is answered 429 with `Retry-After` and a
 //! JSON body (gRPC: status 8 `RESOURCE_EXHAUSTED`) without calling the inner service. Otherwise the inner service gets
@@ -68,6 +68,7 @@ use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -91,8 +92,8 @@ mod limits;
 mod memory;
 
 use client::Cidr;
-pub use client::ClientAddr;
-pub use limits::{Decision, LimitReason, LoginLimits, NIST_MAX_FAILURES};
+pub use client::{ClientAddr, ForwardedHeader};
+pub use limits::{Action, Decision, LimitReason, LoginLimits, NIST_MAX_FAILURES};
 pub use memory::{DEFAULT_MAX_ENTRIES, MemoryLimiterStore};
 
 /// How many leading bits of an IPv6 address make one client, unless
@@ -101,6 +102,10 @@ pub const DEFAULT_IPV6_PREFIX: u8 = 64;
 
 /// The largest login body the layer reads (as the login router).
 pub const DEFAULT_BODY_LIMIT: usize = 8 * 1024;
+
+/// How long [`RateLimitLogin`] keeps counting in process memory after its store failed before
+/// it asks the store again.
+pub const STORE_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// How much of a 400 answer the layer reads to tell `invalid_grant` from other errors.
 const OUTCOME_BODY_LIMIT: usize = 4 * 1024;
@@ -112,10 +117,18 @@ pub struct LoginKey<'a> {
     /// The client address; for an IPv6 client, its network
     /// ([`ipv6_prefix`](RateLimitLoginLayer::ipv6_prefix), `/64` by default).
     pub client: IpAddr,
-    /// The normalised username; `None` for requests without one (a refresh grant), which only
-    /// the per-client rule applies to.
+    /// The normalised username; `None` for requests without one (a refresh grant, a
+    /// revocation, a registration), which only per-client rules apply to.
     pub username: Option<&'a str>,
+    /// What the guarded route does, which decides the rules that apply.
+    pub action: Action,
 }
+
+/// The client a [`RateLimitLogin`] counted a request as (its address, or for IPv6 its
+/// network), put into the request's extensions for the service behind it: the
+/// [`AuthRouter`](crate::router::AuthRouter) admits password hashing fairly across these.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct LimitedClient(pub IpAddr);
 
 /// Where the limiter's counters live. Each method is one atomic decision or update.
 /// Times are milliseconds since the Unix epoch, from the layer's clock.
@@ -147,6 +160,13 @@ pub trait LimiterStore: Send + Sync + 'static {
     /// Settles an allowed attempt that was neither a success nor a failure: gives back the
     /// failure [`attempt`](Self::attempt) counted on each record.
     fn refund(&self, key: &LoginKey<'_>, now_ms: u64) -> StoreFuture<()>;
+
+    /// The policy the store decides with, when it has one [`LoginLimits`]. [`RateLimitLogin`]
+    /// limits with the same policy in process memory while the store is unreachable; a store
+    /// that answers `None` (the default) gets [`LoginLimits::default`] there.
+    fn limits(&self) -> Option<&LoginLimits> {
+        None
+    }
 }
 
 /// The outcome of a login, which a login handler may put into its response's extensions to
@@ -171,7 +191,14 @@ pub struct RateLimitLoginLayer {
 #[derive(Clone)]
 struct Config {
     store: Arc<dyn LimiterStore>,
+    /// Limits with the store's policy in process memory while the store is unreachable.
+    fallback: Arc<MemoryLimiterStore>,
+    /// Until when (Unix ms) attempts go to the fallback without asking the store; 0 while the
+    /// store answers.
+    degraded_until: Arc<AtomicU64>,
+    action: Action,
     trusted: Vec<Cidr>,
+    forwarded_header: ForwardedHeader,
     ipv6_prefix: u8,
     body_limit: usize,
     on_store_error: StoreErrorPolicy,
@@ -189,10 +216,15 @@ impl Config {
 impl RateLimitLoginLayer {
     /// Limits logins with the counters in `store`.
     pub fn new(store: Arc<dyn LimiterStore>) -> Self {
+        let limits = store.limits().cloned().unwrap_or_default();
         Self {
             config: Arc::new(Config {
                 store,
+                fallback: Arc::new(MemoryLimiterStore::new(limits)),
+                degraded_until: Arc::new(AtomicU64::new(0)),
+                action: Action::Login,
                 trusted: Vec::new(),
+                forwarded_header: ForwardedHeader::XForwardedFor,
                 ipv6_prefix: DEFAULT_IPV6_PREFIX,
                 body_limit: DEFAULT_BODY_LIMIT,
                 on_store_error: StoreErrorPolicy::FailOpen,
@@ -220,6 +252,22 @@ impl RateLimitLoginLayer {
             .collect::<Result<Vec<_>, _>>()?;
         self.config_mut().trusted = networks;
         Ok(self)
+    }
+
+    /// What the guarded route does (default [`Action::Login`]); [`Action::Registration`]
+    /// counts every attempt on the client's registration rate.
+    pub fn action(mut self, action: Action) -> Self {
+        self.config_mut().action = action;
+        self
+    }
+
+    /// Which forwarding header the trusted proxies write (default
+    /// [`ForwardedHeader::XForwardedFor`]). Only that one is read; the other is ignored, since
+    /// a proxy that appends to one header usually passes the other through from the client,
+    /// who could then choose a new limiter key for every request.
+    pub fn forwarded_header(mut self, header: ForwardedHeader) -> Self {
+        self.config_mut().forwarded_header = header;
+        self
     }
 
     /// How many leading bits of an IPv6 client address make one client (default
@@ -251,8 +299,12 @@ impl RateLimitLoginLayer {
         self
     }
 
-    /// What to do when the store fails (default [`StoreErrorPolicy::FailOpen`]: the login goes
-    /// ahead unlimited and an error is logged; `FailClosed` answers 503).
+    /// What to do when the store fails. The default, [`StoreErrorPolicy::FailOpen`], lets the
+    /// login go ahead but never unlimited: the layer counts it in an in-process limiter with
+    /// the store's policy ([`LimiterStore::limits`]), so limits degrade to per-instance limits
+    /// and do not vanish. It stays on that limiter for [`STORE_RETRY_AFTER`] after a failure
+    /// before asking the store again, logs when it falls back and when the store answers
+    /// again, and counts every store error. `FailClosed` answers 503 instead.
     pub fn on_store_error(mut self, policy: StoreErrorPolicy) -> Self {
         self.config_mut().on_store_error = policy;
         self
@@ -269,9 +321,11 @@ impl fmt::Debug for RateLimitLoginLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RateLimitLoginLayer")
             .field("trusted_proxies", &self.config.trusted)
+            .field("forwarded_header", &self.config.forwarded_header)
             .field("ipv6_prefix", &self.config.ipv6_prefix)
             .field("body_limit", &self.config.body_limit)
             .field("on_store_error", &self.config.on_store_error)
+            .field("action", &self.config.action)
             .finish_non_exhaustive()
     }
 }
@@ -374,37 +428,45 @@ where
         events::without_peer();
         return Ok(answer(grpc, Refusal::Misconfigured));
     };
-    let client = client::client_ip(peer, request.headers(), &config.trusted);
+    let client = client::client_ip(
+        peer,
+        request.headers(),
+        &config.trusted,
+        config.forwarded_header,
+    );
     let client = client::network(client, config.ipv6_prefix);
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
     let Some(body) = read_limited(&parts.headers, body, config.body_limit).await else {
         events::body_too_large();
         return Ok(answer(grpc, Refusal::TooLarge));
     };
-    let username = username(&parts.headers, &body);
+    let username = match config.action {
+        Action::Login => username(&parts.headers, &body),
+        // A registration attempt never counts against the account of the name it asks for.
+        _ => None,
+    };
     let key = LoginKey {
         client,
         username: username.as_deref(),
+        action: config.action,
     };
 
     // The attempt is counted as a failure here, before the login runs, and settled below.
-    let counted = match config.store.attempt(&key, config.now_ms()).await {
-        Ok(Decision::Allow) => Some(Counted::new(&config, &key)),
-        Ok(Decision::Limit {
-            reason,
-            retry_after,
-        }) => {
+    let counted = match attempt(&config, &key).await {
+        Ok((store, Decision::Allow)) => Some(Counted::new(&config, store, &key)),
+        Ok((
+            _,
+            Decision::Limit {
+                reason,
+                retry_after,
+            },
+        )) => {
             events::limited(client, reason, retry_after);
             return Ok(answer(grpc, Refusal::Limited(retry_after)));
         }
-        Err(error) => {
-            if let Some(refusal) = store_failed(&config, &error) {
-                return Ok(answer(grpc, refusal));
-            }
-            // Failing open: nothing was counted, so there is nothing to settle.
-            None
-        }
+        Err(_) => return Ok(answer(grpc, Refusal::Unavailable)),
     };
+    parts.extensions.insert(LimitedClient(client));
 
     let response = match inner
         .call(Request::from_parts(parts, Full::new(body)))
@@ -425,6 +487,64 @@ where
     Ok(response)
 }
 
+/// Asks the store to decide about (and count) an attempt; while the store is unreachable, the
+/// in-process fallback decides, unless the policy is to fail closed (`Err`: answer 503).
+/// Returns the store that counted the attempt, which settles it.
+async fn attempt(
+    config: &Config,
+    key: &LoginKey<'_>,
+) -> Result<(Arc<dyn LimiterStore>, Decision), StoreError> {
+    let now = config.now_ms();
+    let fail_open = config.on_store_error == StoreErrorPolicy::FailOpen;
+    let degraded_until = config.degraded_until.load(Ordering::Relaxed);
+    if fail_open && now < degraded_until {
+        let fallback = Arc::clone(&config.fallback);
+        let decision = fallback.attempt(key, now).await?;
+        return Ok((fallback as _, decision));
+    }
+    match config.store.attempt(key, now).await {
+        Ok(decision) => {
+            if degraded_until != 0
+                && config
+                    .degraded_until
+                    .compare_exchange(degraded_until, 0, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
+            {
+                events::store_recovered();
+            }
+            Ok((Arc::clone(&config.store), decision))
+        }
+        Err(error) if fail_open => {
+            let until = now.saturating_add(ms(STORE_RETRY_AFTER));
+            let previous = config.degraded_until.swap(until, Ordering::Relaxed);
+            if previous == 0 {
+                store::failed(
+                    store::Kind::Limiter,
+                    &error,
+                    "RateLimitLogin: limiter store unavailable; limiting in this process only",
+                );
+            } else {
+                events::store_still_failing(&error);
+            }
+            let fallback = Arc::clone(&config.fallback);
+            let decision = fallback.attempt(key, now).await?;
+            Ok((fallback as _, decision))
+        }
+        Err(error) => {
+            store::failed(
+                store::Kind::Limiter,
+                &error,
+                "RateLimitLogin: limiter store unavailable; answering 503 (fail closed)",
+            );
+            Err(error)
+        }
+    }
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 /// An attempt the store counted and nobody has settled yet.
 ///
 /// Settled, a failure keeps its charge and anything else is given back. Dropped unsettled (the
@@ -433,6 +553,8 @@ where
 /// failures onto an account without a password ever being checked.
 struct Counted {
     config: Arc<Config>,
+    /// The store that counted the attempt (the configured one, or the in-process fallback).
+    store: Arc<dyn LimiterStore>,
     client: IpAddr,
     username: Option<String>,
     /// Whether dropping it still has to give the attempt back.
@@ -440,9 +562,10 @@ struct Counted {
 }
 
 impl Counted {
-    fn new(config: &Arc<Config>, key: &LoginKey<'_>) -> Self {
+    fn new(config: &Arc<Config>, store: Arc<dyn LimiterStore>, key: &LoginKey<'_>) -> Self {
         Self {
             config: Arc::clone(config),
+            store,
             client: key.client,
             username: key.username.map(str::to_owned),
             armed: true,
@@ -453,6 +576,7 @@ impl Counted {
         LoginKey {
             client: self.client,
             username: self.username.as_deref(),
+            action: self.config.action,
         }
     }
 
@@ -461,10 +585,11 @@ impl Counted {
         self.armed = false;
         let now = self.config.now_ms();
         let key = self.key();
-        let settled = match outcome {
-            LoginOutcome::Failure => return,
-            LoginOutcome::Success => self.config.store.succeeded(&key, now).await,
-            LoginOutcome::Neither => self.config.store.refund(&key, now).await,
+        let settled = match (self.config.action, outcome) {
+            // A registration attempt is kept whatever its outcome.
+            (Action::Registration, _) | (_, LoginOutcome::Failure) => return,
+            (_, LoginOutcome::Success) => self.store.succeeded(&key, now).await,
+            (_, LoginOutcome::Neither) => self.store.refund(&key, now).await,
         };
         if let Err(error) = settled {
             store::failed(
@@ -481,7 +606,7 @@ impl Drop for Counted {
         if !self.armed {
             return;
         }
-        let refund = self.config.store.refund(&self.key(), self.config.now_ms());
+        let refund = self.store.refund(&self.key(), self.config.now_ms());
         match refund.into_ready() {
             Ok(Ok(())) => {}
             Ok(Err(error)) => abandoned_not_refunded(&error),
@@ -513,28 +638,6 @@ fn abandoned_not_refunded(error: &StoreError) {
         error,
         "RateLimitLogin: could not give back an abandoned attempt",
     );
-}
-
-/// `Some` refusal when the policy is to fail closed.
-fn store_failed(config: &Config, error: &StoreError) -> Option<Refusal> {
-    match config.on_store_error {
-        StoreErrorPolicy::FailOpen => {
-            store::failed(
-                store::Kind::Limiter,
-                error,
-                "RateLimitLogin: limiter store unavailable; letting the login through (fail open)",
-            );
-            None
-        }
-        _ => {
-            store::failed(
-                store::Kind::Limiter,
-                error,
-                "RateLimitLogin: limiter store unavailable; answering 503 (fail closed)",
-            );
-            Some(Refusal::Unavailable)
-        }
-    }
 }
 
 /// The body, or `None` when it is larger than `limit` (checked on the declared length first,

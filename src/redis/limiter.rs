@@ -10,7 +10,7 @@ use ::redis::Script;
 use ::redis::aio::ConnectionManager;
 
 use super::{MAX_MILLIS, Redis, run};
-use crate::ratelimit::{Decision, LimitReason, LimiterStore, LoginKey, LoginLimits};
+use crate::ratelimit::{Action, Decision, LimitReason, LimiterStore, LoginKey, LoginLimits};
 use crate::store::{StoreError, StoreFuture};
 
 /// How many doublings a backoff can take before it stops growing (`Backoff::delay` shifts by
@@ -30,11 +30,13 @@ const DOUBLINGS: u32 = 32;
 /// |---|---|---|
 /// | `<prefix>rl:p:<client> <username>` | failures of the pair: count, last, `0` | when forgotten ([`LoginLimits::forget_after`] the last failure) |
 /// | `<prefix>rl:a:<username>` | failures of the username: count, last, end of the lock | when forgotten, and not before the lock ends |
-/// | `<prefix>rl:c:<client>` | the client's GCRA arrival time | at that time |
+/// | `<prefix>rl:c:<client>` | the client's failure GCRA arrival time | at that time |
+/// | `<prefix>rl:v:<client>` | the client's verification GCRA arrival time | at that time |
+/// | `<prefix>rl:g:<client>` | the client's registration GCRA arrival time | at that time |
 ///
 /// Every method answers a [`StoreError`] when Redis fails or does not answer within the
-/// [timeout](RedisLimiterStore::timeout); [`RateLimitLoginLayer`] then lets the login through
-/// unless told to fail closed.
+/// [timeout](RedisLimiterStore::timeout); [`RateLimitLoginLayer`] then limits with the same
+/// policy in its own process until Redis answers again, unless told to fail closed.
 ///
 /// [`MemoryLimiterStore`]: crate::ratelimit::MemoryLimiterStore
 /// [`RateLimitLoginLayer`]: crate::ratelimit::RateLimitLoginLayer
@@ -87,7 +89,19 @@ fn constants(limits: &LoginLimits) -> String {
         lua,
         "local CLIENT_INTERVAL, CLIENT_TOLERANCE = {}, {}",
         millis(limits.client_interval),
-        millis(limits.client_tolerance())
+        millis(limits.client().tolerance())
+    );
+    let _ = writeln!(
+        lua,
+        "local VERIFY_INTERVAL, VERIFY_TOLERANCE = {}, {}",
+        millis(limits.verify.interval),
+        millis(limits.verify.tolerance())
+    );
+    let _ = writeln!(
+        lua,
+        "local REGISTER_INTERVAL, REGISTER_TOLERANCE = {}, {}",
+        millis(limits.register.interval),
+        millis(limits.register.tolerance())
     );
     let _ = writeln!(lua, "local FORGET_AFTER = {}", millis(limits.forget_after));
     lua
@@ -136,9 +150,14 @@ impl RedisLimiterStore {
         &self.scripts.limits
     }
 
-    /// The keys of an attempt: pair, username and client, or the client's alone.
+    /// The keys of an attempt: pair, username, client failures and client verifications; the
+    /// client's failures alone without a username; the client's registrations alone for a
+    /// registration.
     fn keys(&self, key: &LoginKey<'_>) -> Vec<String> {
         let client = key.client.to_string();
+        if key.action == Action::Registration {
+            return vec![self.redis.key(&["rl:g:", &client])];
+        }
         let client_key = self.redis.key(&["rl:c:", &client]);
         match key.username {
             // An address never contains a space: the first one ends it.
@@ -146,6 +165,7 @@ impl RedisLimiterStore {
                 self.redis.key(&["rl:p:", &client, " ", username]),
                 self.redis.key(&["rl:a:", username]),
                 client_key,
+                self.redis.key(&["rl:v:", &client]),
             ],
             None => vec![client_key],
         }
@@ -154,7 +174,7 @@ impl RedisLimiterStore {
     fn invoke<T>(
         &self,
         script: fn(&Scripts) -> &Script,
-        keys: Vec<String>,
+        key: &LoginKey<'_>,
         now_ms: u64,
     ) -> impl Future<Output = Result<T, StoreError>> + Send + 'static
     where
@@ -166,9 +186,14 @@ impl RedisLimiterStore {
             ..
         } = self.redis.clone();
         let scripts = Arc::clone(&self.scripts);
+        let keys = self.keys(key);
+        let action = match key.action {
+            Action::Registration => "r",
+            _ => "l",
+        };
         async move {
             let mut invocation = script(&scripts).prepare_invoke();
-            invocation.key(keys).arg(now_ms.min(MAX_MILLIS));
+            invocation.key(keys).arg(now_ms.min(MAX_MILLIS)).arg(action);
             run(timeout, invocation.invoke_async(&mut connection)).await
         }
     }
@@ -181,7 +206,7 @@ impl RedisLimiterStore {
         key: &LoginKey<'_>,
         now_ms: u64,
     ) -> StoreFuture<Decision> {
-        let answer = self.invoke::<(i64, u64)>(script, self.keys(key), now_ms);
+        let answer = self.invoke::<(i64, u64)>(script, key, now_ms);
         StoreFuture::boxed(async move {
             let (reason, wait_ms) = answer.await?;
             decision(reason, wait_ms)
@@ -206,6 +231,8 @@ fn decision(reason: i64, wait_ms: u64) -> Result<Decision, StoreError> {
         2 => LimitReason::ClientAndUsername,
         3 => LimitReason::Username,
         4 => LimitReason::Client,
+        5 => LimitReason::Verifications,
+        6 => LimitReason::Registrations,
         _ => return Err(StoreError::new("redis: unexpected limiter answer")),
     };
     Ok(Decision::Limit {
@@ -224,13 +251,17 @@ impl LimiterStore for RedisLimiterStore {
     }
 
     fn succeeded(&self, key: &LoginKey<'_>, now_ms: u64) -> StoreFuture<()> {
-        let done = self.invoke::<i64>(|s| &s.succeeded, self.keys(key), now_ms);
+        let done = self.invoke::<i64>(|s| &s.succeeded, key, now_ms);
         StoreFuture::boxed(async move { done.await.map(drop) })
     }
 
     fn refund(&self, key: &LoginKey<'_>, now_ms: u64) -> StoreFuture<()> {
-        let done = self.invoke::<i64>(|s| &s.refund, self.keys(key), now_ms);
+        let done = self.invoke::<i64>(|s| &s.refund, key, now_ms);
         StoreFuture::boxed(async move { done.await.map(drop) })
+    }
+
+    fn limits(&self) -> Option<&LoginLimits> {
+        Some(&self.scripts.limits)
     }
 }
 
@@ -245,6 +276,8 @@ mod tests {
         assert!(lua.contains(", 900000, 900000}"), "{lua}");
         assert!(lua.contains("local LOCK_AFTER, LOCK_FOR = 100, 3600000"));
         assert!(lua.contains("local CLIENT_INTERVAL, CLIENT_TOLERANCE = 2000, 18000"));
+        assert!(lua.contains("local VERIFY_INTERVAL, VERIFY_TOLERANCE = 1000, 19000"));
+        assert!(lua.contains("local REGISTER_INTERVAL, REGISTER_TOLERANCE = 360000, 1440000"));
         assert!(lua.contains("local FORGET_AFTER = 86400000"));
     }
 
@@ -265,6 +298,13 @@ mod tests {
             Decision::Limit {
                 reason: LimitReason::Client,
                 retry_after: Duration::from_secs(2)
+            }
+        );
+        assert_eq!(
+            decision(6, 1).unwrap(),
+            Decision::Limit {
+                reason: LimitReason::Registrations,
+                retry_after: Duration::from_millis(1)
             }
         );
         assert!(decision(9, 0).is_err());

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
 #[cfg(feature = "rate-limit")]
-use tower_jwt_auth::ratelimit::{Decision, LimiterStore, LoginKey};
+use tower_jwt_auth::ratelimit::{Action, Decision, LimiterStore, LoginKey};
 use tower_jwt_auth::revocation::{RevocationQuery, RevocationStore};
 use tower_jwt_auth::store::{StoreError, StoreFuture};
 
@@ -167,6 +167,7 @@ fn key((client, username): &(std::net::IpAddr, Option<String>)) -> LoginKey<'_> 
     LoginKey {
         client: *client,
         username: username.as_deref(),
+        action: Action::Login,
     }
 }
 

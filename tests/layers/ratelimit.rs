@@ -51,9 +51,9 @@ use tower_jwt_auth::normalize_username;
 #[cfg(feature = "router")]
 use tower_jwt_auth::password::PasswordHasher;
 use tower_jwt_auth::ratelimit::{
-    ClientAddr, DEFAULT_BODY_LIMIT, DEFAULT_MAX_ENTRIES, Decision, LimitReason, LimiterStore,
-    LoginKey, LoginLimits, LoginOutcome, MemoryLimiterStore, NIST_MAX_FAILURES, RateLimitLogin,
-    RateLimitLoginLayer,
+    Action, ClientAddr, DEFAULT_BODY_LIMIT, DEFAULT_MAX_ENTRIES, Decision, ForwardedHeader,
+    LimitReason, LimiterStore, LoginKey, LoginLimits, LoginOutcome, MemoryLimiterStore,
+    NIST_MAX_FAILURES, RateLimitLogin, RateLimitLoginLayer,
 };
 #[cfg(feature = "router")]
 use tower_jwt_auth::router::AuthRouter;
@@ -263,6 +263,7 @@ impl Harness {
         let key = LoginKey {
             client: ip(client),
             username,
+            action: Action::Login,
         };
         let check = self.store.check(&key, self.clock.now());
         check.into_ready().unwrap().unwrap()
@@ -404,6 +405,7 @@ fn checking_and_counting_any_key_returns() {
                 let key = LoginKey {
                     client: ip(&client(k / 8 + 64 * thread)),
                     username: Some(&username),
+                    action: Action::Login,
                 };
                 let now = NOW * SECOND;
                 store.check(&key, now).into_ready().unwrap().unwrap();
@@ -767,7 +769,16 @@ async fn behind_a_trusted_proxy_the_rightmost_untrusted_entry_is_the_client() {
     assert_ok(&h.send(via_proxy("198.51.100.8", PASSWORD)).await);
     assert_ok(&h.send(from(proxy, login_form("alice", PASSWORD))).await);
 
-    // `Forwarded` (RFC 7239), with a bracketed IPv6 node and a port.
+    // `Forwarded` (RFC 7239), with a bracketed IPv6 node and a port, when the proxies write it.
+    let h = Harness::with(
+        |layer| {
+            layer
+                .trusted_proxies(["10.0.0.0/8"])
+                .unwrap()
+                .forwarded_header(ForwardedHeader::Forwarded)
+        },
+        passwords,
+    );
     let forwarded = |node: &str, password: &str| {
         let request = from(proxy, login_form("bob", password));
         with_header(request, "forwarded", &format!("for={node};proto=https"))
@@ -778,6 +789,50 @@ async fn behind_a_trusted_proxy_the_rightmost_untrusted_entry_is_the_client() {
     }
     assert_limited(&h.send(forwarded("\"[2001:db8::7]\"", PASSWORD)).await, 1);
     assert_ok(&h.send(forwarded("192.0.2.60:8080", PASSWORD)).await);
+}
+
+/// nginx and AWS ALB append to `X-Forwarded-For` and pass a client's own `Forwarded` header
+/// through: a client writing a new `Forwarded` per request is still one client, and one
+/// writing `X-Forwarded-For` entries behind a `Forwarded`-writing proxy too.
+#[tokio::test]
+async fn only_the_header_the_proxies_write_is_read() {
+    for (proxies_write, client_writes) in [
+        (ForwardedHeader::XForwardedFor, "forwarded"),
+        (ForwardedHeader::Forwarded, "x-forwarded-for"),
+    ] {
+        let h = Harness::with(
+            |layer| {
+                layer
+                    .trusted_proxies(["10.0.0.0/8"])
+                    .unwrap()
+                    .forwarded_header(proxies_write)
+            },
+            passwords,
+        );
+        let real = "198.51.100.7";
+        let appended = match proxies_write {
+            ForwardedHeader::Forwarded => format!("for={real}"),
+            _ => real.to_owned(),
+        };
+        let via_proxy = |n: usize, password: &str| {
+            let request = from("10.1.2.3", login_form("alice", password));
+            let own = match client_writes {
+                "forwarded" => format!("for={}", client(n)),
+                _ => client(n),
+            };
+            let request = with_header(request, client_writes, &own);
+            with_header(request, proxies_write.as_str(), &appended)
+        };
+        for n in 0..6 {
+            assert_wrong_password(&h.send(via_proxy(n, WRONG)).await);
+        }
+        assert_limited(&h.send(via_proxy(6, PASSWORD)).await, 1);
+        assert_eq!(
+            h.decision(real, Some("alice")),
+            limited(LimitReason::ClientAndUsername, SECOND),
+            "{proxies_write:?}"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1098,12 +1153,14 @@ async fn outcomes_are_read_from_the_status_the_oauth_error_and_the_login_outcome
 // Rule 12: store errors
 // ---------------------------------------------------------------------------------------------
 
-/// A store that is always down, answering at once (`boxed: false`) or later, like a network
-/// store.
+/// A store that is down (until `up` is set, then it decides with `memory`), answering at once
+/// (`boxed: false`) or later, like a network store.
 #[derive(Default)]
 struct DownStore {
     boxed: bool,
     calls: AtomicUsize,
+    up: std::sync::atomic::AtomicBool,
+    memory: MemoryLimiterStore,
 }
 
 impl DownStore {
@@ -1122,11 +1179,19 @@ impl LimiterStore for DownStore {
         self.fail()
     }
 
-    fn attempt(&self, _: &LoginKey<'_>, _: u64) -> StoreFuture<Decision> {
+    fn attempt(&self, key: &LoginKey<'_>, now: u64) -> StoreFuture<Decision> {
+        if self.up.load(Ordering::SeqCst) {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            return self.memory.attempt(key, now);
+        }
         self.fail()
     }
 
-    fn succeeded(&self, _: &LoginKey<'_>, _: u64) -> StoreFuture<()> {
+    fn succeeded(&self, key: &LoginKey<'_>, now: u64) -> StoreFuture<()> {
+        if self.up.load(Ordering::SeqCst) {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            return self.memory.succeeded(key, now);
+        }
         self.fail()
     }
 
@@ -1135,46 +1200,66 @@ impl LimiterStore for DownStore {
     }
 }
 
-fn down(boxed: bool, policy: Option<StoreErrorPolicy>) -> (Login, Seen, Arc<DownStore>) {
+fn down(boxed: bool, policy: Option<StoreErrorPolicy>) -> (Login, Seen, Arc<DownStore>, Clock) {
     let store = Arc::new(DownStore {
         boxed,
         ..DownStore::default()
     });
-    let mut layer = RateLimitLoginLayer::new(Arc::clone(&store) as Arc<dyn LimiterStore>);
+    let clock = Clock::new();
+    let mut layer = RateLimitLoginLayer::new(Arc::clone(&store) as Arc<dyn LimiterStore>)
+        .clock(clock.system_time());
     if let Some(policy) = policy {
         layer = layer.on_store_error(policy);
     }
     let seen = Seen::default();
     let login = tower::Layer::layer(&layer, inner(&seen, passwords));
-    (login, seen, store)
+    (login, seen, store, clock)
 }
 
+/// With the shared store down, logins are limited in the instance's memory with the same
+/// policy: the limits degrade to per-instance limits, they never vanish, and no answer depends
+/// on the password while the attempt is limited.
 #[tokio::test]
-async fn a_failing_store_lets_logins_through_by_default() {
+async fn a_failing_store_degrades_to_limits_in_process_memory() {
     for boxed in [false, true] {
-        let (login, seen, store) = down(boxed, None);
-        for n in 1..=12 {
-            let request = from("203.0.113.3", login_form("alice", WRONG));
-            let answer = answer(login.clone().oneshot(request).await.unwrap()).await;
-            assert_wrong_password(&answer);
-            assert_eq!(
-                seen.calls(),
-                n,
-                "fail open: every attempt reaches the login"
-            );
+        let (login, seen, store, clock) = down(boxed, None);
+        let attempt = |password: &'static str| {
+            let login = login.clone();
+            async move {
+                let request = from("203.0.113.3", login_form("alice", password));
+                answer(login.oneshot(request).await.unwrap()).await
+            }
+        };
+        for n in 1..=6 {
+            assert_wrong_password(&attempt(WRONG).await);
+            assert_eq!(seen.calls(), n);
         }
-        let request = from("203.0.113.3", login_form("alice", PASSWORD));
-        assert_ok(&answer(login.clone().oneshot(request).await.unwrap()).await);
-        // One attempt each, and none of their errors reached a client. A failed attempt
-        // counted nothing, so its outcome is not settled.
-        assert_eq!(store.calls.load(Ordering::SeqCst), 13);
+        // The seventh attempt waits, right password or not, without reaching the login.
+        assert_limited(&attempt(PASSWORD).await, 1);
+        assert_limited(&attempt(WRONG).await, 1);
+        assert_eq!(seen.calls(), 6);
+        // The store was asked once; for a second after its failure the layer does not wait on
+        // it again.
+        assert_eq!(store.calls.load(Ordering::SeqCst), 1);
+
+        // A second later it is asked again (still down: the fallback keeps counting)...
+        clock.advance(SECOND);
+        assert_wrong_password(&attempt(WRONG).await);
+        assert_eq!(store.calls.load(Ordering::SeqCst), 2);
+        assert_limited(&attempt(PASSWORD).await, 2);
+        // ...and once it answers, it decides again (it has counted nothing: a fresh start).
+        store.up.store(true, Ordering::SeqCst);
+        clock.advance(SECOND);
+        assert_ok(&attempt(PASSWORD).await);
+        // The attempt and its settlement.
+        assert_eq!(store.calls.load(Ordering::SeqCst), 4);
     }
 }
 
 #[tokio::test]
 async fn a_failing_store_answers_503_when_failing_closed() {
     for boxed in [false, true] {
-        let (login, seen, _) = down(boxed, Some(StoreErrorPolicy::FailClosed));
+        let (login, seen, _, _) = down(boxed, Some(StoreErrorPolicy::FailClosed));
         let request = from("203.0.113.3", login_form("alice", PASSWORD));
         let answer = answer(login.clone().oneshot(request).await.unwrap()).await;
         assert_error(&answer, 503, "temporarily_unavailable");
@@ -1272,6 +1357,7 @@ fn fill(usernames: usize, every: usize, clients_per_username: usize) -> MemoryLi
             let key = LoginKey {
                 client: clients[(n + 7 * c) % clients.len()],
                 username: Some(&username),
+                action: Action::Login,
             };
             let counted = store.attempt(&key, now).into_ready();
             assert_eq!(counted.unwrap().unwrap(), Decision::Allow);
@@ -1299,6 +1385,7 @@ fn the_memory_store_holds_its_cap_once_full() {
     let key = LoginKey {
         client: ip("203.0.113.1"),
         username: Some("user51999"),
+        action: Action::Login,
     };
     for _ in 0..6 {
         let counted = store.attempt(&key, now).into_ready().unwrap().unwrap();
@@ -1400,6 +1487,7 @@ impl Site {
         let key = LoginKey {
             client: ip(client),
             username,
+            action: Action::Login,
         };
         let check = self.store.check(&key, self.clock.now());
         check.into_ready().unwrap().unwrap()
@@ -1738,6 +1826,7 @@ async fn attempts_dropped_in_flight_count_while_in_flight_then_are_given_back() 
                 let key = LoginKey {
                     client: ip(attacker),
                     username: Some("alice"),
+                    action: Action::Login,
                 };
                 store.check(&key, now).await.unwrap()
             }
@@ -1804,6 +1893,7 @@ async fn an_inner_service_error_gives_the_attempt_back() {
     let key = LoginKey {
         client: ip(attacker),
         username: Some("alice"),
+        action: Action::Login,
     };
     let decision = store
         .check(&key, clock.now())

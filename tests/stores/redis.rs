@@ -30,7 +30,7 @@ use tower_jwt_auth::Claims;
 use tower_jwt_auth::issuer::TokenIssuer;
 use tower_jwt_auth::password::PasswordHasher;
 use tower_jwt_auth::ratelimit::{
-    ClientAddr, Decision, LimiterStore, LoginKey, LoginLimits, MemoryLimiterStore,
+    Action, ClientAddr, Decision, LimiterStore, LoginKey, LoginLimits, MemoryLimiterStore,
     RateLimitLoginLayer,
 };
 use tower_jwt_auth::redis::{
@@ -392,6 +392,7 @@ async fn concurrent_attempts_on_two_instances_cannot_pass_the_username_limit() {
                 let key = LoginKey {
                     client: IpAddr::V4(Ipv4Addr::from(0xC612_0000 + n)),
                     username: Some("alice"),
+                    action: Action::Login,
                 };
                 store.attempt(&key, now_ms).await.unwrap()
             })
@@ -538,6 +539,7 @@ async fn keys_carry_the_remaining_lifetime_of_what_they_hold() {
     let key = LoginKey {
         client: CLIENT,
         username: Some("alice"),
+        action: Action::Login,
     };
     let now_ms = u64::try_from(unix_now().as_millis()).unwrap();
     assert_eq!(
@@ -851,6 +853,7 @@ async fn a_hung_server_fails_every_store_within_its_timeout() {
     let key = LoginKey {
         client: CLIENT,
         username: Some("alice"),
+        action: Action::Login,
     };
     let now = unix_now();
     let now_ms = u64::try_from(now.as_millis()).unwrap();
@@ -1011,6 +1014,7 @@ async fn limiter_parity(url: &str) {
             let key = LoginKey {
                 client: *rng.pick(&clients),
                 username: *rng.pick(&usernames),
+                action: Action::Login,
             };
             let (expected, actual) = match rng.next() % 20 {
                 0..=5 => (

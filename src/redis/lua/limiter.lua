@@ -1,13 +1,21 @@
 -- Shared by the limiter scripts, after the constants of the policy (LoginLimits) that the
 -- store prepends: PAIR_FREE, PAIR_DELAYS, ACCOUNT_FREE, ACCOUNT_DELAYS, LOCK_AFTER,
--- LOCK_FOR, CLIENT_INTERVAL, CLIENT_TOLERANCE, FORGET_AFTER (milliseconds; the delay tables
--- hold the backoff after free + 1, free + 2, ... failures, the last one repeating).
--- KEYS: the (client, username) record, the username's record, the client's arrival time;
--- or the client's alone for an attempt without a username. ARGV[1]: now (Unix ms).
--- A failure record is "<count>:<last failure ms>:<locked until ms>".
+-- LOCK_FOR, CLIENT_INTERVAL, CLIENT_TOLERANCE, VERIFY_INTERVAL, VERIFY_TOLERANCE,
+-- REGISTER_INTERVAL, REGISTER_TOLERANCE, FORGET_AFTER (milliseconds; the delay tables hold the
+-- backoff after free + 1, free + 2, ... failures, the last one repeating).
+-- ARGV[1]: now (Unix ms); ARGV[2]: the action, 'l' (login) or 'r' (registration).
+-- KEYS of a login with a username: the (client, username) record, the username's record, the
+-- client's failure arrival time, the client's verification arrival time; of a login without
+-- one: the client's failure arrival time; of a registration: the client's registration
+-- arrival time. A failure record is "<count>:<last failure ms>:<locked until ms>"; an arrival
+-- time (GCRA) is "<ms>".
 local now = tonumber(ARGV[1])
-local with_username = #KEYS == 3
-local client_key = KEYS[#KEYS]
+local registration = ARGV[2] == 'r'
+local with_username = #KEYS == 4
+local client_key = KEYS[1]
+if with_username then client_key = KEYS[3] end
+local verify_key = KEYS[4]
+local register_key = KEYS[1]
 local MAX_COUNT = 4294967295
 
 local function load(key)
@@ -39,8 +47,8 @@ local function backoff_end(last, free, delays, count)
   return last + d
 end
 
-local function arrival()
-  return tonumber(redis.call('GET', client_key) or '0') or 0
+local function arrival(key)
+  return tonumber(redis.call('GET', key) or '0') or 0
 end
 
 -- A failure record, kept until LoginLimits::expiry_ms.
@@ -54,24 +62,40 @@ local function save(key, count, last, locked)
   end
 end
 
--- The client's arrival time, kept until it passes.
-local function save_arrival(tat)
+-- An arrival time, kept until it passes.
+local function save_arrival(key, tat)
   if tat > now then
-    redis.call('SET', client_key, string.format('%d', tat), 'PX', string.format('%d', tat - now))
+    redis.call('SET', key, string.format('%d', tat), 'PX', string.format('%d', tat - now))
   else
-    redis.call('DEL', client_key)
+    redis.call('DEL', key)
+  end
+end
+
+-- Rate::charge: one event on the GCRA at key.
+local function charge(key, interval)
+  save_arrival(key, math.max(arrival(key), now) + interval)
+end
+
+-- Rate::refund: one event given back, when the record is still there.
+local function give_back(key, interval)
+  if redis.call('EXISTS', key) == 1 then
+    save_arrival(key, math.max(arrival(key) - interval, 0))
   end
 end
 
 -- LoginLimits::decide. Returns {reason, wait ms}: reason 0 allows, 1 account locked,
--- 2 client and username, 3 username, 4 client. The longest wait wins; of equal waits, the
--- later rule (as Iterator::max_by_key).
+-- 2 client and username, 3 username, 4 client, 5 verifications, 6 registrations. The longest
+-- wait wins; of equal waits, the later rule (as Iterator::max_by_key).
 local function decide()
   local reason, longest = 0, 0
   local function consider(code, until_ms)
     if until_ms > now and until_ms - now >= longest then
       reason, longest = code, until_ms - now
     end
+  end
+  if registration then
+    consider(6, math.max(arrival(register_key) - REGISTER_TOLERANCE, 0))
+    return {reason, longest}
   end
   if with_username then
     local pair_count, pair_last = load_or_zero(KEYS[1])
@@ -80,13 +104,9 @@ local function decide()
     consider(2, backoff_end(pair_last, PAIR_FREE, PAIR_DELAYS, pair_count))
     consider(3, backoff_end(account_last, ACCOUNT_FREE, ACCOUNT_DELAYS, account_count))
   end
-  consider(4, math.max(arrival() - CLIENT_TOLERANCE, 0))
-  return {reason, longest}
-end
-
--- LoginLimits::refund_client.
-local function refund_client()
-  if redis.call('EXISTS', client_key) == 1 then
-    save_arrival(math.max(arrival() - CLIENT_INTERVAL, 0))
+  consider(4, math.max(arrival(client_key) - CLIENT_TOLERANCE, 0))
+  if with_username then
+    consider(5, math.max(arrival(verify_key) - VERIFY_TOLERANCE, 0))
   end
+  return {reason, longest}
 end

@@ -1,5 +1,5 @@
--- LimiterStore::refund: LoginLimits::refund on each failure record that is still there, and
--- refund_client.
+-- LimiterStore::refund: what attempt counted, given back: LoginLimits::refund on each failure
+-- record that is still there, and one event on each rate charged.
 local function refund(key, account)
   local count, last, locked = load(key)
   if not count then return end
@@ -11,9 +11,14 @@ local function refund(key, account)
     redis.call('DEL', key)
   end
 end
+if registration then
+  give_back(register_key, REGISTER_INTERVAL)
+  return 1
+end
 if with_username then
   refund(KEYS[1], false)
   refund(KEYS[2], true)
+  give_back(verify_key, VERIFY_INTERVAL)
 end
-refund_client()
+give_back(client_key, CLIENT_INTERVAL)
 return 1
