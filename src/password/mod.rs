@@ -62,23 +62,25 @@
 //! [`PasswordError::UnsupportedHash`].
 
 use std::fmt;
+use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use argon2::Params;
-use tokio::sync::Semaphore;
 use zeroize::Zeroizing;
 
 use crate::error::ConfigError;
 use crate::telemetry::{PASSWORD_HASHER_OVERLOADED_TOTAL, TARGET_PASSWORD, count};
 
 mod format;
+mod gate;
 mod pool;
 
 #[cfg(feature = "bcrypt")]
 use format::verify_bcrypt;
 use format::{HashPolicy, Scheme, verify_argon2};
+use gate::{Gate, Refused};
 pub use pool::HashingThreads;
 use pool::Pool;
 
@@ -103,6 +105,8 @@ pub const MAX_BCRYPT_COST: u32 = 16;
 /// Default retry hint of [`PasswordError::Overloaded`].
 pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
 
+/// The most concurrent hashes a hasher may be configured for.
+const MAX_CONCURRENT: usize = usize::MAX >> 3;
 /// Waiters allowed per permit by default.
 const QUEUE_PER_PERMIT: usize = 4;
 
@@ -202,15 +206,16 @@ pub struct PasswordStats {
 #[derive(Clone)]
 pub struct PasswordHasher {
     inner: Arc<Inner>,
+    /// Whose calls these are, for fair admission ([`PasswordHasher::for_client`]).
+    party: gate::Party,
 }
 
 struct Inner {
     config: Config,
     /// The parameters of new hashes and the limits on stored ones.
     policy: HashPolicy,
-    /// Admitted calls: running plus waiting for a permit.
-    in_flight: AtomicUsize,
-    permits: Arc<Semaphore>,
+    /// Admitted calls, running and waiting for a permit, fairly across clients.
+    gate: Arc<Gate>,
     /// The hasher's own threads (`None`: tokio's blocking pool).
     pool: Option<Pool>,
     /// A PHC string with the current parameters, for unknown users.
@@ -242,7 +247,7 @@ impl Default for Config {
         let max_concurrent = std::thread::available_parallelism()
             .map_or(1, std::num::NonZeroUsize::get)
             .saturating_sub(1)
-            .clamp(1, Semaphore::MAX_PERMITS);
+            .clamp(1, MAX_CONCURRENT);
         Self {
             m_kib: DEFAULT_MEMORY_KIB,
             t: DEFAULT_ITERATIONS,
@@ -290,8 +295,7 @@ impl PasswordHasher {
             inner: Arc::new(Inner {
                 config,
                 policy,
-                in_flight: AtomicUsize::new(0),
-                permits: Arc::new(Semaphore::new(config.max_concurrent)),
+                gate: Arc::new(Gate::new(config.max_concurrent, config.max_queued)),
                 pool: match config.threads {
                     HashingThreads::IdlePriority => Some(Pool::new(config.max_concurrent, true)),
                     HashingThreads::NormalPriority => Some(Pool::new(config.max_concurrent, false)),
@@ -303,6 +307,22 @@ impl PasswordHasher {
                 dummy_verifications: AtomicU64::new(0),
                 overloaded: AtomicU64::new(0),
             }),
+            party: None,
+        }
+    }
+
+    /// The same hasher (same threads, permits and queue) for calls made on behalf of
+    /// `client`, so that admission is fair across clients: when every place is taken, a call
+    /// of a client that holds no place still gets one, in place of the newest waiting call of
+    /// the client holding the most, and a finished hash hands its thread to the waiting call
+    /// whose client holds the fewest places. A client looping logins is so refused
+    /// ([`PasswordError::Overloaded`]) before another client's single login is. Calls of a
+    /// hasher not made for a client (`None`, the default) count as one client of their own.
+    #[must_use]
+    pub fn for_client(&self, client: Option<IpAddr>) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+            party: client,
         }
     }
 
@@ -429,11 +449,11 @@ impl PasswordHasher {
         F: FnOnce(&Inner) -> T + Send + 'static,
     {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| PasswordError::Internal)?;
-        let admission = Admission::new(Arc::clone(&self.inner))?;
-        let permit = Arc::clone(&self.inner.permits)
-            .acquire_owned()
-            .await
-            .map_err(|_| PasswordError::Internal)?;
+        let slot = match self.inner.gate.enter(self.party).await {
+            Ok(slot) => slot,
+            Err(Refused) => return Err(self.inner.overloaded()),
+        };
+        let inner = Arc::clone(&self.inner);
         let failed = || {
             tracing::error!(
                 target: TARGET_PASSWORD,
@@ -444,19 +464,18 @@ impl PasswordHasher {
         let Some(pool) = &self.inner.pool else {
             return runtime
                 .spawn_blocking(move || {
-                    let _permit = permit;
-                    work(&admission.inner)
+                    let _slot = slot;
+                    work(&inner)
                 })
                 .await
                 .map_err(|_| failed());
         };
         let (sender, receiver) = tokio::sync::oneshot::channel();
         pool.run(Box::new(move || {
-            let result = work(&admission.inner);
-            // The slot is free before the caller hears back, as it is when a blocking task
-            // ends. The caller may be gone: the work was still done, and its slot held.
-            drop(permit);
-            drop(admission);
+            let result = work(&inner);
+            // The place is free before the caller hears back, as it is when a blocking task
+            // ends. The caller may be gone: the work was still done, and its place held.
+            drop(slot);
             let _ = sender.send(result);
         }))
         .map_err(|()| PasswordError::Internal)?;
@@ -478,42 +497,19 @@ impl fmt::Debug for PasswordHasher {
     }
 }
 
-/// A place among the running and waiting calls, given back on drop.
-struct Admission {
-    inner: Arc<Inner>,
-}
-
-impl Admission {
-    fn new(inner: Arc<Inner>) -> Result<Self, PasswordError> {
-        let bound = inner
-            .config
-            .max_concurrent
-            .saturating_add(inner.config.max_queued);
-        // Relaxed: the counter guards no other memory, and the update itself is atomic.
-        let admitted = inner
-            .in_flight
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-                (n < bound).then_some(n + 1)
-            });
-        if admitted.is_err() {
-            inner.overloaded.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(
-                target: TARGET_PASSWORD,
-                reason = "overloaded",
-                "password hashing at capacity; call refused"
-            );
-            count!(PASSWORD_HASHER_OVERLOADED_TOTAL);
-            return Err(PasswordError::Overloaded {
-                retry_after: inner.config.retry_after,
-            });
+impl Inner {
+    /// A call refused: counted, logged, and the error with the retry hint.
+    fn overloaded(&self) -> PasswordError {
+        self.overloaded.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            target: TARGET_PASSWORD,
+            reason = "overloaded",
+            "password hashing at capacity; call refused"
+        );
+        count!(PASSWORD_HASHER_OVERLOADED_TOTAL);
+        PasswordError::Overloaded {
+            retry_after: self.config.retry_after,
         }
-        Ok(Self { inner })
-    }
-}
-
-impl Drop for Admission {
-    fn drop(&mut self) {
-        self.inner.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -552,7 +548,7 @@ impl PasswordHasherBuilder {
     ///
     /// [`ConfigError::InvalidSetting`] for 0 or more than tokio's semaphore allows.
     pub fn max_concurrent(mut self, permits: usize) -> Result<Self, ConfigError> {
-        if permits == 0 || permits > Semaphore::MAX_PERMITS {
+        if permits == 0 || permits > MAX_CONCURRENT {
             return Err(ConfigError::InvalidSetting(
                 "max_concurrent must be at least 1",
             ));
@@ -661,13 +657,10 @@ mod tests {
         Params::new(m, t, p, len).unwrap()
     }
 
-    /// Marks the queue as full, as if running and waiting calls held every place.
+    /// Marks the queue as full, as if running and waiting calls of the hasher's own party
+    /// held every place.
     fn fill_queue(hasher: &PasswordHasher) {
-        let c = hasher.inner.config;
-        hasher
-            .inner
-            .in_flight
-            .store(c.max_concurrent + c.max_queued, Ordering::Relaxed);
+        hasher.inner.gate.fill(hasher.party);
     }
 
     async fn poll_once<F: Future + Unpin>(future: &mut F) -> Poll<F::Output> {
@@ -1081,12 +1074,8 @@ mod tests {
             .build()
             .unwrap();
         // The test holds the only permit, as a long hash would.
-        let held = Arc::clone(&hasher.inner.permits)
-            .try_acquire_owned()
-            .unwrap();
-        let mut running = Box::pin(hasher.hash("a"));
+        let held = hasher.inner.gate.enter(None).await.unwrap();
         let mut waiting = Box::pin(hasher.hash("b"));
-        assert!(poll_once(&mut running).await.is_pending());
         assert!(poll_once(&mut waiting).await.is_pending());
 
         let refused = hasher.hash("c").await.unwrap_err();
@@ -1105,11 +1094,10 @@ mod tests {
         assert_eq!(hasher.stats().overloaded, 2);
 
         drop(held);
-        running.await.unwrap();
         waiting.await.unwrap();
-        assert_eq!(hasher.inner.in_flight.load(Ordering::Relaxed), 0);
+        assert_eq!(hasher.inner.gate.admitted(), 0);
         let stats = hasher.stats();
-        assert_eq!((stats.hashes, stats.overloaded), (2, 2));
+        assert_eq!((stats.hashes, stats.overloaded), (1, 2));
         hasher.hash("d").await.unwrap();
     }
 
@@ -1118,27 +1106,25 @@ mod tests {
         let hasher = cheap()
             .max_concurrent(1)
             .unwrap()
-            .max_queued(0)
+            .max_queued(1)
             .build()
             .unwrap();
-        let held = Arc::clone(&hasher.inner.permits)
-            .try_acquire_owned()
-            .unwrap();
+        let held = hasher.inner.gate.enter(None).await.unwrap();
         let mut waiting = Box::pin(hasher.hash("a"));
         assert!(poll_once(&mut waiting).await.is_pending());
-        assert_eq!(hasher.inner.in_flight.load(Ordering::Relaxed), 1);
+        assert_eq!(hasher.inner.gate.admitted(), 2);
         assert!(matches!(
             hasher.hash("b").await,
             Err(PasswordError::Overloaded { .. })
         ));
 
         drop(waiting);
-        assert_eq!(hasher.inner.in_flight.load(Ordering::Relaxed), 0);
+        assert_eq!(hasher.inner.gate.admitted(), 1);
         drop(held);
         let stored = hasher.hash("c").await.unwrap();
         assert!(hasher.verify("c", &stored).await.unwrap().is_match());
         assert_eq!(hasher.stats().hashes, 1, "the cancelled hash never ran");
-        assert_eq!(hasher.inner.in_flight.load(Ordering::Relaxed), 0);
+        assert_eq!(hasher.inner.gate.admitted(), 0);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
