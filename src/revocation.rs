@@ -28,7 +28,11 @@
 //! Entries carry the instant after which they cannot matter any more (`until`: the token's
 //! `exp` plus the verifier's leeway, or for sessions and users the longest access-token lifetime
 //! plus leeway); the memory store drops them after it, so its size follows the number of live
-//! revoked tokens, and it refuses new entries past a hard cap rather than grow without bound.
+//! revoked tokens. Past its hard cap it never drops a live entry and never grows: a revocation
+//! that finds it full is recorded coarsely instead, as an issuer-wide "not before" (every token
+//! of that issuer issued up to that second is refused until the revocation would have
+//! expired), so a full store never leaves a revoked token valid; it costs the other users of
+//! that issuer one refresh of their access tokens, and is logged and counted.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -37,7 +41,7 @@ use std::sync::{PoisonError, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::claims::Claims;
-use crate::store::{StoreError, StoreFuture};
+use crate::store::{self, StoreError, StoreFuture};
 
 /// The parts of a verified token a revocation check looks at.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -182,6 +186,9 @@ struct Lists {
     sessions: PerIssuer<u64>,
     /// issuer → subject → (not before, until).
     subjects: PerIssuer<(u64, u64)>,
+    /// issuer → (every token issued at or before this second is revoked, until): the coarse
+    /// record of revocations that found the store full.
+    floors: HashMap<Box<str>, (u64, u64)>,
     len: usize,
 }
 
@@ -200,6 +207,7 @@ impl Lists {
             len += entries.len();
         }
         self.subjects.retain(|_, entries| !entries.is_empty());
+        self.floors.retain(|_, (_, until)| *until > now);
         self.len = len;
     }
 }
@@ -222,9 +230,10 @@ impl MemoryRevocationStore {
         }
     }
 
-    /// Caps the number of live entries. Past it, after sweeping, revoking fails with a
-    /// [`StoreError`] (the caller learns the revocation did not happen) instead of dropping
-    /// live entries, which would silently un-revoke tokens.
+    /// Caps the number of live entries. Past it, after sweeping, a revocation is recorded as
+    /// an issuer-wide "not before" (see the [module docs](self)) instead of dropping live
+    /// entries, which would silently un-revoke tokens, or failing, which would leave the
+    /// token valid.
     #[must_use]
     pub fn max_entries(mut self, max: usize) -> Self {
         self.max_entries = max;
@@ -256,7 +265,14 @@ impl MemoryRevocationStore {
         self.lists.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn write<T>(&self, until: u64, f: impl FnOnce(&mut Lists) -> T) -> Result<T, StoreError> {
+    /// Records one revocation of `issuer`'s tokens, kept until `until`, with `f`; when the
+    /// store is full, as the issuer's floor instead.
+    fn write(
+        &self,
+        issuer: &str,
+        until: u64,
+        f: impl FnOnce(&mut Lists),
+    ) -> Result<(), StoreError> {
         let now = (self.clock)();
         let mut lists = self.lists.write().unwrap_or_else(PoisonError::into_inner);
         // Sweep every 1024 writes, and whenever the cap is reached.
@@ -267,12 +283,25 @@ impl MemoryRevocationStore {
         }
         if until <= now {
             // Already irrelevant: the token has expired.
-            return Ok(f(&mut Lists::default()));
+            return Ok(());
         }
         if lists.len >= self.max_entries {
-            return Err(StoreError::new("revocation store is full"));
+            let floor = match lists.floors.get_mut(issuer) {
+                Some(floor) => floor,
+                None => lists.floors.entry(issuer.into()).or_insert((0, 0)),
+            };
+            floor.0 = floor.0.max(now);
+            floor.1 = floor.1.max(until);
+            drop(lists);
+            store::failed(
+                store::Kind::Revocation,
+                &StoreError::new("revocation store is full"),
+                "MemoryRevocationStore: full; refusing every token of the issuer issued until now",
+            );
+            return Ok(());
         }
-        Ok(f(&mut lists))
+        f(&mut lists);
+        Ok(())
     }
 }
 
@@ -318,6 +347,10 @@ impl RevocationStore for MemoryRevocationStore {
                     .is_some_and(|entries| entries.contains_key(id))
             })
         };
+        let below_floor = lists
+            .floors
+            .get(token.issuer)
+            .is_some_and(|&(floor, _)| token.issued_at.is_none_or(|iat| iat <= floor));
         let before_cutoff = token.subject.is_some_and(|sub| {
             lists
                 .subjects
@@ -327,11 +360,12 @@ impl RevocationStore for MemoryRevocationStore {
         });
         StoreFuture::ready(Ok(listed(&lists.tokens, token.token_id)
             || listed(&lists.sessions, token.session_id)
-            || before_cutoff))
+            || before_cutoff
+            || below_floor))
     }
 
     fn revoke_token(&self, issuer: &str, jti: &str, until: u64) -> StoreFuture<()> {
-        StoreFuture::ready(self.write(until, |lists| {
+        StoreFuture::ready(self.write(issuer, until, |lists| {
             if insert_until(&mut lists.tokens, issuer, jti, until) {
                 lists.len += 1;
             }
@@ -339,7 +373,7 @@ impl RevocationStore for MemoryRevocationStore {
     }
 
     fn revoke_session(&self, issuer: &str, sid: &str, until: u64) -> StoreFuture<()> {
-        StoreFuture::ready(self.write(until, |lists| {
+        StoreFuture::ready(self.write(issuer, until, |lists| {
             if insert_until(&mut lists.sessions, issuer, sid, until) {
                 lists.len += 1;
             }
@@ -353,7 +387,7 @@ impl RevocationStore for MemoryRevocationStore {
         not_before: u64,
         until: u64,
     ) -> StoreFuture<()> {
-        StoreFuture::ready(self.write(until, |lists| {
+        StoreFuture::ready(self.write(issuer, until, |lists| {
             let entries = match lists.subjects.get_mut(issuer) {
                 Some(entries) => entries,
                 None => lists.subjects.entry(issuer.into()).or_default(),
@@ -456,15 +490,42 @@ mod tests {
             done(store.revoke_token(ISS, &format!("t{i}"), 1_100)).unwrap();
         }
         assert_eq!(store.len(), 10);
-        // Full while the entries are live: refused, never dropped.
-        let error = done(store.revoke_token(ISS, "one-more", 1_100)).unwrap_err();
-        assert_eq!(error.message(), "revocation store is full");
+        // Full while the entries are live: nothing is dropped, and the revocation is recorded
+        // coarsely: every token of the issuer issued up to now is refused until it would have
+        // expired; tokens issued later, and other issuers' tokens, are not.
+        let one_more = RevocationQuery::new(ISS)
+            .token_id("one-more")
+            .issued_at(1_000);
+        assert!(!revoked(&store, one_more));
+        done(store.revoke_token(ISS, "one-more", 1_100)).unwrap();
+        assert_eq!(store.len(), 10);
+        assert!(revoked(&store, one_more));
+        assert!(revoked(
+            &store,
+            RevocationQuery::new(ISS).token_id("other").issued_at(990)
+        ));
+        assert!(revoked(
+            &store,
+            RevocationQuery::new(ISS).token_id("no-iat")
+        ));
+        assert!(!revoked(
+            &store,
+            RevocationQuery::new(ISS).token_id("new").issued_at(1_001)
+        ));
+        assert!(!revoked(
+            &store,
+            RevocationQuery::new("other").token_id("x").issued_at(1)
+        ));
         assert!(revoked(&store, RevocationQuery::new(ISS).token_id("t0")));
-        // Once they expire, the next write sweeps them.
+        // Once they expire, the next write sweeps them, the floor with them.
         now.store(1_100, Ordering::Relaxed);
         done(store.revoke_token(ISS, "fresh", 1_200)).unwrap();
         assert_eq!(store.len(), 1);
         assert!(!revoked(&store, RevocationQuery::new(ISS).token_id("t0")));
+        assert!(!revoked(
+            &store,
+            RevocationQuery::new(ISS).token_id("x").issued_at(1_000)
+        ));
     }
 
     #[test]

@@ -28,6 +28,7 @@ static ROTATE: LazyLock<Script> = family_script!("rotate.lua");
 static FIND: LazyLock<Script> = family_script!("find.lua");
 static REVOKE_SESSION: LazyLock<Script> = family_script!("revoke_session.lua");
 static REVOKE_USER: LazyLock<Script> = family_script!("revoke_user.lua");
+static END_OLDEST: LazyLock<Script> = family_script!("end_oldest.lua");
 
 /// [`RefreshStore`] in Redis, shared by every instance of an app (see the
 /// [module docs](super) for the keys and their lifetimes).
@@ -200,6 +201,38 @@ impl RefreshStore for RedisRefreshStore {
             |ended: Vec<String>| ended.iter().map(|record| Record::decode(record)).collect(),
         )
     }
+
+    fn end_oldest(
+        &self,
+        user_id: &str,
+        keep: usize,
+        _now: u64,
+    ) -> StoreFuture<Vec<RefreshSession>> {
+        // Families end in Redis on their own (their keys expire), so `now` is not needed.
+        self.invoke(
+            &END_OLDEST,
+            vec![user_id.to_owned(), keep.to_string()],
+            |ended: Vec<String>| ended.iter().map(|record| Record::decode(record)).collect(),
+        )
+    }
+
+    /// `PING`: whether Redis answers within the timeout.
+    fn ready(&self, _now: u64) -> StoreFuture<()> {
+        let Redis {
+            mut connection,
+            timeout,
+            ..
+        } = self.redis.clone();
+        StoreFuture::boxed(async move {
+            let pong: String =
+                run(timeout, ::redis::cmd("PING").query_async(&mut connection)).await?;
+            if pong == "PONG" {
+                Ok(())
+            } else {
+                Err(StoreError::new("redis: unexpected answer to PING"))
+            }
+        })
+    }
 }
 
 #[cfg(test)]
@@ -226,7 +259,15 @@ mod tests {
 
     #[test]
     fn every_script_is_the_helpers_and_one_operation() {
-        for script in [&CREATE, &GET, &ROTATE, &FIND, &REVOKE_SESSION, &REVOKE_USER] {
+        for script in [
+            &CREATE,
+            &GET,
+            &ROTATE,
+            &FIND,
+            &REVOKE_SESSION,
+            &REVOKE_USER,
+            &END_OLDEST,
+        ] {
             assert_eq!(script.get_hash().len(), 40);
         }
         assert_ne!(CREATE.get_hash(), GET.get_hash());

@@ -1,5 +1,6 @@
 //! The router's handlers.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::extract::{Request, State as AxumState};
@@ -15,7 +16,7 @@ use super::{GrantType, MIN_PASSWORD_CHARS, State};
 use crate::claims::{Claims, is_scope_token};
 use crate::issuer::AccessGrant;
 use crate::password::{PasswordError, Verified};
-use crate::ratelimit::LoginOutcome;
+use crate::ratelimit::{ClientAddr, LimitedClient, LoginOutcome};
 use crate::store;
 use crate::store::StoreError;
 use crate::telemetry::TARGET_ROUTER;
@@ -213,7 +214,8 @@ struct TokenResponse<'a> {
 /// secret) are failures, a token is a success, anything else neither.
 pub(super) async fn token(AxumState(state): Shared, request: Request) -> Reply {
     let mut grant = Grant::Other;
-    let outcome = token_grant(&state, request, &mut grant).await;
+    let client = hashing_client(&request);
+    let outcome = token_grant(&state, request, &mut grant, client).await;
     let login = match &outcome {
         Ok(_) => LoginOutcome::Success,
         Err(Stop::OAuth(OAuthError::InvalidGrant(_) | OAuthError::InvalidClient { .. })) => {
@@ -227,12 +229,17 @@ pub(super) async fn token(AxumState(state): Shared, request: Request) -> Reply {
     reply
 }
 
-async fn token_grant(state: &State, request: Request, grant: &mut Grant) -> Outcome {
+async fn token_grant(
+    state: &State,
+    request: Request,
+    grant: &mut Grant,
+    client: Option<IpAddr>,
+) -> Outcome {
     let (params, client_id) = client_request(state, request, grant).await?;
     match params.required("grant_type", "missing parameter: grant_type")? {
         "password" => {
             check_grant(state, &client_id, GrantType::Password)?;
-            password_grant(state, &params, client_id).await
+            password_grant(state, &params, client_id, client).await
         }
         "refresh_token" => {
             check_grant(state, &client_id, GrantType::RefreshToken)?;
@@ -242,13 +249,46 @@ async fn token_grant(state: &State, request: Request, grant: &mut Grant) -> Outc
     }
 }
 
-async fn password_grant(state: &State, params: &Params, client_id: String) -> Outcome {
+/// Who a password verification is done for, for the hasher's fair admission: the client the
+/// rate limiter counted the request as, else the peer address.
+fn hashing_client(request: &Request) -> Option<IpAddr> {
+    let extensions = request.extensions();
+    if let Some(LimitedClient(client)) = extensions.get::<LimitedClient>() {
+        return Some(*client);
+    }
+    if let Some(ClientAddr(client)) = extensions.get::<ClientAddr>() {
+        return Some(*client);
+    }
+    extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0.ip())
+}
+
+/// The answer for credentials that did not verify: the generic failure, unless the refresh
+/// store has become unreachable meanwhile; then the 503 a right password would have got, so
+/// that during an outage no answer tells a right password from a wrong one.
+async fn refused(state: &State) -> Stop {
+    match state.config.refresh.ready(state.now()).await {
+        Ok(()) => BAD_CREDENTIALS.into(),
+        Err(error) => error.into(),
+    }
+}
+
+async fn password_grant(
+    state: &State,
+    params: &Params,
+    client_id: String,
+    client: Option<IpAddr>,
+) -> Outcome {
     let username = params.required("username", "missing parameter: username")?;
     let password = params.required("password", "missing parameter: password")?;
     // A malformed scope is reported only once the credentials are known to be good, so the
     // answer never depends on the scope for a wrong password.
     let requested = requested_scopes(params);
-    let hasher = &state.hasher;
+    // What a successful login will need is asked for before any hashing: with the refresh
+    // store down, every login gets the same 503, whatever its password.
+    state.config.refresh.ready(state.now()).await?;
+    let hasher = state.hasher.for_client(client);
 
     let user = match normalize_username(username) {
         Some(name) => state.config.users.find_by_username(&name).await?,
@@ -260,18 +300,18 @@ async fn password_grant(state: &State, params: &Params, client_id: String) -> Ou
             .verify_dummy(password)
             .await
             .map_err(|e| Stop::password(e, None))?;
-        return Err(BAD_CREDENTIALS.into());
+        return Err(refused(state).await);
     };
     let verified = hasher
         .verify(password, &user.password_hash)
         .await
         .map_err(|e| Stop::password(e, Some(&user)))?;
     let Verified::Match { needs_rehash } = verified else {
-        return Err(BAD_CREDENTIALS.into());
+        return Err(refused(state).await);
     };
     // Checked after the verification, so a disabled account costs the same and answers the same.
     if user.disabled {
-        return Err(BAD_CREDENTIALS.into());
+        return Err(refused(state).await);
     }
     let scopes = negotiate(requested?, &user.scopes)?;
     if needs_rehash {
@@ -279,6 +319,13 @@ async fn password_grant(state: &State, params: &Params, client_id: String) -> Ou
     }
 
     let now = state.now();
+    // Room for this session within the user's cap: the oldest ones end, their access tokens
+    // with them.
+    let keep = state.config.max_sessions_per_user - 1;
+    for ended in state.config.refresh.end_oldest(&user.id, keep, now).await? {
+        events::session_evicted(&user.id, &ended.session_id);
+        revoke_sid(state, &ended.session_id, now).await?;
+    }
     let session = RefreshSession {
         session_id: crate::ids::random_id().map_err(StoreError::from)?,
         user_id: user.id.clone(),
@@ -341,7 +388,7 @@ async fn refresh_grant(state: &State, params: &Params, client_id: &str) -> Outco
             .rotate(&hash, replacement.hash(), now, idle_expires_at)
             .await?;
         if let Rotation::Reused(session) = rotation {
-            family_revoked(state, &session, now).await?;
+            family_revoked(state, &session, now).await;
         }
         return Err(BAD_REFRESH_TOKEN.into());
     };
@@ -350,7 +397,9 @@ async fn refresh_grant(state: &State, params: &Params, client_id: &str) -> Outco
     }
     let user = state.config.users.find_by_id(&session.user_id).await?;
     let Some(user) = user.filter(|user| !user.disabled) else {
-        end_session(state, &session.session_id, now).await?;
+        // The answer is the same whether or not the session could be ended (a failure is
+        // logged and counted).
+        let _ = end_session(state, &session.session_id, now).await;
         return Err(BAD_REFRESH_TOKEN.into());
     };
     // A refresh may narrow the session's scopes, never widen them, and loses any scope the
@@ -375,23 +424,28 @@ async fn refresh_grant(state: &State, params: &Params, client_id: &str) -> Outco
         Rotation::Reused(session) => {
             // Another request rotated this token first: a replay or a racing client. The
             // family is gone either way.
-            family_revoked(state, &session, now).await?;
+            family_revoked(state, &session, now).await;
             Err(BAD_REFRESH_TOKEN.into())
         }
         Rotation::Invalid => Err(BAD_REFRESH_TOKEN.into()),
     }
 }
 
-async fn family_revoked(state: &State, session: &RefreshSession, now: u64) -> Result<(), Stop> {
+/// A replayed refresh token ended its family; its `sid` goes on the denylist. The answer is
+/// `invalid_grant` either way: a denylist that cannot be written is logged and counted, but
+/// does not change what the replaying client learns.
+async fn family_revoked(state: &State, session: &RefreshSession, now: u64) {
     events::refresh_reused(&session.user_id, &session.session_id);
-    revoke_sid(state, &session.session_id, now).await
+    let _ = revoke_sid(state, &session.session_id, now).await;
 }
 
-/// Ends a session: its refresh family, then its `sid` on the denylist, so that its access
-/// tokens stop working at once.
+/// Ends a session: its `sid` on the denylist first, so that its access tokens stop working at
+/// once, then its refresh family. When the denylist cannot be written the session is left
+/// whole (the caller answers 503 and may retry), never half-ended with its tokens still valid.
 async fn end_session(state: &State, session_id: &str, now: u64) -> Result<(), Stop> {
+    revoke_sid(state, session_id, now).await?;
     state.config.refresh.revoke_session(session_id).await?;
-    revoke_sid(state, session_id, now).await
+    Ok(())
 }
 
 /// Denylists a session's `sid` for as long as its access tokens could live.
@@ -446,9 +500,21 @@ fn access_token_reply(
     ))
 }
 
-/// `POST /revoke` (RFC 7009).
+/// `POST /revoke` (RFC 7009). The reply tells a rate limiter in front what the attempt was
+/// worth, as the token endpoint's does: a refused client or a token of another client is a
+/// failure.
 pub(super) async fn revoke(AxumState(state): Shared, request: Request) -> Reply {
-    finish("revoke", revoke_token(&state, request).await)
+    let outcome = revoke_token(&state, request).await;
+    let counted = match &outcome {
+        Ok(_) => LoginOutcome::Success,
+        Err(Stop::OAuth(OAuthError::InvalidClient { .. } | OAuthError::NotIssuedToClient)) => {
+            LoginOutcome::Failure
+        }
+        Err(_) => LoginOutcome::Neither,
+    };
+    let mut reply = finish("revoke", outcome);
+    reply.extensions_mut().insert(counted);
+    reply
 }
 
 async fn revoke_token(state: &State, request: Request) -> Outcome {
@@ -457,16 +523,17 @@ async fn revoke_token(state: &State, request: Request) -> Outcome {
     let now = state.now();
     // The hint only orders the search (RFC 7009 §2.1); both kinds are always tried.
     let access_first = params.get("token_type_hint") == Some("access_token");
-    let found = access_first && revoke_access(state, token, &client_id).await?;
+    let found = access_first && revoke_access(state, token, &client_id, now).await?;
     let found = found || revoke_refresh(state, token, &client_id, now).await?;
     if !found && !access_first {
-        revoke_access(state, token, &client_id).await?;
+        revoke_access(state, token, &client_id, now).await?;
     }
     // 200 whether or not the token was known: the client's goal is met either way.
     Ok(reply::json(StatusCode::OK, &serde_json::json!({})))
 }
 
-/// Revokes the family of a refresh token issued to `client_id`; `true` when the token was one.
+/// Revokes the family of a refresh token; `true` when the token was one. A token issued to
+/// another client is refused (RFC 7009 §2.1), and nothing is revoked.
 async fn revoke_refresh(
     state: &State,
     token: &str,
@@ -481,20 +548,33 @@ async fn revoke_refresh(
     else {
         return Ok(false);
     };
-    if session.client_id == client_id {
-        end_session(state, &session.session_id, now).await?;
+    if session.client_id != client_id {
+        return Err(OAuthError::NotIssuedToClient.into());
     }
+    end_session(state, &session.session_id, now).await?;
     Ok(true)
 }
 
-/// Denylists an access token issued to `client_id` until it expires; `true` when the token was
-/// one of ours (valid signature, issuer and audience).
-async fn revoke_access(state: &State, token: &str, client_id: &str) -> Result<bool, Stop> {
+/// Revokes an access token; `true` when the token was one of ours (valid signature, issuer and
+/// audience). A token issued to another client is refused (RFC 7009 §2.1). A token of a
+/// session ends that whole session (its refresh family and its `sid`): one denylist entry per
+/// session however many of its access tokens are revoked, so that revoking in a loop cannot
+/// fill the denylist. Only a token without a session is denylisted by its `jti`.
+async fn revoke_access(
+    state: &State,
+    token: &str,
+    client_id: &str,
+    now: u64,
+) -> Result<bool, Stop> {
     let Ok(claims) = state.verifier.verify(token) else {
         return Ok(false);
     };
-    if claims.client_id() == Some(client_id) {
-        revoke_claims(state, &claims).await?;
+    if claims.client_id() != Some(client_id) {
+        return Err(OAuthError::NotIssuedToClient.into());
+    }
+    match claims.session_id() {
+        Some(sid) => end_session(state, sid, now).await?,
+        None => revoke_claims(state, &claims).await?,
     }
     Ok(true)
 }
@@ -517,11 +597,13 @@ pub(super) async fn logout(AxumState(state): Shared, claims: Claims) -> Reply {
     finish("logout", logout_session(&state, &claims).await)
 }
 
+/// One denylist entry: the session's `sid` (which covers this token), or for a token without a
+/// session its `jti`.
 async fn logout_session(state: &State, claims: &Claims) -> Outcome {
     let now = state.now();
-    revoke_claims(state, claims).await?;
-    if let Some(sid) = claims.session_id() {
-        end_session(state, sid, now).await?;
+    match claims.session_id() {
+        Some(sid) => end_session(state, sid, now).await?,
+        None => revoke_claims(state, claims).await?,
     }
     Ok(reply::no_content())
 }
@@ -536,11 +618,9 @@ async fn logout_everywhere(state: &State, claims: &Claims) -> Outcome {
     let Some(subject) = claims.subject() else {
         return Err(OAuthError::invalid_request("token has no subject").into());
     };
-    revoke_claims(state, claims).await?;
-    for session in state.config.refresh.revoke_user(subject).await? {
-        revoke_sid(state, &session.session_id, now).await?;
-    }
-    // Tokens issued before now by any session, including ones this instance does not know.
+    // Every token issued before this second, by any session (including ones this instance
+    // does not know): one entry for the user. It goes first, so a failure leaves the sessions
+    // whole rather than half-ended.
     state
         .revocation
         .revoke_subject_before(
@@ -550,6 +630,10 @@ async fn logout_everywhere(state: &State, claims: &Claims) -> Outcome {
             state.revocation_horizon(now),
         )
         .await?;
+    // Tokens of this second: one `sid` per session ended (which covers this token too).
+    for session in state.config.refresh.revoke_user(subject).await? {
+        revoke_sid(state, &session.session_id, now).await?;
+    }
     Ok(reply::no_content())
 }
 
@@ -585,6 +669,7 @@ pub(super) async fn register(AxumState(state): Shared, request: Request) -> Repl
 }
 
 async fn register_user(state: &State, request: Request) -> Outcome {
+    let client = hashing_client(&request);
     let Some(registration) = &state.config.registration else {
         return Ok(reply::error(
             StatusCode::NOT_FOUND,
@@ -633,6 +718,7 @@ async fn register_user(state: &State, request: Request) -> Outcome {
     }
     let password_hash = state
         .hasher
+        .for_client(client)
         .hash(&form.password)
         .await
         .map_err(|e| Stop::password(e, None))?;

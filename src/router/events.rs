@@ -131,3 +131,14 @@ pub(super) fn refresh_reused(user: &str, sid: &str) {
     );
     count!(REFRESH_REUSE_TOTAL);
 }
+
+/// A login past the user's session cap ended the user's oldest session.
+pub(super) fn session_evicted(user: &str, sid: &str) {
+    tracing::info!(
+        target: TARGET_ROUTER,
+        reason = "session_cap",
+        user,
+        sid,
+        "auth router: oldest session ended to stay within the per-user session cap"
+    );
+}

@@ -79,7 +79,7 @@ use crate::bearer::BearerAuthLayer;
 use crate::error::ConfigError;
 use crate::issuer::TokenIssuer;
 use crate::password::{PasswordError, PasswordHasher};
-use crate::ratelimit::RateLimitLoginLayer;
+use crate::ratelimit::{Action, RateLimitLoginLayer};
 use crate::revocation::{MemoryRevocationStore, RevocationStore};
 use crate::store::StoreError;
 use crate::username::normalize_username;
@@ -105,6 +105,9 @@ pub use users::{
 pub const DEFAULT_REFRESH_IDLE_TTL: Duration = Duration::from_secs(14 * 24 * 3600);
 /// The default absolute lifetime of a session, however often it is refreshed.
 pub const DEFAULT_REFRESH_ABSOLUTE_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+/// The default cap on live sessions (refresh families) of one user: a login past it ends the
+/// user's oldest session.
+pub const DEFAULT_MAX_SESSIONS_PER_USER: usize = 100;
 /// The `client_id` recorded when a public client does not name itself.
 pub const DEFAULT_CLIENT_ID: &str = "default";
 /// The shortest password [registration](AuthRouterBuilder::registration) accepts, in
@@ -231,6 +234,7 @@ struct Config {
     revocation: Option<Arc<dyn RevocationStore>>,
     refresh_idle_ttl: Duration,
     refresh_absolute_ttl: Duration,
+    max_sessions_per_user: usize,
     leeway: Duration,
     clients: HashMap<String, Client>,
     registration: Option<Registration>,
@@ -296,6 +300,24 @@ impl AuthRouterBuilder {
         Ok(self)
     }
 
+    /// How many live sessions one user may have (default [`DEFAULT_MAX_SESSIONS_PER_USER`]).
+    /// A login that would pass the cap ends the user's oldest session first, and denylists
+    /// its `sid` so its access tokens stop working too: one account cannot fill the shared
+    /// refresh store, however often it logs in.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidSetting`] for 0.
+    pub fn max_sessions_per_user(mut self, max: usize) -> Result<Self, ConfigError> {
+        if max == 0 {
+            return Err(ConfigError::InvalidSetting(
+                "a user must be allowed at least one session",
+            ));
+        }
+        self.config.max_sessions_per_user = max;
+        Ok(self)
+    }
+
     /// The clock leeway of the router's own verifier, also added to how long revocations are
     /// kept (default [`DEFAULT_LEEWAY`]). Keep it equal to the leeway of every verifier that
     /// accepts these tokens.
@@ -323,10 +345,14 @@ impl AuthRouterBuilder {
         self
     }
 
-    /// Puts `limiter` in front of `POST /token` (and `POST /register`), so failed logins are
-    /// limited before any password hashing. The router tells the limiter each attempt's
-    /// outcome. The peer address must be in the request extensions: serve with
-    /// `into_make_service_with_connect_info::<SocketAddr>()` or insert
+    /// Puts `limiter` in front of `POST /token`, `POST /revoke` and `POST /register`, so that
+    /// failed logins are limited before any password hashing. The router tells the limiter
+    /// each attempt's outcome: failed password and refresh grants and refused revocations
+    /// count as failures, every password verification counts on the client's verification
+    /// rate, and every registration attempt on its registration rate (the router sets
+    /// [`Action::Registration`](crate::ratelimit::Action::Registration) on the
+    /// registration route's copy). The peer address must be in the request extensions: serve
+    /// with `into_make_service_with_connect_info::<SocketAddr>()` or insert
     /// [`ClientAddr`](crate::ratelimit::ClientAddr).
     pub fn rate_limit(mut self, limiter: RateLimitLoginLayer) -> Self {
         self.config.rate_limit = Some(limiter);
@@ -464,6 +490,7 @@ impl AuthRouter {
                 revocation: None,
                 refresh_idle_ttl: DEFAULT_REFRESH_IDLE_TTL,
                 refresh_absolute_ttl: DEFAULT_REFRESH_ABSOLUTE_TTL,
+                max_sessions_per_user: DEFAULT_MAX_SESSIONS_PER_USER,
                 leeway: DEFAULT_LEEWAY,
                 clients: HashMap::new(),
                 registration: None,
@@ -481,14 +508,16 @@ impl AuthRouter {
             .route("/logout/all", post(endpoints::logout_all))
             .route_layer(state.bearer.clone());
         let mut token = post(endpoints::token);
+        let mut revoke = post(endpoints::revoke);
         let mut register = post(endpoints::register);
         if let Some(limiter) = &state.config.rate_limit {
-            token = token.layer(limiter.clone());
-            register = register.layer(limiter.clone());
+            token = token.layer(limiter.clone().action(Action::Login));
+            revoke = revoke.layer(limiter.clone().action(Action::Login));
+            register = register.layer(limiter.clone().action(Action::Registration));
         }
         let mut router = Router::new()
             .route("/token", token)
-            .route("/revoke", post(endpoints::revoke))
+            .route("/revoke", revoke)
             .route("/jwks.json", get(endpoints::jwks))
             .merge(logout);
         if state.config.registration.is_some() {

@@ -130,6 +130,20 @@ pub trait RefreshStore: Send + Sync + 'static {
 
     /// Ends every family of `user_id`; returns them.
     fn revoke_user(&self, user_id: &str) -> StoreFuture<Vec<RefreshSession>>;
+
+    /// Ends the oldest live families of `user_id` (by `created_at`) until at most `keep` are
+    /// left, and returns the ones it ended; families already expired at `now` go without
+    /// counting. The router calls it before each login with one less than its per-user
+    /// session cap.
+    fn end_oldest(&self, user_id: &str, keep: usize, now: u64) -> StoreFuture<Vec<RefreshSession>>;
+
+    /// Whether the store can take a new family now. The router asks before it verifies a
+    /// password, so that an unreachable (or full) store answers every login alike, with a
+    /// 503, rather than only logins with the right password. The default answers `Ok`.
+    fn ready(&self, now: u64) -> StoreFuture<()> {
+        let _ = now;
+        StoreFuture::ready(Ok(()))
+    }
 }
 
 /// How many rotated tokens of one family the memory store remembers for reuse detection.
@@ -358,6 +372,49 @@ impl RefreshStore for MemoryRefreshStore {
         let revoked = ids.iter().filter_map(|id| families.remove(id)).collect();
         StoreFuture::ready(Ok(revoked))
     }
+
+    fn end_oldest(&self, user_id: &str, keep: usize, now: u64) -> StoreFuture<Vec<RefreshSession>> {
+        let mut families = self.families();
+        let Some(ids) = families.by_user.get(user_id) else {
+            return StoreFuture::ready(Ok(Vec::new()));
+        };
+        let mut live = Vec::with_capacity(ids.len());
+        let mut dead = Vec::new();
+        for id in ids {
+            match families.sessions.get(id) {
+                Some(f) if f.idle_expires_at > now && f.session.expires_at > now => {
+                    live.push((f.session.created_at, id.clone()));
+                }
+                _ => dead.push(id.clone()),
+            }
+        }
+        for id in dead {
+            families.remove(&id);
+        }
+        let excess = live.len().saturating_sub(keep);
+        if excess == 0 {
+            return StoreFuture::ready(Ok(Vec::new()));
+        }
+        live.sort_unstable();
+        let ended = live[..excess]
+            .iter()
+            .filter_map(|(_, id)| families.remove(id))
+            .collect();
+        StoreFuture::ready(Ok(ended))
+    }
+
+    fn ready(&self, now: u64) -> StoreFuture<()> {
+        let mut families = self.families();
+        if families.sessions.len() >= self.max_sessions {
+            families.sweep(now);
+        }
+        let full = families.sessions.len() >= self.max_sessions;
+        StoreFuture::ready(if full {
+            Err(StoreError::new("refresh store is full"))
+        } else {
+            Ok(())
+        })
+    }
 }
 
 #[cfg(test)]
@@ -381,6 +438,43 @@ mod tests {
 
     fn hash(n: u8) -> TokenHash {
         TokenHash([n; 32])
+    }
+
+    #[test]
+    fn the_oldest_families_of_a_user_end_past_the_cap() {
+        let store = MemoryRefreshStore::new();
+        for (n, created) in [(1u8, 300), (2, 100), (3, 200), (4, 400)] {
+            let id = format!("s{n}");
+            ready(store.create(session(&id, "u", created, 10_000), hash(n), 5_000));
+        }
+        ready(store.create(session("other", "v", 50, 10_000), hash(9), 5_000));
+        // An expired family goes without counting.
+        ready(store.create(session("dead", "u", 10, 10_000), hash(8), 150));
+        assert!(ready(store.end_oldest("u", 4, 500)).is_empty());
+        assert_eq!(store.len(), 5, "the expired family was swept");
+        let ended: Vec<String> = ready(store.end_oldest("u", 2, 500))
+            .into_iter()
+            .map(|s| s.session_id)
+            .collect();
+        assert_eq!(ended, ["s2", "s3"]);
+        assert!(ready(store.get(&hash(2), 500)).is_none());
+        assert!(ready(store.get(&hash(1), 500)).is_some());
+        assert!(
+            ready(store.get(&hash(9), 500)).is_some(),
+            "other users keep theirs"
+        );
+        assert_eq!(ready(store.end_oldest("u", 0, 500)).len(), 2);
+        assert!(ready(store.end_oldest("nobody", 0, 500)).is_empty());
+    }
+
+    #[test]
+    fn a_full_store_is_not_ready() {
+        let store = MemoryRefreshStore::new().max_sessions(1);
+        ready(store.ready(100));
+        ready(store.create(session("a", "u", 100, 200), hash(1), 200));
+        assert!(store.ready(150).into_ready().unwrap().is_err());
+        // Expired families make room again.
+        ready(store.ready(200));
     }
 
     #[test]

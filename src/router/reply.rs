@@ -25,6 +25,8 @@ pub(super) enum OAuthError {
     },
     InvalidGrant(&'static str),
     UnauthorizedClient,
+    /// RFC 7009 §2.1: the token to revoke was issued to another client.
+    NotIssuedToClient,
     UnsupportedGrantType,
     InvalidScope,
 }
@@ -51,6 +53,10 @@ impl OAuthError {
                 "unauthorized_client",
                 "this client may not use this grant type",
             ),
+            Self::NotIssuedToClient => (
+                "unauthorized_client",
+                "the token was not issued to this client",
+            ),
             Self::UnsupportedGrantType => ("unsupported_grant_type", "unsupported grant type"),
             Self::InvalidScope => ("invalid_scope", "requested scope is invalid or not granted"),
         }
@@ -62,7 +68,7 @@ impl OAuthError {
             Self::InvalidRequest(_) => RouterError::InvalidRequest,
             Self::InvalidClient { .. } => RouterError::InvalidClient,
             Self::InvalidGrant(_) => RouterError::InvalidGrant,
-            Self::UnauthorizedClient => RouterError::UnauthorizedClient,
+            Self::UnauthorizedClient | Self::NotIssuedToClient => RouterError::UnauthorizedClient,
             Self::UnsupportedGrantType => RouterError::UnsupportedGrantType,
             Self::InvalidScope => RouterError::InvalidScope,
         }
