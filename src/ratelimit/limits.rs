@@ -264,7 +264,6 @@ impl LoginLimits {
             burst: self.client_burst,
         }
     }
-
 }
 
 fn backoff(free: u32, base: Duration, cap: Duration) -> Result<Backoff, ConfigError> {

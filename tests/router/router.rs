@@ -37,8 +37,9 @@ use tower_jwt_auth::password::{HashingThreads, PasswordHasher, PasswordStats};
 use tower_jwt_auth::revocation::MemoryRevocationStore;
 use tower_jwt_auth::router::{
     AuthRouter, AuthRouterBuilder, Client, Created, DEFAULT_CLIENT_ID, GrantType, MAX_BODY_BYTES,
-    NewUser, Registration, User,
+    NewUser, RefreshSession, RefreshStore, Registration, Rotation, TokenHash, User,
 };
+use tower_jwt_auth::store::{StoreError, StoreFuture};
 use tower_jwt_auth::{Claims, KeySet, Verifier};
 
 // ---------------------------------------------------------------------------------------------
@@ -1058,6 +1059,161 @@ async fn a_client_cannot_revoke_another_clients_tokens() {
     ];
     assert_eq!(h.revoke(&own).await.status, StatusCode::OK);
     assert_eq!(h.me(&refreshed.access).await, StatusCode::UNAUTHORIZED);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared state one account cannot exhaust, and outages that tell nothing
+// ---------------------------------------------------------------------------------------------
+
+/// A login past the per-user cap ends the user's oldest session, its access tokens included.
+#[tokio::test]
+async fn the_oldest_session_ends_when_a_login_passes_the_per_user_cap() {
+    let h = Harness::with(|builder| builder.max_sessions_per_user(2).unwrap());
+    h.user("alice").await;
+    h.user("bob").await;
+    let bob = h.login("bob").await;
+    let mut sessions = Vec::new();
+    for n in 0..3 {
+        h.set_time(NOW + n);
+        sessions.push(h.login("alice").await);
+    }
+    let [oldest, middle, newest] = <[Tokens; 3]>::try_from(sessions).unwrap();
+    assert_eq!(h.me(&oldest.access).await, StatusCode::UNAUTHORIZED);
+    assert_oauth_error(&h.refresh(&oldest.refresh).await, 400, "invalid_grant");
+    for live in [&middle, &newest, &bob] {
+        assert_eq!(h.me(&live.access).await, StatusCode::OK);
+        assert_eq!(h.refresh(&live.refresh).await.status, StatusCode::OK);
+    }
+    assert!(
+        AuthRouter::builder(ed25519_issuer())
+            .max_sessions_per_user(0)
+            .is_err()
+    );
+}
+
+/// A revocation store at its cap records a revocation coarsely (every token of the issuer
+/// issued until then) rather than fail or drop an entry: no revoked token stays valid.
+#[tokio::test]
+async fn a_full_revocation_store_never_leaves_a_revoked_token_valid() {
+    // The store's clock, moved with the harness's.
+    let store_clock = Arc::new(AtomicU64::new(NOW));
+    let full = Arc::new(MemoryRevocationStore::new().max_entries(1).clock({
+        let clock = Arc::clone(&store_clock);
+        move || clock.load(Ordering::SeqCst)
+    }));
+    let h = Harness::with(|builder| builder.revocation_store(Arc::clone(&full) as _));
+    h.user("alice").await;
+    let first = h.login("alice").await;
+    let second = h.login("alice").await;
+    let bystander = h.login("alice").await;
+    assert_eq!(
+        h.logout("/auth/logout", Some(&first.access)).await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(full.len(), 1, "the store is full");
+    // Logging out the second session finds no room: refused all the same.
+    assert_eq!(
+        h.logout("/auth/logout", Some(&second.access)).await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(full.len(), 1, "no entry was dropped or added");
+    for revoked in [&first, &second] {
+        assert_eq!(h.me(&revoked.access).await, StatusCode::UNAUTHORIZED);
+        assert_oauth_error(&h.refresh(&revoked.refresh).await, 400, "invalid_grant");
+    }
+    // The cost: other sessions' tokens of that second are refused too, and their refresh
+    // tokens still work, so their clients get fresh ones.
+    assert_eq!(h.me(&bystander.access).await, StatusCode::UNAUTHORIZED);
+    h.set_time(NOW + 1);
+    store_clock.store(NOW + 1, Ordering::SeqCst);
+    let fresh = Tokens::from_answer(&h.refresh(&bystander.refresh).await);
+    assert_eq!(h.me(&fresh.access).await, StatusCode::OK);
+}
+
+/// A refresh store that works until `down` is set, and goes down by itself after its first
+/// readiness check once `down_after_ready` is set (the outage begins while a password is
+/// being checked).
+#[derive(Default)]
+struct Flaky {
+    inner: tower_jwt_auth::router::MemoryRefreshStore,
+    down: std::sync::atomic::AtomicBool,
+    down_after_ready: std::sync::atomic::AtomicBool,
+}
+
+impl Flaky {
+    fn check<T>(&self, then: impl FnOnce() -> StoreFuture<T>) -> StoreFuture<T> {
+        if self.down.load(Ordering::SeqCst) {
+            StoreFuture::ready(Err(StoreError::new("connection refused")))
+        } else {
+            then()
+        }
+    }
+}
+
+impl RefreshStore for Flaky {
+    fn create(&self, session: RefreshSession, token: TokenHash, idle: u64) -> StoreFuture<()> {
+        self.check(|| self.inner.create(session, token, idle))
+    }
+    fn get(&self, token: &TokenHash, now: u64) -> StoreFuture<Option<RefreshSession>> {
+        self.check(|| self.inner.get(token, now))
+    }
+    fn rotate(
+        &self,
+        old: &TokenHash,
+        new: TokenHash,
+        now: u64,
+        idle: u64,
+    ) -> StoreFuture<Rotation> {
+        self.check(|| self.inner.rotate(old, new, now, idle))
+    }
+    fn find_session(&self, token: &TokenHash) -> StoreFuture<Option<RefreshSession>> {
+        self.check(|| self.inner.find_session(token))
+    }
+    fn revoke_session(&self, sid: &str) -> StoreFuture<Option<RefreshSession>> {
+        self.check(|| self.inner.revoke_session(sid))
+    }
+    fn revoke_user(&self, user: &str) -> StoreFuture<Vec<RefreshSession>> {
+        self.check(|| self.inner.revoke_user(user))
+    }
+    fn end_oldest(&self, user: &str, keep: usize, now: u64) -> StoreFuture<Vec<RefreshSession>> {
+        self.check(|| self.inner.end_oldest(user, keep, now))
+    }
+    fn ready(&self, now: u64) -> StoreFuture<()> {
+        let answer = self.check(|| self.inner.ready(now));
+        if self.down_after_ready.load(Ordering::SeqCst) {
+            self.down.store(true, Ordering::SeqCst);
+        }
+        answer
+    }
+}
+
+/// With the refresh store down, or going down while a password is checked, the right and a
+/// wrong password get the same answer: a 503, never 400 for one and 503 for the other.
+#[tokio::test]
+async fn an_unreachable_refresh_store_answers_every_password_alike() {
+    for mid_login in [false, true] {
+        let mut answers = Vec::new();
+        for password in [PASSWORD, WRONG] {
+            let store = Arc::new(Flaky::default());
+            let h = Harness::with(|builder| builder.refresh_store(Arc::clone(&store) as _));
+            h.user("alice").await;
+            store.down.store(!mid_login, Ordering::SeqCst);
+            store.down_after_ready.store(mid_login, Ordering::SeqCst);
+            let before = h.auth.hasher().stats();
+            let answer = h.password_grant("alice", password).await;
+            let hashed = h.auth.hasher().stats().verifications - before.verifications;
+            answers.push((
+                answer.status,
+                answer.json(),
+                answer.header("retry-after").map(str::to_owned),
+                hashed,
+            ));
+        }
+        assert_eq!(answers[0].0, StatusCode::SERVICE_UNAVAILABLE, "{answers:?}");
+        assert_eq!(answers[0], answers[1], "mid-login: {mid_login}");
+        // Down from the start: refused before any hashing.
+        assert_eq!(answers[0].3, u64::from(mid_login));
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1121,3 +1121,191 @@ async fn shutdown_with_idle_connections_completes() {
     assert_eq!(server.get("/health", None).await.status, StatusCode::OK);
     server.shut_down().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Abuse: what one client may do to the limiter, the hasher and the shared state
+// ---------------------------------------------------------------------------------------------
+
+impl Running {
+    /// A wrong-password login through a trusted proxy at 127.0.0.1 that appends `real` to the
+    /// header it writes, while the client sent its own `client_wrote` header with `own`.
+    async fn guess_via_proxy(
+        &self,
+        proxy_writes: &str,
+        real: &str,
+        client_wrote: &str,
+        own: &str,
+    ) -> StatusCode {
+        let form = "grant_type=password&username=admin&password=wrong-guess";
+        let request = Request::post(format!("http://{}/auth/token", self.addr))
+            .header("content-type", FORM)
+            .header(client_wrote, own)
+            .header(proxy_writes, real);
+        let response = self
+            .client
+            .request(request.body(Full::new(Bytes::from(form))).unwrap())
+            .await
+            .unwrap();
+        response.status()
+    }
+
+    async fn post_json(&self, path: &str, body: Value, bearer: Option<&str>) -> Answer {
+        self.send(Method::POST, path, bearer, Some((JSON, body.to_string())))
+            .await
+    }
+
+    async fn post_form(&self, path: &str, pairs: &[(&str, &str)]) -> Answer {
+        let mut form = form_urlencoded::Serializer::new(String::new());
+        for (name, value) in pairs {
+            form.append_pair(name, value);
+        }
+        self.send(Method::POST, path, None, Some((FORM, form.finish())))
+            .await
+    }
+}
+
+/// Behind proxies that append to one forwarding header and pass the other through from the
+/// client (nginx, AWS ALB), a client writing the other header anew on every request is still
+/// one client: `AUTH_FORWARDED_HEADER` names the header the proxies write, and only it is read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_never_picks_its_limiter_key_through_a_forwarding_header() {
+    let cases = [
+        (None, "x-forwarded-for", "198.51.100.7", "forwarded"),
+        (
+            Some("forwarded"),
+            "forwarded",
+            "for=198.51.100.7",
+            "x-forwarded-for",
+        ),
+    ];
+    for (setting, proxy_writes, real, client_writes) in cases {
+        let mut pairs = vec![
+            ("AUTH_BOOTSTRAP_ADMIN", ADMIN),
+            ("AUTH_TRUSTED_PROXIES", "127.0.0.1"),
+        ];
+        if let Some(header) = setting {
+            pairs.push(("AUTH_FORWARDED_HEADER", header));
+        }
+        let server = start(&pairs).await;
+        for n in 0..7 {
+            let own = match client_writes {
+                "forwarded" => format!("for=203.0.113.{n}"),
+                _ => format!("203.0.113.{n}"),
+            };
+            let status = server
+                .guess_via_proxy(proxy_writes, real, client_writes, &own)
+                .await;
+            let expected = if n < 6 {
+                StatusCode::BAD_REQUEST
+            } else {
+                StatusCode::TOO_MANY_REQUESTS
+            };
+            assert_eq!(status, expected, "attempt {n} with {setting:?}");
+        }
+        server.shut_down().await;
+    }
+    assert!(
+        refusal(&[("AUTH_FORWARDED_HEADER", "x-real-ip")])
+            .await
+            .contains("AUTH_FORWARDED_HEADER")
+    );
+}
+
+/// Registration is limited per client on every attempt, whatever it answers: a taken name
+/// (409) cannot be probed at full speed, and one client cannot fill the user store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registration_is_limited_per_client_whatever_it_answers() {
+    let server = start(&[("AUTH_BOOTSTRAP_ADMIN", ADMIN), ("AUTH_REGISTRATION", "1")]).await;
+    let mut statuses = Vec::new();
+    for n in 0..100 {
+        // Taken names, malformed bodies and fresh names alike.
+        let body = match n % 3 {
+            0 => json!({"username": "admin", "password": "long enough password"}),
+            1 => json!({"username": format!("user{n}")}),
+            _ => json!({"username": format!("user{n}"), "password": "long enough password"}),
+        };
+        let reply = server.post_json("/auth/register", body, None).await;
+        statuses.push(reply.status);
+        if reply.status == StatusCode::TOO_MANY_REQUESTS {
+            assert!(reply.header("retry-after").is_some());
+            break;
+        }
+    }
+    assert_eq!(
+        statuses.last(),
+        Some(&StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+    assert_eq!(statuses.len(), 6, "five free attempts: {statuses:?}");
+    assert!(statuses.contains(&StatusCode::CONFLICT));
+    // The limit is the client's registrations only: logins still go ahead.
+    server.access_token("admin", "change-me-please").await;
+    server.shut_down().await;
+
+    // With AUTH_RATE_LIMIT=off, no per-client limit is left.
+    let server = start(&[
+        ("AUTH_BOOTSTRAP_ADMIN", ADMIN),
+        ("AUTH_REGISTRATION", "1"),
+        ("AUTH_RATE_LIMIT", "off"),
+    ])
+    .await;
+    for _ in 0..10 {
+        let body = json!({"username": "admin", "password": "long enough password"});
+        let reply = server.post_json("/auth/register", body, None).await;
+        assert_eq!(reply.status, StatusCode::CONFLICT);
+    }
+    server.shut_down().await;
+}
+
+/// Every password verification counts on the client's rate, successes included: a client
+/// looping valid logins is refused (429) after its burst, before it takes the hasher.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn valid_logins_in_a_loop_are_limited_too() {
+    let server = start(&[("AUTH_BOOTSTRAP_ADMIN", ADMIN)]).await;
+    for n in 0..20 {
+        let reply = server.login("admin", "change-me-please").await;
+        assert_eq!(reply.status, StatusCode::OK, "login {n}: {}", reply.text());
+    }
+    let reply = server.login("admin", "change-me-please").await;
+    assert_eq!(
+        reply.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        reply.text()
+    );
+    assert_eq!(reply.header("retry-after"), Some("1"));
+    server.shut_down().await;
+}
+
+/// `/auth/revoke` refuses a token issued to another client with an RFC 6749 error, and is
+/// limited per client like the token endpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_another_clients_token_is_refused_and_limited() {
+    let server = start(&[("AUTH_BOOTSTRAP_ADMIN", ADMIN)]).await;
+    let token = server.access_token("admin", "change-me-please").await;
+    let mut statuses = Vec::new();
+    for _ in 0..20 {
+        let reply = server
+            .post_form(
+                "/auth/revoke",
+                &[("token", &token), ("client_id", "other-app")],
+            )
+            .await;
+        statuses.push(reply.status);
+        if reply.status == StatusCode::TOO_MANY_REQUESTS {
+            break;
+        }
+        assert_eq!(reply.json()["error"], "unauthorized_client");
+    }
+    assert_eq!(
+        statuses.last(),
+        Some(&StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+    // Nothing was revoked.
+    assert_eq!(
+        server.get("/users/me", Some(&token)).await.status,
+        StatusCode::OK
+    );
+    server.shut_down().await;
+}

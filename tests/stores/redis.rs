@@ -763,20 +763,27 @@ async fn the_refresh_store_rotates_detects_reuse_and_forgets_old_rotations() {
 // ---------------------------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_outage_fails_closed_for_tokens_and_open_for_logins_then_recovers() {
-    let mut server =
-        server_or_skip!("an_outage_fails_closed_for_tokens_and_open_for_logins_then_recovers");
+async fn an_outage_fails_closed_for_tokens_keeps_logins_limited_and_tells_nothing_then_recovers() {
+    let mut server = server_or_skip!(
+        "an_outage_fails_closed_for_tokens_keeps_logins_limited_and_tells_nothing_then_recovers"
+    );
     let users = Arc::new(MemoryUserStore::new());
-    // Everything in Redis: revocation (BearerAuth), refresh families, the limiter.
-    let limiter = RedisLimiterStore::new(server.connection().await, LoginLimits::default());
-    let limiter = RateLimitLoginLayer::new(Arc::new(limiter));
-    let shared = Instance::on_redis(&server, &users, Some(limiter.clone())).await;
-    // Only the limiter in Redis, so a login's outcome shows what the limiter decided.
+    // Two instances, each with its own limiter on the one Redis (each limits in its own memory
+    // during an outage). `shared` has everything in Redis: revocation (BearerAuth), refresh
+    // families, the limiter.
+    let connection = server.connection().await;
+    let limiter = || {
+        let store = RedisLimiterStore::new(connection.clone(), LoginLimits::default());
+        RateLimitLoginLayer::new(Arc::new(store))
+    };
+    let shared = Instance::on_redis(&server, &users, Some(limiter())).await;
+    // `limited` has only the limiter in Redis, so a login's outcome shows what the limiter
+    // decided.
     let limited = Instance::new(
         AuthRouter::builder(issuer())
             .hasher(cheap_hasher())
             .users(users.clone())
-            .rate_limit(limiter)
+            .rate_limit(limiter())
             .build()
             .unwrap(),
     );
@@ -799,17 +806,44 @@ async fn an_outage_fails_closed_for_tokens_and_open_for_logins_then_recovers() {
     let started = Instant::now();
     // The revocation store cannot answer: BearerAuth fails closed.
     assert_eq!(shared.me(&access).await, StatusCode::SERVICE_UNAVAILABLE);
-    // The refresh store cannot answer: the token endpoint says so.
+    // The refresh store cannot answer: the token endpoint says so, for a live refresh token
+    // and a made-up one alike.
     let (status, body) = shared.refresh(&refresh).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
-    // The limiter cannot answer: logins go ahead (fail open), and the password decides.
-    assert_eq!(limited.login(WRONG).await.0, StatusCode::BAD_REQUEST);
-    tokens(limited.login(PASSWORD).await);
+    let made_up = "x".repeat(43);
+    assert_eq!(
+        shared.refresh(&made_up).await,
+        (status, body),
+        "a refresh answer must not tell a live token from a made-up one"
+    );
+    // A login that needs the refresh store: the right and a wrong password get the same 503,
+    // before any hashing.
+    let hashed = |auth: &AuthRouter| {
+        let stats = auth.hasher().stats();
+        stats.verifications + stats.dummy_verifications
+    };
+    let before = hashed(&shared.auth);
+    let right = shared.login_with_headers(PASSWORD).await;
+    let wrong = shared.login_with_headers(WRONG).await;
+    assert_eq!(right.0, StatusCode::SERVICE_UNAVAILABLE, "{}", right.1);
+    assert_eq!((&right.0, &right.1), (&wrong.0, &wrong.1));
+    assert_eq!(right.2.get(RETRY_AFTER), wrong.2.get(RETRY_AFTER));
+    assert_eq!(hashed(&shared.auth), before, "no password was checked");
+    // The limiter cannot answer: limits move into this instance's memory, with the same
+    // policy; they do not vanish. Six failures are free, the seventh attempt waits, right
+    // password or not.
+    for _ in 0..6 {
+        assert_eq!(limited.login(WRONG).await.0, StatusCode::BAD_REQUEST);
+    }
+    let (status, _, headers) = limited.login_with_headers(PASSWORD).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(headers.contains_key(RETRY_AFTER));
+    assert_eq!(limited.login(WRONG).await.0, StatusCode::TOO_MANY_REQUESTS);
     let outage = started.elapsed();
-    eprintln!("four calls during the outage: {outage:?}");
+    eprintln!("the calls during the outage took {outage:?}");
     assert!(
-        outage < 4 * (DEFAULT_TIMEOUT + Duration::from_millis(500)),
-        "four calls during the outage took {outage:?}"
+        outage < 16 * (DEFAULT_TIMEOUT + Duration::from_millis(500)),
+        "the calls during the outage took {outage:?}"
     );
 
     // Back on the same port (empty: no persistence). The same stores recover by themselves.
