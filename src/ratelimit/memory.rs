@@ -263,9 +263,7 @@ impl LimiterStore for MemoryLimiterStore {
             .get(&key.client)
             .copied()
             .unwrap_or_default();
-        StoreFuture::ready(Ok(self
-            .limits
-            .decide(key.action, pair, account, rates, now_ms)))
+        StoreFuture::ready(Ok(self.decide(key, pair, account, rates, now_ms)))
     }
 
     fn attempt(&self, key: &LoginKey<'_>, now_ms: u64) -> StoreFuture<Decision> {
@@ -294,7 +292,7 @@ impl LimiterStore for MemoryLimiterStore {
             .get(&key.client)
             .copied()
             .unwrap_or_default();
-        let decision = limits.decide(key.action, pair, account, rates, now_ms);
+        let decision = self.decide(key, pair, account, rates, now_ms);
         if decision != Decision::Allow {
             return StoreFuture::ready(Ok(decision));
         }
@@ -393,6 +391,22 @@ enum Refund {
 }
 
 impl MemoryLimiterStore {
+    /// The policy's decision; only an attempt with a username (a password verification) is
+    /// subject to the verification rate.
+    fn decide(
+        &self,
+        key: &LoginKey<'_>,
+        pair: Failures,
+        account: Failures,
+        mut rates: ClientRates,
+        now_ms: u64,
+    ) -> Decision {
+        if key.username.is_none() {
+            rates.verifications = 0;
+        }
+        self.limits.decide(key.action, pair, account, rates, now_ms)
+    }
+
     fn refund_client(&self, client: IpAddr, now_ms: u64, refund: Refund) {
         let limits = &self.limits;
         let mut shard = lock(self.shard(&client));

@@ -1004,13 +1004,18 @@ async fn limiter_parity(url: &str) {
             .unwrap()
             .per_client(7, s(10), 3)
             .unwrap(),
-        // Only the client rule can fire: its tolerance, 2 x 1428.571 ms, is 2857 ms.
+        // Only the client rules can fire: the failure tolerance, 2 x 1428.571 ms, is 2857 ms;
+        // verifications 4 per 10 s with bursts of 2; registrations 3 per 10 s, bursts of 2.
         LoginLimits::default()
             .per_client_and_username(1_000, s(1), s(1))
             .unwrap()
             .per_username(1_000, s(1), s(1))
             .unwrap()
             .per_client(7, s(10), 3)
+            .unwrap()
+            .per_client_verifications(4, s(10), 2)
+            .unwrap()
+            .per_client_registrations(3, s(10), 2)
             .unwrap(),
         LoginLimits::default(),
     ];
@@ -1045,10 +1050,21 @@ async fn limiter_parity(url: &str) {
             } else {
                 now
             };
+            // One attempt in five is a registration (which never names a username).
+            let action = *rng.pick(&[
+                Action::Login,
+                Action::Login,
+                Action::Login,
+                Action::Login,
+                Action::Registration,
+            ]);
             let key = LoginKey {
                 client: *rng.pick(&clients),
-                username: *rng.pick(&usernames),
-                action: Action::Login,
+                username: match action {
+                    Action::Registration => None,
+                    _ => *rng.pick(&usernames),
+                },
+                action,
             };
             let (expected, actual) = match rng.next() % 20 {
                 0..=5 => (
@@ -1085,5 +1101,5 @@ async fn limiter_parity(url: &str) {
         seen.extend(reasons.into_keys());
     }
     // Every rule limited some attempt, and some were allowed.
-    assert_eq!(seen.len(), 5, "{seen:?}");
+    assert_eq!(seen.len(), 7, "{seen:?}");
 }
