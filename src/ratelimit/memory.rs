@@ -369,11 +369,10 @@ impl LimiterStore for MemoryLimiterStore {
                     None => shard.accounts.remove(username),
                 };
             }
-            drop(shard);
-            self.refund_client(key.client, now_ms, Refund::FailureAndVerification);
-        } else {
-            self.refund_client(key.client, now_ms, Refund::Failure);
         }
+        // The verification stays counted: the password check was asked for, and a client
+        // whose attempts keep failing for want of capacity must not keep its budget whole.
+        self.refund_client(key.client, now_ms, Refund::Failure);
         StoreFuture::ready(Ok(()))
     }
 
@@ -386,7 +385,6 @@ impl LimiterStore for MemoryLimiterStore {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Refund {
     Failure,
-    FailureAndVerification,
     Registration,
 }
 
@@ -419,11 +417,8 @@ impl MemoryLimiterStore {
             Refund::Registration => {
                 rates.registrations = give_back(rates.registrations, limits.register);
             }
-            Refund::Failure | Refund::FailureAndVerification => {
+            Refund::Failure => {
                 rates.failures = give_back(rates.failures, limits.client());
-                if refund == Refund::FailureAndVerification {
-                    rates.verifications = give_back(rates.verifications, limits.verify);
-                }
             }
         }
         if rates.expiry_ms() > now_ms {

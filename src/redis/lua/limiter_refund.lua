@@ -1,5 +1,6 @@
--- LimiterStore::refund: what attempt counted, given back: LoginLimits::refund on each failure
--- record that is still there, and one event on each rate charged.
+-- LimiterStore::refund: the failures attempt counted, given back: LoginLimits::refund on each
+-- failure record that is still there, one failure on the client's rate (the verification
+-- stays counted), or one registration.
 local function refund(key, account)
   local count, last, locked = load(key)
   if not count then return end
@@ -18,7 +19,6 @@ end
 if with_username then
   refund(KEYS[1], false)
   refund(KEYS[2], true)
-  give_back(verify_key, VERIFY_INTERVAL)
 end
 give_back(client_key, CLIENT_INTERVAL)
 return 1
