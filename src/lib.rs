@@ -159,6 +159,8 @@ mod ids;
 mod json;
 mod jws;
 mod keys;
+#[cfg(feature = "rate-limit")]
+mod ledger;
 mod pass;
 mod service;
 mod signer;

@@ -1,28 +1,36 @@
 //! Fair admission to the password hasher: a bounded number of calls run, a bounded number
-//! wait, and when every place is taken a client that holds none still gets one, in place of
-//! a waiting call of the client that holds the most.
+//! wait, and when every place is taken a light client still gets one, in place of a waiting
+//! call of the heaviest.
 //!
 //! Each call belongs to a party (the client address the router counted it as; `None` for
-//! calls without one). Admission, for a party `p` holding `held(p)` places (running or
-//! waiting):
+//! calls without one). A party's weight is the places it holds now (running or waiting) plus
+//! its recent calls in the shared [`Ledger`], admitted or refused, here or by the login
+//! limiter, decaying by half every three seconds: a client that logs in now and then weighs a
+//! few units, a client looping logins (or retrying refusals at once) weighs tens to thousands.
+//! Admission, for a party `p`:
 //!
 //! - a free permit and nobody waiting: `p` runs at once;
 //! - else a free waiting place: `p` waits;
-//! - else, when `held(p) == 0`, the most recent waiter of the party holding the most places
-//!   (at least one) is refused in its stead and `p` waits;
+//! - else, when `p` weighs clearly less than the heaviest waiting party (by more than a call
+//!   and a half), that party's most recent waiter is refused in its stead and `p` waits;
 //! - else `p` is refused.
 //!
-//! A finished call hands its permit to the waiter whose party holds the fewest places (the
-//! oldest of those), so a client with one login waiting is served before a client with many.
+//! A finished call hands its permit to the waiter of the lightest party (the oldest of
+//! those).
 
 use std::collections::{HashMap, VecDeque};
-use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
 
 use tokio::sync::oneshot;
 
-/// Who a call is made for.
-pub(super) type Party = Option<IpAddr>;
+use crate::ledger::Ledger;
+pub(super) use crate::ledger::Party;
+
+/// How much heavier than an arriving party a waiting one must be for the arrival to take its
+/// place: more than one call, so that neither equals (whose weights differ by decay alone) nor
+/// a party's own next call push each other out.
+const MARGIN: f64 = 1.5;
 
 /// The admission state, behind one lock: every change of who runs, waits or holds what is
 /// made under it.
@@ -30,6 +38,8 @@ pub(super) type Party = Option<IpAddr>;
 pub(super) struct Gate {
     permits: usize,
     max_waiting: usize,
+    /// Recent calls per party, shared with the login limiter.
+    ledger: Arc<Ledger>,
     state: Mutex<State>,
 }
 
@@ -74,12 +84,18 @@ impl State {
         self.held.get(&party).copied().unwrap_or(0)
     }
 
-    /// Hands free permits to waiters, fewest places held first.
-    fn dispatch(&mut self, permits: usize) {
+    /// Places held plus recent calls.
+    fn weight(&self, ledger: &Ledger, party: Party, now: Instant) -> f64 {
+        self.holding(party) as f64 + ledger.weight(party, now)
+    }
+
+    /// Hands free permits to waiters, lightest party first.
+    fn dispatch(&mut self, permits: usize, ledger: &Ledger) {
+        let now = Instant::now();
         while self.running < permits {
-            let Some(index) = (0..self.waiting.len()).min_by_key(|&i| {
-                let waiter = &self.waiting[i];
-                (self.holding(waiter.party), i)
+            let Some(index) = (0..self.waiting.len()).min_by(|&a, &b| {
+                let weight = |i: usize| self.weight(ledger, self.waiting[i].party, now);
+                weight(a).total_cmp(&weight(b)).then(a.cmp(&b))
             }) else {
                 return;
             };
@@ -100,8 +116,14 @@ impl Gate {
         Self {
             permits,
             max_waiting,
+            ledger: Arc::default(),
             state: Mutex::new(State::default()),
         }
+    }
+
+    /// The ledger of recent calls the gate weighs parties by.
+    pub(super) fn ledger(&self) -> &Arc<Ledger> {
+        &self.ledger
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -113,7 +135,10 @@ impl Gate {
     /// later (when a party holding nothing took its waiting place).
     pub(super) async fn enter(self: &Arc<Self>, party: Party) -> Result<Slot, Refused> {
         let (id, woken) = {
+            let now = Instant::now();
             let mut state = self.lock();
+            let arriving = state.weight(&self.ledger, party, now);
+            self.ledger.record(party, now);
             if state.running < self.permits && state.waiting.is_empty() {
                 state.running += 1;
                 state.hold(party);
@@ -123,13 +148,13 @@ impl Gate {
                 });
             }
             if state.waiting.len() >= self.max_waiting {
-                if state.holding(party) > 0 {
-                    return Err(Refused);
-                }
-                // Of the waiters of the party holding the most, the most recent.
-                let victim = (0..state.waiting.len())
-                    .max_by_key(|&i| (state.holding(state.waiting[i].party), i));
-                let Some(victim) = victim.and_then(|i| state.waiting.remove(i)) else {
+                // Of the waiters of the heaviest party, the most recent; only when that party
+                // is clearly heavier than this one.
+                let heaviest = (0..state.waiting.len())
+                    .map(|i| (state.weight(&self.ledger, state.waiting[i].party, now), i))
+                    .max_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)))
+                    .filter(|&(weight, _)| weight > arriving + MARGIN);
+                let Some(victim) = heaviest.and_then(|(_, i)| state.waiting.remove(i)) else {
                     return Err(Refused);
                 };
                 state.unhold(victim.party);
@@ -196,7 +221,7 @@ impl Gate {
         let mut state = self.lock();
         state.running -= 1;
         state.unhold(party);
-        state.dispatch(self.permits);
+        state.dispatch(self.permits, &self.ledger);
     }
 }
 
@@ -235,7 +260,7 @@ impl Drop for Waiting<'_> {
             state.granted.swap_remove(index);
             state.running -= 1;
             state.unhold(self.party);
-            state.dispatch(self.gate.permits);
+            state.dispatch(self.gate.permits, &self.gate.ledger);
         }
         // Neither: it was refused in favour of another party, which already gave its place up.
     }
@@ -250,11 +275,20 @@ mod tests {
     use super::*;
 
     fn party(n: u8) -> Party {
-        Some(IpAddr::from([192, 0, 2, n]))
+        Some(std::net::IpAddr::from([192, 0, 2, n]))
     }
 
     async fn poll_once<F: Future + Unpin>(future: &mut F) -> Poll<F::Output> {
         std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut *future).poll(cx))).await
+    }
+
+    /// Asserts that `who` is refused at once (rather than waiting, which would hang the test).
+    async fn assert_refused(gate: &Arc<Gate>, who: Party) {
+        let mut entry = enter(gate, who);
+        assert!(
+            matches!(poll_once(&mut entry).await, Poll::Ready(Err(Refused))),
+            "{who:?} was not refused at once"
+        );
     }
 
     type Entry<'a> = Pin<Box<dyn Future<Output = Result<Slot, Refused>> + 'a>>;
@@ -273,7 +307,7 @@ mod tests {
             assert!(poll_once(waiter).await.is_pending());
         }
         // Another call of the abuser is refused...
-        assert_eq!(gate.enter(party(1)).await.unwrap_err(), Refused);
+        assert_refused(&gate, party(1)).await;
         // ...a client holding nothing gets in, in place of the abuser's newest waiter...
         let mut victim = enter(&gate, party(2));
         assert!(poll_once(&mut victim).await.is_pending());
@@ -296,23 +330,90 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn equal_holders_lose_their_newest_waiter_and_a_gate_without_a_queue_refuses() {
+    async fn equals_never_push_each_other_out_and_a_gate_without_a_queue_refuses() {
         let gate = Arc::new(Gate::new(1, 1));
+        drop(gate.enter(party(3)).await.unwrap());
         let _running = gate.enter(party(1)).await.unwrap();
         let mut waiting = enter(&gate, party(2));
         assert!(poll_once(&mut waiting).await.is_pending());
-        // A third client holding nothing bumps the waiter of the party holding the most:
-        // equal holders, so the most recent waiter.
-        let mut third = enter(&gate, party(3));
-        assert!(poll_once(&mut third).await.is_pending());
+        // A third client, which asked as often as the waiting one, is refused: it does not
+        // push it out.
+        assert_refused(&gate, party(3)).await;
+        assert!(poll_once(&mut waiting).await.is_pending());
+        // Without waiting places, nobody is bumped: a full gate refuses.
+        let strict = Arc::new(Gate::new(1, 0));
+        let _held = strict.enter(party(1)).await.unwrap();
+        assert_refused(&strict, party(2)).await;
+    }
+
+    /// A client's refused calls still weigh: retrying at once makes it heavier, never lighter,
+    /// and a client asking once then takes its place.
+    #[tokio::test]
+    async fn retrying_refusals_at_once_makes_a_client_heavy() {
+        let gate = Arc::new(Gate::new(1, 1));
+        let _running = gate.enter(party(1)).await.unwrap();
+        let mut first = enter(&gate, party(1));
+        assert!(poll_once(&mut first).await.is_pending());
+        // Party 3, light, takes the place of party 1's waiter (2 places, 2 calls).
+        let mut waiting = enter(&gate, party(3));
+        assert!(poll_once(&mut waiting).await.is_pending());
+        assert!(matches!(
+            poll_once(&mut first).await,
+            Poll::Ready(Err(Refused))
+        ));
+        // It retries at once, again and again: refused, and heavier each time.
+        for _ in 0..10 {
+            assert_refused(&gate, party(3)).await;
+        }
+        // A client asking once is now clearly lighter, and takes party 3's place.
+        let mut light = enter(&gate, party(4));
+        assert!(poll_once(&mut light).await.is_pending());
         assert!(matches!(
             poll_once(&mut waiting).await,
             Poll::Ready(Err(Refused))
         ));
-        // Without waiting places, nobody is bumped: a full gate refuses.
-        let strict = Arc::new(Gate::new(1, 0));
-        let _held = strict.enter(party(1)).await.unwrap();
-        assert_eq!(strict.enter(party(2)).await.unwrap_err(), Refused);
+    }
+
+    /// Admitted calls weigh too: a client looping logins one at a time, each admitted, makes
+    /// way for a client logging in now and then, however few places it holds at that instant.
+    #[tokio::test]
+    async fn a_client_looping_admitted_calls_makes_way_for_an_occasional_one() {
+        let gate = Arc::new(Gate::new(1, 1));
+        for _ in 0..50 {
+            drop(gate.enter(party(2)).await.unwrap());
+        }
+        drop(gate.enter(party(3)).await.unwrap());
+        let _running = gate.enter(party(1)).await.unwrap();
+        let mut looping = enter(&gate, party(2));
+        assert!(poll_once(&mut looping).await.is_pending());
+        let mut occasional = enter(&gate, party(3));
+        assert!(poll_once(&mut occasional).await.is_pending());
+        assert!(matches!(
+            poll_once(&mut looping).await,
+            Poll::Ready(Err(Refused))
+        ));
+    }
+
+    /// Refusals the login limiter recorded weigh as much as the gate's own.
+    #[tokio::test]
+    async fn refusals_recorded_elsewhere_make_a_client_heavy() {
+        let gate = Arc::new(Gate::new(1, 1));
+        drop(gate.enter(party(3)).await.unwrap());
+        let _running = gate.enter(party(1)).await.unwrap();
+        let mut waiting = enter(&gate, party(2));
+        assert!(poll_once(&mut waiting).await.is_pending());
+        // As light as party 3: it stays.
+        assert_refused(&gate, party(3)).await;
+        let now = Instant::now();
+        for _ in 0..10 {
+            gate.ledger().record(party(2), now);
+        }
+        let mut light = enter(&gate, party(4));
+        assert!(poll_once(&mut light).await.is_pending());
+        assert!(matches!(
+            poll_once(&mut waiting).await,
+            Poll::Ready(Err(Refused))
+        ));
     }
 
     #[tokio::test]

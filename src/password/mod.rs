@@ -45,6 +45,9 @@
 //! 3. **Admission**: at most `max_concurrent` hashes run and `max_queued` more wait; beyond that
 //!    the call fails at once with [`PasswordError::Overloaded`], whose `retry_after` the router
 //!    answers as 503 with `Retry-After`. A waiter dropped by its caller leaves the queue.
+//!    Admission is fair across clients ([`PasswordHasher::for_client`]): when every place is
+//!    taken, a client calling now and then takes the place of a waiting call of a client
+//!    looping logins or retrying refusals at once.
 //! 4. **The work** runs on the hasher's own threads, one per concurrent hash, which on Linux
 //!    run under the `SCHED_IDLE` policy so that the async runtime always comes first
 //!    ([`HashingThreads`]; tokio's blocking pool is an option). It keeps its slot until argon2
@@ -312,12 +315,14 @@ impl PasswordHasher {
     }
 
     /// The same hasher (same threads, permits and queue) for calls made on behalf of
-    /// `client`, so that admission is fair across clients: when every place is taken, a call
-    /// of a client that holds no place still gets one, in place of the newest waiting call of
-    /// the client holding the most, and a finished hash hands its thread to the waiting call
-    /// whose client holds the fewest places. A client looping logins is so refused
-    /// ([`PasswordError::Overloaded`]) before another client's single login is. Calls of a
-    /// hasher not made for a client (`None`, the default) count as one client of their own.
+    /// `client`, so that admission is fair across clients. A client weighs the places it holds
+    /// (running or waiting) plus its recent calls, admitted or refused by the hasher or
+    /// refused by the login limiter (halving every 3 s). When every place is taken, a call of
+    /// a client clearly lighter than the heaviest waiting one takes the place of that client's
+    /// newest waiting call, and a finished hash hands its thread to the waiting call of the
+    /// lightest client. A client looping logins, or retrying refusals at once, is so refused
+    /// ([`PasswordError::Overloaded`]) before another client's occasional login is. Calls of a hasher not made for a client (`None`, the default)
+    /// count as one client of their own.
     #[must_use]
     pub fn for_client(&self, client: Option<IpAddr>) -> Self {
         Self {
@@ -412,6 +417,13 @@ impl PasswordHasher {
                 needs_rehash: false
             })
         )
+    }
+
+    /// The record of each client's recent calls that admission weighs clients by; the login
+    /// limiter adds the attempts it refuses, so a client retrying 429s at once weighs as much
+    /// as one retrying 503s.
+    pub(crate) fn ledger(&self) -> std::sync::Arc<crate::ledger::Ledger> {
+        std::sync::Arc::clone(self.inner.gate.ledger())
     }
 
     /// The longest password accepted, in bytes.

@@ -81,6 +81,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::error::ConfigError;
+use crate::ledger::Ledger;
 use crate::response::{ResponseBody, error_body, grpc_status_response, is_grpc};
 use crate::service::inner_service_accessors;
 use crate::store::{self, StoreError, StoreErrorPolicy, StoreFuture};
@@ -158,7 +159,9 @@ pub trait LimiterStore: Send + Sync + 'static {
     /// username's run of failures, and gives the client back its charge.
     fn succeeded(&self, key: &LoginKey<'_>, now_ms: u64) -> StoreFuture<()>;
     /// Settles an allowed attempt that was neither a success nor a failure: gives back the
-    /// failure [`attempt`](Self::attempt) counted on each record.
+    /// failure [`attempt`](Self::attempt) counted on each failure record, or the registration
+    /// it counted. A verification stays counted: the password check was asked for, and a
+    /// client whose logins keep failing for want of capacity (503) must not keep its budget.
     fn refund(&self, key: &LoginKey<'_>, now_ms: u64) -> StoreFuture<()>;
 
     /// The policy the store decides with, when it has one [`LoginLimits`]. [`RateLimitLogin`]
@@ -196,6 +199,8 @@ struct Config {
     /// Until when (Unix ms) attempts go to the fallback without asking the store; 0 while the
     /// store answers.
     degraded_until: Arc<AtomicU64>,
+    /// Where refused attempts are recorded for the password hasher's fair admission.
+    ledger: Option<Arc<Ledger>>,
     action: Action,
     trusted: Vec<Cidr>,
     forwarded_header: ForwardedHeader,
@@ -222,6 +227,7 @@ impl RateLimitLoginLayer {
                 store,
                 fallback: Arc::new(MemoryLimiterStore::new(limits)),
                 degraded_until: Arc::new(AtomicU64::new(0)),
+                ledger: None,
                 action: Action::Login,
                 trusted: Vec::new(),
                 forwarded_header: ForwardedHeader::XForwardedFor,
@@ -252,6 +258,13 @@ impl RateLimitLoginLayer {
             .collect::<Result<Vec<_>, _>>()?;
         self.config_mut().trusted = networks;
         Ok(self)
+    }
+
+    /// Records every refused attempt in `ledger` (the router passes its hasher's).
+    #[cfg(feature = "router")]
+    pub(crate) fn ledger(mut self, ledger: Arc<Ledger>) -> Self {
+        self.config_mut().ledger = Some(ledger);
+        self
     }
 
     /// What the guarded route does (default [`Action::Login`]); [`Action::Registration`]
@@ -461,6 +474,9 @@ where
                 retry_after,
             },
         )) => {
+            if let Some(ledger) = &config.ledger {
+                ledger.record(Some(client), std::time::Instant::now());
+            }
             events::limited(client, reason, retry_after);
             return Ok(answer(grpc, Refusal::Limited(retry_after)));
         }

@@ -350,7 +350,7 @@ impl AuthRouterBuilder {
     /// each attempt's outcome: failed password and refresh grants and refused revocations
     /// count as failures, every password verification counts on the client's verification
     /// rate, and every registration attempt on its registration rate (the router sets
-    /// [`Action::Registration`](crate::ratelimit::Action::Registration) on the
+    /// [`Action::Registration`] on the
     /// registration route's copy). The peer address must be in the request extensions: serve
     /// with `into_make_service_with_connect_info::<SocketAddr>()` or insert
     /// [`ClientAddr`](crate::ratelimit::ClientAddr).
@@ -392,6 +392,11 @@ impl AuthRouterBuilder {
             Some(hasher) => hasher,
             None => PasswordHasher::builder().build()?,
         };
+        // The limiter's refusals weigh in the hasher's fair admission.
+        config.rate_limit = config
+            .rate_limit
+            .take()
+            .map(|limiter| limiter.ledger(hasher.ledger()));
         let bearer = BearerAuthLayer::new(verifier.clone()).revocation(Arc::clone(&revocation));
         Ok(AuthRouter {
             state: Arc::new(State {
@@ -605,4 +610,65 @@ impl AuthRouter {
 
 fn unix_secs(time: SystemTime) -> u64 {
     time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+    use std::time::Instant;
+
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode, header};
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::ratelimit::{ClientAddr, LoginLimits, MemoryLimiterStore};
+
+    #[tokio::test]
+    async fn the_limiters_refusals_weigh_in_the_hashers_admission() {
+        let limits = LoginLimits::default()
+            .per_client_verifications(1, Duration::from_secs(3600), 1)
+            .unwrap();
+        let limiter = RateLimitLoginLayer::new(Arc::new(MemoryLimiterStore::new(limits)));
+        let hasher = PasswordHasher::builder()
+            .params(8, 1, 1)
+            .unwrap()
+            .build()
+            .unwrap();
+        let auth =
+            AuthRouter::builder(TokenIssuer::generate_ed25519("https://t.test", "t").unwrap())
+                .hasher(hasher)
+                .rate_limit(limiter)
+                .build()
+                .unwrap();
+        let router: Router = auth.router();
+        let client = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7));
+        let mut statuses = Vec::new();
+        for _ in 0..6 {
+            let mut request = Request::post("/token")
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(Body::from(
+                    "grant_type=password&username=nobody&password=wrong",
+                ))
+                .unwrap();
+            request.extensions_mut().insert(ClientAddr(client));
+            statuses.push(router.clone().oneshot(request).await.unwrap().status());
+        }
+        assert_eq!(statuses[0], StatusCode::BAD_REQUEST, "{statuses:?}");
+        assert!(
+            statuses[1..]
+                .iter()
+                .all(|s| *s == StatusCode::TOO_MANY_REQUESTS),
+            "{statuses:?}"
+        );
+        let weight = auth
+            .state
+            .hasher
+            .ledger()
+            .weight(Some(client), Instant::now());
+        assert!(
+            weight > 5.5,
+            "one verification and five refusals weigh {weight}"
+        );
+    }
 }
