@@ -410,3 +410,51 @@ pub(crate) async fn get_json(addr: SocketAddr, path: &str) -> Result<serde_json:
     let body = response.into_body().collect().await?.to_bytes();
     Ok(serde_json::from_slice(&body)?)
 }
+
+/// What the one well-behaved user of the fairness scenario saw.
+#[derive(Debug, Default)]
+pub(crate) struct Victim {
+    /// Logins sent.
+    pub(crate) attempts: u64,
+    /// 200 answers.
+    pub(crate) ok: u64,
+    /// Latencies of every answered login (any status), in nanoseconds.
+    pub(crate) latencies: Vec<u64>,
+    /// Answers other than 200, by status (0: the exchange failed).
+    pub(crate) refused: BTreeMap<u16, u64>,
+}
+
+/// One user logging in as `username` from `source` once a second during `window` (the next
+/// login leaves a second after the previous one left, or at once when that one took longer).
+pub(crate) async fn victim(
+    addr: SocketAddr,
+    source: Option<IpAddr>,
+    username: String,
+    window: Window,
+) -> Result<Victim, BoxError> {
+    let mut sender = connect(addr, source).await?;
+    let mut victim = Victim::default();
+    tokio::time::sleep_until(window.start.into()).await;
+    let mut next = window.start;
+    while next < window.end {
+        tokio::time::sleep_until(next.into()).await;
+        let sent = Instant::now();
+        next = sent + Duration::from_secs(1);
+        victim.attempts += 1;
+        match exchange(&mut sender, login_request(&username)).await {
+            Ok((status, _, done)) => {
+                victim.latencies.push(nanos(done - sent));
+                if status == StatusCode::OK {
+                    victim.ok += 1;
+                } else {
+                    *victim.refused.entry(status.as_u16()).or_default() += 1;
+                }
+            }
+            Err(_) => {
+                *victim.refused.entry(0).or_default() += 1;
+                sender = connect(addr, source).await?;
+            }
+        }
+    }
+    Ok(victim)
+}

@@ -20,6 +20,7 @@
 //! | (d) | ES256 with the verifier's cache on (`VerifierBuilder::cache`, 10,000 tokens) |
 //! | (e) | `AuthRouter` (in-memory stores, default `PasswordHasher`, `RateLimitLogin`), `/health` and `GET /hello` behind `auth.bearer_layer()` |
 //! | (f) | HS256 with the verifier's cache on: reported beside (b), to show what the cache does for HMAC |
+//! | (g) | fairness: one user logging in once a second, alone, then while K clients (each its own address and account) loop valid logins ignoring `Retry-After`; against the router with `RateLimitLogin`, and without it (the hasher's fair admission alone) |
 //!
 //! (a) to (d) and (f) are closed loops: a fixed number of keep-alive HTTP/1.1 connections, each
 //! sending its next request when the previous answer is read, every request timed from
@@ -50,7 +51,7 @@ use server::{BoxError, Ready, ServeArgs};
 const USAGE: &str = "\
 usage: cargo run --release --example loadgen -- [options]
 
-  --scenarios LIST       which of a,b,c,d,e,f to run (default: all)
+  --scenarios LIST       which of a,b,c,d,e,f,g to run (default: all)
   --connections N        connections of the closed loops (default 32)
   --duration SECS        measured seconds per scenario, split over the rounds (default 9)
   --rounds N             interleaved rounds (default 3)
@@ -68,6 +69,8 @@ usage: cargo run --release --example loadgen -- [options]
   --hasher-threads T     login test: PasswordHasher threads: idle, normal or blocking
                          (default: the crate's, idle)
   --ignore-retry-after   login test: flooding clients retry at once after 503/429
+  --fair-abusers N       fairness test: clients looping valid logins (default 8)
+  --fair-secs SECS       fairness test: seconds per phase (default 20)
 ";
 
 #[derive(Clone, Debug)]
@@ -89,13 +92,15 @@ struct Options {
     hasher_queue: Option<usize>,
     hasher_threads: Option<String>,
     ignore_retry_after: bool,
+    fair_abusers: usize,
+    fair_secs: f64,
 }
 
 impl Options {
     fn parse(args: impl Iterator<Item = String>) -> Result<Self, BoxError> {
         let cores = cores();
         let mut options = Self {
-            scenarios: vec!['a', 'b', 'c', 'd', 'e', 'f'],
+            scenarios: vec!['a', 'b', 'c', 'd', 'e', 'f', 'g'],
             connections: 32,
             duration: 9.0,
             rounds: 3,
@@ -112,6 +117,8 @@ impl Options {
             hasher_queue: None,
             hasher_threads: None,
             ignore_retry_after: false,
+            fair_abusers: 8,
+            fair_secs: 20.0,
         };
         let mut args = args.peekable();
         while let Some(flag) = args.next() {
@@ -121,7 +128,7 @@ impl Options {
                     options.scenarios = value()?
                         .split(',')
                         .map(|s| match s.trim() {
-                            one @ ("a" | "b" | "c" | "d" | "e" | "f") => {
+                            one @ ("a" | "b" | "c" | "d" | "e" | "f" | "g") => {
                                 Ok(one.chars().next().unwrap_or('a'))
                             }
                             other => Err(format!("unknown scenario {other:?}")),
@@ -138,6 +145,8 @@ impl Options {
                 "--idle" => options.idle = value()?.parse()?,
                 "--flood" => options.flood = value()?.parse()?,
                 "--flood-clients" => options.flood_clients = value()?.parse()?,
+                "--fair-abusers" => options.fair_abusers = value()?.parse()?,
+                "--fair-secs" => options.fair_secs = value()?.parse()?,
                 "--login-rounds" => options.login_rounds = value()?.parse()?,
                 "--probe-rate" => options.probe_rate = value()?.parse()?,
                 "--hasher-permits" => options.hasher_permits = Some(value()?.parse()?),
@@ -162,6 +171,7 @@ impl Options {
             || !positive(options.duration)
             || !positive(options.idle)
             || !positive(options.flood)
+            || !positive(options.fair_secs)
             || !(options.warmup.is_finite() && options.warmup >= 0.0)
         {
             return Err("counts and durations must be positive".into());
@@ -212,6 +222,11 @@ fn spawn_server(options: &Options) -> Result<(Child, Ready), BoxError> {
         } else {
             0
         },
+        fair_users: if options.has('g') {
+            options.fair_abusers + 1
+        } else {
+            0
+        },
         hasher_permits: options.hasher_permits,
         hasher_queue: options.hasher_queue,
         hasher_threads: options.hasher_threads.clone(),
@@ -219,7 +234,7 @@ fn spawn_server(options: &Options) -> Result<(Child, Ready), BoxError> {
     };
     eprintln!(
         "starting the server process (creating {} users with argon2id)...",
-        serve.login_users
+        serve.login_users + 2 * serve.fair_users
     );
     let mut child = Command::new(std::env::current_exe()?)
         .arg("serve")
@@ -237,10 +252,14 @@ fn spawn_server(options: &Options) -> Result<(Child, Ready), BoxError> {
 }
 
 fn port(ready: &Ready, scenario: char) -> Result<SocketAddr, BoxError> {
+    port_named(ready, &scenario.to_string())
+}
+
+fn port_named(ready: &Ready, scenario: &str) -> Result<SocketAddr, BoxError> {
     let port = ready
         .ports
         .iter()
-        .find(|(name, _)| name.starts_with(scenario))
+        .find(|(name, _)| name == scenario)
         .map(|(_, port)| *port)
         .ok_or_else(|| format!("the server has no scenario ({scenario})"))?;
     Ok(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
@@ -278,6 +297,80 @@ async fn run(options: &Options, ready: &Ready, server_pid: u32) -> Result<(), Bo
     }
     if options.has('e') {
         login_under_load(options, ready, server_pid).await?;
+    }
+    if options.has('g') {
+        fairness(options, ready).await?;
+    }
+    Ok(())
+}
+
+/// Scenario (g): one user logging in once a second, alone and while `--fair-abusers` clients
+/// loop valid logins on their own accounts (ignoring `Retry-After`), against the router with
+/// its limiter and without it.
+async fn fairness(options: &Options, ready: &Ready) -> Result<(), BoxError> {
+    let limited = port(ready, 'g')?;
+    let unlimited = port_named(ready, "g-unlimited")?;
+    let k = options.fair_abusers;
+    let (abusers, victim) = ready.fair_users.split_at(k);
+    let victim = victim.first().ok_or("no victim user")?.clone();
+    let distinct = client::distinct_sources_work(limited).await;
+    let victim_source = distinct.then(|| client::source_address(k + 5));
+    let phases = [
+        ("alone", limited, false),
+        ("abused, `RateLimitLogin` on", limited, true),
+        (
+            "abused, `RateLimitLogin` off (fair hasher only)",
+            unlimited,
+            true,
+        ),
+    ];
+    println!("\n### (g) fairness: one user's logins while {k} clients loop valid logins\n");
+    println!(
+        "The user logs in once a second from its own address, {} s per phase; each abusing \
+         client logs in as its own user from its own address{}, again and again, ignoring \
+         `Retry-After`.\n",
+        options.fair_secs,
+        if distinct {
+            ""
+        } else {
+            " (not here: one address for all)"
+        }
+    );
+    println!(
+        "| phase | user's logins | succeeded | success rate | p50 | p99 | abusers: 200 / 429 / 503 |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for (name, addr, abused) in phases {
+        eprintln!("fairness: {name}...");
+        let window = Window::after(secs(2.0), secs(options.fair_secs));
+        let flood = abused.then(|| {
+            let users = abusers.to_vec();
+            tokio::spawn(
+                async move { client::login_flood(addr, &users, distinct, window, true).await },
+            )
+        });
+        let mut seen = client::victim(addr, victim_source, victim.clone(), window).await?;
+        let flood = match flood {
+            Some(task) => Some(task.await??),
+            None => None,
+        };
+        seen.latencies.sort_unstable();
+        let rate = seen.ok as f64 / seen.attempts.max(1) as f64;
+        let abuse = flood.map_or_else(
+            || "-".to_owned(),
+            |f| format!("{} / {} / {}", f.ok, f.limited, f.unavailable),
+        );
+        println!(
+            "| {name} | {} | {} | {:.0}% | {} | {} | {abuse} |",
+            seen.attempts,
+            seen.ok,
+            rate * 100.0,
+            fmt_latency(percentile(&seen.latencies, 0.50)),
+            fmt_latency(percentile(&seen.latencies, 0.99)),
+        );
+        if !seen.refused.is_empty() {
+            eprintln!("fairness: {name}: the user was refused {:?}", seen.refused);
+        }
     }
     Ok(())
 }

@@ -34,6 +34,8 @@ pub(crate) struct ServeArgs {
     pub(crate) token_users: usize,
     /// Users of the login app (one per flooding client).
     pub(crate) login_users: usize,
+    /// Users of the fairness apps (the abusers and the victim).
+    pub(crate) fair_users: usize,
     /// `PasswordHasherBuilder::max_concurrent`; `None`: the crate's default.
     pub(crate) hasher_permits: Option<usize>,
     /// `PasswordHasherBuilder::max_queued`; `None`: the crate's default.
@@ -53,6 +55,8 @@ pub(crate) struct Ready {
     pub es256_tokens: Vec<String>,
     /// Usernames of the login app; each has [`PASSWORD`].
     pub(crate) login_users: Vec<String>,
+    /// Usernames of the fairness apps, on both; each has [`PASSWORD`].
+    pub(crate) fair_users: Vec<String>,
     /// The hasher as configured, for the report.
     pub(crate) hasher: String,
     /// Worker threads of the server's runtime.
@@ -120,8 +124,14 @@ fn verifier(issuer: &TokenIssuer) -> Result<Verifier, BoxError> {
 
 /// Scenario (e): the login router as the example server mounts it (in-memory stores,
 /// `RateLimitLogin` with the default limits, the peer address from `ConnectInfo`), `/health`,
-/// and a cheap protected GET behind `auth.bearer_layer()`.
-async fn login_app(args: &ServeArgs) -> Result<(Router, Vec<String>, String), BoxError> {
+/// and a cheap protected GET behind `auth.bearer_layer()`, with `users` users named
+/// `{prefix}-{i}`. Without `limited`, no `RateLimitLogin` (the hasher's fair admission stays).
+async fn login_app(
+    args: &ServeArgs,
+    prefix: &str,
+    users: usize,
+    limited: bool,
+) -> Result<(Router, Vec<String>, String), BoxError> {
     let mut hasher = PasswordHasher::builder();
     if let Some(permits) = args.hasher_permits {
         hasher = hasher.max_concurrent(permits)?;
@@ -140,17 +150,20 @@ async fn login_app(args: &ServeArgs) -> Result<(Router, Vec<String>, String), Bo
         });
     }
     let hasher = hasher.build()?;
-    let limiter =
-        RateLimitLoginLayer::new(Arc::new(MemoryLimiterStore::new(LoginLimits::default())));
-    let auth = AuthRouter::builder(TokenIssuer::generate_ed25519(ISSUER, AUDIENCE)?)
-        .hasher(hasher.clone())
-        .rate_limit(limiter)
-        .build()?;
-    // One user per flooding client, each with a real argon2id hash at the default parameters,
-    // created one after another so the hasher's queue never refuses one.
-    let mut users = Vec::with_capacity(args.login_users);
-    for i in 0..args.login_users {
-        let name = format!("flood-{i}");
+    let mut auth = AuthRouter::builder(TokenIssuer::generate_ed25519(ISSUER, AUDIENCE)?)
+        .hasher(hasher.clone());
+    if limited {
+        let limiter =
+            RateLimitLoginLayer::new(Arc::new(MemoryLimiterStore::new(LoginLimits::default())));
+        auth = auth.rate_limit(limiter);
+    }
+    let auth = auth.build()?;
+    // One user per client, each with a real argon2id hash at the default parameters, created
+    // one after another so the hasher's queue never refuses one.
+    let count = users;
+    let mut users = Vec::with_capacity(count);
+    for i in 0..count {
+        let name = format!("{prefix}-{i}");
         auth.create_user(&name, PASSWORD, &["user"], &["items:read"])
             .await?;
         users.push(name);
@@ -219,14 +232,23 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), BoxError> {
             ("d".to_owned(), listen(app(Some(&cached))).await?),
             ("f".to_owned(), listen(app(Some(&hs256_cached))).await?),
         ];
-        let (login, login_users, hasher) = login_app(args).await?;
+        let (login, login_users, hasher) = login_app(args, "flood", args.login_users, true).await?;
         ports.push(("e".to_owned(), listen(login).await?));
+        let mut fair_users = Vec::new();
+        if args.fair_users > 0 {
+            let (fair, users, _) = login_app(args, "fair", args.fair_users, true).await?;
+            ports.push(("g".to_owned(), listen(fair).await?));
+            let (open, _, _) = login_app(args, "fair", args.fair_users, false).await?;
+            ports.push(("g-unlimited".to_owned(), listen(open).await?));
+            fair_users = users;
+        }
 
         let ready = Ready {
             ports,
             hs256_tokens: tokens(&hs256, args.token_users)?,
             es256_tokens: tokens(&es256, args.token_users)?,
             login_users,
+            fair_users,
             hasher,
             workers,
         };
