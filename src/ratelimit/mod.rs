@@ -597,7 +597,7 @@ fn username(headers: &http::HeaderMap, body: &[u8]) -> Option<String> {
     if grant_type.is_some_and(|grant| grant != "password") {
         return None;
     }
-    normalize_username(&raw?)
+    raw.and_then(|raw| normalize_username(&raw).or_else(|| crate::username::legacy_key(&raw)))
 }
 
 /// What the inner response says about the login, reading the body of a 400 (at most
