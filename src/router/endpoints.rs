@@ -10,7 +10,7 @@ use super::events::{self, Grant, RouterError};
 use super::refresh::{RefreshSession, RefreshToken, Rotation, TokenHash};
 use super::reply::{self, BAD_CREDENTIALS, BAD_REFRESH_TOKEN, OAuthError, Reply};
 use super::request::{self, ClientCredentials, Params};
-use super::users::{Created, NewUser, User};
+use super::users::{Created, NewUser, User, find_login_user};
 use super::{GrantType, MIN_PASSWORD_CHARS, State};
 use crate::claims::{Claims, is_scope_token};
 use crate::issuer::AccessGrant;
@@ -250,10 +250,7 @@ async fn password_grant(state: &State, params: &Params, client_id: String) -> Ou
     let requested = requested_scopes(params);
     let hasher = &state.hasher;
 
-    let user = match normalize_username(username) {
-        Some(name) => state.config.users.find_by_username(&name).await?,
-        None => None,
-    };
+    let user = find_login_user(&*state.config.users, username).await?;
     let Some(user) = user else {
         // Same work as for a real user: one verification with current parameters.
         hasher
@@ -606,7 +603,8 @@ async fn register_user(state: &State, request: Request) -> Outcome {
     };
     let Some(username) = normalize_username(&form.username) else {
         return Ok(policy(
-            "username must be 1 to 64 characters without spaces, controls or ':'",
+            "username must be 1 to 64 letters, digits or ASCII punctuation, in one script, \
+             without spaces, ':' or invisible characters",
         ));
     };
     if form.password.chars().count() < MIN_PASSWORD_CHARS {
