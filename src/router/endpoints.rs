@@ -14,7 +14,7 @@ use super::users::{Created, NewUser, User, find_login_user};
 use super::{GrantType, MIN_PASSWORD_CHARS, State};
 use crate::claims::{Claims, is_scope_token};
 use crate::issuer::AccessGrant;
-use crate::password::{PasswordError, Verified};
+use crate::password::{PasswordError, Verified, normalize_password};
 use crate::ratelimit::LoginOutcome;
 use crate::store;
 use crate::store::StoreError;
@@ -252,7 +252,8 @@ async fn password_grant(state: &State, params: &Params, client_id: String) -> Ou
 
     let user = find_login_user(&*state.config.users, username).await?;
     let Some(user) = user else {
-        // Same work as for a real user: one verification with current parameters.
+        // Same work as for a real user's wrong password: the same verifications, current
+        // parameters.
         hasher
             .verify_dummy(password)
             .await
@@ -612,6 +613,11 @@ async fn register_user(state: &State, request: Request) -> Outcome {
     }
     if form.password.len() > state.hasher.max_password_len() {
         return Ok(policy("password is too long"));
+    }
+    if normalize_password(&form.password).is_none() {
+        return Ok(policy(
+            "password must not contain control, invisible or unassigned characters",
+        ));
     }
     if let Some(email) = &form.email
         && !is_plausible_email(email)
