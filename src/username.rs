@@ -277,6 +277,11 @@ mod tests {
         assert!(normal("محمد").is_some());
         assert!(normal("דוד").is_some());
         assert_eq!(normal("דוד\u{200e}"), None);
+        // RFC 5893: a right-to-left name starts with a right-to-left letter and ends with one
+        // (or a digit), so that it cannot display as something else beside other text.
+        assert_eq!(normal("1דוד"), None);
+        assert_eq!(normal("דוד-"), None);
+        assert!(normal("דוד1").is_some());
     }
 
     #[test]
