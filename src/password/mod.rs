@@ -143,7 +143,8 @@ pub enum Verified {
     /// The password is right.
     Match {
         /// The stored hash is weaker than what [`PasswordHasher::hash`] writes now (or is
-        /// bcrypt): store `hash(password)` in its place.
+        /// bcrypt, or was made from the password's bytes rather than its normal form): store
+        /// `hash(password)` in its place.
         needs_rehash: bool,
     },
     /// The password is wrong.
