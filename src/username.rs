@@ -61,7 +61,8 @@ pub const MAX_USERNAME_CHARS: usize = 64;
 /// one UTS #39 calls "highly restrictive" (Latin with Han, Hiragana and Katakana; with Han and
 /// Bopomofo; or with Han and Hangul). Digits and ASCII punctuation go with any script. So
 /// `admin` with a Cyrillic `а` or a Greek `ο` is refused, while `ιωάννης`, `иван`,
-/// `山田たろう` and `タナカtaro` are names.
+/// `山田たろう` and `タナカtaro` are names. The repertoire is Unicode 6.3's (the IANA PRECIS
+/// registry's): letters added since (Cherokee small letters, Adlam) are refused too.
 ///
 /// A name that only looks like another one (`adrnin`, `admin`) passes here: a
 /// [`UserStore`][user-store] refuses it at creation by its [`username_skeleton`].
@@ -341,6 +342,9 @@ mod tests {
             "🦀",
             "\u{212a}im",
             "\u{212b}sa",
+            // Letters newer than the profile's Unicode 6.3: Adlam (9.0), Cherokee small (8.0).
+            "\u{1e922}\u{1e923}",
+            "\u{ab70}\u{ab71}",
         ] {
             assert_eq!(normal(name), None, "{name}");
         }

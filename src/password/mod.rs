@@ -60,8 +60,9 @@
 //! and the whole is in NFC. So a password typed with a decomposed `é` (as some keyboards and
 //! systems send it) or with a no-break space matches the one registered; case and width are
 //! kept. A password the profile refuses (control characters, invisible ones such as joiners
-//! and variation selectors, unassigned code points) is hashed and verified as the bytes given;
-//! the router's registration refuses it.
+//! and variation selectors, code points unassigned in the profile's Unicode 6.3, which
+//! includes emoji added since) is hashed and verified as the bytes given; the router's
+//! registration refuses it.
 //!
 //! Hashes of the bytes as given (made before passwords were normalised, or by another system)
 //! keep verifying: when the normal form does not match and differs from the input, the input's

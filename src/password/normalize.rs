@@ -26,7 +26,9 @@ use zeroize::Zeroizing;
 ///
 /// `None` when the profile refuses the password: empty, or with a character its
 /// `FreeformClass` disallows (control characters such as NUL or TAB, default-ignorable ones
-/// such as zero-width joiners and variation selectors, unassigned code points). Registration
+/// such as zero-width joiners and variation selectors, conjoining Hangul jamo, unassigned code
+/// points). The repertoire is that of Unicode 6.3, as the IANA PRECIS registry has it, so a
+/// character added since (the emoji 🦀, the Adlam script) counts as unassigned. Registration
 /// refuses such a password; a hasher hashes and verifies it as the bytes given, so that
 /// accounts created with one before keep working.
 #[must_use]
@@ -133,6 +135,8 @@ mod tests {
             "\u{378}",
             // As RFC 8264 has it, conjoining Hangul jamo (a decomposed syllable) too.
             "\u{1112}\u{1161}\u{11ab}",
+            // And characters newer than the profile's Unicode 6.3 (🦀 is 8.0).
+            "crab \u{1f980}",
         ] {
             assert_eq!(normalize_password(refused), None, "{refused:?}");
         }

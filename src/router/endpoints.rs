@@ -616,7 +616,8 @@ async fn register_user(state: &State, request: Request) -> Outcome {
     }
     if normalize_password(&form.password).is_none() {
         return Ok(policy(
-            "password must not contain control, invisible or unassigned characters",
+            "password must not contain control or invisible characters, nor characters newer \
+             than Unicode 6.3 such as recent emoji",
         ));
     }
     if let Some(email) = &form.email
