@@ -36,7 +36,8 @@
 //!   and returns its [`Claims`], or an [`AuthError`] whose [`ErrorKind`] says which rule the
 //!   token broke. [`TokenSigner`] mints tokens with the same key types;
 //!   [`normalize_username`][normalize-username] is the one username form the router and the
-//!   limiter share.
+//!   limiter share, and [`username_skeleton`][username-skeleton] tells look-alike names apart
+//!   for user stores.
 //! - **The layers**: [`bearer`] (`BearerAuthLayer`: verifies the bearer token of each request
 //!   and puts its claims into the request extensions) and [`require`] (`RequireScopeLayer`,
 //!   `RequireRoleLayer`: authorise). They are generic over request and response bodies and work
@@ -112,7 +113,7 @@
 //! | `rust-crypto` | no | signature primitives from the pure-Rust RustCrypto crates; takes precedence when both are on (use `default-features = false` to avoid compiling aws-lc) |
 //! | `axum` | yes | `Claims` extractors for axum handlers ([`axum`][axum-mod]; pulls in `axum-core` only) |
 //! | `router` | yes | [`router`][router-mod] (`AuthRouter`, in-memory user and refresh stores) and [`password`][password-mod] (`PasswordHasher`); pulls in axum, tokio and argon2 |
-//! | `rate-limit` | yes (through `router`) | [`ratelimit`][ratelimit-mod] (`RateLimitLoginLayer` and its in-memory limiter store) and [`normalize_username`][normalize-username]; no framework needed (tokio's runtime handle only, to finish giving back an abandoned attempt to a store that answers later) |
+//! | `rate-limit` | yes (through `router`) | [`ratelimit`][ratelimit-mod] (`RateLimitLoginLayer` and its in-memory limiter store) and [`normalize_username`][normalize-username] / [`username_skeleton`][username-skeleton]; no framework needed (tokio's runtime handle only, to finish giving back an abandoned attempt to a store that answers later) |
 //! | `redis` | no | [`redis`][redis-mod] stores (refresh families, revocation, login limits) shared by several instances; pulls in the `redis` crate, needs Redis 6.2+ |
 //! | `remote-jwks` | no | [`remote`][remote-mod] (`RemoteJwks`): an issuer's keys from a JWKS URL or OIDC / RFC 8414 discovery, cached and refreshed; pulls in hyper's client, rustls (aws-lc-rs provider) and tokio |
 //! | `testing` | no | [`testing`][testing-mod] (`TestIssuer`): a loopback OIDC issuer that mints tokens, for testing protected apps (implies `remote-jwks`) |
@@ -136,6 +137,14 @@
 #![cfg_attr(
     not(feature = "rate-limit"),
     doc = "[normalize-username]: crate#features"
+)]
+#![cfg_attr(
+    feature = "rate-limit",
+    doc = "[username-skeleton]: crate::username_skeleton"
+)]
+#![cfg_attr(
+    not(feature = "rate-limit"),
+    doc = "[username-skeleton]: crate#features"
 )]
 #![cfg_attr(feature = "axum", doc = "[axum-mod]: crate::axum")]
 #![cfg_attr(not(feature = "axum"), doc = "[axum-mod]: crate#features")]
@@ -199,7 +208,7 @@ pub use jws::{DEFAULT_MAX_TOKEN_LEN, VerifiedJws};
 pub use keys::{KeySet, KeySetBuilder, SkippedKey};
 pub use signer::TokenSigner;
 #[cfg(feature = "rate-limit")]
-pub use username::{MAX_USERNAME_CHARS, normalize_username};
+pub use username::{MAX_USERNAME_CHARS, normalize_username, username_skeleton};
 pub use verifier::{
     ACCESS_TOKEN_TYPE, CacheStats, DEFAULT_LEEWAY, KeySource, MAX_CACHE_CAPACITY,
     MAX_TOKEN_LEN_LIMIT, Verifier, VerifierBuilder,

@@ -56,6 +56,36 @@
 //! The comparison of outputs is argon2's own (constant-time). Neither passwords nor hashes reach
 //! a log line or a `Debug` output.
 //!
+//! # Unicode passwords
+//!
+//! A password is hashed and verified in its [normal form](normalize_password), RFC 8265's
+//! `OpaqueString` profile, as NIST SP 800-63B §5.1.1.2 asks: non-ASCII spaces become U+0020
+//! and the whole is in NFC. So a password typed with a decomposed `é` (as some keyboards and
+//! systems send it) or with a no-break space matches the one registered; case and width are
+//! kept. A password the profile refuses (control characters, invisible ones such as joiners
+//! and variation selectors, code points unassigned in the profile's Unicode 6.3, which
+//! includes emoji added since) is hashed and verified as the bytes given; the router's
+//! registration refuses it.
+//!
+//! Hashes of the bytes as given (made before passwords were normalised, or by another system)
+//! keep verifying: when the normal form does not match and differs from the input, the input's
+//! bytes are verified too, and a match reports `needs_rehash: true`. For one input, a wrong
+//! password and [`PasswordHasher::verify_dummy`] run the same number of verifications (one, or
+//! two when the normal form differs), so an unknown user still costs what a known one does.
+//!
+//! ```
+//! use tower_jwt_auth::password::{PasswordHasher, Verified};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let hasher = PasswordHasher::builder().params(1024, 1, 1)?.build()?; // cheap, for the example
+//! let stored = hasher.hash("caf\u{e9}\u{a0}cr\u{e8}me").await?; // composed, a no-break space
+//! let typed = "cafe\u{301} cre\u{300}me"; // decomposed, a plain space
+//! assert_eq!(hasher.verify(typed, &stored).await?, Verified::Match { needs_rehash: false });
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Legacy bcrypt
 //!
 //! With the `bcrypt` feature, `$2b$`, `$2a$` and `$2y$` hashes (as written by passlib) verify, with
@@ -71,19 +101,21 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use argon2::Params;
-use zeroize::Zeroizing;
 
 use crate::error::ConfigError;
 use crate::telemetry::{PASSWORD_HASHER_OVERLOADED_TOTAL, TARGET_PASSWORD, count};
 
 mod format;
 mod gate;
+mod normalize;
 mod pool;
 
 #[cfg(feature = "bcrypt")]
 use format::verify_bcrypt;
 use format::{HashPolicy, Scheme, verify_argon2};
 use gate::{Gate, Refused};
+pub use normalize::normalize_password;
+use normalize::{Candidates, Form};
 pub use pool::HashingThreads;
 use pool::Pool;
 
@@ -119,7 +151,8 @@ pub enum Verified {
     /// The password is right.
     Match {
         /// The stored hash is weaker than what [`PasswordHasher::hash`] writes now (or is
-        /// bcrypt): store `hash(password)` in its place.
+        /// bcrypt, or was made from the password's bytes rather than its normal form): store
+        /// `hash(password)` in its place.
         needs_rehash: bool,
     },
     /// The password is wrong.
@@ -321,8 +354,8 @@ impl PasswordHasher {
     /// a client clearly lighter than the heaviest waiting one takes the place of that client's
     /// newest waiting call, and a finished hash hands its thread to the waiting call of the
     /// lightest client. A client looping logins, or retrying refusals at once, is so refused
-    /// ([`PasswordError::Overloaded`]) before another client's occasional login is. Calls of a hasher not made for a client (`None`, the default)
-    /// count as one client of their own.
+    /// ([`PasswordError::Overloaded`]) before another client's occasional login is. Calls of
+    /// a hasher not made for a client (`None`, the default) count as one client of their own.
     #[must_use]
     pub fn for_client(&self, client: Option<IpAddr>) -> Self {
         Self {
@@ -334,15 +367,19 @@ impl PasswordHasher {
     /// Hashes `password` with argon2id, the current parameters and a fresh 16-byte salt, as a
     /// PHC string (`$argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>`).
     ///
+    /// What is hashed is the password's [normal form](normalize_password) (non-ASCII spaces as
+    /// U+0020, NFC), or its bytes as given when the `OpaqueString` profile refuses it. The
+    /// length cap applies to the password as given.
+    ///
     /// # Errors
     ///
     /// [`PasswordError::TooLong`] over the length cap, [`PasswordError::Overloaded`] when the
     /// queue is full, [`PasswordError::Internal`] when the task or the OS randomness failed.
     pub async fn hash(&self, password: &str) -> Result<String, PasswordError> {
         self.check_len(password)?;
-        let password = Zeroizing::new(password.as_bytes().to_vec());
+        let password = Candidates::of(password);
         self.run(move |inner| {
-            let hashed = inner.policy.hash(&password);
+            let hashed = inner.policy.hash(password.normal());
             if hashed.is_ok() {
                 inner.hashes.fetch_add(1, Ordering::Relaxed);
             }
@@ -354,6 +391,13 @@ impl PasswordHasher {
     /// Verifies `password` against a stored hash: argon2 (any variant) or, with the `bcrypt`
     /// feature, legacy bcrypt.
     ///
+    /// The password's [normal form](normalize_password) is verified first. When it does not
+    /// match and differs from the bytes as given, those bytes are verified too: a hash made
+    /// from them (before passwords were normalised, or by another system) still matches, and
+    /// reports `needs_rehash: true` so that the normal form replaces it. A right password so
+    /// costs one verification, a wrong one one per form (as
+    /// [`verify_dummy`](Self::verify_dummy) does for the same input).
+    ///
     /// # Errors
     ///
     /// Before any work: [`PasswordError::TooLong`], [`PasswordError::InvalidHash`],
@@ -363,31 +407,39 @@ impl PasswordHasher {
     pub async fn verify(&self, password: &str, stored: &str) -> Result<Verified, PasswordError> {
         self.check_len(password)?;
         let scheme = self.inner.policy.inspect(stored)?;
-        let password = Zeroizing::new(password.as_bytes().to_vec());
+        let password = Candidates::of(password);
         let stored = stored.to_owned();
         self.run(move |inner| {
-            let matched = match scheme {
-                Scheme::Argon2 { .. } => verify_argon2(&password, &stored),
-                #[cfg(feature = "bcrypt")]
-                Scheme::Bcrypt => verify_bcrypt(&password, &stored),
-            };
-            if matched.is_ok() {
-                inner.verifications.fetch_add(1, Ordering::Relaxed);
-            }
-            matched
+            password.first_match(|password| {
+                let matched = match scheme {
+                    Scheme::Argon2 { .. } => verify_argon2(password, &stored),
+                    #[cfg(feature = "bcrypt")]
+                    Scheme::Bcrypt => verify_bcrypt(password, &stored),
+                };
+                if matched.is_ok() {
+                    inner.verifications.fetch_add(1, Ordering::Relaxed);
+                }
+                matched
+            })
         })
         .await?
         .map(|matched| match (matched, scheme) {
-            (false, _) => Verified::Mismatch,
-            (true, Scheme::Argon2 { needs_rehash }) => Verified::Match { needs_rehash },
+            (None, _) => Verified::Mismatch,
+            (Some(Form::Raw), _) => Verified::Match { needs_rehash: true },
+            (Some(Form::Normal), Scheme::Argon2 { needs_rehash }) => {
+                Verified::Match { needs_rehash }
+            }
             #[cfg(feature = "bcrypt")]
-            (true, Scheme::Bcrypt) => Verified::Match { needs_rehash: true },
+            (Some(Form::Normal), Scheme::Bcrypt) => Verified::Match { needs_rehash: true },
         })
     }
 
     /// Verifies `password` against a dummy hash with the current parameters and throws the
     /// result away: call it when the user does not exist, so that the answer takes as long as
     /// for a user who does. Always a mismatch.
+    ///
+    /// It verifies each form of the input that [`verify`](Self::verify) would for a wrong
+    /// password: the normal form and, when they differ, the bytes as given (two verifications).
     ///
     /// # Errors
     ///
@@ -397,10 +449,12 @@ impl PasswordHasher {
         self.check_len(password)?;
         // Parsed like a stored hash, so the two paths do the same work.
         self.inner.policy.inspect(&self.inner.dummy)?;
-        let password = Zeroizing::new(password.as_bytes().to_vec());
+        let password = Candidates::of(password);
         self.run(move |inner| {
-            if verify_argon2(&password, &inner.dummy).is_ok() {
-                inner.dummy_verifications.fetch_add(1, Ordering::Relaxed);
+            for (_, password) in password.forms() {
+                if verify_argon2(password, &inner.dummy).is_ok() {
+                    inner.dummy_verifications.fetch_add(1, Ordering::Relaxed);
+                }
             }
         })
         .await

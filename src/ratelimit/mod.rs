@@ -41,7 +41,7 @@
 //!
 //! For each request the layer reads the body (up to [`DEFAULT_BODY_LIMIT`]; more is answered
 //! 413), takes the `username` from a form or a JSON object and normalises it
-//! ([`normalize_username`]: NFKC, lower-cased, trimmed), and finds
+//! ([`normalize_username`]: RFC 8265's `UsernameCaseMapped` with full case folding), and finds
 //! the client address: the peer ([`ClientAddr`] in the request extensions, or with the `router`
 //! feature axum's `ConnectInfo<SocketAddr>`), or, only when the peer is a
 //! [trusted proxy](RateLimitLoginLayer::trusted_proxies), the right-most untrusted entry of
@@ -716,7 +716,7 @@ fn username(headers: &http::HeaderMap, body: &[u8]) -> Option<String> {
     if grant_type.is_some_and(|grant| grant != "password") {
         return None;
     }
-    normalize_username(&raw?)
+    raw.and_then(|raw| normalize_username(&raw).or_else(|| crate::username::legacy_key(&raw)))
 }
 
 /// What the inner response says about the login, reading the body of a 400 (at most

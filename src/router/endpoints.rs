@@ -11,11 +11,11 @@ use super::events::{self, Grant, RouterError};
 use super::refresh::{RefreshSession, RefreshToken, Rotation, TokenHash};
 use super::reply::{self, BAD_CREDENTIALS, BAD_REFRESH_TOKEN, OAuthError, Reply};
 use super::request::{self, ClientCredentials, Params};
-use super::users::{Created, NewUser, User};
+use super::users::{Created, NewUser, User, find_login_user};
 use super::{GrantType, MIN_PASSWORD_CHARS, State};
 use crate::claims::{Claims, is_scope_token};
 use crate::issuer::AccessGrant;
-use crate::password::{PasswordError, Verified};
+use crate::password::{PasswordError, Verified, normalize_password};
 use crate::ratelimit::{ClientAddr, LimitedClient, LoginOutcome};
 use crate::store;
 use crate::store::StoreError;
@@ -290,12 +290,10 @@ async fn password_grant(
     state.config.refresh.ready(state.now()).await?;
     let hasher = state.hasher.for_client(client);
 
-    let user = match normalize_username(username) {
-        Some(name) => state.config.users.find_by_username(&name).await?,
-        None => None,
-    };
+    let user = find_login_user(&*state.config.users, username).await?;
     let Some(user) = user else {
-        // Same work as for a real user: one verification with current parameters.
+        // Same work as for a real user's wrong password: the same verifications, current
+        // parameters.
         hasher
             .verify_dummy(password)
             .await
@@ -691,7 +689,8 @@ async fn register_user(state: &State, request: Request) -> Outcome {
     };
     let Some(username) = normalize_username(&form.username) else {
         return Ok(policy(
-            "username must be 1 to 64 characters without spaces, controls or ':'",
+            "username must be 1 to 64 letters, digits or ASCII punctuation, in one script, \
+             without spaces, ':' or invisible characters",
         ));
     };
     if form.password.chars().count() < MIN_PASSWORD_CHARS {
@@ -699,6 +698,12 @@ async fn register_user(state: &State, request: Request) -> Outcome {
     }
     if form.password.len() > state.hasher.max_password_len() {
         return Ok(policy("password is too long"));
+    }
+    if normalize_password(&form.password).is_none() {
+        return Ok(policy(
+            "password must not contain control or invisible characters, nor characters newer \
+             than Unicode 6.3 such as recent emoji",
+        ));
     }
     if let Some(email) = &form.email
         && !is_plausible_email(email)

@@ -452,7 +452,8 @@ impl fmt::Debug for AuthRouter {
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum CreateUserError {
-    /// The username is taken.
+    /// The username is taken, or an existing account's name looks like it (see
+    /// [`username_skeleton`](crate::username_skeleton)).
     Taken,
     /// The username is not valid (see [`normalize_username`]).
     InvalidUsername,

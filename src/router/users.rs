@@ -1,13 +1,14 @@
-//! Users: the [`UserStore`] trait, its in-memory implementation, and username normalisation.
+//! Users: the [`UserStore`] trait, its in-memory implementation, and how a login finds its
+//! account.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::{Mutex, PoisonError};
 
 use serde::Serialize;
 
 use crate::store::{StoreError, StoreFuture};
-use crate::username::normalize_username;
+use crate::username::{legacy_username, normalize_username, username_skeleton};
 
 /// An account. `Debug` leaves the password hash out; use [`User::public`] for anything that
 /// leaves the process.
@@ -76,8 +77,10 @@ pub struct PublicUser {
 /// A user to create. The store assigns the id.
 #[derive(Clone)]
 pub struct NewUser {
-    /// The username; the store normalises it with
-    /// [`normalize_username`](crate::normalize_username).
+    /// The username, as [`normalize_username`](crate::normalize_username) returns it (the
+    /// router passes nothing else). [`MemoryUserStore`] normalises any other spelling, and
+    /// keeps as it is a name in the form earlier versions stored (NFKC, lower-cased,
+    /// trimmed), so that existing accounts can be imported.
     pub username: String,
     /// An e-mail address.
     pub email: Option<String>,
@@ -105,7 +108,8 @@ impl fmt::Debug for NewUser {
 pub enum Created {
     /// The new user.
     Created(User),
-    /// The (normalised) username is taken.
+    /// The (normalised) username is taken, or an existing account's name looks like it (the
+    /// same [`username_skeleton`](crate::username_skeleton)).
     Taken,
     /// The username is not valid (see [`normalize_username`](crate::normalize_username)).
     InvalidUsername,
@@ -118,6 +122,13 @@ pub trait UserStore: Send + Sync + 'static {
     /// The user with this id.
     fn find_by_id(&self, id: &str) -> StoreFuture<Option<User>>;
     /// Creates a user unless the normalised username is taken.
+    ///
+    /// Implementations must also refuse, with [`Created::Taken`], a name whose
+    /// [`username_skeleton`](crate::username_skeleton) is an existing account's: `adrnin`
+    /// when `admin` exists, or `аdmin` with a Cyrillic `а`. Store the skeleton beside the name
+    /// (a unique index on it, in SQL) so that the check and the insert are one atomic step, as
+    /// they are for the name itself; two concurrent registrations of look-alikes must not
+    /// both succeed.
     fn create(&self, user: NewUser) -> StoreFuture<Created>;
     /// Replaces the password hash of user `id` (re-hash on login, password change); `false`
     /// when there is no such user.
@@ -144,6 +155,8 @@ pub struct MemoryUserStore {
 struct Users {
     by_id: HashMap<String, User>,
     by_name: HashMap<String, String>,
+    /// The [`username_skeleton`] of every account.
+    skeletons: HashSet<String>,
 }
 
 impl MemoryUserStore {
@@ -206,11 +219,12 @@ impl UserStore for MemoryUserStore {
     }
 
     fn create(&self, user: NewUser) -> StoreFuture<Created> {
-        let Some(username) = normalize_username(&user.username) else {
+        let Some(username) = stored_form(&user.username) else {
             return StoreFuture::ready(Ok(Created::InvalidUsername));
         };
+        let skeleton = username_skeleton(&username);
         let mut users = self.users();
-        if users.by_name.contains_key(&username) {
+        if users.by_name.contains_key(&username) || users.skeletons.contains(&skeleton) {
             return StoreFuture::ready(Ok(Created::Taken));
         }
         if users.by_id.len() >= self.max_users {
@@ -230,6 +244,7 @@ impl UserStore for MemoryUserStore {
             disabled: false,
         };
         users.by_name.insert(username, id.clone());
+        users.skeletons.insert(skeleton);
         users.by_id.insert(id, user.clone());
         StoreFuture::ready(Ok(Created::Created(user)))
     }
@@ -254,6 +269,39 @@ impl UserStore for MemoryUserStore {
         all.sort_by(|a, b| a.username.cmp(&b.username));
         StoreFuture::ready(Ok(all))
     }
+}
+
+/// The name [`MemoryUserStore::create`] stores: one already in a stored form (the current
+/// normal form, or the one earlier versions stored) as it is, any other normalised.
+fn stored_form(name: &str) -> Option<String> {
+    let current = normalize_username(name);
+    if current.as_deref() == Some(name) || legacy_username(name).as_deref() == Some(name) {
+        return Some(name.to_owned());
+    }
+    current
+}
+
+/// The account a password login names: the user stored under `raw`'s normal form
+/// ([`normalize_username`]) or, failing that, under the form earlier versions stored (so that
+/// accounts created before the current rules still log in, with the spellings they always
+/// could). Both forms are looked up whenever they differ, whatever the first lookup found, so
+/// the number of store queries depends on the name typed, never on which accounts exist.
+///
+/// # Errors
+///
+/// The store's.
+pub(super) async fn find_login_user(
+    users: &dyn UserStore,
+    raw: &str,
+) -> Result<Option<User>, StoreError> {
+    let current = normalize_username(raw);
+    let legacy = legacy_username(raw).filter(|legacy| current.as_ref() != Some(legacy));
+    let mut found = None;
+    for name in current.iter().chain(legacy.iter()) {
+        let user = users.find_by_username(name).await?;
+        found = found.or(user);
+    }
+    Ok(found)
 }
 
 #[cfg(test)]
@@ -289,6 +337,113 @@ mod tests {
         assert_eq!(ready(store.find_by_username("alice")), Some(alice.clone()));
         assert_eq!(ready(store.find_by_id(&alice.id)), Some(alice));
         assert_eq!(ready(store.find_by_username("bob")), None);
+    }
+
+    #[test]
+    fn create_refuses_a_name_that_looks_like_an_existing_one() {
+        let store = MemoryUserStore::new();
+        assert!(matches!(
+            ready(store.create(new_user("admin"))),
+            Created::Created(_)
+        ));
+        for look_alike in [
+            "adrnin",
+            "ADRNIN",
+            "\u{430}dmin",
+            "ad\u{200b}min",
+            "ad\u{ad}min",
+        ] {
+            assert_eq!(
+                ready(store.create(new_user(look_alike))),
+                Created::Taken,
+                "{look_alike:?}"
+            );
+        }
+        // Distinct names stay distinct.
+        assert!(matches!(
+            ready(store.create(new_user("admins"))),
+            Created::Created(_)
+        ));
+        assert_eq!(ready(store.list()).len(), 2);
+    }
+
+    #[test]
+    fn create_keeps_a_name_stored_in_the_legacy_form_as_it_is() {
+        let store = MemoryUserStore::new();
+        let Created::Created(legacy) = ready(store.create(new_user("straße"))) else {
+            panic!("created")
+        };
+        assert_eq!(legacy.username, "straße", "imported as it was stored");
+        // Its current spelling is the same name to a reader: taken.
+        assert_eq!(ready(store.create(new_user("strasse"))), Created::Taken);
+        assert_eq!(ready(store.create(new_user("Strasse"))), Created::Taken);
+        // Any other spelling is normalised by the current rules.
+        let Created::Created(bob) = ready(store.create(new_user("ＢＯＢ"))) else {
+            panic!("created")
+        };
+        assert_eq!(bob.username, "bob");
+        // A name neither form accepts is invalid.
+        assert_eq!(
+            ready(store.create(new_user("a\u{0}b"))),
+            Created::InvalidUsername
+        );
+    }
+
+    /// A [`MemoryUserStore`] that counts `find_by_username` calls.
+    struct Counting(MemoryUserStore, std::sync::atomic::AtomicUsize);
+
+    impl UserStore for Counting {
+        fn find_by_username(&self, username: &str) -> StoreFuture<Option<User>> {
+            self.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.0.find_by_username(username)
+        }
+        fn find_by_id(&self, id: &str) -> StoreFuture<Option<User>> {
+            self.0.find_by_id(id)
+        }
+        fn create(&self, user: NewUser) -> StoreFuture<Created> {
+            self.0.create(user)
+        }
+        fn update_password_hash(&self, id: &str, hash: String) -> StoreFuture<bool> {
+            self.0.update_password_hash(id, hash)
+        }
+        fn set_disabled(&self, id: &str, disabled: bool) -> StoreFuture<bool> {
+            self.0.set_disabled(id, disabled)
+        }
+        fn set_grants(&self, id: &str, r: Vec<String>, s: Vec<String>) -> StoreFuture<bool> {
+            self.0.set_grants(id, r, s)
+        }
+        fn list(&self) -> StoreFuture<Vec<User>> {
+            self.0.list()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_login_finds_current_accounts_then_legacy_ones_with_as_many_queries_either_way() {
+        let store = Counting(MemoryUserStore::new(), Default::default());
+        let Created::Created(legacy) = ready(store.create(new_user("o’brien"))) else {
+            panic!("created")
+        };
+        let Created::Created(current) = ready(store.create(new_user("strasse"))) else {
+            panic!("created")
+        };
+        let find = |raw: &'static str| {
+            let store = &store;
+            async move {
+                let before = store.1.load(std::sync::atomic::Ordering::Relaxed);
+                let user = find_login_user(store, raw).await.unwrap();
+                let queries = store.1.load(std::sync::atomic::Ordering::Relaxed) - before;
+                (user.map(|user| user.id), queries)
+            }
+        };
+        // The current form first; the legacy one (`straße`) is looked up too, found or not.
+        assert_eq!(find("Straße").await, (Some(current.id.clone()), 2));
+        assert_eq!(find("Gasse").await, (None, 1));
+        assert_eq!(find("Größe").await, (None, 2));
+        // A name the current rules refuse is looked up in the legacy form alone.
+        assert_eq!(find("O’Brien").await, (Some(legacy.id), 1));
+        assert_eq!(find("\u{430}dmin").await, (None, 1));
+        assert_eq!(find("STRASSE").await, (Some(current.id), 1));
+        assert_eq!(find("a b").await, (None, 0));
     }
 
     #[test]
