@@ -68,10 +68,10 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; frame-ancestors 'none
 
 /// `router` with the edge's layers around every route and the fallback: the security headers on
 /// every answer (`X-Content-Type-Options: nosniff`, `X-Frame-Options: DENY`,
-/// `Referrer-Policy: no-referrer`, a content security policy and `Cache-Control: no-store`
-/// where the answer sets none, as the JWKS does), 413 for bodies over
-/// [`MAX_REQUEST_BODY_BYTES`], and 408 for requests that take longer than `request_timeout`
-/// from head to answer, reading the body included.
+/// `Referrer-Policy: no-referrer`, and unless the answer sets its own, a content security
+/// policy and `Cache-Control: no-store`; the JWKS sets `public, max-age=300`), 413 for bodies
+/// over [`MAX_REQUEST_BODY_BYTES`], and 408 for requests that take longer than
+/// `request_timeout` from head to answer, reading the body included.
 pub fn harden(router: Router, request_timeout: Duration) -> Router {
     let value = HeaderValue::from_static;
     router.layer(
@@ -192,7 +192,7 @@ fn raise_open_file_limit() -> u64 {
 ///
 /// # Errors
 ///
-/// None so far: failed accepts are logged and retried; the signature leaves room for them.
+/// None at present: a failed accept is logged and retried rather than returned.
 pub async fn serve_with(
     listener: TcpListener,
     router: Router,
@@ -293,7 +293,8 @@ struct Admission {
 struct Open {
     total: usize,
     per_client: HashMap<IpAddr, usize>,
-    /// The total cap was reached and logged; reset when a connection closes.
+    /// The total cap was reached and logged; reset once the count is down to 90 % of the cap,
+    /// so that a server held at its cap logs it once, not once per connection.
     full: bool,
 }
 
@@ -344,7 +345,9 @@ impl Drop for Slot {
     fn drop(&mut self) {
         let mut open = self.admission.open();
         open.total -= 1;
-        open.full = false;
+        if open.total * 10 <= self.admission.limits.max * 9 {
+            open.full = false;
+        }
         if let Some(client) = self.client
             && let Entry::Occupied(mut count) = open.per_client.entry(client)
         {
