@@ -21,6 +21,11 @@
 //! | variable | meaning |
 //! |---|---|
 //! | `BIND` | listen address (default `127.0.0.1:8000`) |
+//! | `HTTP_HEADER_READ_TIMEOUT` | seconds a client has to send a complete request head, from the connection's opening or the end of the previous answer; then the connection is closed (default 10) |
+//! | `HTTP_IDLE_TIMEOUT` | seconds a connection with no request in flight stays open (default 30; over HTTP/1.1 the header-read timeout bounds the wait as well). A client that stops reading its answer counts as idle |
+//! | `HTTP_REQUEST_TIMEOUT` | seconds from a request's head to its answer, reading the body included; past them, 408 (default 30) |
+//! | `HTTP_MAX_CONNECTIONS` | open connections at most; past it, new ones are closed at once (default: 10 000, or the open-file limit less 128 if lower; the soft limit is raised to the hard one at start, and a larger value is refused) |
+//! | `HTTP_MAX_CONNECTIONS_PER_IP` | open connections per client (an IPv4 address or an IPv6 `/64`) at most; past it, that client's new ones are closed at once; peers in `AUTH_TRUSTED_PROXIES` count only towards the total (default 64) |
 //! | `JWT_PRIVATE_KEY_FILE` | PEM private key; RSA → RS256, P-256 → ES256, P-384 → ES384, Ed25519 → EdDSA. Unset: a fresh Ed25519 key each start |
 //! | `JWT_SECRET` | HS256 with this secret (at least 32 bytes) instead |
 //! | `AUTH_ISSUER`, `AUTH_AUDIENCE` | defaults `http://127.0.0.1:8000`, `api` |
@@ -33,6 +38,17 @@
 //! | `METRICS=1` | installs a Prometheus recorder and serves the crate's counters at `GET /metrics` on a separate listener (see [`telemetry`]) |
 //! | `METRICS_BIND` | that listener's address (default `127.0.0.1:9000`); keep it off the public interface |
 //!
+//! The timeouts are whole seconds from 1 to 3600; the caps from 1 to 1 000 000. Every answer
+//! carries `X-Content-Type-Options: nosniff`, `X-Frame-Options: DENY`,
+//! `Referrer-Policy: no-referrer`, a content security policy that loads and frames nothing, and
+//! `Cache-Control: no-store` (the JWKS excepted: `public, max-age=300`); bodies over 16 KiB are
+//! answered 413 before any route reads them. Details in `examples/support/edge.rs`.
+//!
+//! With `REDIS_URL`, Redis must persist (`appendonly yes`) and never evict
+//! (`maxmemory-policy noeviction`), or revoked tokens work again after a restart or under memory
+//! pressure: the server asks Redis at start (`tower_jwt_auth::redis::durability`) and warns
+//! about each setting that falls short.
+//!
 //! [`telemetry`]: tower_jwt_auth::telemetry
 //!
 //! [`AuthRouter`]: tower_jwt_auth::router::AuthRouter
@@ -41,6 +57,7 @@ use std::collections::HashMap;
 use std::error::Error;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::handler::Handler;
@@ -59,6 +76,11 @@ use tower_jwt_auth::ratelimit::{
 use tower_jwt_auth::require::{RequireRoleLayer, RequireScopeLayer};
 use tower_jwt_auth::router::{AuthRouter, AuthRouterBuilder, MIN_PASSWORD_CHARS, Registration};
 
+#[path = "support/edge.rs"]
+pub mod edge;
+
+use edge::ConnectionLimits;
+
 type BoxError = Box<dyn Error + Send + Sync>;
 
 /// The server's settings, read from the environment.
@@ -66,6 +88,16 @@ type BoxError = Box<dyn Error + Send + Sync>;
 pub struct Config {
     /// `BIND`.
     pub bind: String,
+    /// `HTTP_HEADER_READ_TIMEOUT`.
+    pub header_read_timeout: Duration,
+    /// `HTTP_IDLE_TIMEOUT`.
+    pub idle_timeout: Duration,
+    /// `HTTP_REQUEST_TIMEOUT`.
+    pub request_timeout: Duration,
+    /// `HTTP_MAX_CONNECTIONS`; unset, derived from the open-file limit.
+    pub max_connections: Option<usize>,
+    /// `HTTP_MAX_CONNECTIONS_PER_IP`.
+    pub max_connections_per_ip: usize,
     /// `JWT_PRIVATE_KEY_FILE`.
     pub private_key_file: Option<String>,
     /// `JWT_SECRET`.
@@ -100,6 +132,35 @@ impl Config {
     /// When a setting is malformed or cannot be honoured.
     pub fn from_vars(vars: &HashMap<String, String>) -> Result<Self, BoxError> {
         let get = |name: &str| vars.get(name).filter(|v| !v.is_empty()).cloned();
+        let seconds = |name: &str, default: Duration| match get(name) {
+            None => Ok(default),
+            Some(value) => value
+                .parse::<u64>()
+                .ok()
+                .filter(|secs| (1..=3600).contains(secs))
+                .map(Duration::from_secs)
+                .ok_or_else(|| {
+                    format!("{name} must be whole seconds from 1 to 3600, not {value:?}")
+                }),
+        };
+        let header_read_timeout = seconds(
+            "HTTP_HEADER_READ_TIMEOUT",
+            edge::DEFAULT_HEADER_READ_TIMEOUT,
+        )?;
+        let idle_timeout = seconds("HTTP_IDLE_TIMEOUT", edge::DEFAULT_IDLE_TIMEOUT)?;
+        let request_timeout = seconds("HTTP_REQUEST_TIMEOUT", edge::DEFAULT_REQUEST_TIMEOUT)?;
+        let count = |name: &str| match get(name) {
+            None => Ok(None),
+            Some(value) => value
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=1_000_000).contains(n))
+                .map(Some)
+                .ok_or_else(|| format!("{name} must be a number from 1 to 1000000, not {value:?}")),
+        };
+        let max_connections = count("HTTP_MAX_CONNECTIONS")?;
+        let max_connections_per_ip = count("HTTP_MAX_CONNECTIONS_PER_IP")?
+            .unwrap_or(edge::DEFAULT_MAX_CONNECTIONS_PER_CLIENT);
         let redis_url = get("REDIS_URL");
         if redis_url.is_some() && !cfg!(feature = "redis") {
             return Err(
@@ -153,6 +214,11 @@ impl Config {
         };
         let config = Self {
             bind: get("BIND").unwrap_or_else(|| "127.0.0.1:8000".to_owned()),
+            header_read_timeout,
+            idle_timeout,
+            request_timeout,
+            max_connections,
+            max_connections_per_ip,
             private_key_file: get("JWT_PRIVATE_KEY_FILE"),
             secret: get("JWT_SECRET"),
             issuer: get("AUTH_ISSUER").unwrap_or_else(|| "http://127.0.0.1:8000".to_owned()),
@@ -181,6 +247,23 @@ impl Config {
             );
         }
         Ok(config)
+    }
+
+    /// The connection timeouts and caps, with the open-file limit raised to its hard limit
+    /// where the system allows.
+    ///
+    /// # Errors
+    ///
+    /// When `HTTP_MAX_CONNECTIONS` needs more open files than the limit allows, or an
+    /// `AUTH_TRUSTED_PROXIES` entry is not an address or a network.
+    pub fn connection_limits(&self) -> Result<ConnectionLimits, BoxError> {
+        ConnectionLimits::new(
+            self.header_read_timeout,
+            self.idle_timeout,
+            self.max_connections,
+            self.max_connections_per_ip,
+            &self.trusted_proxies,
+        )
     }
 
     fn token_issuer(&self) -> Result<TokenIssuer, BoxError> {
@@ -223,6 +306,7 @@ async fn shared_stores(
             RedisLimiterStore, RedisRefreshStore, RedisRevocationStore, connect,
         };
         let connection = connect(url).await.map_err(|e| format!("REDIS_URL: {e}"))?;
+        warn_unless_durable(connection.clone()).await;
         let builder = builder
             .refresh_store(Arc::new(RedisRefreshStore::new(connection.clone())))
             .revocation_store(Arc::new(RedisRevocationStore::new(connection.clone())));
@@ -236,6 +320,26 @@ async fn shared_stores(
         builder,
         Arc::new(MemoryLimiterStore::new(LoginLimits::default())),
     ))
+}
+
+/// Logs each way the Redis server could lose revocations (no persistence, eviction), or that it
+/// would not say.
+#[cfg(feature = "redis")]
+async fn warn_unless_durable(mut connection: redis::aio::ConnectionManager) {
+    match tower_jwt_auth::redis::durability(&mut connection).await {
+        Ok(found) => {
+            let warnings = found.warnings();
+            for warning in &warnings {
+                tracing::warn!("REDIS_URL: {warning}");
+            }
+            if warnings.is_empty() {
+                tracing::info!("Redis persists with an append-only file and never evicts");
+            }
+        }
+        Err(error) => {
+            tracing::warn!(%error, "REDIS_URL: could not ask Redis about persistence and eviction");
+        }
+    }
 }
 
 /// Builds the application and its login router, creating the bootstrap admin if configured.
@@ -304,7 +408,7 @@ pub async fn app(config: &Config) -> Result<(Router, AuthRouter), BoxError> {
             items,
         })
         .nest("/auth", auth.router());
-    Ok((router, auth))
+    Ok((edge::harden(router, config.request_timeout), auth))
 }
 
 #[derive(Clone)]
@@ -386,23 +490,21 @@ async fn create_item(
     Ok((StatusCode::CREATED, Json(created)))
 }
 
-/// Serves `router` on `listener` until `shutdown` completes, then finishes in-flight requests.
+/// Serves `router` on `listener` with the default connection timeouts and caps until `shutdown`
+/// completes, then finishes in-flight requests (see [`edge::serve_with`]).
 ///
 /// # Errors
 ///
-/// An I/O error of the listener.
+/// When the default connection limits cannot be set up (see [`Config::connection_limits`]).
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    // The peer address goes into each request (`ConnectInfo`): the login limiter needs it.
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    let limits = Config::from_vars(&HashMap::new())
+        .and_then(|config| config.connection_limits())
+        .map_err(std::io::Error::other)?;
+    edge::serve_with(listener, router, limits, shutdown).await
 }
 
 /// Installs a Prometheus recorder as the process's global recorder, with the crate's counter
@@ -450,6 +552,15 @@ async fn main() -> Result<(), BoxError> {
         )
         .init();
     let config = Config::from_vars(&std::env::vars().collect())?;
+    let limits = config.connection_limits()?;
+    tracing::info!(
+        header_read_timeout = ?config.header_read_timeout,
+        idle_timeout = ?config.idle_timeout,
+        request_timeout = ?config.request_timeout,
+        max_connections = limits.max(),
+        max_connections_per_ip = config.max_connections_per_ip,
+        "connection limits"
+    );
     if config.metrics {
         // Before the app, so that nothing it counts is lost.
         let handle = install_metrics()?;
@@ -457,9 +568,10 @@ async fn main() -> Result<(), BoxError> {
             .await
             .map_err(|e| format!("METRICS_BIND {}: {e}", config.metrics_bind))?;
         tracing::info!("metrics on http://{}/metrics", listener.local_addr()?);
-        let metrics = metrics_router(handle);
+        let (metrics, limits) = (metrics_router(handle), limits.clone());
         tokio::spawn(async move {
-            if let Err(error) = axum::serve(listener, metrics).await {
+            let forever = std::future::pending();
+            if let Err(error) = edge::serve_with(listener, metrics, limits, forever).await {
                 tracing::error!(%error, "metrics listener failed");
             }
         });
@@ -469,7 +581,7 @@ async fn main() -> Result<(), BoxError> {
     let addr = listener.local_addr()?;
     tracing::info!("listening on http://{addr}");
     println!("listening on http://{addr}");
-    serve(listener, router, async {
+    edge::serve_with(listener, router, limits, async {
         // Without a signal handler there is nothing to wait for: serve until killed.
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;

@@ -55,15 +55,35 @@
 //!   username a failure record that expires when it is forgotten (or the account lock ends),
 //!   per client a GCRA arrival time that expires when it is reached.
 //!
-//! Redis must not evict these keys: keep `maxmemory-policy noeviction` (the default). Every key
-//! has a TTL, so a `volatile-*` policy under memory pressure would drop denylist entries (and
-//! revoked tokens would work again), refresh families and limiter counters.
-//!
 //! Keys start with a prefix ([`DEFAULT_PREFIX`] unless set), so several apps can share one
 //! server. The stores need Redis 6.2 or later on one server (a primary, with replicas if you
 //! like): the scripts touch keys they compute, which Redis Cluster does not allow. Counters
 //! and families follow the callers' clocks (the `now` they pass); denylist entries expire on
 //! the Redis server's clock, so keep the router on the system clock (the default).
+//!
+//! # What Redis must keep
+//!
+//! A revocation holds only as long as its key does. Two server settings decide that:
+//!
+//! - **Persistence: `appendonly yes`.** A server without it (`appendonly no`, and `save ""` as
+//!   many container images run it) comes back empty after a restart: every logged-out and
+//!   revoked token works again until it expires, and every refresh family is gone. Snapshots
+//!   alone (`save …`, the default without `appendonly`) lose what was written since the last
+//!   one. With `appendonly yes` and the default `appendfsync everysec`, a crash loses at most
+//!   about a second of writes.
+//! - **Eviction: `maxmemory-policy noeviction`** (Redis's default; managed services often
+//!   default to `volatile-lru`). Every key the stores write has a TTL, so under memory
+//!   pressure any other policy, `volatile-*` included, silently drops denylist entries (revoked
+//!   tokens work again), refresh families and limiter counters. With `noeviction` a full
+//!   server refuses writes instead: a revocation then fails loudly (a [`StoreError`], 503 from
+//!   the router) rather than vanishing.
+//!
+//! Replication is asynchronous: a failover to a replica loses the writes it had not received
+//! yet, revocations included.
+//!
+//! [`durability`] asks a server for these settings (`CONFIG GET`, or `INFO` where `CONFIG` is
+//! refused, as on managed services) and returns each problem as a [`DurabilityWarning`]; call
+//! it at start and log them (the example server does).
 //!
 //! # When Redis is unreachable
 //!
@@ -87,10 +107,12 @@ use ::redis::{Client, RedisResult};
 
 use crate::store::StoreError;
 
+mod durability;
 mod limiter;
 mod refresh;
 mod revocation;
 
+pub use durability::{Durability, DurabilityWarning, durability};
 pub use limiter::RedisLimiterStore;
 pub use refresh::RedisRefreshStore;
 pub use revocation::RedisRevocationStore;

@@ -1,9 +1,11 @@
 //! A `redis-server` of the caller's own, for the Redis tests and the limiter benchmark: started
-//! from `PATH` on a free loopback port (`--save "" --appendonly no`), killed on drop.
+//! from `PATH` on a free loopback port (`--save "" --appendonly no`) in a directory of its own
+//! (so that a test may turn persistence on), killed on drop.
 
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use redis::aio::ConnectionManager;
@@ -13,6 +15,8 @@ pub(crate) struct Server {
     binary: PathBuf,
     port: u16,
     child: Option<Child>,
+    /// Its working directory (`--dir`), removed on drop.
+    dir: PathBuf,
 }
 
 fn redis_server_binary() -> Option<PathBuf> {
@@ -57,12 +61,19 @@ impl Server {
             );
             return None;
         };
+        static SERVERS: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "tower-jwt-auth-redis-{}-{}",
+            std::process::id(),
+            SERVERS.fetch_add(1, Ordering::Relaxed)
+        ));
         // A port found free may be taken before the server binds it: try a few.
         for _ in 0..5 {
             let mut server = Self {
                 binary: binary.clone(),
                 port: free_port(),
                 child: None,
+                dir: dir.clone(),
             };
             if server.launch() {
                 return Some(server);
@@ -74,11 +85,13 @@ impl Server {
     /// Starts the server on its port; whether it answered `PING` within 10 s.
     fn launch(&mut self) -> bool {
         assert!(self.child.is_none(), "already running");
+        // (Again on every launch: a server that failed on a taken port removed it on drop.)
+        std::fs::create_dir_all(&self.dir).unwrap();
         let mut child = Command::new(&self.binary)
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             .arg("--dir")
-            .arg(std::env::temp_dir())
+            .arg(&self.dir)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -137,5 +150,6 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -1,12 +1,18 @@
 //! The login router and the example server: `AuthRouter` route by route, the example server
-//! over loopback, login back-pressure through the whole app, and the username and password
-//! normalisation rules over HTTP.
+//! over loopback, its edge (connection timeouts and caps, security headers), login back-pressure
+//! through the whole app, and the username and password normalisation rules over HTTP.
 #![cfg(feature = "router")]
 #![allow(clippy::unwrap_used)]
 
 #[path = "../common/mod.rs"]
 mod common;
 
+/// The example server (`cargo run --example server`), which `server` and `edge` run in-process.
+#[path = "../../examples/server.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod example;
+
+mod edge;
 mod login_backpressure;
 mod router;
 mod server;

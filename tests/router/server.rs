@@ -5,10 +5,6 @@
 //! The server uses the default argon2id parameters (m = 19456 KiB, t = 2, p = 1), as in
 //! production: a login costs tens of milliseconds with the optimised dependencies of dev builds.
 
-#[path = "../../examples/server.rs"]
-#[allow(dead_code, unreachable_pub)]
-mod example;
-
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -30,9 +26,8 @@ use tokio::task::JoinHandle;
 use tower_jwt_auth::router::AuthRouter;
 use tower_jwt_auth::{KeySet, Verifier};
 
-use example::Config;
-
 use crate::common::answer::{Answer, answer};
+use crate::example::{self, Config};
 
 #[cfg(feature = "redis")]
 use crate::common::redis_server;
