@@ -1,5 +1,6 @@
 //! [`RateLimitLoginLayer`]: limits failed logins per (client, username), per username and per
-//! client, before the login handler (and its password hashing) runs.
+//! client, password verifications and registrations per client, before the login handler (and
+//! its password hashing) runs.
 //!
 //! ```
 //! use std::net::IpAddr;
@@ -45,21 +46,31 @@
 //! the client address: the peer ([`ClientAddr`] in the request extensions, or with the `router`
 //! feature axum's `ConnectInfo<SocketAddr>`), or, only when the peer is a
 //! [trusted proxy](RateLimitLoginLayer::trusted_proxies), the right-most untrusted entry of
-//! the [one forwarding header](RateLimitLoginLayer::forwarded_header) those proxies write; an IPv6 client counts as its `/64`
-//! ([`ipv6_prefix`](RateLimitLoginLayer::ipv6_prefix)). It asks the [`LimiterStore`] (see
-//! [`LoginLimits`] for the policy); a limited attempt is answered 429 with `Retry-After` and a
-//! JSON body (gRPC: status 8 `RESOURCE_EXHAUSTED`) without calling the inner service. Otherwise the inner service gets
-//! the request with its body's bytes unchanged, and the layer learns the outcome from the response:
-//! a [`LoginOutcome`] in its extensions (set by [`AuthRouter`]), else 2xx is a success and 401,
-//! gRPC 16 or a 400 whose JSON `error` is `invalid_grant` are failures. Only failures count; a
-//! success clears the (client, username) record. So that concurrent attempts cannot all pass
-//! one check, each allowed attempt is counted as a failure before the inner service runs and
-//! given back once it turns out otherwise (see [`LimiterStore`]).
+//! the [one forwarding header](RateLimitLoginLayer::forwarded_header) those proxies write; an
+//! IPv6 client counts as its `/64` ([`ipv6_prefix`](RateLimitLoginLayer::ipv6_prefix)). It
+//! asks the [`LimiterStore`] (see [`LoginLimits`] for the policy); a limited attempt is
+//! answered 429 with `Retry-After` and a JSON body (gRPC: status 8 `RESOURCE_EXHAUSTED`)
+//! without calling the inner service. Otherwise the inner service gets the request with its
+//! body's bytes unchanged, and the layer learns the outcome from the response: a
+//! [`LoginOutcome`] in its extensions (set by [`AuthRouter`]), else 2xx is a success and 401,
+//! gRPC 16 or a 400 whose JSON `error` is `invalid_grant` are failures. Failures count on the
+//! failure limits; a success clears the (client, username) record. So that concurrent attempts
+//! cannot all pass one check, each allowed attempt is counted as a failure before the inner
+//! service runs and given back once it turns out otherwise (see [`LimiterStore`]).
+//!
+//! Beside failures, every attempt that names a username counts on its client's verification
+//! rate ([`LoginLimits::per_client_verifications`], successes included, never given back), so
+//! that valid logins looped by one client cannot take the password hasher from everyone else;
+//! on a route set to [`Action::Registration`] every attempt counts on the client's registration
+//! rate instead ([`LoginLimits::per_client_registrations`]), whatever its outcome, and no
+//! username's record is touched.
 //!
 //! A request without a peer address is a misconfiguration: answered 500, never limited as if
-//! every client were one. When the store fails, logins go ahead (fail open, logged) unless
-//! [`on_store_error`](RateLimitLoginLayer::on_store_error) says
-//! [`FailClosed`](StoreErrorPolicy::FailClosed) (503).
+//! every client were one. When the store fails, the layer keeps limiting with the same limits
+//! in this process's memory (per instance, then, instead of shared), logs it and counts it,
+//! and asks the store again after [`STORE_RETRY_AFTER`]; with
+//! [`on_store_error`](RateLimitLoginLayer::on_store_error) set to
+//! [`FailClosed`](StoreErrorPolicy::FailClosed) it answers 503 instead.
 //!
 //! [`AuthRouter`]: crate::router::AuthRouter
 

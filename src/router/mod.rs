@@ -36,7 +36,7 @@
 //! | route (relative to the mount) | |
 //! |---|---|
 //! | `POST /token` | `grant_type=password` (`username`, `password`, optional `scope`) and `grant_type=refresh_token` (`refresh_token`, optional narrower `scope`); form-encoded (RFC 6749) or JSON. Answers `{access_token, token_type, expires_in, refresh_token, scope}` |
-//! | `POST /revoke` | RFC 7009: `token`, optional `token_type_hint`; always 200 for a well-formed request |
+//! | `POST /revoke` | RFC 7009: `token`, optional `token_type_hint`, and the client's credentials when it has any; 200 for a well-formed request (an unknown or expired token too), 400 `unauthorized_client` for a token issued to another client. Revoking an access token that carries a `sid` ends its session |
 //! | `POST /logout` | bearer token required: ends this session (its access token and refresh family) |
 //! | `POST /logout/all` | bearer token required: ends every session of the user |
 //! | `GET /jwks.json` | the issuer's public keys (empty for HMAC) |
@@ -64,6 +64,20 @@
 //! ends. Revoking a family (replay, `/revoke`, `/logout`) also denylists its `sid` in the
 //! [`RevocationStore`], so with [`AuthRouter::bearer_layer`] its access tokens stop working at
 //! once rather than at their `exp`.
+//!
+//! No one account exhausts shared state: a user holds at most
+//! [`max_sessions_per_user`](AuthRouterBuilder::max_sessions_per_user) sessions (a login past
+//! it ends the oldest), ending a session writes one denylist entry (its `sid`), not one per
+//! token, and a full in-memory revocation store, rather than forget a revocation, refuses every
+//! token of that issuer issued no later than the entry it dropped.
+//!
+//! # Outages and abuse
+//!
+//! Before verifying a password, the router checks that the stores the login needs answer, and
+//! checks again after a failed verification: while one is down, every password login answers
+//! 503 whatever the password, so the answer never tells a right password from a wrong one. With
+//! [`rate_limit`](AuthRouterBuilder::rate_limit), the password hasher's fair admission also
+//! weighs the clients the limiter refused, and the limiter guards `/revoke` and `/register`.
 
 use std::collections::HashMap;
 use std::fmt;
