@@ -329,13 +329,20 @@ mod tests {
         ));
     }
 
+    /// On a gate of one permit and one waiting place: party 3 calls once and leaves, party 1
+    /// runs, party 2 waits (one call each, so 2 and 3 weigh alike).
+    async fn two_waits_behind_one(gate: &Arc<Gate>) -> (Slot, Entry<'_>) {
+        drop(gate.enter(party(3)).await.unwrap());
+        let running = gate.enter(party(1)).await.unwrap();
+        let mut waiting = enter(gate, party(2));
+        assert!(poll_once(&mut waiting).await.is_pending());
+        (running, waiting)
+    }
+
     #[tokio::test]
     async fn equals_never_push_each_other_out_and_a_gate_without_a_queue_refuses() {
         let gate = Arc::new(Gate::new(1, 1));
-        drop(gate.enter(party(3)).await.unwrap());
-        let _running = gate.enter(party(1)).await.unwrap();
-        let mut waiting = enter(&gate, party(2));
-        assert!(poll_once(&mut waiting).await.is_pending());
+        let (_running, mut waiting) = two_waits_behind_one(&gate).await;
         // A third client, which asked as often as the waiting one, is refused: it does not
         // push it out.
         assert_refused(&gate, party(3)).await;
@@ -398,10 +405,7 @@ mod tests {
     #[tokio::test]
     async fn refusals_recorded_elsewhere_make_a_client_heavy() {
         let gate = Arc::new(Gate::new(1, 1));
-        drop(gate.enter(party(3)).await.unwrap());
-        let _running = gate.enter(party(1)).await.unwrap();
-        let mut waiting = enter(&gate, party(2));
-        assert!(poll_once(&mut waiting).await.is_pending());
+        let (_running, mut waiting) = two_waits_behind_one(&gate).await;
         // As light as party 3: it stays.
         assert_refused(&gate, party(3)).await;
         let now = Instant::now();
