@@ -195,6 +195,9 @@ pub mod response;
 pub mod revocation;
 #[cfg(feature = "router")]
 pub mod router;
+#[cfg(feature = "sql")]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
+pub mod sql;
 pub mod store;
 pub mod telemetry;
 #[cfg(feature = "testing")]

@@ -366,6 +366,23 @@ pub(crate) struct Failures {
     pub(crate) locked_until_ms: u64,
 }
 
+/// What an allowed attempt writes: the failure records of the pair and of the account (a
+/// password attempt only), and the client's rates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Charged {
+    pub(crate) failures: Option<(Failures, Failures)>,
+    pub(crate) rates: ClientRates,
+}
+
+/// Which of a client's charges a settlement gives back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Refund {
+    /// The failure an attempt counted.
+    Failure,
+    /// The registration an attempt counted.
+    Registration,
+}
+
 fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
@@ -437,6 +454,78 @@ impl LoginLimits {
                 reason,
                 retry_after,
             })
+    }
+
+    /// The decision for an attempt's records; only a password attempt (one with a username)
+    /// is subject to the verification rate.
+    pub(crate) fn decide_attempt(
+        &self,
+        action: Action,
+        password: bool,
+        pair: Failures,
+        account: Failures,
+        mut rates: ClientRates,
+        now_ms: u64,
+    ) -> Decision {
+        if !password {
+            rates.verifications = 0;
+        }
+        self.decide(action, pair, account, rates, now_ms)
+    }
+
+    /// An attempt on its (live) records: the decision and, when it is allowed, what every
+    /// store writes back, atomically with the decision.
+    pub(crate) fn charge_attempt(
+        &self,
+        action: Action,
+        password: bool,
+        pair: Failures,
+        account: Failures,
+        rates: ClientRates,
+        now_ms: u64,
+    ) -> (Decision, Option<Charged>) {
+        let decision = self.decide_attempt(action, password, pair, account, rates, now_ms);
+        if decision != Decision::Allow {
+            return (decision, None);
+        }
+        let mut rates = rates;
+        let failures = match (action, password) {
+            (Action::Registration, _) => {
+                rates.registrations = self.register.charge(rates.registrations, now_ms);
+                None
+            }
+            (_, true) => {
+                rates.failures = self.fail_client(rates.failures, now_ms);
+                rates.verifications = self.verify.charge(rates.verifications, now_ms);
+                Some((
+                    self.fail(pair, now_ms, false),
+                    self.fail(account, now_ms, true),
+                ))
+            }
+            _ => {
+                rates.failures = self.fail_client(rates.failures, now_ms);
+                None
+            }
+        };
+        (decision, Some(Charged { failures, rates }))
+    }
+
+    /// The client's rates with one charge given back (the verification charge never is);
+    /// `None` when nothing is left to remember.
+    pub(crate) fn refund_client(
+        &self,
+        mut rates: ClientRates,
+        refund: Refund,
+        now_ms: u64,
+    ) -> Option<ClientRates> {
+        let give_back = |tat: u64, rate: Rate| rate.refund(tat, now_ms).unwrap_or(0);
+        match refund {
+            Refund::Registration => {
+                rates.registrations = give_back(rates.registrations, self.register);
+            }
+            Refund::Failure => rates.failures = give_back(rates.failures, self.client()),
+        }
+        (rates.expiry_ms() > now_ms).then_some(rates)
     }
 
     /// A failure of the pair or account record at `now_ms`.

@@ -8,7 +8,7 @@ use std::hash::{BuildHasher, Hash};
 use std::net::IpAddr;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use super::limits::{Action, ClientRates, Decision, Failures, LoginLimits};
+use super::limits::{Action, ClientRates, Decision, Failures, LoginLimits, Refund};
 use super::{LimiterStore, LoginKey};
 use crate::store::StoreFuture;
 
@@ -292,37 +292,35 @@ impl LimiterStore for MemoryLimiterStore {
             .get(&key.client)
             .copied()
             .unwrap_or_default();
-        let decision = self.decide(key, pair, account, rates, now_ms);
-        if decision != Decision::Allow {
+        let (decision, charged) = limits.charge_attempt(
+            key.action,
+            key.username.is_some(),
+            pair,
+            account,
+            rates,
+            now_ms,
+        );
+        let Some(charged) = charged else {
             return StoreFuture::ready(Ok(decision));
-        }
-        let mut rates = rates;
-        match (key.action, pair_key, key.username) {
-            (Action::Registration, ..) => {
-                rates.registrations = limits.register.charge(rates.registrations, now_ms);
-            }
-            (_, Some(pair_key), Some(username)) => {
-                let failed = limits.fail(pair, now_ms, false);
-                self.put(
-                    |s| &mut s.pairs,
-                    records.shard(pair_shard),
-                    pair_key,
-                    failed,
-                    now_ms,
-                );
-                let failed = limits.fail(account, now_ms, true);
-                let shard = records.shard(account_shard);
-                self.put(|s| &mut s.accounts, shard, username.into(), failed, now_ms);
-                rates.failures = limits.fail_client(rates.failures, now_ms);
-                rates.verifications = limits.verify.charge(rates.verifications, now_ms);
-            }
-            _ => rates.failures = limits.fail_client(rates.failures, now_ms),
+        };
+        if let (Some((pair, account)), Some(pair_key), Some(username)) =
+            (charged.failures, pair_key, key.username)
+        {
+            self.put(
+                |s| &mut s.pairs,
+                records.shard(pair_shard),
+                pair_key,
+                pair,
+                now_ms,
+            );
+            let shard = records.shard(account_shard);
+            self.put(|s| &mut s.accounts, shard, username.into(), account, now_ms);
         }
         self.put(
             |s| &mut s.clients,
             records.shard(client_shard),
             key.client,
-            rates,
+            charged.rates,
             now_ms,
         );
         StoreFuture::ready(Ok(decision))
@@ -381,50 +379,29 @@ impl LimiterStore for MemoryLimiterStore {
     }
 }
 
-/// Which of a client's charges a settlement gives back.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Refund {
-    Failure,
-    Registration,
-}
-
 impl MemoryLimiterStore {
-    /// The policy's decision; only an attempt with a username (a password verification) is
-    /// subject to the verification rate.
+    /// The policy's decision (see [`LoginLimits::decide_attempt`]).
     fn decide(
         &self,
         key: &LoginKey<'_>,
         pair: Failures,
         account: Failures,
-        mut rates: ClientRates,
+        rates: ClientRates,
         now_ms: u64,
     ) -> Decision {
-        if key.username.is_none() {
-            rates.verifications = 0;
-        }
-        self.limits.decide(key.action, pair, account, rates, now_ms)
+        let password = key.username.is_some();
+        self.limits
+            .decide_attempt(key.action, password, pair, account, rates, now_ms)
     }
 
     fn refund_client(&self, client: IpAddr, now_ms: u64, refund: Refund) {
-        let limits = &self.limits;
         let mut shard = lock(self.shard(&client));
         let Some(&rates) = shard.clients.get(&client) else {
             return;
         };
-        let give_back = |tat: u64, rate: super::limits::Rate| rate.refund(tat, now_ms).unwrap_or(0);
-        let mut rates = rates;
-        match refund {
-            Refund::Registration => {
-                rates.registrations = give_back(rates.registrations, limits.register);
-            }
-            Refund::Failure => {
-                rates.failures = give_back(rates.failures, limits.client());
-            }
-        }
-        if rates.expiry_ms() > now_ms {
-            shard.clients.insert(client, rates);
-        } else {
-            shard.clients.remove(&client);
-        }
+        match self.limits.refund_client(rates, refund, now_ms) {
+            Some(rates) => shard.clients.insert(client, rates),
+            None => shard.clients.remove(&client),
+        };
     }
 }

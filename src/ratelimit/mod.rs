@@ -106,6 +106,8 @@ mod memory;
 use client::Cidr;
 pub use client::{ClientAddr, ForwardedHeader};
 pub use limits::{Action, Decision, LimitReason, LoginLimits, NIST_MAX_FAILURES};
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) use limits::{ClientRates, Failures, Refund};
 pub use memory::{DEFAULT_MAX_ENTRIES, MemoryLimiterStore};
 
 /// How many leading bits of an IPv6 address make one client, unless

@@ -206,12 +206,13 @@ impl RefreshStore for RedisRefreshStore {
         &self,
         user_id: &str,
         keep: usize,
-        _now: u64,
+        now: u64,
     ) -> StoreFuture<Vec<RefreshSession>> {
-        // Families end in Redis on their own (their keys expire), so `now` is not needed.
+        // Families also end in Redis on their own (their keys expire on its clock); `now`
+        // ends the ones past their expiry on the caller's, as the other stores do.
         self.invoke(
             &END_OLDEST,
-            vec![user_id.to_owned(), keep.to_string()],
+            vec![user_id.to_owned(), keep.to_string(), now.to_string()],
             |ended: Vec<String>| ended.iter().map(|record| Record::decode(record)).collect(),
         )
     }

@@ -111,6 +111,8 @@ pub use refresh::{
     RefreshToken, Rotation, TokenHash,
 };
 pub use request::MAX_BODY_BYTES;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) use users::stored_form;
 pub use users::{
     Created, DEFAULT_MAX_USERS, MemoryUserStore, NewUser, PublicUser, User, UserStore,
 };

@@ -271,9 +271,9 @@ impl UserStore for MemoryUserStore {
     }
 }
 
-/// The name [`MemoryUserStore::create`] stores: one already in a stored form (the current
+/// The name a [`UserStore::create`] stores: one already in a stored form (the current
 /// normal form, or the one earlier versions stored) as it is, any other normalised.
-fn stored_form(name: &str) -> Option<String> {
+pub(crate) fn stored_form(name: &str) -> Option<String> {
     let current = normalize_username(name);
     if current.as_deref() == Some(name) || legacy_username(name).as_deref() == Some(name) {
         return Some(name.to_owned());

@@ -10,7 +10,6 @@
 //! polling with a bounded loop; the others read `PTTL`. Waits for a restarted server are
 //! bounded loops too.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,16 +29,14 @@ use tower_jwt_auth::Claims;
 use tower_jwt_auth::issuer::TokenIssuer;
 use tower_jwt_auth::password::PasswordHasher;
 use tower_jwt_auth::ratelimit::{
-    Action, ClientAddr, Decision, LimiterStore, LoginKey, LoginLimits, MemoryLimiterStore,
-    RateLimitLoginLayer,
+    Action, ClientAddr, Decision, LimiterStore, LoginKey, LoginLimits, RateLimitLoginLayer,
 };
 use tower_jwt_auth::redis::{
     DEFAULT_TIMEOUT, RedisLimiterStore, RedisRefreshStore, RedisRevocationStore,
 };
 use tower_jwt_auth::revocation::{RevocationQuery, RevocationStore};
 use tower_jwt_auth::router::{
-    AuthRouter, MemoryUserStore, REMEMBERED_ROTATIONS, RefreshSession, RefreshStore, Rotation,
-    TokenHash,
+    AuthRouter, MemoryUserStore, RefreshSession, RefreshStore, Rotation, TokenHash,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -47,6 +44,7 @@ use tower_jwt_auth::router::{
 // ---------------------------------------------------------------------------------------------
 
 use crate::common::redis_server::Server;
+use crate::conformance;
 
 /// The running server, or return from the test after printing `SKIPPED`.
 macro_rules! server_or_skip {
@@ -630,123 +628,22 @@ async fn entries_disappear_when_their_lifetime_ends() {
 // The refresh store on its own
 // ---------------------------------------------------------------------------------------------
 
-#[tokio::test]
-async fn the_refresh_store_rotates_detects_reuse_and_forgets_old_rotations() {
-    let server =
-        server_or_skip!("the_refresh_store_rotates_detects_reuse_and_forgets_old_rotations");
-    let store = RedisRefreshStore::new(server.connection().await).prefix("app2:");
-    let now = unix_now().as_secs();
-    let h = |n: usize| TokenHash::of(&n.to_string());
-
-    store
-        .create(session("s", "u", now, now + 3_600), h(0), now + 600)
-        .await
-        .unwrap();
-    // Taken ids and tokens are refused.
-    assert!(
-        store
-            .create(session("s", "u", now, now + 3_600), h(900), now + 600)
-            .await
-            .is_err()
-    );
-    assert!(
-        store
-            .create(session("t", "u", now, now + 3_600), h(0), now + 600)
-            .await
-            .is_err()
-    );
-    assert_eq!(
-        store.get(&h(0), now).await.unwrap().unwrap().session_id,
-        "s"
-    );
-    assert_eq!(
-        store.get(&h(0), now + 600).await.unwrap(),
-        None,
-        "idle expiry"
-    );
-
-    // Rotate past the remembered bound: the oldest rotated tokens are forgotten.
-    let count = REMEMBERED_ROTATIONS + 3;
-    for i in 0..count {
-        let rotated = store.rotate(&h(i), h(i + 1), now, now + 600).await.unwrap();
-        assert!(matches!(rotated, Rotation::Rotated(_)), "rotation {i}");
-    }
-    assert_eq!(
-        store.get(&h(count - 1), now).await.unwrap(),
-        None,
-        "no longer current"
-    );
-    assert!(store.get(&h(count), now).await.unwrap().is_some());
-    assert_eq!(
-        store
-            .find_session(&h(count - 1))
-            .await
-            .unwrap()
-            .unwrap()
-            .session_id,
-        "s"
-    );
-    // Forgotten: refused without ending the family.
-    assert_eq!(
-        store.rotate(&h(0), h(1_000), now, now + 600).await.unwrap(),
-        Rotation::Invalid
-    );
-    assert_eq!(store.find_session(&h(0)).await.unwrap(), None);
-    assert!(store.get(&h(count), now).await.unwrap().is_some());
-    // Remembered: a replay, which ends the family.
-    let oldest = h(count - REMEMBERED_ROTATIONS);
-    let reused = store
-        .rotate(&oldest, h(1_001), now, now + 600)
-        .await
-        .unwrap();
-    assert!(matches!(reused, Rotation::Reused(s) if s.session_id == "s"));
-    assert_eq!(
-        store
-            .rotate(&h(count), h(1_002), now, now + 600)
-            .await
-            .unwrap(),
-        Rotation::Invalid
-    );
-    assert_eq!(store.find_session(&h(count)).await.unwrap(), None);
-    assert_eq!(store.revoke_session("s").await.unwrap(), None);
-
-    // revoke_user ends every family of the user, and returns them; others keep theirs.
-    for (sid, user, token) in [("a", "u", 2_000), ("b", "u", 2_001), ("c", "v", 2_002)] {
-        store
-            .create(session(sid, user, now, now + 3_600), h(token), now + 600)
-            .await
-            .unwrap();
-    }
-    assert_eq!(
-        store.revoke_session("a").await.unwrap().unwrap().session_id,
-        "a"
-    );
-    store
-        .create(session("d", "u", now, now + 3_600), h(2_003), now + 600)
-        .await
-        .unwrap();
-    let mut ended: Vec<_> = store
-        .revoke_user("u")
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|s| s.session_id)
-        .collect();
-    ended.sort();
-    assert_eq!(ended, ["b", "d"]);
-    assert!(store.revoke_user("u").await.unwrap().is_empty());
-    assert!(store.get(&h(2_002), now).await.unwrap().is_some());
-
-    // Sessions round-trip whole.
-    let full = RefreshSession {
-        scopes: vec!["a".to_owned(), "b:c".to_owned()],
-        ..session("e", "ü\"{}", now, now + 3_600)
-    };
-    store
-        .create(full.clone(), h(3_000), now + 60)
-        .await
-        .unwrap();
-    assert_eq!(store.get(&h(3_000), now).await.unwrap(), Some(full));
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_redis_stores_conform_and_keep_to_their_prefix() {
+    let server = server_or_skip!("the_redis_stores_conform_and_keep_to_their_prefix");
+    let connection = server.connection().await;
+    conformance::refresh_store(&RedisRefreshStore::new(connection.clone()).prefix("app2:")).await;
+    conformance::concurrent_rotations(Arc::new(
+        RedisRefreshStore::new(connection.clone()).prefix("app3:"),
+    ))
+    .await;
+    conformance::revocation_store(&RedisRevocationStore::new(connection.clone()).prefix("app4:"))
+        .await;
+    conformance::concurrent_attempts(Arc::new(
+        RedisLimiterStore::new(connection.clone(), conformance::concurrent_policy())
+            .prefix("app5:"),
+    ))
+    .await;
 
     // Every key carried the prefix.
     let mut redis = server.connection().await;
@@ -935,171 +832,21 @@ async fn a_hung_server_fails_every_store_within_its_timeout() {
 // Parity with the memory limiter
 // ---------------------------------------------------------------------------------------------
 
-/// splitmix64: a fixed, dependency-free stream of test choices.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[usize::try_from(self.next() % items.len() as u64).unwrap()]
-    }
-}
-
 #[test]
 fn the_redis_limiter_decides_as_the_memory_limiter() {
     let server = server_or_skip!("the_redis_limiter_decides_as_the_memory_limiter");
-    // On a thread of its own, so a store that hangs fails the test instead of hanging it.
     let url = server.url();
-    let (done, finished) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            runtime.block_on(limiter_parity(&url));
-        }));
-        let _ = done.send(outcome);
+    conformance::within(Duration::from_secs(30), move || {
+        Box::pin(async move {
+            let connection = tower_jwt_auth::redis::connect(&url).await.unwrap();
+            conformance::limiter_parity(|limits, index| {
+                Arc::new(
+                    RedisLimiterStore::new(connection.clone(), limits)
+                        .prefix(&format!("parity{index}:")),
+                ) as Arc<dyn LimiterStore>
+            })
+            .await;
+        })
     });
-    match finished.recv_timeout(Duration::from_secs(30)) {
-        Ok(Ok(())) => {}
-        Ok(Err(panic)) => std::panic::resume_unwind(panic),
-        Err(_) => panic!("the parity run did not finish within 30 s: a store hung"),
-    }
     drop(server);
-}
-
-/// Steps of checks, counted attempts, successes, refunds and clock jumps on both limiters,
-/// comparing every decision.
-async fn limiter_parity(url: &str) {
-    let connection = tower_jwt_auth::redis::connect(url).await.unwrap();
-    let s = Duration::from_secs;
-    let policies = [
-        // Small numbers, so every rule fires within a few hundred steps.
-        LoginLimits::default()
-            .per_client_and_username(2, s(1), s(8))
-            .unwrap()
-            .per_username(4, Duration::from_millis(500), s(4))
-            .unwrap()
-            .lock_account(7, s(30))
-            .unwrap()
-            .per_client(5, s(10), 3)
-            .unwrap(),
-        // Sub-millisecond remainders, which only the same rounding gets right: backoffs from
-        // 1000.5 ms and 700.25 ms, 7 failures per 10 s (1428.571 ms apart, a tolerance of
-        // 2857 ms, not 2 x 1428).
-        LoginLimits::default()
-            .per_client_and_username(1, Duration::from_micros(1_000_500), s(9))
-            .unwrap()
-            .per_username(3, Duration::from_micros(700_250), s(5))
-            .unwrap()
-            .lock_account(12, s(20))
-            .unwrap()
-            .per_client(7, s(10), 3)
-            .unwrap(),
-        // Only the client rules can fire: the failure tolerance, 2 x 1428.571 ms, is 2857 ms;
-        // verifications 4 per 10 s with bursts of 2; registrations 3 per 10 s, bursts of 2.
-        LoginLimits::default()
-            .per_client_and_username(1_000, s(1), s(1))
-            .unwrap()
-            .per_username(1_000, s(1), s(1))
-            .unwrap()
-            .per_client(7, s(10), 3)
-            .unwrap()
-            .per_client_verifications(4, s(10), 2)
-            .unwrap()
-            .per_client_registrations(3, s(10), 2)
-            .unwrap(),
-        LoginLimits::default(),
-    ];
-    let clients: [IpAddr; 3] = [
-        CLIENT,
-        "198.51.100.1".parse().unwrap(),
-        "2001:db8::1".parse().unwrap(),
-    ];
-    let usernames = [Some("alice"), Some("bob"), Some("carol:x y"), None];
-    let advances = [
-        0, 0, 1, 7, 143, 250, 999, 1_000, 1_001, 2_000, 4_000, 30_000,
-    ];
-
-    let mut seen = BTreeSet::new();
-    for (index, limits) in policies.into_iter().enumerate() {
-        let memory = MemoryLimiterStore::new(limits.clone());
-        let redis =
-            RedisLimiterStore::new(connection.clone(), limits).prefix(&format!("parity{index}:"));
-        let mut rng = Rng(0x5eed + index as u64);
-        // Redis expires keys on its own clock, so the test's clock runs with it (plus jumps):
-        // by the time Redis drops a record, the test's clock is past the record's expiry too.
-        let started = Instant::now();
-        let base = 1_750_000_000_000u64;
-        let mut jumped = 0u64;
-        let mut reasons = BTreeMap::new();
-        for step in 0..600 {
-            jumped += *rng.pick(&advances);
-            let now = base + jumped + u64::try_from(started.elapsed().as_millis()).unwrap();
-            // One step in eight comes from an instance whose clock is 1.5 s behind.
-            let now = if rng.next().is_multiple_of(8) {
-                now - 1_500
-            } else {
-                now
-            };
-            // One attempt in five is a registration (which never names a username).
-            let action = *rng.pick(&[
-                Action::Login,
-                Action::Login,
-                Action::Login,
-                Action::Login,
-                Action::Registration,
-            ]);
-            let key = LoginKey {
-                client: *rng.pick(&clients),
-                username: match action {
-                    Action::Registration => None,
-                    _ => *rng.pick(&usernames),
-                },
-                action,
-            };
-            let (expected, actual) = match rng.next() % 20 {
-                0..=5 => (
-                    memory.check(&key, now).await.unwrap(),
-                    redis.check(&key, now).await.unwrap(),
-                ),
-                6..=16 => (
-                    memory.attempt(&key, now).await.unwrap(),
-                    redis.attempt(&key, now).await.unwrap(),
-                ),
-                17 => {
-                    memory.succeeded(&key, now).await.unwrap();
-                    redis.succeeded(&key, now).await.unwrap();
-                    continue;
-                }
-                _ => {
-                    memory.refund(&key, now).await.unwrap();
-                    redis.refund(&key, now).await.unwrap();
-                    continue;
-                }
-            };
-            assert_eq!(actual, expected, "policy {index}, step {step}: {key:?}");
-            let reason = match expected {
-                Decision::Allow => "allow",
-                Decision::Limit { reason, .. } => reason.as_str(),
-            };
-            *reasons.entry(reason).or_insert(0) += 1;
-        }
-        // Five hours of jumps at most: nothing was forgotten (24 h), so the memory store's
-        // unswept records and Redis' expired ones never differ.
-        assert!(jumped < 24 * 3_600_000);
-        eprintln!("policy {index}: {reasons:?}");
-        assert!(reasons.len() >= 2, "policy {index}: {reasons:?}");
-        seen.extend(reasons.into_keys());
-    }
-    // Every rule limited some attempt, and some were allowed.
-    assert_eq!(seen.len(), 7, "{seen:?}");
 }

@@ -1,11 +1,17 @@
 -- Ends the oldest live families of a user until at most `keep` are left. ARGV: prefix, user
--- id, keep. Ids of families that ended on their own are dropped from the user's set without
--- counting. Returns the session records of the families it ended.
+-- id, keep, now. Families that ended on their own (key expired, or idle or absolute expiry at
+-- or before `now`) are removed without counting or being returned. Returns the session
+-- records of the families it ended.
 local users = user_key(ARGV[2])
-local keep = tonumber(ARGV[3])
+local keep, now = tonumber(ARGV[3]), tonumber(ARGV[4])
 local live = {}
 for _, sid in ipairs(redis.call('SMEMBERS', users)) do
-  local session = redis.call('HGET', family_key(sid), 'session')
+  local f = redis.call('HMGET', family_key(sid), 'session', 'idle', 'expires')
+  local session = f[1]
+  if session and ((tonumber(f[2]) or 0) <= now or (tonumber(f[3]) or 0) <= now) then
+    remove_family(sid)
+    session = nil
+  end
   if session then
     local ok, record = pcall(cjson.decode, session)
     local created = 0

@@ -1,0 +1,695 @@
+//! One behaviour suite for every store backend. Each trait's contract is written once, as a
+//! function over `&dyn Trait`, and run against the memory stores, the Redis stores (a
+//! `redis-server` of the test's own), SQLite (a file of the test's own) and PostgreSQL (a
+//! cluster of the test's own): expiry, caps, reuse detection, races, "not before", and the
+//! limiter's decisions step by step against `MemoryLimiterStore`.
+//!
+//! A backend whose server is not installed says `SKIPPED` on stderr and returns (`.ci/run`
+//! installs them).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tower_jwt_auth::ratelimit::{
+    Action, Decision, LimiterStore, LoginKey, LoginLimits, MemoryLimiterStore,
+};
+use tower_jwt_auth::revocation::{MemoryRevocationStore, RevocationQuery, RevocationStore};
+use tower_jwt_auth::router::{
+    Created, MemoryRefreshStore, MemoryUserStore, NewUser, REMEMBERED_ROTATIONS, RefreshSession,
+    RefreshStore, Rotation, TokenHash, UserStore,
+};
+
+pub(crate) const ISSUER: &str = "https://issuer.test";
+
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+pub(crate) fn session(id: &str, user: &str, created_at: u64, expires_at: u64) -> RefreshSession {
+    RefreshSession {
+        session_id: id.to_owned(),
+        user_id: user.to_owned(),
+        client_id: "web".to_owned(),
+        scopes: vec!["items:read".to_owned()],
+        created_at,
+        expires_at,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// RefreshStore
+// ---------------------------------------------------------------------------------------------
+
+/// Creation, lookup, idle and absolute expiry, rotation past the remembered bound, reuse
+/// detection, revocation by session and by user, the per-user cap, and whole round trips.
+pub(crate) async fn refresh_store(store: &dyn RefreshStore) {
+    let now = unix_now();
+    let h = |n: usize| TokenHash::of(&n.to_string());
+
+    store
+        .create(session("s", "u", now, now + 3_600), h(0), now + 600)
+        .await
+        .unwrap();
+    // Taken ids and tokens are refused.
+    assert!(
+        store
+            .create(session("s", "u", now, now + 3_600), h(900), now + 600)
+            .await
+            .is_err()
+    );
+    assert!(
+        store
+            .create(session("t", "u", now, now + 3_600), h(0), now + 600)
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        store.get(&h(0), now).await.unwrap().unwrap().session_id,
+        "s"
+    );
+    assert_eq!(
+        store.get(&h(0), now + 600).await.unwrap(),
+        None,
+        "idle expiry"
+    );
+    assert_eq!(
+        store
+            .rotate(&h(0), h(901), now + 600, now + 1_200)
+            .await
+            .unwrap(),
+        Rotation::Invalid,
+        "an idle-expired family does not rotate"
+    );
+
+    // Rotate past the remembered bound: the oldest rotated tokens are forgotten.
+    let count = REMEMBERED_ROTATIONS + 3;
+    for i in 0..count {
+        let rotated = store.rotate(&h(i), h(i + 1), now, now + 600).await.unwrap();
+        assert!(matches!(rotated, Rotation::Rotated(_)), "rotation {i}");
+    }
+    assert_eq!(
+        store.get(&h(count - 1), now).await.unwrap(),
+        None,
+        "no longer current"
+    );
+    assert!(store.get(&h(count), now).await.unwrap().is_some());
+    assert_eq!(
+        store
+            .find_session(&h(count - 1))
+            .await
+            .unwrap()
+            .unwrap()
+            .session_id,
+        "s"
+    );
+    // A rotation to a token some family already holds is refused, and changes nothing.
+    assert!(
+        store
+            .rotate(&h(count), h(count - 1), now, now + 600)
+            .await
+            .is_err()
+    );
+    assert!(store.get(&h(count), now).await.unwrap().is_some());
+    // Forgotten: refused without ending the family.
+    assert_eq!(
+        store.rotate(&h(0), h(1_000), now, now + 600).await.unwrap(),
+        Rotation::Invalid
+    );
+    assert_eq!(store.find_session(&h(0)).await.unwrap(), None);
+    assert!(store.get(&h(count), now).await.unwrap().is_some());
+    // Remembered: a replay, which ends the family.
+    let oldest = h(count - REMEMBERED_ROTATIONS);
+    let reused = store
+        .rotate(&oldest, h(1_001), now, now + 600)
+        .await
+        .unwrap();
+    assert!(matches!(reused, Rotation::Reused(s) if s.session_id == "s"));
+    assert_eq!(
+        store
+            .rotate(&h(count), h(1_002), now, now + 600)
+            .await
+            .unwrap(),
+        Rotation::Invalid
+    );
+    assert_eq!(store.find_session(&h(count)).await.unwrap(), None);
+    assert_eq!(store.revoke_session("s").await.unwrap(), None);
+
+    // The idle expiry never passes the absolute one.
+    store
+        .create(session("x", "w", now, now + 100), h(1_500), now + 600)
+        .await
+        .unwrap();
+    assert!(store.get(&h(1_500), now + 99).await.unwrap().is_some());
+    assert_eq!(store.get(&h(1_500), now + 100).await.unwrap(), None);
+    let rotated = store
+        .rotate(&h(1_500), h(1_501), now + 50, now + 650)
+        .await
+        .unwrap();
+    assert!(matches!(rotated, Rotation::Rotated(_)));
+    assert_eq!(
+        store.get(&h(1_501), now + 100).await.unwrap(),
+        None,
+        "absolute expiry"
+    );
+
+    // revoke_user ends every family of the user, and returns them; others keep theirs.
+    for (sid, user, token) in [("a", "u", 2_000), ("b", "u", 2_001), ("c", "v", 2_002)] {
+        store
+            .create(session(sid, user, now, now + 3_600), h(token), now + 600)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        store.revoke_session("a").await.unwrap().unwrap().session_id,
+        "a"
+    );
+    assert_eq!(store.get(&h(2_000), now).await.unwrap(), None);
+    store
+        .create(session("d", "u", now, now + 3_600), h(2_003), now + 600)
+        .await
+        .unwrap();
+    let mut ended: Vec<_> = store
+        .revoke_user("u")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.session_id)
+        .collect();
+    ended.sort();
+    assert_eq!(ended, ["b", "d"]);
+    assert!(store.revoke_user("u").await.unwrap().is_empty());
+    assert!(store.get(&h(2_002), now).await.unwrap().is_some());
+
+    // The per-user cap ends the oldest live families first; expired ones go uncounted.
+    for (i, created) in [(0, now - 50), (1, now - 40), (2, now - 30), (3, now - 20)] {
+        store
+            .create(
+                session(&format!("cap{i}"), "capped", created, now + 3_600),
+                h(4_000 + i),
+                if i == 1 { now + 1 } else { now + 600 },
+            )
+            .await
+            .unwrap();
+    }
+    let ended: Vec<_> = store
+        .end_oldest("capped", 1, now + 5)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.session_id)
+        .collect();
+    assert_eq!(ended, ["cap0", "cap2"], "cap1 had expired: not counted");
+    assert!(store.get(&h(4_003), now + 5).await.unwrap().is_some());
+    assert!(
+        store
+            .end_oldest("capped", 1, now + 5)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(store.end_oldest("nobody", 0, now).await.unwrap().is_empty());
+
+    // Sessions round-trip whole.
+    let full = RefreshSession {
+        scopes: vec!["a".to_owned(), "b:c".to_owned()],
+        ..session("e", "ü\"{}", now, now + 3_600)
+    };
+    store
+        .create(full.clone(), h(3_000), now + 60)
+        .await
+        .unwrap();
+    assert_eq!(store.get(&h(3_000), now).await.unwrap(), Some(full));
+    store.ready(now).await.unwrap();
+}
+
+/// Of many concurrent rotations with one token, exactly one rotates; the others find it
+/// rotated (a replay), which ends the family.
+pub(crate) async fn concurrent_rotations(store: Arc<dyn RefreshStore>) {
+    let now = unix_now();
+    for round in 0..5 {
+        let sid = format!("race{round}");
+        let first = TokenHash::of(&format!("race-first-{round}"));
+        store
+            .create(session(&sid, "racer", now, now + 3_600), first, now + 600)
+            .await
+            .unwrap();
+        let tasks: Vec<_> = (0..8)
+            .map(|i| {
+                let store = Arc::clone(&store);
+                let next = TokenHash::of(&format!("race-next-{round}-{i}"));
+                tokio::spawn(async move { store.rotate(&first, next, now, now + 600).await })
+            })
+            .collect();
+        let mut rotated = 0;
+        for task in tasks {
+            if let Rotation::Rotated(_) = task.await.unwrap().unwrap() {
+                rotated += 1;
+            }
+        }
+        assert_eq!(rotated, 1, "round {round}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// RevocationStore
+// ---------------------------------------------------------------------------------------------
+
+/// Tokens and sessions per issuer, a subject's "not before" (never moved back), and entries
+/// that no longer matter.
+pub(crate) async fn revocation_store(store: &dyn RevocationStore) {
+    let now = unix_now();
+    let revoked =
+        |query: RevocationQuery<'static>| async move { store.is_revoked(&query).await.unwrap() };
+    let other = "https://other.test";
+
+    assert!(!revoked(RevocationQuery::new(ISSUER).token_id("j1")).await);
+    store.revoke_token(ISSUER, "j1", now + 600).await.unwrap();
+    assert!(revoked(RevocationQuery::new(ISSUER).token_id("j1")).await);
+    assert!(!revoked(RevocationQuery::new(other).token_id("j1")).await);
+    assert!(!revoked(RevocationQuery::new(ISSUER).token_id("j2")).await);
+    assert!(!revoked(RevocationQuery::new(ISSUER).session_id("j1")).await);
+
+    store.revoke_session(ISSUER, "s1", now + 600).await.unwrap();
+    assert!(revoked(RevocationQuery::new(ISSUER).token_id("j9").session_id("s1")).await);
+    assert!(!revoked(RevocationQuery::new(other).session_id("s1")).await);
+
+    store
+        .revoke_subject_before(ISSUER, "alice", now - 10, now + 600)
+        .await
+        .unwrap();
+    let alice = |iat: u64| RevocationQuery::new(ISSUER).subject("alice").issued_at(iat);
+    assert!(revoked(alice(now - 11)).await);
+    assert!(
+        !revoked(alice(now - 10)).await,
+        "issued at the instant: kept"
+    );
+    assert!(
+        revoked(RevocationQuery::new(ISSUER).subject("alice")).await,
+        "no iat: revoked"
+    );
+    assert!(
+        !revoked(
+            RevocationQuery::new(ISSUER)
+                .subject("bob")
+                .issued_at(now - 11)
+        )
+        .await
+    );
+    // An earlier instant does not move it back; a later one moves it on.
+    store
+        .revoke_subject_before(ISSUER, "alice", now - 100, now + 600)
+        .await
+        .unwrap();
+    assert!(revoked(alice(now - 11)).await);
+    store
+        .revoke_subject_before(ISSUER, "alice", now, now + 600)
+        .await
+        .unwrap();
+    assert!(revoked(alice(now - 5)).await);
+
+    // An entry that stopped mattering is not kept.
+    store.revoke_token(ISSUER, "old", now - 1).await.unwrap();
+    assert!(!revoked(RevocationQuery::new(ISSUER).token_id("old")).await);
+}
+
+// ---------------------------------------------------------------------------------------------
+// UserStore
+// ---------------------------------------------------------------------------------------------
+
+pub(crate) fn new_user(name: &str) -> NewUser {
+    NewUser {
+        username: name.to_owned(),
+        email: Some(format!("{name}@example.test")),
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".to_owned(),
+        roles: vec!["user".to_owned()],
+        scopes: vec!["items:read".to_owned(), "items:write".to_owned()],
+    }
+}
+
+/// Normalised, unique names (look-alikes included), the legacy form kept, round trips,
+/// updates of existing users only, and listing by name.
+pub(crate) async fn user_store(store: &dyn UserStore) {
+    let Created::Created(alice) = store.create(new_user("Alice")).await.unwrap() else {
+        panic!("created")
+    };
+    assert_eq!(alice.username, "alice");
+    assert!(!alice.disabled);
+    assert_eq!(
+        store.create(new_user(" ALICE ")).await.unwrap(),
+        Created::Taken
+    );
+    assert_eq!(
+        store.create(new_user("a b")).await.unwrap(),
+        Created::InvalidUsername
+    );
+    assert_eq!(
+        store.find_by_username("alice").await.unwrap(),
+        Some(alice.clone())
+    );
+    assert_eq!(
+        store.find_by_id(&alice.id).await.unwrap(),
+        Some(alice.clone())
+    );
+    assert_eq!(store.find_by_username("bob").await.unwrap(), None);
+    assert_eq!(store.find_by_id("no-such-id").await.unwrap(), None);
+
+    // Look-alikes of an existing name are taken.
+    assert!(matches!(
+        store.create(new_user("admin")).await.unwrap(),
+        Created::Created(_)
+    ));
+    for look_alike in ["adrnin", "ADRNIN", "\u{430}dmin", "ad\u{200b}min"] {
+        assert_eq!(
+            store.create(new_user(look_alike)).await.unwrap(),
+            Created::Taken,
+            "{look_alike:?}"
+        );
+    }
+    // The form earlier versions stored is kept as it is; its current spelling is taken.
+    let Created::Created(legacy) = store.create(new_user("straße")).await.unwrap() else {
+        panic!("created")
+    };
+    assert_eq!(legacy.username, "straße");
+    assert_eq!(
+        store.create(new_user("strasse")).await.unwrap(),
+        Created::Taken
+    );
+
+    // Updates apply to existing users only, and stick.
+    assert!(
+        store
+            .update_password_hash(&alice.id, "$argon2id$new".to_owned())
+            .await
+            .unwrap()
+    );
+    assert!(store.set_disabled(&alice.id, true).await.unwrap());
+    assert!(
+        store
+            .set_grants(&alice.id, vec!["admin".to_owned()], Vec::new())
+            .await
+            .unwrap()
+    );
+    let changed = store.find_by_id(&alice.id).await.unwrap().unwrap();
+    assert_eq!(changed.password_hash, "$argon2id$new");
+    assert!(changed.disabled);
+    assert_eq!(changed.roles, ["admin"]);
+    assert!(changed.scopes.is_empty());
+    assert!(store.set_disabled(&alice.id, false).await.unwrap());
+    assert!(!store.find_by_id(&alice.id).await.unwrap().unwrap().disabled);
+    assert!(
+        !store
+            .update_password_hash("no-such-id", String::new())
+            .await
+            .unwrap()
+    );
+    assert!(!store.set_disabled("no-such-id", true).await.unwrap());
+    assert!(
+        !store
+            .set_grants("no-such-id", Vec::new(), Vec::new())
+            .await
+            .unwrap()
+    );
+
+    // Every user, by name, without an email when none was given.
+    let mut plain = new_user("zed");
+    plain.email = None;
+    let Created::Created(zed) = store.create(plain).await.unwrap() else {
+        panic!("created")
+    };
+    assert_eq!(zed.email, None);
+    let names: Vec<String> = store
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|user| user.username)
+        .collect();
+    assert_eq!(names, ["admin", "alice", "straße", "zed"]);
+}
+
+/// Of concurrent registrations of one name, or of look-alikes, exactly one is created.
+pub(crate) async fn concurrent_registrations(store: Arc<dyn UserStore>) {
+    let names = [
+        "racer",
+        "RACER",
+        "r\u{430}cer",
+        "racer",
+        "Racer",
+        "racer",
+        "RaCeR",
+        "racer",
+    ];
+    let tasks: Vec<_> = names
+        .iter()
+        .map(|name| {
+            let store = Arc::clone(&store);
+            let user = new_user(name);
+            tokio::spawn(async move { store.create(user).await.unwrap() })
+        })
+        .collect();
+    let mut created = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Created::Created(_) => created += 1,
+            Created::Taken | Created::InvalidUsername => {}
+        }
+    }
+    assert_eq!(created, 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// LimiterStore
+// ---------------------------------------------------------------------------------------------
+
+/// A deterministic generator (splitmix64) for the parity steps.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[usize::try_from(self.next() % items.len() as u64).unwrap()]
+    }
+}
+
+/// Runs `body` on a thread and runtime of its own, failing the test when it does not finish
+/// within `limit` (a store that hangs fails the test instead of hanging it).
+pub(crate) fn within<F>(limit: Duration, body: F)
+where
+    F: FnOnce() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> + Send + 'static,
+{
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            runtime.block_on(body());
+        }));
+        let _ = done.send(outcome);
+    });
+    match finished.recv_timeout(limit) {
+        Ok(Ok(())) => {}
+        Ok(Err(panic)) => std::panic::resume_unwind(panic),
+        Err(_) => panic!("did not finish within {limit:?}: a store hung"),
+    }
+}
+
+/// The policies of the parity run: small numbers, so every rule fires within a few hundred
+/// steps.
+fn parity_policies() -> Vec<LoginLimits> {
+    let s = Duration::from_secs;
+    vec![
+        LoginLimits::default()
+            .per_client_and_username(2, s(1), s(8))
+            .unwrap()
+            .per_username(4, Duration::from_millis(500), s(4))
+            .unwrap()
+            .lock_account(7, s(30))
+            .unwrap()
+            .per_client(5, s(10), 3)
+            .unwrap(),
+        // Sub-millisecond remainders, which only the same rounding gets right: backoffs from
+        // 1000.5 ms and 700.25 ms, 7 failures per 10 s (1428.571 ms apart, a tolerance of
+        // 2857 ms, not 2 x 1428).
+        LoginLimits::default()
+            .per_client_and_username(1, Duration::from_micros(1_000_500), s(9))
+            .unwrap()
+            .per_username(3, Duration::from_micros(700_250), s(5))
+            .unwrap()
+            .lock_account(12, s(20))
+            .unwrap()
+            .per_client(7, s(10), 3)
+            .unwrap(),
+        // Only the client rules can fire: verifications 4 per 10 s with bursts of 2;
+        // registrations 3 per 10 s, bursts of 2.
+        LoginLimits::default()
+            .per_client_and_username(1_000, s(1), s(1))
+            .unwrap()
+            .per_username(1_000, s(1), s(1))
+            .unwrap()
+            .per_client(7, s(10), 3)
+            .unwrap()
+            .per_client_verifications(4, s(10), 2)
+            .unwrap()
+            .per_client_registrations(3, s(10), 2)
+            .unwrap(),
+        LoginLimits::default(),
+    ]
+}
+
+/// Steps of checks, counted attempts, successes, refunds and clock jumps on `store_for`'s
+/// limiter and on a `MemoryLimiterStore` with the same policy, comparing every decision.
+/// `store_for(limits, index)` gives a fresh store (or fresh keys) for each policy.
+pub(crate) async fn limiter_parity(
+    store_for: impl Fn(LoginLimits, usize) -> Arc<dyn LimiterStore>,
+) {
+    let clients: [IpAddr; 3] = [
+        "203.0.113.7".parse().unwrap(),
+        "198.51.100.1".parse().unwrap(),
+        "2001:db8::1".parse().unwrap(),
+    ];
+    let usernames = [Some("alice"), Some("bob"), Some("carol:x y|z"), None];
+    let advances = [
+        0, 0, 1, 7, 143, 250, 999, 1_000, 1_001, 2_000, 4_000, 30_000,
+    ];
+
+    let mut seen = BTreeSet::new();
+    for (index, limits) in parity_policies().into_iter().enumerate() {
+        let memory = MemoryLimiterStore::new(limits.clone());
+        let store = store_for(limits, index);
+        let mut rng = Rng(0x5eed + index as u64);
+        // Stores that expire records on their own clock (Redis) see the test's clock run with
+        // theirs (plus jumps): by the time one drops a record, the test is past its expiry.
+        let started = Instant::now();
+        let base = 1_750_000_000_000u64;
+        let mut jumped = 0u64;
+        let mut reasons = BTreeMap::new();
+        for step in 0..600 {
+            jumped += *rng.pick(&advances);
+            let now = base + jumped + u64::try_from(started.elapsed().as_millis()).unwrap();
+            // One step in eight comes from an instance whose clock is 1.5 s behind.
+            let now = if rng.next().is_multiple_of(8) {
+                now - 1_500
+            } else {
+                now
+            };
+            // One attempt in five is a registration (which never names a username).
+            let action = *rng.pick(&[
+                Action::Login,
+                Action::Login,
+                Action::Login,
+                Action::Login,
+                Action::Registration,
+            ]);
+            let key = LoginKey {
+                client: *rng.pick(&clients),
+                username: match action {
+                    Action::Registration => None,
+                    _ => *rng.pick(&usernames),
+                },
+                action,
+            };
+            let (expected, actual) = match rng.next() % 20 {
+                0..=5 => (
+                    memory.check(&key, now).await.unwrap(),
+                    store.check(&key, now).await.unwrap(),
+                ),
+                6..=16 => (
+                    memory.attempt(&key, now).await.unwrap(),
+                    store.attempt(&key, now).await.unwrap(),
+                ),
+                17 => {
+                    memory.succeeded(&key, now).await.unwrap();
+                    store.succeeded(&key, now).await.unwrap();
+                    continue;
+                }
+                _ => {
+                    memory.refund(&key, now).await.unwrap();
+                    store.refund(&key, now).await.unwrap();
+                    continue;
+                }
+            };
+            assert_eq!(actual, expected, "policy {index}, step {step}: {key:?}");
+            let reason = match expected {
+                Decision::Allow => "allow",
+                Decision::Limit { reason, .. } => reason.as_str(),
+            };
+            *reasons.entry(reason).or_insert(0) += 1;
+        }
+        // Five hours of jumps at most: nothing was forgotten (24 h), so the memory store's
+        // unswept records and the others' expired ones never differ.
+        assert!(jumped < 24 * 3_600_000);
+        assert!(reasons.len() >= 2, "policy {index}: {reasons:?}");
+        seen.extend(reasons.into_keys());
+    }
+    // Every rule limited some attempt, and some were allowed.
+    assert_eq!(seen.len(), 7, "{seen:?}");
+}
+
+/// Concurrent attempts on one username cannot pass its limit: exactly as many are allowed as
+/// the policy's free failures per username.
+pub(crate) async fn concurrent_attempts(store: Arc<dyn LimiterStore>) {
+    let now = 1_750_000_000_000u64;
+    let key = |i: u8| LoginKey {
+        client: IpAddr::from([198, 51, 100, i]),
+        username: Some("victim"),
+        action: Action::Login,
+    };
+    // What one attempt after the other gets.
+    let sequential = MemoryLimiterStore::new(concurrent_policy());
+    let mut expected = 0;
+    for i in 0..40u8 {
+        if sequential.attempt(&key(i), now).await.unwrap() == Decision::Allow {
+            expected += 1;
+        }
+    }
+    assert!((1..40).contains(&expected), "{expected}");
+    let tasks: Vec<_> = (0..40u8)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { store.attempt(&key(i), now).await.unwrap() })
+        })
+        .collect();
+    let mut allowed = 0;
+    for task in tasks {
+        if task.await.unwrap() == Decision::Allow {
+            allowed += 1;
+        }
+    }
+    assert_eq!(allowed, expected);
+}
+
+/// The policy of [`concurrent_attempts`].
+pub(crate) fn concurrent_policy() -> LoginLimits {
+    LoginLimits::default()
+        .per_username(5, Duration::from_secs(60), Duration::from_secs(600))
+        .unwrap()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The memory backend
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_stores_conform() {
+    refresh_store(&MemoryRefreshStore::new()).await;
+    concurrent_rotations(Arc::new(MemoryRefreshStore::new())).await;
+    revocation_store(&MemoryRevocationStore::new()).await;
+    user_store(&MemoryUserStore::new()).await;
+    concurrent_registrations(Arc::new(MemoryUserStore::new())).await;
+    concurrent_attempts(Arc::new(MemoryLimiterStore::new(concurrent_policy()))).await;
+    limiter_parity(|limits, _| Arc::new(MemoryLimiterStore::new(limits))).await;
+}
