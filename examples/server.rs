@@ -1,9 +1,14 @@
-//! The project's main example: a complete auth-protected API on the embedded defaults
-//! (in-memory stores), the FastAPI OAuth2 tutorial's app done properly.
+//! The project's main example: a complete auth-protected API on the embedded defaults (an
+//! SQLite file next to where it runs), the FastAPI OAuth2 tutorial's app done properly.
 //!
 //! ```text
-//! AUTH_BOOTSTRAP_ADMIN=admin:change-me-please AUTH_REGISTRATION=1 cargo run --example server
+//! cargo run --example server
 //! ```
+//!
+//! On its first start the database is empty: the server creates the account `admin` with a
+//! random password, written once to a file only its owner can read (the log names the file,
+//! never the password). Users, sessions, revocations and login limits survive restarts; with no
+//! key configured, the signing key is generated once and kept beside the database.
 //!
 //! | route | needs |
 //! |---|---|
@@ -26,15 +31,16 @@
 //! | `HTTP_REQUEST_TIMEOUT` | seconds from a request's head to its answer, reading the body included; past them, 408 (default 30) |
 //! | `HTTP_MAX_CONNECTIONS` | open connections at most; past it, new ones are closed at once (default: 10 000, or the open-file limit less 128 if lower; the soft limit is raised to the hard one at start, and a larger value is refused) |
 //! | `HTTP_MAX_CONNECTIONS_PER_IP` | open connections per client (an IPv4 address or an IPv6 `/64`) at most; past it, that client's new ones are closed at once; peers in `AUTH_TRUSTED_PROXIES` count only towards the total (default 64) |
-//! | `JWT_PRIVATE_KEY_FILE` | PEM private key; RSA → RS256, P-256 → ES256, P-384 → ES384, Ed25519 → EdDSA. Unset: a fresh Ed25519 key each start |
+//! | `DATABASE_URL` | where users, sessions, revocations and login limits live: `sqlite://path` (default `sqlite://tower-jwt-auth.db`, relative to the working directory; the file is created when missing), `postgres://…` for several instances (build with `--features postgres`), or `memory` (nothing survives the process; tests). Migrations run at start |
+//! | `JWT_PRIVATE_KEY_FILE` | PEM private key; RSA → RS256, P-256 → ES256, P-384 → ES384, Ed25519 → EdDSA. Unset: on SQLite, an Ed25519 key generated once and kept in `<database>.signing-key.pem` (owner-only); in memory, a fresh key each start; on PostgreSQL, refused (every instance must sign with one key) |
 //! | `JWT_SECRET` | HS256 with this secret (at least 32 bytes) instead |
 //! | `AUTH_ISSUER`, `AUTH_AUDIENCE` | defaults `http://127.0.0.1:8000`, `api` |
-//! | `AUTH_BOOTSTRAP_ADMIN=username:password` | creates that admin at start (role `admin`, scopes `items:read items:write`) |
+//! | `AUTH_BOOTSTRAP_ADMIN=username:password` | creates that admin at start when missing (role `admin`, scopes `items:read items:write`); an existing account keeps its password. Unset, a database with no account at all gets `admin` with a random password in `<database>.admin-password` (owner-only) |
 //! | `AUTH_REGISTRATION=1` | enables `/auth/register` (role `user`, scope `items:read`) |
 //! | `AUTH_RATE_LIMIT=off` | no per-client limits (failed logins, verifications, registrations, `/auth/revoke`); the password hasher's global cap and fair admission stay (test set-ups only) |
 //! | `AUTH_TRUSTED_PROXIES=cidr,…` | peers whose forwarding header is trusted for the client address |
 //! | `AUTH_FORWARDED_HEADER` | the one header those proxies write: `x-forwarded-for` (default) or `forwarded`; the other is ignored |
-//! | `REDIS_URL` | refresh sessions, revocations and login limits in Redis, shared by several instances (build with `--features redis`; needs `JWT_PRIVATE_KEY_FILE` or `JWT_SECRET`, the same on every instance; users stay in each instance's memory) |
+//! | `REDIS_URL` | revocations and login limits in Redis (build with `--features redis`); only with a shared `DATABASE_URL=postgres://…` for the users and sessions, which alone is already a complete deployment of several instances |
 //! | `METRICS=1` | installs a Prometheus recorder and serves the crate's counters at `GET /metrics` on a separate listener (see [`telemetry`]) |
 //! | `METRICS_BIND` | that listener's address (default `127.0.0.1:9000`); keep it off the public interface |
 //!
@@ -56,6 +62,7 @@
 use std::collections::HashMap;
 use std::error::Error;
 use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -64,6 +71,8 @@ use axum::handler::Handler;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -74,7 +83,11 @@ use tower_jwt_auth::ratelimit::{
     ForwardedHeader, LimiterStore, LoginLimits, MemoryLimiterStore, RateLimitLoginLayer,
 };
 use tower_jwt_auth::require::{RequireRoleLayer, RequireScopeLayer};
-use tower_jwt_auth::router::{AuthRouter, AuthRouterBuilder, MIN_PASSWORD_CHARS, Registration};
+use tower_jwt_auth::router::{
+    AuthRouter, AuthRouterBuilder, CreateUserError, MIN_PASSWORD_CHARS, Registration,
+};
+use tower_jwt_auth::sql::{Database, ReplicaOptions, SqlUserStore};
+use zeroize::Zeroizing;
 
 #[path = "support/edge.rs"]
 pub mod edge;
@@ -116,6 +129,8 @@ pub struct Config {
     pub trusted_proxies: Vec<String>,
     /// `AUTH_FORWARDED_HEADER`.
     pub forwarded_header: ForwardedHeader,
+    /// `DATABASE_URL`: `memory`, `sqlite://…` or `postgres://…`.
+    pub database_url: String,
     /// `REDIS_URL` (needs the `redis` feature).
     pub redis_url: Option<String>,
     /// `METRICS=1`.
@@ -161,7 +176,33 @@ impl Config {
         let max_connections = count("HTTP_MAX_CONNECTIONS")?;
         let max_connections_per_ip = count("HTTP_MAX_CONNECTIONS_PER_IP")?
             .unwrap_or(edge::DEFAULT_MAX_CONNECTIONS_PER_CLIENT);
+        let database_url = get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
+        let shared = match database_url.as_str() {
+            "memory" => false,
+            url if url.starts_with("sqlite:") => false,
+            url if url.starts_with("postgres://") || url.starts_with("postgresql://") => true,
+            _ => {
+                return Err("DATABASE_URL must be sqlite://path, postgres://… or memory".into());
+            }
+        };
+        if shared && !cfg!(feature = "postgres") {
+            return Err(
+                "DATABASE_URL is a PostgreSQL URL, but this build has no PostgreSQL support: \
+                 run with `--features postgres`"
+                    .into(),
+            );
+        }
         let redis_url = get("REDIS_URL");
+        if redis_url.is_some() && !shared {
+            // Users and sessions in each instance's own database: a session from one
+            // instance would be refused and killed by the next.
+            return Err(
+                "REDIS_URL is for several instances, which need one shared database for their \
+                 users and sessions: set DATABASE_URL=postgres://… too (PostgreSQL alone is \
+                 enough; Redis is optional beside it)"
+                    .into(),
+            );
+        }
         if redis_url.is_some() && !cfg!(feature = "redis") {
             return Err(
                 "REDIS_URL is set, but this build has no Redis support: run with \
@@ -228,6 +269,7 @@ impl Config {
             rate_limit,
             trusted_proxies,
             forwarded_header,
+            database_url,
             redis_url,
             metrics,
             metrics_bind: get("METRICS_BIND").unwrap_or_else(|| "127.0.0.1:9000".to_owned()),
@@ -235,14 +277,12 @@ impl Config {
         if config.private_key_file.is_some() && config.secret.is_some() {
             return Err("set JWT_PRIVATE_KEY_FILE or JWT_SECRET, not both".into());
         }
-        if config.redis_url.is_some()
-            && config.private_key_file.is_none()
-            && config.secret.is_none()
-        {
-            // A fresh key per process would make every instance reject the others' tokens.
+        if shared && config.private_key_file.is_none() && config.secret.is_none() {
+            // A key of each instance's own would make every instance reject the others'
+            // tokens.
             return Err(
-                "REDIS_URL shares sessions between instances, which must all sign \
-                        with one key: set JWT_PRIVATE_KEY_FILE or JWT_SECRET"
+                "DATABASE_URL=postgres://… shares sessions between instances, which must all \
+                 sign with one key: set JWT_PRIVATE_KEY_FILE or JWT_SECRET"
                     .into(),
             );
         }
@@ -266,7 +306,23 @@ impl Config {
         )
     }
 
+    /// The SQLite database file, when `DATABASE_URL` names one (not `:memory:`).
+    fn sqlite_file(&self) -> Option<PathBuf> {
+        let rest = self.database_url.strip_prefix("sqlite:")?;
+        let rest = rest.strip_prefix("//").unwrap_or(rest);
+        let path = rest.split('?').next().unwrap_or(rest);
+        (!path.is_empty() && !path.contains(":memory:")).then(|| PathBuf::from(path))
+    }
+
+    /// A file beside the SQLite database: `<database><suffix>`.
+    fn beside_database(&self, suffix: &str) -> Option<PathBuf> {
+        let mut name = self.sqlite_file()?.into_os_string();
+        name.push(suffix);
+        Some(PathBuf::from(name))
+    }
+
     fn token_issuer(&self) -> Result<TokenIssuer, BoxError> {
+        let kept = self.beside_database(".signing-key.pem");
         let issuer = match (&self.private_key_file, &self.secret) {
             (Some(path), _) => {
                 let pem =
@@ -276,16 +332,87 @@ impl Config {
             (None, Some(secret)) => {
                 TokenIssuer::hmac(secret.as_bytes(), &self.issuer, &self.audience)?
             }
-            (None, None) => {
-                tracing::warn!(
-                    "no JWT_PRIVATE_KEY_FILE or JWT_SECRET: signing with a fresh Ed25519 key; tokens die with this process"
-                );
-                TokenIssuer::generate_ed25519(&self.issuer, &self.audience)?
-            }
+            (None, None) => match kept {
+                Some(path) => {
+                    let pem = kept_signing_key(&path)?;
+                    TokenIssuer::from_pem(pem.as_bytes(), &self.issuer, &self.audience)
+                        .map_err(|e| format!("{}: {e}", path.display()))?
+                }
+                None => {
+                    tracing::warn!(
+                        "no JWT_PRIVATE_KEY_FILE or JWT_SECRET: signing with a fresh Ed25519 key; tokens die with this process"
+                    );
+                    TokenIssuer::generate_ed25519(&self.issuer, &self.audience)?
+                }
+            },
         };
         tracing::info!(algorithm = ?issuer.algorithm(), kid = issuer.kid(), "token issuer ready");
         Ok(issuer)
     }
+}
+
+/// The default `DATABASE_URL`: a file in the working directory.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://tower-jwt-auth.db";
+
+/// The signing key kept at `path`: read when it exists (refused when others may read it),
+/// else generated and written there, readable by its owner only.
+fn kept_signing_key(path: &Path) -> Result<Zeroizing<String>, BoxError> {
+    match read_secret(path) {
+        Ok(pem) => {
+            tracing::info!(file = %path.display(), "signing with the key kept beside the database");
+            return Ok(pem);
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => return Err(format!("{}: {error}", path.display()).into()),
+    }
+    let pem = TokenIssuer::generate_ed25519_pem()?;
+    match write_secret(path, pem.as_bytes(), false) {
+        Ok(()) => {
+            tracing::info!(file = %path.display(), "generated a signing key and kept it beside the database");
+            Ok(pem)
+        }
+        // Another process got there first: use its key.
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+            read_secret(path).map_err(|e| format!("{}: {e}", path.display()).into())
+        }
+        Err(error) => Err(format!("{}: {error}", path.display()).into()),
+    }
+}
+
+/// Reads a secret file, refusing one that its group or others may read or write.
+fn read_secret(path: &Path) -> std::io::Result<Zeroizing<String>> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(path)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!(
+                "readable by others (mode {:o}): `chmod 600` it",
+                mode & 0o777
+            ),
+        ));
+    }
+    std::fs::read_to_string(path).map(Zeroizing::new)
+}
+
+/// Writes a secret file readable and writable by its owner only; `replace` replaces an
+/// existing one, otherwise an existing file is an `AlreadyExists` error.
+fn write_secret(path: &Path, contents: &[u8], replace: bool) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    if replace {
+        match std::fs::remove_file(path) {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(error),
+            _ => {}
+        }
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(contents)?;
+    file.sync_all()
 }
 
 /// The items of `GET/POST /items`: a small shared list.
@@ -294,32 +421,108 @@ struct Items(Arc<Mutex<Vec<Value>>>);
 
 const MAX_ITEMS: usize = 1000;
 
-/// The stores several instances must share: in Redis when `REDIS_URL` is set (one
-/// reconnecting connection for the three; users stay in memory), else in memory.
+/// Where the server keeps its state: the stores of `DATABASE_URL` (migrated at start), with
+/// revocations and login limits in Redis when `REDIS_URL` is set; the user store is returned
+/// when it is a database's (to see whether this is a first start).
 async fn shared_stores(
     config: &Config,
     builder: AuthRouterBuilder,
-) -> Result<(AuthRouterBuilder, Arc<dyn LimiterStore>), BoxError> {
+) -> Result<
+    (
+        AuthRouterBuilder,
+        Arc<dyn LimiterStore>,
+        Option<SqlUserStore>,
+    ),
+    BoxError,
+> {
+    let mut builder = builder;
+    let mut limiter: Arc<dyn LimiterStore> =
+        Arc::new(MemoryLimiterStore::new(LoginLimits::default()));
+    let mut database_users = None;
+    if config.database_url == "memory" {
+        tracing::warn!(
+            "DATABASE_URL=memory: users, sessions and revocations end with this process \
+             (tests only)"
+        );
+    } else {
+        // Never the URL in a message: it may carry a password.
+        let db = Database::connect(&config.database_url)
+            .await
+            .map_err(|e| format!("DATABASE_URL: {e}"))?;
+        tracing::info!(
+            backend = db.backend(),
+            "DATABASE_URL: running the migrations"
+        );
+        db.migrate()
+            .await
+            .map_err(|e| format!("DATABASE_URL: {e}"))?;
+        let revocations = db
+            .revocations(ReplicaOptions::default())
+            .await
+            .map_err(|e| format!("DATABASE_URL: {e}"))?;
+        builder = builder
+            .users(Arc::new(db.users()))
+            .refresh_store(Arc::new(db.refresh()))
+            .revocation_store(Arc::new(revocations));
+        limiter = Arc::new(db.limiter(LoginLimits::default()));
+        database_users = Some(db.users());
+        tracing::info!(
+            backend = db.backend(),
+            "users, sessions, revocations and login limits are kept in the database"
+        );
+    }
     #[cfg(feature = "redis")]
     if let Some(url) = &config.redis_url {
-        use tower_jwt_auth::redis::{
-            RedisLimiterStore, RedisRefreshStore, RedisRevocationStore, connect,
-        };
+        use tower_jwt_auth::redis::{RedisLimiterStore, RedisRevocationStore, connect};
         let connection = connect(url).await.map_err(|e| format!("REDIS_URL: {e}"))?;
         warn_unless_durable(connection.clone()).await;
-        let builder = builder
-            .refresh_store(Arc::new(RedisRefreshStore::new(connection.clone())))
-            .revocation_store(Arc::new(RedisRevocationStore::new(connection.clone())));
-        let limits = Arc::new(RedisLimiterStore::new(connection, LoginLimits::default()));
-        tracing::info!("refresh sessions, revocations and login limits are in Redis");
-        return Ok((builder, limits));
+        builder = builder.revocation_store(Arc::new(RedisRevocationStore::new(connection.clone())));
+        limiter = Arc::new(RedisLimiterStore::new(connection, LoginLimits::default()));
+        tracing::info!("revocations and login limits are in Redis");
     }
-    #[cfg(not(feature = "redis"))]
-    let _ = config;
-    Ok((
-        builder,
-        Arc::new(MemoryLimiterStore::new(LoginLimits::default())),
-    ))
+    Ok((builder, limiter, database_users))
+}
+
+/// The first start on an empty database: the account `admin`, with a random password written
+/// first to a file only its owner can read (so a crash cannot leave an account nobody can
+/// log in to), then hashed into the store.
+async fn first_start_admin(config: &Config, auth: &AuthRouter) -> Result<(), BoxError> {
+    let path = config
+        .beside_database(".admin-password")
+        .unwrap_or_else(|| PathBuf::from("tower-jwt-auth.admin-password"));
+    let mut random = Zeroizing::new([0u8; 18]);
+    getrandom::fill(random.as_mut_slice()).map_err(|e| format!("random password: {e}"))?;
+    let password = Zeroizing::new(URL_SAFE_NO_PAD.encode(random.as_slice()));
+    write_secret(&path, format!("{}\n", password.as_str()).as_bytes(), true)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    match auth
+        .create_user(
+            "admin",
+            &password,
+            &["admin"],
+            &["items:read", "items:write"],
+        )
+        .await
+    {
+        Ok(_) => {
+            tracing::warn!(
+                file = %path.display(),
+                "first start: created the account `admin`; its password is in this file \
+                 (readable by its owner only): store it elsewhere, then delete the file"
+            );
+            Ok(())
+        }
+        // Another instance started first and created it: its password is in its file.
+        Err(CreateUserError::Taken) => {
+            let _ = std::fs::remove_file(&path);
+            tracing::info!("first start: another instance created the account `admin`");
+            Ok(())
+        }
+        Err(error) => {
+            let _ = std::fs::remove_file(&path);
+            Err(format!("first start: creating `admin`: {error}").into())
+        }
+    }
 }
 
 /// Logs each way the Redis server could lose revocations (no persistence, eviction), or that it
@@ -355,7 +558,7 @@ pub async fn app(config: &Config) -> Result<(Router, AuthRouter), BoxError> {
             scopes: vec!["items:read".to_owned()],
         });
     }
-    let (mut builder, limiter_store) = shared_stores(config, builder).await?;
+    let (mut builder, limiter_store, database_users) = shared_stores(config, builder).await?;
     if config.rate_limit {
         let limiter = RateLimitLoginLayer::new(limiter_store)
             .trusted_proxies(config.trusted_proxies.iter().map(String::as_str))
@@ -364,24 +567,42 @@ pub async fn app(config: &Config) -> Result<(Router, AuthRouter), BoxError> {
         builder = builder.rate_limit(limiter);
     }
     let auth = builder.build()?;
-    if let Some((username, password)) = &config.bootstrap_admin {
-        let admin = auth
-            .create_user(
-                username,
-                password,
-                &["admin"],
-                &["items:read", "items:write"],
-            )
-            .await
-            .map_err(|e| format!("AUTH_BOOTSTRAP_ADMIN: {e}"))?;
-        tracing::info!(username = %admin.username, "bootstrap admin created");
-    }
-
-    if config.bootstrap_admin.is_none() && !config.registration {
-        tracing::warn!(
+    match (&config.bootstrap_admin, database_users) {
+        (Some((username, password)), _) => {
+            let created = auth
+                .create_user(
+                    username,
+                    password,
+                    &["admin"],
+                    &["items:read", "items:write"],
+                )
+                .await;
+            match created {
+                Ok(admin) => {
+                    tracing::info!(username = %admin.username, "bootstrap admin created");
+                }
+                // An existing account (or one whose name looks the same) is never changed.
+                Err(CreateUserError::Taken) => tracing::info!(
+                    username = %username,
+                    "AUTH_BOOTSTRAP_ADMIN: the account exists; left it and its password as they are"
+                ),
+                Err(error) => return Err(format!("AUTH_BOOTSTRAP_ADMIN: {error}").into()),
+            }
+        }
+        (None, Some(users)) => {
+            let count = users
+                .count()
+                .await
+                .map_err(|e| format!("DATABASE_URL: {e}"))?;
+            if count == 0 {
+                first_start_admin(config, &auth).await?;
+            }
+        }
+        (None, None) if !config.registration => tracing::warn!(
             "no users and no way to create one: set AUTH_BOOTSTRAP_ADMIN=username:password \
              and/or AUTH_REGISTRATION=1"
-        );
+        ),
+        (None, None) => {}
     }
 
     let items = Items::default();

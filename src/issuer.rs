@@ -191,6 +191,38 @@ impl TokenIssuer {
         Self::asymmetric(signer, issuer.into(), audience.into())
     }
 
+    /// A fresh Ed25519 private key from the operating system's CSPRNG, as a PKCS#8 PEM
+    /// document (`-----BEGIN PRIVATE KEY-----`) that [`from_pem`](TokenIssuer::from_pem)
+    /// reads: to generate a signing key once and keep it (in a file only its owner can read),
+    /// so that tokens outlive the process.
+    ///
+    /// ```
+    /// use tower_jwt_auth::issuer::TokenIssuer;
+    ///
+    /// let pem = TokenIssuer::generate_ed25519_pem()?;
+    /// assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"));
+    /// let issuer = TokenIssuer::from_pem(pem.as_bytes(), "https://auth.example", "api")?;
+    /// assert_eq!(issuer.algorithm(), tower_jwt_auth::Algorithm::EdDSA);
+    /// # Ok::<(), tower_jwt_auth::ConfigError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidKey`] when the random number generator fails.
+    pub fn generate_ed25519_pem() -> Result<zeroize::Zeroizing<String>, ConfigError> {
+        let mut seed = zeroize::Zeroizing::new([0u8; 32]);
+        getrandom::fill(seed.as_mut_slice()).map_err(|_| {
+            ConfigError::InvalidKey("the operating system's random number generator failed")
+        })?;
+        let der = der::ed25519_pkcs8(&seed);
+        let document = pem::Pem::new("PRIVATE KEY", der.to_vec());
+        let text = zeroize::Zeroizing::new(pem::encode(&document));
+        // `Pem` keeps its own copy of the key; wipe it too.
+        let mut contents = document.into_contents();
+        zeroize::Zeroize::zeroize(&mut contents);
+        Ok(text)
+    }
+
     fn asymmetric(
         signer: TokenSigner,
         issuer: String,

@@ -195,8 +195,7 @@ pub mod response;
 pub mod revocation;
 #[cfg(feature = "router")]
 pub mod router;
-#[cfg(feature = "sql")]
-#[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub mod sql;
 pub mod store;
 pub mod telemetry;

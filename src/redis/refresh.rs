@@ -202,12 +202,7 @@ impl RefreshStore for RedisRefreshStore {
         )
     }
 
-    fn end_oldest(
-        &self,
-        user_id: &str,
-        keep: usize,
-        now: u64,
-    ) -> StoreFuture<Vec<RefreshSession>> {
+    fn end_oldest(&self, user_id: &str, keep: usize, now: u64) -> StoreFuture<Vec<RefreshSession>> {
         // Families also end in Redis on their own (their keys expire on its clock); `now`
         // ends the ones past their expiry on the caller's, as the other stores do.
         self.invoke(

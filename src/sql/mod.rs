@@ -275,7 +275,8 @@ impl Database {
     /// tests), or `postgres://…` / `postgresql://…`.
     ///
     /// SQLite files are opened in WAL mode with `synchronous = FULL` (a committed write
-    /// survives a power loss), foreign keys on and a 5 s busy timeout.
+    /// survives a power loss), foreign keys on and a 5 s busy timeout; a file it creates is
+    /// readable and writable by its owner only, since it holds password hashes.
     ///
     /// # Errors
     ///
@@ -452,6 +453,7 @@ async fn connect_sqlite(url: &str, timeout: Duration) -> Result<Pool, StoreError
     let options = if memory {
         options
     } else {
+        create_owner_only(options.get_filename())?;
         options.journal_mode(SqliteJournalMode::Wal)
     };
     // An in-memory database lives as long as its one connection.
@@ -470,6 +472,24 @@ async fn connect_sqlite(url: &str, timeout: Duration) -> Result<Pool, StoreError
         .await
         .map_err(|e| StoreError::with_source("cannot open the sqlite database", e))?;
     Ok(Pool::Sqlite(pool))
+}
+
+/// Creates the database file, when missing, readable and writable by its owner only: it
+/// holds password hashes. (SQLite gives its WAL and shared-memory files the same mode.)
+#[cfg(feature = "sqlite")]
+fn create_owner_only(path: &std::path::Path) -> Result<(), StoreError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(error) => Err(StoreError::with_source(
+            "cannot create the sqlite database file",
+            error,
+        )),
+    }
 }
 
 #[cfg(not(feature = "sqlite"))]

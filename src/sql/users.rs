@@ -5,9 +5,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use sqlx::Row;
 
-use super::{Database, int, is_unique_violation, json_list, parse_list, with_pool};
+use super::{Database, int, is_unique_violation, json_list, parse_list, uint, with_pool};
 use crate::router::{Created, NewUser, User, UserStore, stored_form};
-use crate::store::StoreFuture;
+use crate::store::{StoreError, StoreFuture};
 use crate::username::username_skeleton;
 
 /// [`UserStore`] in the `auth_users` table. The normalised username and its look-alike
@@ -49,6 +49,24 @@ impl SqlUserStore {
     #[must_use]
     pub fn new(db: Database) -> Self {
         Self { db }
+    }
+
+    /// How many accounts there are.
+    ///
+    /// # Errors
+    ///
+    /// The database's.
+    pub async fn count(&self) -> Result<u64, StoreError> {
+        self.db
+            .run(async {
+                with_pool!(self.db, p => {
+                    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM auth_users")
+                        .fetch_one(p)
+                        .await?;
+                    Ok(uint(count))
+                })
+            })
+            .await
     }
 
     fn find(&self, sql: &'static str, value: &str) -> StoreFuture<Option<User>> {

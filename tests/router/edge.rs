@@ -24,6 +24,7 @@ use tokio::time::Instant;
 
 use crate::common::answer::{Answer, answer};
 use crate::example::{self, Config};
+use crate::server::vars;
 
 /// The longest any test waits for something the server should do within about a second.
 const LIMIT: Duration = Duration::from_secs(15);
@@ -31,13 +32,6 @@ const SECOND: Duration = Duration::from_secs(1);
 const ADMIN: &str = "admin:change-me-please";
 const FORM: &str = "application/x-www-form-urlencoded";
 const OTHER_CLIENT: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
-
-fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-    pairs
-        .iter()
-        .map(|&(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
-}
 
 /// The example's app served with the configured connection limits on a loopback port.
 struct Edge {

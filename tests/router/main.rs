@@ -8,12 +8,15 @@
 mod common;
 
 /// The example server (`cargo run --example server`), which `server` and `edge` run in-process.
+#[cfg(feature = "sqlite")]
 #[path = "../../examples/server.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod example;
 
+#[cfg(feature = "sqlite")]
 mod edge;
 mod login_backpressure;
 mod router;
+#[cfg(feature = "sqlite")]
 mod server;
 mod usernames;

@@ -29,6 +29,8 @@ use tower_jwt_auth::{KeySet, Verifier};
 use crate::common::answer::{Answer, answer};
 use crate::example::{self, Config};
 
+#[cfg(feature = "postgres")]
+use crate::common::postgres_server::Postgres;
 #[cfg(feature = "redis")]
 use crate::common::redis_server;
 
@@ -48,11 +50,16 @@ struct Running {
     auth: AuthRouter,
 }
 
-fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-    pairs
+/// The settings `pairs`, in memory unless they name a `DATABASE_URL` (the default, an SQLite
+/// file in the working directory, is for `cargo run`, not for tests).
+pub(crate) fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    let mut vars: HashMap<String, String> = pairs
         .iter()
         .map(|&(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
+        .collect();
+    vars.entry("DATABASE_URL".to_owned())
+        .or_insert_with(|| "memory".to_owned());
+    vars
 }
 
 fn key_file(name: &str) -> String {
@@ -528,6 +535,7 @@ fn config_defaults() {
     assert!(!config.registration);
     assert!(!config.metrics);
     assert_eq!(config.metrics_bind, "127.0.0.1:9000");
+    assert_eq!(config.database_url, "sqlite://tower-jwt-auth.db");
 
     // An empty variable counts as unset.
     let config = Config::from_vars(&vars(&[("BIND", ""), ("AUTH_AUDIENCE", "")])).unwrap();
@@ -621,20 +629,37 @@ async fn the_server_refuses_settings_it_cannot_honour() {
     .await;
     assert!(both.contains("not both"), "{both}");
 
-    // Without Redis support compiled in, REDIS_URL cannot be honoured; with it, an address
-    // where no server listens fails at start-up instead of serving on separate memory.
+    // Several instances need one shared database for their users and sessions: REDIS_URL
+    // beside a database of each instance's own (SQLite, memory) is refused.
     let key = key_file("ed25519.pkcs8.pem");
-    let redis = refusal(&[
-        ("REDIS_URL", "redis://127.0.0.1:1"),
-        ("JWT_PRIVATE_KEY_FILE", &key),
-    ])
-    .await;
-    assert!(redis.contains("REDIS_URL"), "{redis}");
-    // Instances sharing sessions must share a signing key: no fresh key per process.
-    let unshared = refusal(&[("REDIS_URL", "redis://127.0.0.1:1")]).await;
-    assert!(unshared.contains("REDIS_URL"), "{unshared}");
-    if cfg!(feature = "redis") {
-        assert!(unshared.contains("JWT_PRIVATE_KEY_FILE"), "{unshared}");
+    for database in ["memory", "sqlite://unused.db"] {
+        let redis = refusal(&[
+            ("REDIS_URL", "redis://127.0.0.1:1"),
+            ("DATABASE_URL", database),
+            ("JWT_PRIVATE_KEY_FILE", &key),
+        ])
+        .await;
+        assert!(
+            redis.contains("REDIS_URL") && redis.contains("DATABASE_URL=postgres"),
+            "{redis}"
+        );
+    }
+    // Instances sharing sessions must share a signing key: no key of each instance's own.
+    let unshared = refusal(&[("DATABASE_URL", "postgres://db.invalid/auth")]).await;
+    assert!(
+        unshared.contains("JWT_PRIVATE_KEY_FILE") || unshared.contains("--features postgres"),
+        "{unshared}"
+    );
+    for (url, why) in [
+        ("mysql://db/auth", "DATABASE_URL must be"),
+        ("postgres://127.0.0.1:1/auth", "DATABASE_URL"),
+    ] {
+        let error = refusal(&[("DATABASE_URL", url), ("JWT_PRIVATE_KEY_FILE", &key)]).await;
+        assert!(error.contains(why), "{url}: {error}");
+        assert!(
+            !error.contains("127.0.0.1:1"),
+            "no URL in the message: {error}"
+        );
     }
 
     for malformed in ["admin", ":change-me-please"] {
@@ -770,20 +795,21 @@ async fn forwarded_clients_count_only_behind_trusted_proxies() {
     );
 }
 
-/// `REDIS_URL` (feature `redis`): two servers on one Redis and one signing key share the
-/// denylist and the login limiter. (Users stay in each server's memory, so the bootstrap admin
-/// has a different id on each; `tests/stores/redis.rs` moves refresh families between instances that
-/// share their users.)
-#[cfg(feature = "redis")]
+/// `REDIS_URL` (feature `redis`) beside a shared PostgreSQL database: two servers with one
+/// signing key share the denylist and the login limiter in Redis. Both were given
+/// `AUTH_BOOTSTRAP_ADMIN`; the second found the account and left it.
+#[cfg(all(feature = "redis", feature = "postgres"))]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_servers_on_one_redis_share_revocations_and_login_limits() {
-    let Some(redis) =
-        redis_server::Server::start("two_servers_on_one_redis_share_revocations_and_login_limits")
+    let what = "two_servers_on_one_redis_share_revocations_and_login_limits";
+    let (Some(redis), Some(postgres)) = (redis_server::Server::start(what), Postgres::start(what))
     else {
         return;
     };
     let (url, key) = (redis.url(), key_file("ed25519.pkcs8.pem"));
+    let database = postgres.url();
     let pairs = [
+        ("DATABASE_URL", database.as_str()),
         ("REDIS_URL", url.as_str()),
         ("JWT_PRIVATE_KEY_FILE", key.as_str()),
         ("AUTH_BOOTSTRAP_ADMIN", ADMIN),
@@ -1303,4 +1329,288 @@ async fn revoking_another_clients_token_is_refused_and_limited() {
         StatusCode::OK
     );
     server.shut_down().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. Persistence: restarts on the SQLite file, the first start, several instances on PostgreSQL.
+
+/// A directory of the test's own, removed on drop.
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "tower-jwt-auth-server-{name}-{}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    fn database_url(&self) -> String {
+        format!("sqlite://{}", self.0.join("auth.db").display())
+    }
+
+    fn file(&self, suffix: &str) -> std::path::PathBuf {
+        self.0.join(format!("auth.db{suffix}"))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+impl Running {
+    async fn refresh(&self, refresh_token: &str) -> Answer {
+        self.post_form(
+            "/auth/token",
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token),
+            ],
+        )
+        .await
+    }
+
+    /// The access and refresh tokens of a successful login.
+    async fn tokens(&self, username: &str, password: &str) -> (String, String) {
+        let reply = self.login(username, password).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+        let json = reply.json();
+        (
+            json["access_token"].as_str().unwrap().to_owned(),
+            json["refresh_token"].as_str().unwrap().to_owned(),
+        )
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_restarted_on_its_sqlite_file_keeps_users_sessions_and_revocations() {
+    let dir = TempDir::new("restart");
+    let url = dir.database_url();
+    let pairs = [
+        ("DATABASE_URL", url.as_str()),
+        ("AUTH_BOOTSTRAP_ADMIN", ADMIN),
+        ("AUTH_REGISTRATION", "1"),
+    ];
+    let server = start(&pairs).await;
+    let registered = server
+        .post_json(
+            "/auth/register",
+            json!({"username": "bob", "password": "bob's long password"}),
+            None,
+        )
+        .await;
+    assert_eq!(
+        registered.status,
+        StatusCode::CREATED,
+        "{}",
+        registered.text()
+    );
+    let (kept_access, kept_refresh) = server.tokens("bob", "bob's long password").await;
+    let (revoked_access, revoked_refresh) = server.tokens("admin", "change-me-please").await;
+    let logout = server
+        .send(Method::POST, "/auth/logout", Some(&revoked_access), None)
+        .await;
+    assert_eq!(logout.status, StatusCode::NO_CONTENT);
+    // The key was generated once, beside the database, for its owner only; so was the file.
+    assert_eq!(mode(&dir.file(".signing-key.pem")), 0o600);
+    assert_eq!(mode(&dir.file("")), 0o600);
+    assert!(
+        !dir.file(".admin-password").exists(),
+        "AUTH_BOOTSTRAP_ADMIN was given: no generated admin"
+    );
+    server.shut_down().await;
+
+    let server = start(&pairs).await;
+    // The user logs in; a token from before the restart verifies (the same key) and its
+    // refresh token refreshes; the logged-out session stays out.
+    server.tokens("bob", "bob's long password").await;
+    assert_eq!(
+        server.get("/users/me", Some(&kept_access)).await.status,
+        StatusCode::OK
+    );
+    let refreshed = server.refresh(&kept_refresh).await;
+    assert_eq!(refreshed.status, StatusCode::OK, "{}", refreshed.text());
+    assert_eq!(
+        server.get("/users/me", Some(&revoked_access)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let replay = server.refresh(&revoked_refresh).await;
+    assert_eq!(replay.status, StatusCode::BAD_REQUEST);
+    // The same name cannot be registered again.
+    let again = server
+        .post_json(
+            "/auth/register",
+            json!({"username": "Bob", "password": "another long password"}),
+            None,
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.text());
+    server.shut_down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_start_creates_an_admin_whose_password_only_its_owner_can_read() {
+    let dir = TempDir::new("first-start");
+    let url = dir.database_url();
+    let server = start(&[("DATABASE_URL", url.as_str())]).await;
+    let file = dir.file(".admin-password");
+    assert_eq!(mode(&file), 0o600);
+    let password = std::fs::read_to_string(&file).unwrap();
+    let password = password.trim_end();
+    assert!(password.len() >= 24, "{password:?}");
+    let token = server.access_token("admin", password).await;
+    assert_eq!(
+        server.get("/admin/users", Some(&token)).await.status,
+        StatusCode::OK
+    );
+    server.shut_down().await;
+
+    // Not a first start any more: the file and the account stay as they are.
+    std::fs::remove_file(&file).unwrap();
+    let server = start(&[("DATABASE_URL", url.as_str())]).await;
+    assert!(!file.exists());
+    server.access_token("admin", password).await;
+    server.shut_down().await;
+
+    // AUTH_BOOTSTRAP_ADMIN for the existing account leaves its password alone.
+    let server = start(&[
+        ("DATABASE_URL", url.as_str()),
+        ("AUTH_BOOTSTRAP_ADMIN", ADMIN),
+    ])
+    .await;
+    server.access_token("admin", password).await;
+    assert_eq!(
+        server.login("admin", "change-me-please").await.status,
+        StatusCode::BAD_REQUEST
+    );
+    server.shut_down().await;
+
+    // A kept signing key that others may read is refused, not used.
+    let key = dir.file(".signing-key.pem");
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let error = refusal(&[("DATABASE_URL", url.as_str())]).await;
+    assert!(error.contains("chmod 600"), "{error}");
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_on_one_postgres_share_users_sessions_revocations_and_limits() {
+    let Some(postgres) =
+        Postgres::start("two_servers_on_one_postgres_share_users_sessions_revocations_and_limits")
+    else {
+        return;
+    };
+    let (database, key) = (postgres.url(), key_file("ed25519.pkcs8.pem"));
+    let pairs = [
+        ("DATABASE_URL", database.as_str()),
+        ("JWT_PRIVATE_KEY_FILE", key.as_str()),
+        ("AUTH_REGISTRATION", "1"),
+        ("AUTH_TRUSTED_PROXIES", "127.0.0.1/32"),
+    ];
+    let (a, b) = (start(&pairs).await, start(&pairs).await);
+
+    // Registered on A, logs in on B; the name is taken on B too.
+    let registered = a
+        .post_json(
+            "/auth/register",
+            json!({"username": "carol", "password": "carol's long password"}),
+            None,
+        )
+        .await;
+    assert_eq!(
+        registered.status,
+        StatusCode::CREATED,
+        "{}",
+        registered.text()
+    );
+    let (access, refresh) = b.tokens("carol", "carol's long password").await;
+    let taken = b
+        .post_json(
+            "/auth/register",
+            json!({"username": "CAROL", "password": "someone else's"}),
+            None,
+        )
+        .await;
+    assert_eq!(taken.status, StatusCode::CONFLICT, "{}", taken.text());
+    assert_eq!(
+        a.get("/users/me", Some(&access)).await.status,
+        StatusCode::OK
+    );
+
+    // A session started on B refreshes on A.
+    let refreshed = a.refresh(&refresh).await;
+    assert_eq!(refreshed.status, StatusCode::OK, "{}", refreshed.text());
+    let refresh = refreshed.json()["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Concurrent refreshes with one token across both: exactly one 200.
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let addr = if i % 2 == 0 { a.addr } else { b.addr };
+            let form = format!("grant_type=refresh_token&refresh_token={refresh}");
+            tokio::spawn(async move {
+                let client = Client::builder(TokioExecutor::new()).build_http();
+                let request = Request::post(format!("http://{addr}/auth/token"))
+                    .header("content-type", FORM)
+                    .body(Full::new(Bytes::from(form)))
+                    .unwrap();
+                client.request(request).await.unwrap().status()
+            })
+        })
+        .collect();
+    let mut ok = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            StatusCode::OK => ok += 1,
+            other => assert_eq!(other, StatusCode::BAD_REQUEST),
+        }
+    }
+    assert_eq!(ok, 1, "exactly one refresh wins");
+
+    // A logout on A is refused on B within a second.
+    let (access, _) = a.tokens("carol", "carol's long password").await;
+    assert_eq!(
+        b.get("/users/me", Some(&access)).await.status,
+        StatusCode::OK
+    );
+    let logout = a
+        .send(Method::POST, "/auth/logout", Some(&access), None)
+        .await;
+    assert_eq!(logout.status, StatusCode::NO_CONTENT);
+    let logged_out = std::time::Instant::now();
+    while b.get("/users/me", Some(&access)).await.status == StatusCode::OK {
+        assert!(
+            logged_out.elapsed() < Duration::from_secs(1),
+            "B still accepts a token logged out on A"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // The login limiter is shared: five free failures and the sixth, spread over both; then
+    // both refuse. (From a client of its own behind the loopback proxy: the refused refresh
+    // replays above counted against the loopback client.)
+    let client = Some("198.51.100.9");
+    for server in [&a, &b, &a, &b, &a, &b] {
+        assert_eq!(server.guess("carol", client).await, StatusCode::BAD_REQUEST);
+    }
+    for server in [&a, &b] {
+        assert_eq!(
+            server.guess("carol", client).await,
+            StatusCode::TOO_MANY_REQUESTS
+        );
+    }
+    a.shut_down().await;
+    b.shut_down().await;
 }
