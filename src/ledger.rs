@@ -32,7 +32,9 @@ fn decayed(weight: f64, since: Instant, now: Instant) -> f64 {
 }
 
 impl Ledger {
-    /// The party's recent calls at `now`.
+    /// The party's recent calls at `now` (read by the password hasher's admission, which the
+    /// limiter alone does not have).
+    #[cfg_attr(not(feature = "router"), allow(dead_code))]
     pub(crate) fn weight(&self, party: Party, now: Instant) -> f64 {
         let counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
         counts
