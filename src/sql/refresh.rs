@@ -300,6 +300,26 @@ impl RefreshStore for SqlRefreshStore {
         let this = self.clone();
         let user_id = user_id.to_owned();
         StoreFuture::boxed(async move {
+            let keep = int(u64::try_from(keep).unwrap_or(u64::MAX));
+            // Most logins find the user under the cap: one query, no transaction.
+            let live: i64 = this
+                .db
+                .run(async {
+                    with_pool!(this.db, p => {
+                        sqlx::query_scalar(
+                            "SELECT COUNT(*) FROM auth_sessions \
+                             WHERE user_id = $1 AND idle_expires_at > $2",
+                        )
+                        .bind(&user_id)
+                        .bind(int(now))
+                        .fetch_one(p)
+                        .await
+                    })
+                })
+                .await?;
+            if live <= keep {
+                return Ok(Vec::new());
+            }
             let lock = format!("sessions:{user_id}");
             this.db
                 .run(async {
@@ -314,16 +334,23 @@ impl RefreshStore for SqlRefreshStore {
                         .bind(int(now))
                         .execute(&mut *tx)
                         .await?;
-                        let live: Vec<String> = sqlx::query_scalar(
-                            "SELECT session_id FROM auth_sessions WHERE user_id = $1 \
-                             ORDER BY created_at, session_id",
+                        // Counted again under the lock: another login may have ended some.
+                        let live: i64 = sqlx::query_scalar(
+                            "SELECT COUNT(*) FROM auth_sessions WHERE user_id = $1",
                         )
                         .bind(&user_id)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                        let oldest: Vec<String> = sqlx::query_scalar(
+                            "SELECT session_id FROM auth_sessions WHERE user_id = $1 \
+                             ORDER BY created_at, session_id LIMIT $2",
+                        )
+                        .bind(&user_id)
+                        .bind((live - keep).max(0))
                         .fetch_all(&mut *tx)
                         .await?;
-                        let excess = live.len().saturating_sub(keep);
-                        let mut ended = Vec::with_capacity(excess);
-                        for id in &live[..excess] {
+                        let mut ended = Vec::with_capacity(oldest.len());
+                        for id in &oldest {
                             let row = sqlx::query(&format!(
                                 "DELETE FROM auth_sessions WHERE session_id = $1 \
                                  RETURNING {SESSION_COLUMNS}"
