@@ -16,7 +16,7 @@ use tokio::net::TcpSocket;
 
 use crate::server::BoxError;
 
-type Sender = SendRequest<Full<Bytes>>;
+pub(crate) type Sender = SendRequest<Full<Bytes>>;
 
 /// The part of a phase whose answers count: a response is counted when it completes inside.
 #[derive(Clone, Copy, Debug)]
@@ -43,7 +43,7 @@ impl Window {
 /// Opens one keep-alive HTTP/1.1 connection to `addr`, from `source` when given (any address
 /// of 127.0.0.0/8 is the loopback interface on Linux, so each flooding client can be its own
 /// client address for the login limiter).
-async fn connect(addr: SocketAddr, source: Option<IpAddr>) -> Result<Sender, BoxError> {
+pub(crate) async fn connect(addr: SocketAddr, source: Option<IpAddr>) -> Result<Sender, BoxError> {
     let socket = TcpSocket::new_v4()?;
     if let Some(ip) = source {
         socket.bind(SocketAddr::new(ip, 0))?;
@@ -58,7 +58,7 @@ async fn connect(addr: SocketAddr, source: Option<IpAddr>) -> Result<Sender, Box
     Ok(sender)
 }
 
-fn request(
+pub(crate) fn request(
     method: Method,
     path: &str,
     auth: Option<&HeaderValue>,

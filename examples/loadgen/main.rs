@@ -21,6 +21,7 @@
 //! | (e) | `AuthRouter` (in-memory stores, default `PasswordHasher`, `RateLimitLogin`), `/health` and `GET /hello` behind `auth.bearer_layer()` |
 //! | (f) | HS256 with the verifier's cache on: reported beside (b), to show what the cache does for HMAC |
 //! | (g) | fairness: one user logging in once a second, alone, then while K clients (each its own address and account) loop valid logins ignoring `Retry-After`; against the router with `RateLimitLogin`, and without it (the hasher's fair admission alone) |
+//! | (h) | two router processes on one PostgreSQL database (SQL stores, no Redis): refreshes and protected calls on alternate instances, and how long a logout on one takes to be refused by the other (`--features postgres`; a throw-away cluster, as the tests start) |
 //!
 //! (a) to (d) and (f) are closed loops: a fixed number of keep-alive HTTP/1.1 connections, each
 //! sending its next request when the previous answer is read, every request timed from
@@ -36,6 +37,12 @@
 //! The output is Markdown. Progress goes to stderr.
 
 mod client;
+#[cfg(feature = "postgres")]
+mod instances;
+#[cfg(feature = "postgres")]
+#[path = "../../tests/common/postgres_server.rs"]
+#[allow(dead_code, clippy::unwrap_used)]
+mod postgres_server;
 mod server;
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -51,7 +58,8 @@ use server::{BoxError, Ready, ServeArgs};
 const USAGE: &str = "\
 usage: cargo run --release --example loadgen -- [options]
 
-  --scenarios LIST       which of a,b,c,d,e,f,g to run (default: all)
+  --scenarios LIST       which of a,b,c,d,e,f,g,h to run (default: all; h needs
+                         --features postgres)
   --connections N        connections of the closed loops (default 32)
   --duration SECS        measured seconds per scenario, split over the rounds (default 9)
   --rounds N             interleaved rounds (default 3)
@@ -71,6 +79,9 @@ usage: cargo run --release --example loadgen -- [options]
   --ignore-retry-after   login test: flooding clients retry at once after 503/429
   --fair-abusers N       fairness test: clients looping valid logins (default 8)
   --fair-secs SECS       fairness test: seconds per phase (default 20)
+  --instance-clients N   two-instance test: refreshing clients, and as many callers
+                         (default 16)
+  --instance-secs SECS   two-instance test: measured seconds (default 10)
 ";
 
 #[derive(Clone, Debug)]
@@ -94,13 +105,19 @@ struct Options {
     ignore_retry_after: bool,
     fair_abusers: usize,
     fair_secs: f64,
+    instance_clients: usize,
+    instance_secs: f64,
 }
 
 impl Options {
     fn parse(args: impl Iterator<Item = String>) -> Result<Self, BoxError> {
         let cores = cores();
         let mut options = Self {
-            scenarios: vec!['a', 'b', 'c', 'd', 'e', 'f', 'g'],
+            scenarios: if cfg!(feature = "postgres") {
+                vec!['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h']
+            } else {
+                vec!['a', 'b', 'c', 'd', 'e', 'f', 'g']
+            },
             connections: 32,
             duration: 9.0,
             rounds: 3,
@@ -119,6 +136,8 @@ impl Options {
             ignore_retry_after: false,
             fair_abusers: 8,
             fair_secs: 20.0,
+            instance_clients: 16,
+            instance_secs: 10.0,
         };
         let mut args = args.peekable();
         while let Some(flag) = args.next() {
@@ -131,6 +150,8 @@ impl Options {
                             one @ ("a" | "b" | "c" | "d" | "e" | "f" | "g") => {
                                 Ok(one.chars().next().unwrap_or('a'))
                             }
+                            "h" if cfg!(feature = "postgres") => Ok('h'),
+                            "h" => Err("scenario h needs `--features postgres`".to_owned()),
                             other => Err(format!("unknown scenario {other:?}")),
                         })
                         .collect::<Result<_, _>>()?;
@@ -147,6 +168,8 @@ impl Options {
                 "--flood-clients" => options.flood_clients = value()?.parse()?,
                 "--fair-abusers" => options.fair_abusers = value()?.parse()?,
                 "--fair-secs" => options.fair_secs = value()?.parse()?,
+                "--instance-clients" => options.instance_clients = value()?.parse()?,
+                "--instance-secs" => options.instance_secs = value()?.parse()?,
                 "--login-rounds" => options.login_rounds = value()?.parse()?,
                 "--probe-rate" => options.probe_rate = value()?.parse()?,
                 "--hasher-permits" => options.hasher_permits = Some(value()?.parse()?),
@@ -172,6 +195,8 @@ impl Options {
             || !positive(options.idle)
             || !positive(options.flood)
             || !positive(options.fair_secs)
+            || !positive(options.instance_secs)
+            || options.instance_clients == 0
             || !(options.warmup.is_finite() && options.warmup >= 0.0)
         {
             return Err("counts and durations must be positive".into());
@@ -195,6 +220,12 @@ fn secs(s: f64) -> Duration {
 fn main() -> Result<(), BoxError> {
     let mut args = std::env::args().skip(1);
     let first = args.next();
+    #[cfg(feature = "postgres")]
+    if first.as_deref() == Some("instance") {
+        let instance: instances::InstanceArgs =
+            serde_json::from_str(&args.next().ok_or("instance needs its arguments")?)?;
+        return instances::serve(&instance);
+    }
     if first.as_deref() == Some("serve") {
         let serve: ServeArgs =
             serde_json::from_str(&args.next().ok_or("serve needs its arguments")?)?;
@@ -300,6 +331,10 @@ async fn run(options: &Options, ready: &Ready, server_pid: u32) -> Result<(), Bo
     }
     if options.has('g') {
         fairness(options, ready).await?;
+    }
+    #[cfg(feature = "postgres")]
+    if options.has('h') {
+        instances::run(options).await?;
     }
     Ok(())
 }

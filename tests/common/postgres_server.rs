@@ -210,6 +210,7 @@ impl Postgres {
         for pid in self.processes() {
             let _ = Command::new("kill")
                 .args([&format!("-{signal}"), &pid.to_string()])
+                .stderr(Stdio::null())
                 .status();
         }
     }
@@ -218,8 +219,10 @@ impl Postgres {
     pub(crate) fn kill(&mut self) {
         let pids = self.processes();
         for pid in &pids {
+            // A child may be gone already: say nothing.
             let _ = Command::new("kill")
                 .args(["-KILL", &pid.to_string()])
+                .stderr(Stdio::null())
                 .status();
         }
         if let Some(mut child) = self.child.take() {
