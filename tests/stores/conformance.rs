@@ -107,6 +107,13 @@ pub(crate) async fn refresh_store(store: &dyn RefreshStore) {
             .session_id,
         "s"
     );
+    // A new family with a token some family rotated away from is refused.
+    assert!(
+        store
+            .create(session("dup", "u", now, now + 3_600), h(count - 1), now + 600)
+            .await
+            .is_err()
+    );
     // A rotation to a token some family already holds is refused, and changes nothing.
     assert!(
         store
