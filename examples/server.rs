@@ -69,6 +69,7 @@ use std::time::Duration;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::handler::Handler;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use base64::Engine as _;
@@ -87,6 +88,7 @@ use tower_jwt_auth::router::{
     AuthRouter, AuthRouterBuilder, CreateUserError, MIN_PASSWORD_CHARS, Registration,
 };
 use tower_jwt_auth::sql::{Database, ReplicaOptions, SqlUserStore};
+use tower_jwt_auth::store::StoreError;
 use zeroize::Zeroizing;
 
 #[path = "support/edge.rs"]
@@ -640,15 +642,17 @@ struct AppState {
 
 /// `{sub, username, email, roles, scopes}`: the account, with the roles and scopes this token
 /// grants.
-async fn me(State(state): State<AppState>, claims: Claims) -> Result<Json<Value>, StatusCode> {
-    let sub = claims.subject().ok_or(StatusCode::UNAUTHORIZED)?;
+async fn me(State(state): State<AppState>, claims: Claims) -> Result<Json<Value>, Response> {
+    let sub = claims
+        .subject()
+        .ok_or_else(|| StatusCode::UNAUTHORIZED.into_response())?;
     let user = state
         .auth
         .users()
         .find_by_id(sub)
         .await
-        .map_err(|_| StatusCode::SERVICE_UNAVAILABLE)?
-        .ok_or(StatusCode::NOT_FOUND)?;
+        .map_err(unavailable)?
+        .ok_or_else(|| StatusCode::NOT_FOUND.into_response())?;
     Ok(Json(json!({
         "sub": user.id,
         "username": user.username,
@@ -658,16 +662,20 @@ async fn me(State(state): State<AppState>, claims: Claims) -> Result<Json<Value>
     })))
 }
 
-async fn list_users(State(state): State<AppState>) -> Result<Json<Value>, StatusCode> {
-    let users = state
-        .auth
-        .users()
-        .list()
-        .await
-        .map_err(|_| StatusCode::SERVICE_UNAVAILABLE)?;
+async fn list_users(State(state): State<AppState>) -> Result<Json<Value>, Response> {
+    let users = state.auth.users().list().await.map_err(unavailable)?;
     Ok(Json(json!(
         users.iter().map(|u| u.public()).collect::<Vec<_>>()
     )))
+}
+
+/// A store that cannot answer: 503, and when to try again.
+fn unavailable(_: StoreError) -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(axum::http::header::RETRY_AFTER, "1")],
+    )
+        .into_response()
 }
 
 async fn list_items(State(state): State<AppState>) -> Json<Value> {

@@ -66,7 +66,7 @@
 //!   PostgreSQL: transaction-scoped advisory locks on the records' keys, taken in order), with
 //!   the same policy and arithmetic as the in-memory limiter.
 //!
-//! Every call is bounded by the database's [timeout](Database::timeout) (3 s by default):
+//! Every call is bounded by the database's [timeout](Database::timeout) (2 s by default):
 //! a database that is down or hung makes the store answer a
 //! [`StoreError`] within it, which the router and the layers turn into 503 with
 //! `Retry-After`. Nothing is answered before it is committed.
@@ -110,8 +110,10 @@ pub use refresh::SqlRefreshStore;
 pub use revocation::{ReplicaOptions, SqlRevocationStore};
 pub use users::SqlUserStore;
 
-/// How long a store call may take by default before it fails with a [`StoreError`].
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a store call may take by default before it fails with a [`StoreError`]: 2 s, so
+/// that a request making two calls in sequence to a hung database (a login: the limiter,
+/// then the refresh store) is still answered within 5 s.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A connection pool to the database that holds the stores, and the bound on each call.
 /// Cloning is cheap (the pool is shared).

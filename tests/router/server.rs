@@ -1614,3 +1614,92 @@ async fn two_servers_on_one_postgres_share_users_sessions_revocations_and_limits
     a.shut_down().await;
     b.shut_down().await;
 }
+
+/// The example server on PostgreSQL while the database is killed, then hung: every answer
+/// comes within 5 s; logins get 503 with `Retry-After` whatever the password; a valid token
+/// keeps working until the replica's 5 s bound, then 503; service resumes without a restart.
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_answers_within_its_bounds_while_the_database_is_down_or_hung() {
+    let Some(mut postgres) =
+        Postgres::start("the_server_answers_within_its_bounds_while_the_database_is_down_or_hung")
+    else {
+        return;
+    };
+    let (database, key) = (postgres.url(), key_file("ed25519.pkcs8.pem"));
+    let server = start(&[
+        ("DATABASE_URL", database.as_str()),
+        ("JWT_PRIVATE_KEY_FILE", key.as_str()),
+        ("AUTH_BOOTSTRAP_ADMIN", ADMIN),
+    ])
+    .await;
+    let token = server.access_token("admin", "change-me-please").await;
+
+    for fault in ["KILL", "STOP"] {
+        match fault {
+            "KILL" => postgres.kill(),
+            _ => postgres.signal("STOP"),
+        }
+        let down = std::time::Instant::now();
+        for password in ["change-me-please", "wrong password"] {
+            let started = std::time::Instant::now();
+            let reply = server.login("admin", password).await;
+            assert_eq!(
+                reply.status,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "{fault} {password}: {}",
+                reply.text()
+            );
+            assert!(reply.header("retry-after").is_some(), "{fault}");
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "{fault}: a login took {:?}",
+                started.elapsed()
+            );
+        }
+        // A route that reads the database answers 503 and when to retry.
+        let me = server.get("/users/me", Some(&token)).await;
+        assert_eq!(me.status, StatusCode::SERVICE_UNAVAILABLE, "{fault}");
+        assert!(me.header("retry-after").is_some(), "{fault}");
+        // A route that does not is answered from the revocation replica: while it is fresh,
+        // the token works; past its 5 s bound, 503 rather than a token it cannot vouch for.
+        loop {
+            let started = std::time::Instant::now();
+            let reply = server.get("/items", Some(&token)).await;
+            assert!(started.elapsed() < Duration::from_secs(5), "{fault}");
+            match reply.status {
+                StatusCode::SERVICE_UNAVAILABLE => break,
+                StatusCode::OK => {}
+                other => panic!("{fault}: {other} {}", reply.text()),
+            }
+            assert!(
+                down.elapsed() < Duration::from_secs(15),
+                "{fault}: never 503"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(
+            down.elapsed() >= Duration::from_secs(4),
+            "{fault}: refused after {:?}, before the bound",
+            down.elapsed()
+        );
+        match fault {
+            "KILL" => postgres.restart(),
+            _ => postgres.signal("CONT"),
+        }
+        let back = std::time::Instant::now();
+        loop {
+            if server.login("admin", "change-me-please").await.status == StatusCode::OK
+                && server.get("/items", Some(&token)).await.status == StatusCode::OK
+            {
+                break;
+            }
+            assert!(
+                back.elapsed() < Duration::from_secs(20),
+                "{fault}: did not recover"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    server.shut_down().await;
+}

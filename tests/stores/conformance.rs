@@ -110,7 +110,11 @@ pub(crate) async fn refresh_store(store: &dyn RefreshStore) {
     // A new family with a token some family rotated away from is refused.
     assert!(
         store
-            .create(session("dup", "u", now, now + 3_600), h(count - 1), now + 600)
+            .create(
+                session("dup", "u", now, now + 3_600),
+                h(count - 1),
+                now + 600
+            )
             .await
             .is_err()
     );
