@@ -5,7 +5,7 @@
 //! out on one instance and times until the other refuses the token.
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -71,16 +71,7 @@ pub(crate) fn serve(args: &InstanceArgs) -> Result<(), BoxError> {
 }
 
 fn spawn(args: &InstanceArgs) -> Result<(Child, SocketAddr), BoxError> {
-    let mut child = Command::new(std::env::current_exe()?)
-        .arg("instance")
-        .arg(serde_json::to_string(args)?)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()?;
-    let stdout = child.stdout.take().ok_or("no stdout")?;
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)?;
+    let (child, line) = crate::spawn_self("instance", &serde_json::to_string(args)?)?;
     let port: u16 = line
         .trim()
         .parse()

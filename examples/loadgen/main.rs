@@ -267,9 +267,18 @@ fn spawn_server(options: &Options) -> Result<(Child, Ready), BoxError> {
         "starting the server process (creating {} users with argon2id)...",
         serve.login_users + 2 * serve.fair_users
     );
+    let (child, line) = spawn_self("serve", &serde_json::to_string(&serve)?)?;
+    let ready: Ready = serde_json::from_str(&line)
+        .map_err(|e| format!("the server process did not start ({e})"))?;
+    Ok((child, ready))
+}
+
+/// Starts a copy of this program as `subcommand arguments`, its stdin a pipe (closing it ends
+/// the copy), and reads the first line it prints.
+fn spawn_self(subcommand: &str, arguments: &str) -> Result<(Child, String), BoxError> {
     let mut child = Command::new(std::env::current_exe()?)
-        .arg("serve")
-        .arg(serde_json::to_string(&serve)?)
+        .arg(subcommand)
+        .arg(arguments)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -277,9 +286,7 @@ fn spawn_server(options: &Options) -> Result<(Child, Ready), BoxError> {
     let stdout = child.stdout.take().ok_or("no stdout")?;
     let mut line = String::new();
     std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)?;
-    let ready: Ready = serde_json::from_str(&line)
-        .map_err(|e| format!("the server process did not start ({e})"))?;
-    Ok((child, ready))
+    Ok((child, line))
 }
 
 fn port(ready: &Ready, scenario: char) -> Result<SocketAddr, BoxError> {

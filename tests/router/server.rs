@@ -1380,6 +1380,12 @@ impl Running {
         .await
     }
 
+    /// `POST /auth/register` of `username` with `password`.
+    async fn register(&self, username: &str, password: &str) -> Answer {
+        let body = json!({"username": username, "password": password});
+        self.post_json("/auth/register", body, None).await
+    }
+
     /// The access and refresh tokens of a successful login.
     async fn tokens(&self, username: &str, password: &str) -> (String, String) {
         let reply = self.login(username, password).await;
@@ -1402,13 +1408,7 @@ async fn the_server_restarted_on_its_sqlite_file_keeps_users_sessions_and_revoca
         ("AUTH_REGISTRATION", "1"),
     ];
     let server = start(&pairs).await;
-    let registered = server
-        .post_json(
-            "/auth/register",
-            json!({"username": "bob", "password": "bob's long password"}),
-            None,
-        )
-        .await;
+    let registered = server.register("bob", "bob's long password").await;
     assert_eq!(
         registered.status,
         StatusCode::CREATED,
@@ -1447,13 +1447,7 @@ async fn the_server_restarted_on_its_sqlite_file_keeps_users_sessions_and_revoca
     let replay = server.refresh(&revoked_refresh).await;
     assert_eq!(replay.status, StatusCode::BAD_REQUEST);
     // The same name cannot be registered again.
-    let again = server
-        .post_json(
-            "/auth/register",
-            json!({"username": "Bob", "password": "another long password"}),
-            None,
-        )
-        .await;
+    let again = server.register("Bob", "another long password").await;
     assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.text());
     server.shut_down().await;
 }
@@ -1520,13 +1514,7 @@ async fn two_servers_on_one_postgres_share_users_sessions_revocations_and_limits
     let (a, b) = (start(&pairs).await, start(&pairs).await);
 
     // Registered on A, logs in on B; the name is taken on B too.
-    let registered = a
-        .post_json(
-            "/auth/register",
-            json!({"username": "carol", "password": "carol's long password"}),
-            None,
-        )
-        .await;
+    let registered = a.register("carol", "carol's long password").await;
     assert_eq!(
         registered.status,
         StatusCode::CREATED,
@@ -1534,13 +1522,7 @@ async fn two_servers_on_one_postgres_share_users_sessions_revocations_and_limits
         registered.text()
     );
     let (access, refresh) = b.tokens("carol", "carol's long password").await;
-    let taken = b
-        .post_json(
-            "/auth/register",
-            json!({"username": "CAROL", "password": "someone else's"}),
-            None,
-        )
-        .await;
+    let taken = b.register("CAROL", "someone else's").await;
     assert_eq!(taken.status, StatusCode::CONFLICT, "{}", taken.text());
     assert_eq!(
         a.get("/users/me", Some(&access)).await.status,

@@ -35,16 +35,14 @@ use tower_jwt_auth::redis::{
     DEFAULT_TIMEOUT, RedisLimiterStore, RedisRefreshStore, RedisRevocationStore,
 };
 use tower_jwt_auth::revocation::{RevocationQuery, RevocationStore};
-use tower_jwt_auth::router::{
-    AuthRouter, MemoryUserStore, RefreshSession, RefreshStore, Rotation, TokenHash,
-};
+use tower_jwt_auth::router::{AuthRouter, MemoryUserStore, RefreshStore, Rotation, TokenHash};
 
 // ---------------------------------------------------------------------------------------------
 // A redis-server of the test's own
 // ---------------------------------------------------------------------------------------------
 
 use crate::common::redis_server::Server;
-use crate::conformance;
+use crate::conformance::{self, session};
 
 /// The running server, or return from the test after printing `SKIPPED`.
 macro_rules! server_or_skip {
@@ -408,17 +406,6 @@ async fn concurrent_attempts_on_two_instances_cannot_pass_the_username_limit() {
 // ---------------------------------------------------------------------------------------------
 // TTLs
 // ---------------------------------------------------------------------------------------------
-
-fn session(id: &str, user: &str, created_at: u64, expires_at: u64) -> RefreshSession {
-    RefreshSession {
-        session_id: id.to_owned(),
-        user_id: user.to_owned(),
-        client_id: "web".to_owned(),
-        scopes: vec!["items:read".to_owned()],
-        created_at,
-        expires_at,
-    }
-}
 
 fn hex(hash: &TokenHash) -> String {
     hash.as_bytes().iter().map(|b| format!("{b:02x}")).collect()
