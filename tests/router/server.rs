@@ -1510,6 +1510,9 @@ async fn two_servers_on_one_postgres_share_users_sessions_revocations_and_limits
         ("JWT_PRIVATE_KEY_FILE", key.as_str()),
         ("AUTH_REGISTRATION", "1"),
         ("AUTH_TRUSTED_PROXIES", "127.0.0.1/32"),
+        // Not a first start: on PostgreSQL, that would write the admin's password file into
+        // the working directory (the checkout).
+        ("AUTH_BOOTSTRAP_ADMIN", ADMIN),
     ];
     let (a, b) = (start(&pairs).await, start(&pairs).await);
 
