@@ -15,8 +15,10 @@
 //! | `POST /auth/token`, `/auth/revoke`, `GET /auth/jwks.json` | see [`AuthRouter`] |
 //! | `POST /auth/logout`, `/auth/logout/all` | a valid token |
 //! | `POST /auth/register` | `AUTH_REGISTRATION=1` |
-//! | `GET /users/me` | a valid token |
-//! | `GET /admin/users` | role `admin` |
+//! | `GET /auth/me`, `DELETE /auth/me` (`{password}`), `POST /auth/password` (`{current_password, new_password}`) | a valid token |
+//! | `GET /users/me` | a valid token: `{sub, username, email, roles, scopes}`, the roles and scopes this token grants |
+//! | `GET /admin/users` (also `/auth/admin/users`) | role `admin`: the users by name, 100 at a time (`limit` up to 1000); a `Link: <?limit=…&cursor=…>; rel="next"` header leads to the next page |
+//! | `GET`, `PATCH` (`{disabled?, roles?, scopes?}`), `DELETE /admin/users/{id}` (also under `/auth`) | role `admin`; `id` is the user's `sub` |
 //! | `GET /items` | scope `items:read` |
 //! | `POST /items` | scope `items:write` |
 //! | `GET /health` | nothing |
@@ -83,7 +85,7 @@ use tower_jwt_auth::issuer::TokenIssuer;
 use tower_jwt_auth::ratelimit::{
     ForwardedHeader, LimiterStore, LoginLimits, MemoryLimiterStore, RateLimitLoginLayer,
 };
-use tower_jwt_auth::require::{RequireRoleLayer, RequireScopeLayer};
+use tower_jwt_auth::require::RequireScopeLayer;
 use tower_jwt_auth::router::{
     AuthRouter, AuthRouterBuilder, CreateUserError, MIN_PASSWORD_CHARS, Registration,
 };
@@ -611,10 +613,6 @@ pub async fn app(config: &Config) -> Result<(Router, AuthRouter), BoxError> {
     let protected = Router::new()
         .route("/users/me", get(me))
         .route(
-            "/admin/users",
-            get(list_users.layer(RequireRoleLayer::any(["admin"])?)),
-        )
-        .route(
             "/items",
             get(list_items.layer(RequireScopeLayer::all(["items:read"])?))
                 .post(create_item.layer(RequireScopeLayer::all(["items:write"])?)),
@@ -630,6 +628,9 @@ pub async fn app(config: &Config) -> Result<(Router, AuthRouter), BoxError> {
             auth: auth.clone(),
             items,
         })
+        // `/admin/users` and `/admin/users/{id}`: the router's own administration routes, also
+        // under `/auth`, with their bearer and `admin` role checks.
+        .merge(auth.admin_router())
         .nest("/auth", auth.router());
     Ok((edge::harden(router, config.request_timeout), auth))
 }
@@ -660,13 +661,6 @@ async fn me(State(state): State<AppState>, claims: Claims) -> Result<Json<Value>
         "roles": claims.roles(),
         "scopes": claims.scopes().iter().collect::<Vec<_>>(),
     })))
-}
-
-async fn list_users(State(state): State<AppState>) -> Result<Json<Value>, Response> {
-    let users = state.auth.users().list().await.map_err(unavailable)?;
-    Ok(Json(json!(
-        users.iter().map(|u| u.public()).collect::<Vec<_>>()
-    )))
 }
 
 /// A store that cannot answer: 503, and when to try again.

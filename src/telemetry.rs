@@ -69,6 +69,7 @@
 //! | [`TARGET_PASSWORD`] | `WARN` | the password hasher refused a call at capacity (the router answers 503) | `reason` (`overloaded`) |
 //! | [`TARGET_STORE`] | `ERROR` | a revocation, limiter or router store failed | `reason` (`store_unavailable`), `store`, `error` (the store's message); the message says what the caller did (failed open or closed) |
 //! | [`TARGET_REMOTE`] | `INFO` / `WARN` | remote keys loaded (when they changed) / a fetch failed | `keys`, `kids`, `lifetime_secs` / `reason`, `error`, `failures` |
+//! | [`TARGET_AUDIT`] | `INFO` | the router changed an account: `password_changed`, `user_disabled`, `user_enabled`, `grants_changed`, `user_deleted` (by an administrator), `self_deleted` | `event`, `actor` (the user id that acted), `subject` (the user id acted on) |
 //!
 //! Never in any event: a token or any part of one, an `Authorization` or `Cookie` header, a
 //! password or hash, a refresh token, a client secret. Usernames are left out too: they are
@@ -95,6 +96,7 @@
 //! | [`PASSWORD_HASHER_OVERLOADED_TOTAL`] | none | `PasswordHasher` calls refused at capacity |
 //! | [`STORE_ERRORS_TOTAL`] | [`STORE`] = `revocation` \| `limiter` \| `router` | failed calls to a store (`revocation`: `BearerAuth`'s check; `router`: the router's user, refresh and revocation stores) |
 //! | [`JWKS_FETCHES_TOTAL`] | [`RESULT`] = `ok` \| `failed`, and for `failed` [`REASON`] = a [`FetchError::as_str`][fetch-error] code | `RemoteJwks` fetches, discovery included |
+//! | [`AUDIT_EVENTS_TOTAL`] | [`EVENT`] = an audit event of [`TARGET_AUDIT`] | changes to accounts made through the router |
 //! | [`VERIFICATION_CACHE_TOTAL`] | [`RESULT`] = `hit` \| `miss` | lookups in a verifier's [verification cache](crate::VerifierBuilder::cache), whoever called the verifier (a hit whose claims then fail their re-check is still a hit) |
 //!
 //! Token requests without a supported `grant_type` (and bodies that cannot be read) are
@@ -135,6 +137,9 @@ pub const TARGET_PASSWORD: &str = "tower_jwt_auth::password";
 pub const TARGET_STORE: &str = "tower_jwt_auth::store";
 /// Target of `RemoteJwks`'s events.
 pub const TARGET_REMOTE: &str = "tower_jwt_auth::remote";
+/// Target of the login router's audit events: one per change to an account (see the table
+/// above). A short, stable name, so that an audit log can be routed apart from the rest.
+pub const TARGET_AUDIT: &str = "audit";
 
 /// Requests `BearerAuth` decided. Labels [`RESULT`] and, for failures, [`REASON`].
 pub const VERIFICATIONS_TOTAL: &str = "tower_jwt_auth_verifications_total";
@@ -158,6 +163,8 @@ pub const JWKS_FETCHES_TOTAL: &str = "tower_jwt_auth_jwks_fetches_total";
 
 /// Lookups in verification caches. Label [`RESULT`] (`hit`, `miss`).
 pub const VERIFICATION_CACHE_TOTAL: &str = "tower_jwt_auth_verification_cache_total";
+/// Changes to accounts (the router's audit events). Label [`EVENT`].
+pub const AUDIT_EVENTS_TOTAL: &str = "tower_jwt_auth_audit_events_total";
 
 /// Label: the outcome (`ok`, `failed`; `anonymous` for [`VERIFICATIONS_TOTAL`]; `hit`, `miss`
 /// for [`VERIFICATION_CACHE_TOTAL`]).
@@ -170,6 +177,8 @@ pub const CHECK: &str = "check";
 pub const LIMIT: &str = "limit";
 /// Label: which store of [`STORE_ERRORS_TOTAL`] failed (`revocation`, `limiter`, `router`).
 pub const STORE: &str = "store";
+/// Label: which change of [`AUDIT_EVENTS_TOTAL`] (the audit event's `event` field).
+pub const EVENT: &str = "event";
 
 /// Registers a description of every counter with the installed recorder (a Prometheus
 /// exporter renders them as `# HELP` lines). Call it once, after installing the recorder;
@@ -213,6 +222,10 @@ pub fn describe() {
     describe_counter!(
         VERIFICATION_CACHE_TOTAL,
         "Lookups in verification caches, by hit or miss."
+    );
+    describe_counter!(
+        AUDIT_EVENTS_TOTAL,
+        "Changes to accounts made through the login router, by event."
     );
 }
 

@@ -138,6 +138,14 @@ pub struct LoginKey<'a> {
     pub action: Action,
 }
 
+/// Names the account a request is about when its body does not: a password change or an
+/// account deletion made with a bearer token carries the password but not the username. Put
+/// into the request's extensions before [`RateLimitLogin`] runs, it takes the place of the
+/// body's `username` (normalised the same way), so that such a request is limited as a login
+/// to that account is. The [`AuthRouter`](crate::router::AuthRouter) sets it on its own routes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoginName(pub String);
+
 /// The client a [`RateLimitLogin`] counted a request as (its address, or for IPv6 its
 /// network), put into the request's extensions for the service behind it: the
 /// [`AuthRouter`](crate::router::AuthRouter) admits password hashing fairly across these.
@@ -467,7 +475,12 @@ where
         return Ok(answer(grpc, Refusal::TooLarge));
     };
     let username = match config.action {
-        Action::Login => username(&parts.headers, &body),
+        Action::Login => match parts.extensions.get::<LoginName>() {
+            // A stored name the current rules refuse (an account from before them) still
+            // names its account, as it is.
+            Some(LoginName(name)) => normalize_username(name).or_else(|| Some(name.clone())),
+            None => username(&parts.headers, &body),
+        },
         // A registration attempt never counts against the account of the name it asks for.
         _ => None,
     };

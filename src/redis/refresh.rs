@@ -194,10 +194,11 @@ impl RefreshStore for RedisRefreshStore {
         self.invoke(&REVOKE_SESSION, vec![session_id.to_owned()], session)
     }
 
-    fn revoke_user(&self, user_id: &str) -> StoreFuture<Vec<RefreshSession>> {
+    fn revoke_user(&self, user_id: &str, except: Option<&str>) -> StoreFuture<Vec<RefreshSession>> {
+        // Session ids are never empty: an empty `except` keeps nothing.
         self.invoke(
             &REVOKE_USER,
-            vec![user_id.to_owned()],
+            vec![user_id.to_owned(), except.unwrap_or("").to_owned()],
             |ended: Vec<String>| ended.iter().map(|record| Record::decode(record)).collect(),
         )
     }

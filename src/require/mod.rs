@@ -181,7 +181,7 @@ fn access_denied(check: Check, error: AuthError, required: &[Box<str>]) {
 
 /// Roles: any non-empty name without control characters. Role names never reach a header
 /// (the challenge names scopes only), so spaces ("Domain Admins") and non-ASCII are fine.
-fn is_role_name(value: &str) -> bool {
+pub(crate) fn is_role_name(value: &str) -> bool {
     !value.is_empty() && !value.chars().any(char::is_control)
 }
 

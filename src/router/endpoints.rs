@@ -25,7 +25,7 @@ use crate::username::normalize_username;
 type Shared = AxumState<Arc<State>>;
 
 /// Everything that ends a request early.
-enum Stop {
+pub(super) enum Stop {
     OAuth(OAuthError),
     /// A finished answer and its `error` code.
     Reply(Box<Reply>, RouterError),
@@ -49,7 +49,7 @@ impl From<StoreError> for Stop {
 }
 
 impl Stop {
-    fn reply(reply: Reply, code: RouterError) -> Self {
+    pub(super) fn reply(reply: Reply, code: RouterError) -> Self {
         Self::Reply(Box::new(reply), code)
     }
 
@@ -78,7 +78,7 @@ impl Stop {
 
     /// A hashing error: busy → 503; anything about the stored hash → the generic credential
     /// failure (logged for the operator, invisible to the client).
-    fn password(error: PasswordError, user: Option<&User>) -> Self {
+    pub(super) fn password(error: PasswordError, user: Option<&User>) -> Self {
         match error {
             // The hasher logged and counted the refusal.
             PasswordError::Overloaded { retry_after } => Self::unavailable(retry_after),
@@ -96,10 +96,10 @@ impl Stop {
     }
 }
 
-type Outcome = Result<Reply, Stop>;
+pub(super) type Outcome = Result<Reply, Stop>;
 
 /// The answer of `endpoint`, its error logged.
-fn finish(endpoint: &'static str, outcome: Outcome) -> Reply {
+pub(super) fn finish(endpoint: &'static str, outcome: Outcome) -> Reply {
     outcome.unwrap_or_else(|stop| {
         events::rejected(endpoint, stop.code());
         stop.into_reply()
@@ -251,7 +251,7 @@ async fn token_grant(
 
 /// Who a password verification is done for, for the hasher's fair admission: the client the
 /// rate limiter counted the request as, else the peer address.
-fn hashing_client(request: &Request) -> Option<IpAddr> {
+pub(super) fn hashing_client(request: &Request) -> Option<IpAddr> {
     let extensions = request.extensions();
     if let Some(LimitedClient(client)) = extensions.get::<LimitedClient>() {
         return Some(*client);
@@ -311,9 +311,10 @@ async fn password_grant(
     if user.disabled {
         return Err(refused(state).await);
     }
-    let scopes = negotiate(requested?, &user.scopes)?;
-    if needs_rehash {
-        rehash(state, &user, password).await;
+    let mut scopes = negotiate(requested?, &user.scopes)?;
+    let mut verified_hash = user.password_hash.clone();
+    if needs_rehash && let Some(hash) = rehash(state, &user, password).await {
+        verified_hash = hash;
     }
 
     let now = state.now();
@@ -342,29 +343,48 @@ async fn password_grant(
             now + state.config.refresh_idle_ttl.as_secs(),
         )
         .await?;
+    // The account as it is now that the session exists. An administrator's change (disable,
+    // delete, grants taken away) or a password change that ended the user's sessions before
+    // this one was stored is seen here; one made later ends this session too.
+    let current = state.config.users.find_by_id(&user.id).await?;
+    let usable = match &current {
+        Some(current) if current.password_hash == verified_hash => !current.disabled,
+        // The password changed while this login verified the old one: it must match the
+        // new one too.
+        Some(current) => check_password(state, client, Some(current), password).await?,
+        None => false,
+    };
+    let Some(current) = current.filter(|_| usable) else {
+        let _ = end_session(state, &session.session_id, now).await;
+        return Err(refused(state).await);
+    };
+    scopes.retain(|scope| current.scopes.contains(scope));
     tracing::info!(target: TARGET_ROUTER, user = %user.id, sid = %session.session_id, "auth router: login");
-    access_token_reply(state, &user, &session, &scopes, &refresh_token)
+    access_token_reply(state, &current, &session, &scopes, &refresh_token)
 }
 
-/// Replaces a hash with weaker parameters (or bcrypt) after a successful login. A failure only
-/// costs the upgrade: the login goes on.
-async fn rehash(state: &State, user: &User, password: &str) {
+/// Replaces a hash with weaker parameters (or bcrypt) after a successful login; the new hash
+/// when it was stored. A failure only costs the upgrade: the login goes on.
+async fn rehash(state: &State, user: &User, password: &str) -> Option<String> {
     match state.hasher.hash(password).await {
         Ok(hash) => match state
             .config
             .users
-            .update_password_hash(&user.id, hash)
+            .update_password_hash(&user.id, hash.clone())
             .await
         {
-            Ok(_) => {
-                tracing::info!(target: TARGET_ROUTER, user = %user.id, "auth router: password re-hashed with current parameters")
+            Ok(stored) => {
+                tracing::info!(target: TARGET_ROUTER, user = %user.id, "auth router: password re-hashed with current parameters");
+                stored.then_some(hash)
             }
             Err(error) => {
-                tracing::warn!(target: TARGET_ROUTER, %error, user = %user.id, "auth router: re-hash not stored")
+                tracing::warn!(target: TARGET_ROUTER, %error, user = %user.id, "auth router: re-hash not stored");
+                None
             }
         },
         Err(error) => {
-            tracing::warn!(target: TARGET_ROUTER, %error, user = %user.id, "auth router: re-hash skipped")
+            tracing::warn!(target: TARGET_ROUTER, %error, user = %user.id, "auth router: re-hash skipped");
+            None
         }
     }
 }
@@ -447,7 +467,7 @@ async fn end_session(state: &State, session_id: &str, now: u64) -> Result<(), St
 }
 
 /// Denylists a session's `sid` for as long as its access tokens could live.
-async fn revoke_sid(state: &State, session_id: &str, now: u64) -> Result<(), Stop> {
+pub(super) async fn revoke_sid(state: &State, session_id: &str, now: u64) -> Result<(), Stop> {
     state
         .revocation
         .revoke_session(
@@ -612,27 +632,44 @@ pub(super) async fn logout_all(AxumState(state): Shared, claims: Claims) -> Repl
 }
 
 async fn logout_everywhere(state: &State, claims: &Claims) -> Outcome {
-    let now = state.now();
     let Some(subject) = claims.subject() else {
         return Err(OAuthError::invalid_request("token has no subject").into());
     };
+    end_all_sessions(state, subject, state.now()).await?;
+    Ok(reply::no_content())
+}
+
+/// Ends every session of user `subject`: its access tokens are refused from now on, its
+/// refresh tokens at once.
+pub(super) async fn end_all_sessions(state: &State, subject: &str, now: u64) -> Result<(), Stop> {
     // Every token issued before this second, by any session (including ones this instance
     // does not know): one entry for the user. It goes first, so a failure leaves the sessions
     // whole rather than half-ended.
     state
         .revocation
         .revoke_subject_before(
-            claims.issuer().unwrap_or(""),
+            state.issuer.issuer(),
             subject,
             now,
             state.revocation_horizon(now),
         )
         .await?;
     // Tokens of this second: one `sid` per session ended (which covers this token too).
-    for session in state.config.refresh.revoke_user(subject).await? {
+    end_other_sessions(state, subject, None, now).await
+}
+
+/// Ends every session of user `subject` but `keep` (by its `sid`): their refresh families,
+/// and their access tokens through their `sid`s.
+pub(super) async fn end_other_sessions(
+    state: &State,
+    subject: &str,
+    keep: Option<&str>,
+    now: u64,
+) -> Result<(), Stop> {
+    for session in state.config.refresh.revoke_user(subject, keep).await? {
         revoke_sid(state, &session.session_id, now).await?;
     }
-    Ok(reply::no_content())
+    Ok(())
 }
 
 /// `GET /jwks.json`.
@@ -693,17 +730,8 @@ async fn register_user(state: &State, request: Request) -> Outcome {
              without spaces, ':' or invisible characters",
         ));
     };
-    if form.password.chars().count() < MIN_PASSWORD_CHARS {
-        return Ok(policy("password must be at least 8 characters"));
-    }
-    if form.password.len() > state.hasher.max_password_len() {
-        return Ok(policy("password is too long"));
-    }
-    if normalize_password(&form.password).is_none() {
-        return Ok(policy(
-            "password must not contain control or invisible characters, nor characters newer \
-             than Unicode 6.3 such as recent emoji",
-        ));
+    if let Err(description) = password_policy(state, &form.password) {
+        return Ok(policy(description));
     }
     if let Some(email) = &form.email
         && !is_plausible_email(email)
@@ -746,6 +774,64 @@ async fn register_user(state: &State, request: Request) -> Outcome {
         Created::Taken => Ok(taken()),
         Created::InvalidUsername => Ok(policy("invalid username")),
     }
+}
+
+/// What a new password must be (NIST SP 800-63B: a minimum length, no composition rules);
+/// `Err` with the description of the rule it breaks.
+pub(super) fn password_policy(state: &State, password: &str) -> Result<(), &'static str> {
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err("password must be at least 8 characters");
+    }
+    if password.len() > state.hasher.max_password_len() {
+        return Err("password is too long");
+    }
+    if normalize_password(password).is_none() {
+        return Err(
+            "password must not contain control or invisible characters, nor characters newer \
+             than Unicode 6.3 such as recent emoji",
+        );
+    }
+    Ok(())
+}
+
+/// Reads a JSON body of shape `T` (unknown fields refused); anything else is 400
+/// `invalid_request` with `shape` as the description.
+pub(super) async fn json_body<T: serde::de::DeserializeOwned>(
+    request: Request,
+    shape: &'static str,
+) -> Result<T, Stop> {
+    let (parts, body) = request.into_parts();
+    let body = request::read_body(&parts.headers, body)
+        .await
+        .map_err(|reply| Stop::reply(reply, RouterError::InvalidRequest))?;
+    if request::format(&parts.headers) != Some(request::Format::Json) {
+        return Err(OAuthError::invalid_request("content type must be application/json").into());
+    }
+    serde_json::from_slice(&body).map_err(|_| OAuthError::invalid_request(shape).into())
+}
+
+/// Verifies `password` for `user` with the hasher's fair admission for `client`: `Ok(true)`
+/// when it matches. Without a user (or with a disabled one) the same work is done and the
+/// answer is `false`.
+pub(super) async fn check_password(
+    state: &State,
+    client: Option<IpAddr>,
+    user: Option<&User>,
+    password: &str,
+) -> Result<bool, Stop> {
+    let hasher = state.hasher.for_client(client);
+    let Some(user) = user else {
+        hasher
+            .verify_dummy(password)
+            .await
+            .map_err(|e| Stop::password(e, None))?;
+        return Ok(false);
+    };
+    let verified = hasher
+        .verify(password, &user.password_hash)
+        .await
+        .map_err(|e| Stop::password(e, Some(user)))?;
+    Ok(matches!(verified, Verified::Match { .. }) && !user.disabled)
 }
 
 /// A deliberately loose check (one `@`, something on each side, a dot in the domain, no

@@ -1,8 +1,8 @@
 //! The login router's events and counters (names and labels in the `telemetry` module).
 
 use crate::telemetry::{
-    LOGINS_TOTAL, REASON, REFRESH_REUSE_TOTAL, REFRESHES_TOTAL, RESULT, TARGET_ROUTER, count,
-    count_by,
+    AUDIT_EVENTS_TOTAL, EVENT, LOGINS_TOTAL, REASON, REFRESH_REUSE_TOTAL, REFRESHES_TOTAL, RESULT,
+    TARGET_AUDIT, TARGET_ROUTER, count, count_by,
 };
 
 /// The grant type of a token request, as far as it is known.
@@ -140,5 +140,49 @@ pub(super) fn session_evicted(user: &str, sid: &str) {
         user,
         sid,
         "auth router: oldest session ended to stay within the per-user session cap"
+    );
+}
+
+/// A change to an account, for the audit log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Audit {
+    PasswordChanged,
+    UserDisabled,
+    UserEnabled,
+    GrantsChanged,
+    UserDeleted,
+    SelfDeleted,
+}
+
+impl Audit {
+    pub(super) const fn as_str(self) -> &'static str {
+        match self {
+            Self::PasswordChanged => "password_changed",
+            Self::UserDisabled => "user_disabled",
+            Self::UserEnabled => "user_enabled",
+            Self::GrantsChanged => "grants_changed",
+            Self::UserDeleted => "user_deleted",
+            Self::SelfDeleted => "self_deleted",
+        }
+    }
+}
+
+/// `actor` (a user id) made the change `event` to the account `subject` (a user id). Ids
+/// only: never a username, an address or a secret.
+pub(super) fn audit(event: Audit, actor: &str, subject: &str) {
+    tracing::info!(
+        target: TARGET_AUDIT,
+        event = event.as_str(),
+        actor,
+        subject,
+        "account changed"
+    );
+    count_by!(
+        event => EVENT,
+        Audit::{
+            PasswordChanged, UserDisabled, UserEnabled, GrantsChanged, UserDeleted, SelfDeleted,
+        },
+        Audit::as_str,
+        AUDIT_EVENTS_TOTAL
     );
 }

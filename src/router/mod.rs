@@ -41,6 +41,13 @@
 //! | `POST /logout/all` | bearer token required: ends every session of the user |
 //! | `GET /jwks.json` | the issuer's public keys (empty for HMAC) |
 //! | `POST /register` | only when [enabled](AuthRouterBuilder::registration): JSON `{username, password, email?}` |
+//! | `GET /me` | bearer token required: the token's account, `{sub, username, email, roles, scopes, disabled}` (never a hash) |
+//! | `DELETE /me` | bearer token required, JSON `{password}`: deletes the account and ends every session of it; 204 |
+//! | `POST /password` | bearer token required, JSON `{current_password, new_password}`: the new password meets the registration policy; every *other* session of the user ends at once; 204 |
+//! | `GET /admin/users` | [administrators](AuthRouterBuilder::admin_role): a JSON array of users by username, `limit` (1 to [`MAX_PAGE_SIZE`], default [`DEFAULT_PAGE_SIZE`]) at a time; when more follow, `Link: <?limit=…&cursor=…>; rel="next"` |
+//! | `GET /admin/users/{id}` | administrators: one user (404 `not_found`) |
+//! | `PATCH /admin/users/{id}` | administrators, JSON `{disabled?, roles?, scopes?}`: the user as changed |
+//! | `DELETE /admin/users/{id}` | administrators: deletes the user; 204 |
 //!
 //! Errors follow RFC 6749 §5.2 (`invalid_request`, `invalid_client` (401),
 //! `invalid_grant`, `unauthorized_client`, `unsupported_grant_type`, `invalid_scope`), every
@@ -48,6 +55,21 @@
 //! 8 KiB are refused with 413, and a busy password hasher or an unavailable store answers 503
 //! with `Retry-After`. An unknown user, a wrong password and a disabled account get
 //! byte-identical answers after the same amount of hashing.
+//!
+//! # Accounts
+//!
+//! A password checked outside the token endpoint (`POST /password`, `DELETE /me`) costs one
+//! verification, counts as a login to that account on the [rate limiter](AuthRouterBuilder::rate_limit),
+//! and a wrong one answers 400 `invalid_grant`. Whatever ends a user's standing ends their
+//! sessions at once, their access tokens included: a password change (all but the session
+//! that made it), deleting an account, and an administrator disabling it or taking a role or
+//! scope away. Granting more takes effect at the next login or refresh. The last enabled
+//! holder of the [administrator role](AuthRouterBuilder::admin_role) cannot be disabled,
+//! demoted or deleted (409 `last_admin`), checked atomically by the [`UserStore`]. A login
+//! reads the account again once its session is stored, so a change made while it checked the
+//! password is never missed. Each change emits an audit event (target
+//! [`TARGET_AUDIT`](crate::telemetry::TARGET_AUDIT)) naming the acting and the changed user
+//! ids.
 //!
 //! # First-party clients only
 //!
@@ -85,7 +107,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::middleware::from_fn_with_state;
+use axum::routing::{delete, get, post};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -94,11 +117,14 @@ use crate::error::ConfigError;
 use crate::issuer::TokenIssuer;
 use crate::password::{PasswordError, PasswordHasher};
 use crate::ratelimit::{Action, RateLimitLoginLayer};
+use crate::require::RequireRoleLayer;
 use crate::revocation::{MemoryRevocationStore, RevocationStore};
 use crate::store::StoreError;
 use crate::username::normalize_username;
 use crate::verifier::{DEFAULT_LEEWAY, Verifier};
 
+mod account;
+mod admin;
 mod endpoints;
 mod events;
 mod refresh;
@@ -106,16 +132,18 @@ mod reply;
 mod request;
 mod users;
 
+pub use admin::{DEFAULT_PAGE_SIZE, MAX_GRANTS, MAX_PAGE_SIZE};
 pub use refresh::{
     DEFAULT_MAX_SESSIONS, MemoryRefreshStore, REMEMBERED_ROTATIONS, RefreshSession, RefreshStore,
     RefreshToken, Rotation, TokenHash,
 };
 pub use request::MAX_BODY_BYTES;
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
-pub(crate) use users::stored_form;
 pub use users::{
-    Created, DEFAULT_MAX_USERS, MemoryUserStore, NewUser, PublicUser, User, UserStore,
+    Changed, Created, DEFAULT_MAX_USERS, MemoryUserStore, NewUser, PublicUser, User, UserChange,
+    UserStore,
 };
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) use users::{loses_role, stored_form};
 
 /// The default idle lifetime of a refresh token: unused for this long, the session ends.
 pub const DEFAULT_REFRESH_IDLE_TTL: Duration = Duration::from_secs(14 * 24 * 3600);
@@ -129,6 +157,9 @@ pub const DEFAULT_CLIENT_ID: &str = "default";
 /// The shortest password [registration](AuthRouterBuilder::registration) accepts, in
 /// characters (NIST SP 800-63B).
 pub const MIN_PASSWORD_CHARS: usize = 8;
+/// The role that may use the administration routes unless
+/// [`admin_role`](AuthRouterBuilder::admin_role) says otherwise.
+pub const DEFAULT_ADMIN_ROLE: &str = "admin";
 
 /// A grant type a [`Client`] may use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -255,6 +286,7 @@ struct Config {
     clients: HashMap<String, Client>,
     registration: Option<Registration>,
     rate_limit: Option<RateLimitLoginLayer>,
+    admin_role: String,
     clock: Clock,
 }
 
@@ -375,6 +407,22 @@ impl AuthRouterBuilder {
         self
     }
 
+    /// The role that may use `/admin/users` (default [`DEFAULT_ADMIN_ROLE`]). The last
+    /// enabled account holding it can be neither disabled, demoted nor deleted, whoever asks.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidSetting`] for an empty role or one with control characters.
+    pub fn admin_role(mut self, role: &str) -> Result<Self, ConfigError> {
+        if !crate::require::is_role_name(role) {
+            return Err(ConfigError::InvalidSetting(
+                "the admin role must be non-empty without control characters",
+            ));
+        }
+        role.clone_into(&mut self.config.admin_role);
+        Ok(self)
+    }
+
     /// The clock for refresh-token expiry and revocation lifetimes (default: the system
     /// clock). Tests pair it with [`TokenIssuer::clock`].
     pub fn clock(mut self, clock: impl Fn() -> SystemTime + Send + Sync + 'static) -> Self {
@@ -414,11 +462,13 @@ impl AuthRouterBuilder {
             .take()
             .map(|limiter| limiter.ledger(hasher.ledger()));
         let bearer = BearerAuthLayer::new(verifier.clone()).revocation(Arc::clone(&revocation));
+        let require_admin = RequireRoleLayer::any([config.admin_role.as_str()])?;
         Ok(AuthRouter {
             state: Arc::new(State {
                 issuer: self.issuer,
                 verifier,
                 bearer,
+                require_admin,
                 hasher,
                 revocation,
                 config,
@@ -437,6 +487,7 @@ struct State {
     issuer: TokenIssuer,
     verifier: Verifier,
     bearer: BearerAuthLayer,
+    require_admin: RequireRoleLayer,
     hasher: PasswordHasher,
     revocation: Arc<dyn RevocationStore>,
     config: Config,
@@ -517,6 +568,7 @@ impl AuthRouter {
                 clients: HashMap::new(),
                 registration: None,
                 rate_limit: None,
+                admin_role: DEFAULT_ADMIN_ROLE.to_owned(),
                 clock: Arc::new(SystemTime::now),
             },
         }
@@ -525,27 +577,54 @@ impl AuthRouter {
     /// The routes, to mount with `Router::nest` (any outer state type).
     pub fn router<S: Clone + Send + Sync + 'static>(&self) -> Router<S> {
         let state = Arc::clone(&self.state);
-        let logout = Router::new()
-            .route("/logout", post(endpoints::logout))
-            .route("/logout/all", post(endpoints::logout_all))
-            .route_layer(state.bearer.clone());
         let mut token = post(endpoints::token);
         let mut revoke = post(endpoints::revoke);
         let mut register = post(endpoints::register);
+        let mut password = post(account::change_password);
+        let mut delete_me = delete(account::delete_me);
         if let Some(limiter) = &state.config.rate_limit {
             token = token.layer(limiter.clone().action(Action::Login));
             revoke = revoke.layer(limiter.clone().action(Action::Login));
             register = register.layer(limiter.clone().action(Action::Registration));
+            // The password in these bodies is checked like a login's, for the token's account.
+            let named = from_fn_with_state(Arc::clone(&state), account::name_the_account);
+            let login = limiter.clone().action(Action::Login);
+            password = password.layer(login.clone()).layer(named.clone());
+            delete_me = delete_me.layer(login).layer(named);
         }
+        let signed_in = Router::new()
+            .route("/logout", post(endpoints::logout))
+            .route("/logout/all", post(endpoints::logout_all))
+            .route("/me", get(account::me).merge(delete_me))
+            .route("/password", password)
+            .route_layer(state.bearer.clone())
+            .merge(self.admin_router());
         let mut router = Router::new()
             .route("/token", token)
             .route("/revoke", revoke)
             .route("/jwks.json", get(endpoints::jwks))
-            .merge(logout);
+            .merge(signed_in);
         if state.config.registration.is_some() {
             router = router.route("/register", register);
         }
         router.with_state(state)
+    }
+
+    /// The administration routes alone, `GET /admin/users` and `GET|PATCH|DELETE
+    /// /admin/users/{id}` with their bearer and [role](AuthRouterBuilder::admin_role) checks
+    /// (also part of [`router`](Self::router)), to serve them at another place too: an app
+    /// whose clients already call its own `/admin/users` merges this at its root.
+    pub fn admin_router<S: Clone + Send + Sync + 'static>(&self) -> Router<S> {
+        let state = Arc::clone(&self.state);
+        Router::new()
+            .route("/admin/users", get(admin::list))
+            .route(
+                "/admin/users/{id}",
+                get(admin::show).patch(admin::update).delete(admin::delete),
+            )
+            .route_layer(state.require_admin.clone())
+            .route_layer(state.bearer.clone())
+            .with_state(state)
     }
 
     /// A [`BearerAuthLayer`] for the application's routes: the issuer's verifier (issuer,

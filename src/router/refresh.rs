@@ -128,8 +128,9 @@ pub trait RefreshStore: Send + Sync + 'static {
     /// Ends the family `session_id`; returns it if it was live.
     fn revoke_session(&self, session_id: &str) -> StoreFuture<Option<RefreshSession>>;
 
-    /// Ends every family of `user_id`; returns them.
-    fn revoke_user(&self, user_id: &str) -> StoreFuture<Vec<RefreshSession>>;
+    /// Ends every family of `user_id` but the one whose session id is `except` (a password
+    /// change keeps the session that made it); returns the ended ones.
+    fn revoke_user(&self, user_id: &str, except: Option<&str>) -> StoreFuture<Vec<RefreshSession>>;
 
     /// Ends the oldest live families of `user_id` (by `created_at`) until at most `keep` are
     /// left, and returns the ones it ended; families already expired at `now` go without
@@ -362,12 +363,17 @@ impl RefreshStore for MemoryRefreshStore {
         StoreFuture::ready(Ok(self.families().remove(session_id)))
     }
 
-    fn revoke_user(&self, user_id: &str) -> StoreFuture<Vec<RefreshSession>> {
+    fn revoke_user(&self, user_id: &str, except: Option<&str>) -> StoreFuture<Vec<RefreshSession>> {
         let mut families = self.families();
         let ids: Vec<String> = families
             .by_user
             .get(user_id)
-            .map(|ids| ids.iter().cloned().collect())
+            .map(|ids| {
+                ids.iter()
+                    .filter(|id| Some(id.as_str()) != except)
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default();
         let revoked = ids.iter().filter_map(|id| families.remove(id)).collect();
         StoreFuture::ready(Ok(revoked))
@@ -546,12 +552,20 @@ mod tests {
             ready(store.rotate(&hash(1), hash(9), 200, 5_000)),
             Rotation::Invalid
         );
-        let mut revoked: Vec<_> = ready(store.revoke_user("u"))
+        ready(store.create(session("d", "u", 100, 9_000), hash(4), 5_000));
+        let kept: Vec<_> = ready(store.revoke_user("u", Some("d")))
+            .into_iter()
+            .map(|s| s.session_id)
+            .collect();
+        assert_eq!(kept, ["b"], "all but the one kept");
+        assert!(ready(store.get(&hash(4), 200)).is_some());
+        ready(store.create(session("b", "u", 100, 9_000), hash(2), 5_000));
+        let mut revoked: Vec<_> = ready(store.revoke_user("u", None))
             .into_iter()
             .map(|s| s.session_id)
             .collect();
         revoked.sort();
-        assert_eq!(revoked, ["b"]);
+        assert_eq!(revoked, ["b", "d"]);
         assert!(
             ready(store.get(&hash(3), 200)).is_some(),
             "other users keep theirs"

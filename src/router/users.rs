@@ -133,12 +133,73 @@ pub trait UserStore: Send + Sync + 'static {
     /// Replaces the password hash of user `id` (re-hash on login, password change); `false`
     /// when there is no such user.
     fn update_password_hash(&self, id: &str, password_hash: String) -> StoreFuture<bool>;
-    /// Disables or re-enables user `id`; `false` when there is no such user.
-    fn set_disabled(&self, id: &str, disabled: bool) -> StoreFuture<bool>;
-    /// Replaces the roles and grantable scopes of user `id`; `false` when there is no such user.
-    fn set_grants(&self, id: &str, roles: Vec<String>, scopes: Vec<String>) -> StoreFuture<bool>;
-    /// Every user, ordered by username.
-    fn list(&self) -> StoreFuture<Vec<User>>;
+    /// Applies `change` to user `id` and answers the account as it was before.
+    ///
+    /// With a `protected_role`, a change that would leave no enabled account holding that
+    /// role (disabling its last enabled holder, or taking it away from them) is refused with
+    /// [`Changed::LastWithRole`], and nothing changes. The check and the write are one atomic
+    /// step: of two administrators demoting each other at once, on any number of instances,
+    /// one is refused.
+    fn update(
+        &self,
+        id: &str,
+        change: UserChange,
+        protected_role: Option<&str>,
+    ) -> StoreFuture<Changed>;
+    /// Deletes user `id` and answers the account as it was; refused like
+    /// [`update`](Self::update) when it would remove the last enabled holder of
+    /// `protected_role`.
+    fn delete(&self, id: &str, protected_role: Option<&str>) -> StoreFuture<Changed>;
+    /// At most `limit` users ordered by username, from the first whose username is greater
+    /// than `after` (from the first of all without one): one page of a listing.
+    fn page(&self, after: Option<&str>, limit: usize) -> StoreFuture<Vec<User>>;
+}
+
+/// A change to an account's standing; a field left `None` stays as it is.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UserChange {
+    /// Disables (`true`) or re-enables the account.
+    pub disabled: Option<bool>,
+    /// New roles.
+    pub roles: Option<Vec<String>>,
+    /// New grantable scopes.
+    pub scopes: Option<Vec<String>>,
+}
+
+impl UserChange {
+    /// `user` with this change applied.
+    #[must_use]
+    pub fn apply(&self, user: &User) -> User {
+        let mut changed = user.clone();
+        if let Some(disabled) = self.disabled {
+            changed.disabled = disabled;
+        }
+        if let Some(roles) = &self.roles {
+            changed.roles.clone_from(roles);
+        }
+        if let Some(scopes) = &self.scopes {
+            changed.scopes.clone_from(scopes);
+        }
+        changed
+    }
+}
+
+/// The outcome of [`UserStore::update`] and [`UserStore::delete`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Changed {
+    /// Done; the account as it was before.
+    Changed(User),
+    /// There is no such user.
+    NotFound,
+    /// Refused, nothing changed: no enabled account would hold the protected role.
+    LastWithRole,
+}
+
+/// Whether going from `before` to `after` (`None`: deleted) takes `role` from an enabled
+/// account: only then does a store look for another enabled holder.
+pub(crate) fn loses_role(before: &User, after: Option<&User>, role: &str) -> bool {
+    let holds = |user: &User| !user.disabled && user.roles.iter().any(|r| r == role);
+    holds(before) && !after.is_some_and(holds)
 }
 
 /// The default hard cap on accounts of a [`MemoryUserStore`].
@@ -182,9 +243,40 @@ impl MemoryUserStore {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn update(&self, id: &str, f: impl FnOnce(&mut User)) -> StoreFuture<bool> {
+    /// Applies `change` (`None`: deletes) unless it takes `protected_role` from its last
+    /// enabled holder.
+    fn change(
+        &self,
+        id: &str,
+        change: Option<&UserChange>,
+        protected_role: Option<&str>,
+    ) -> StoreFuture<Changed> {
         let mut users = self.users();
-        StoreFuture::ready(Ok(users.by_id.get_mut(id).map(f).is_some()))
+        let Some(before) = users.by_id.get(id).cloned() else {
+            return StoreFuture::ready(Ok(Changed::NotFound));
+        };
+        let after = change.map(|change| change.apply(&before));
+        if let Some(role) = protected_role
+            && loses_role(&before, after.as_ref(), role)
+        {
+            let another = users.by_id.values().any(|user| {
+                user.id != before.id && !user.disabled && user.roles.iter().any(|r| r == role)
+            });
+            if !another {
+                return StoreFuture::ready(Ok(Changed::LastWithRole));
+            }
+        }
+        match after {
+            Some(after) => {
+                users.by_id.insert(before.id.clone(), after);
+            }
+            None => {
+                users.by_id.remove(id);
+                users.by_name.remove(&before.username);
+                users.skeletons.remove(&username_skeleton(&before.username));
+            }
+        }
+        StoreFuture::ready(Ok(Changed::Changed(before)))
     }
 }
 
@@ -250,24 +342,44 @@ impl UserStore for MemoryUserStore {
     }
 
     fn update_password_hash(&self, id: &str, password_hash: String) -> StoreFuture<bool> {
-        self.update(id, |user| user.password_hash = password_hash)
+        let mut users = self.users();
+        let user = users.by_id.get_mut(id);
+        let found = user.is_some();
+        if let Some(user) = user {
+            user.password_hash = password_hash;
+        }
+        StoreFuture::ready(Ok(found))
     }
 
-    fn set_disabled(&self, id: &str, disabled: bool) -> StoreFuture<bool> {
-        self.update(id, |user| user.disabled = disabled)
+    fn update(
+        &self,
+        id: &str,
+        change: UserChange,
+        protected_role: Option<&str>,
+    ) -> StoreFuture<Changed> {
+        self.change(id, Some(&change), protected_role)
     }
 
-    fn set_grants(&self, id: &str, roles: Vec<String>, scopes: Vec<String>) -> StoreFuture<bool> {
-        self.update(id, |user| {
-            user.roles = roles;
-            user.scopes = scopes;
-        })
+    fn delete(&self, id: &str, protected_role: Option<&str>) -> StoreFuture<Changed> {
+        self.change(id, None, protected_role)
     }
 
-    fn list(&self) -> StoreFuture<Vec<User>> {
-        let mut all: Vec<User> = self.users().by_id.values().cloned().collect();
-        all.sort_by(|a, b| a.username.cmp(&b.username));
-        StoreFuture::ready(Ok(all))
+    fn page(&self, after: Option<&str>, limit: usize) -> StoreFuture<Vec<User>> {
+        let users = self.users();
+        // Names are unique: a sorted scan of the name index from `after`, exclusive.
+        let mut names: Vec<&String> = users
+            .by_name
+            .keys()
+            .filter(|name| after.is_none_or(|after| name.as_str() > after))
+            .collect();
+        names.sort_unstable();
+        let page = names
+            .into_iter()
+            .take(limit)
+            .filter_map(|name| users.by_name.get(name).and_then(|id| users.by_id.get(id)))
+            .cloned()
+            .collect();
+        StoreFuture::ready(Ok(page))
     }
 }
 
@@ -322,6 +434,75 @@ mod tests {
         future.into_ready().unwrap().unwrap()
     }
 
+    impl User {
+        fn with_hash(mut self, hash: &str) -> Self {
+            self.password_hash = hash.to_owned();
+            self
+        }
+    }
+
+    #[test]
+    fn the_last_enabled_holder_of_the_protected_role_stays() {
+        let store = MemoryUserStore::new();
+        let admin = |name| NewUser {
+            roles: vec!["admin".to_owned()],
+            ..new_user(name)
+        };
+        let Created::Created(ann) = ready(store.create(admin("ann"))) else {
+            panic!("created")
+        };
+        let Created::Created(bob) = ready(store.create(admin("bob"))) else {
+            panic!("created")
+        };
+        let demote = UserChange {
+            roles: Some(vec!["user".to_owned()]),
+            ..UserChange::default()
+        };
+        let disable = UserChange {
+            disabled: Some(true),
+            ..UserChange::default()
+        };
+        // Unprotected, anything goes; protected, the second-to-last holder may go.
+        assert!(matches!(
+            ready(store.update(&bob.id, disable.clone(), Some("admin"))),
+            Changed::Changed(_)
+        ));
+        // Bob is disabled: Ann is the last enabled admin, whichever way she would go.
+        for change in [demote.clone(), disable.clone()] {
+            assert_eq!(
+                ready(store.update(&ann.id, change, Some("admin"))),
+                Changed::LastWithRole
+            );
+        }
+        assert_eq!(
+            ready(store.delete(&ann.id, Some("admin"))),
+            Changed::LastWithRole
+        );
+        assert_eq!(
+            ready(store.find_by_id(&ann.id)),
+            Some(ann.clone()),
+            "unchanged"
+        );
+        // Changes that keep her an enabled admin, and changes to others, are fine.
+        let scopes = UserChange {
+            scopes: Some(vec![]),
+            ..UserChange::default()
+        };
+        assert!(matches!(
+            ready(store.update(&ann.id, scopes, Some("admin"))),
+            Changed::Changed(_)
+        ));
+        assert!(matches!(
+            ready(store.update(&bob.id, demote.clone(), Some("admin"))),
+            Changed::Changed(_)
+        ));
+        // Without a protected role nothing is checked.
+        assert!(matches!(
+            ready(store.update(&ann.id, demote, None)),
+            Changed::Changed(_)
+        ));
+    }
+
     #[test]
     fn create_refuses_taken_and_invalid_names() {
         let store = MemoryUserStore::new();
@@ -364,7 +545,7 @@ mod tests {
             ready(store.create(new_user("admins"))),
             Created::Created(_)
         ));
-        assert_eq!(ready(store.list()).len(), 2);
+        assert_eq!(ready(store.page(None, 10)).len(), 2);
     }
 
     #[test]
@@ -406,14 +587,14 @@ mod tests {
         fn update_password_hash(&self, id: &str, hash: String) -> StoreFuture<bool> {
             self.0.update_password_hash(id, hash)
         }
-        fn set_disabled(&self, id: &str, disabled: bool) -> StoreFuture<bool> {
-            self.0.set_disabled(id, disabled)
+        fn update(&self, id: &str, change: UserChange, role: Option<&str>) -> StoreFuture<Changed> {
+            self.0.update(id, change, role)
         }
-        fn set_grants(&self, id: &str, r: Vec<String>, s: Vec<String>) -> StoreFuture<bool> {
-            self.0.set_grants(id, r, s)
+        fn delete(&self, id: &str, role: Option<&str>) -> StoreFuture<Changed> {
+            self.0.delete(id, role)
         }
-        fn list(&self) -> StoreFuture<Vec<User>> {
-            self.0.list()
+        fn page(&self, after: Option<&str>, limit: usize) -> StoreFuture<Vec<User>> {
+            self.0.page(after, limit)
         }
     }
 
@@ -455,18 +636,37 @@ mod tests {
         assert!(ready(
             store.update_password_hash(&user.id, "$new".to_owned())
         ));
-        assert!(ready(store.set_disabled(&user.id, true)));
-        assert!(ready(store.set_grants(
-            &user.id,
-            vec!["admin".to_owned()],
-            vec![]
-        )));
+        let change = UserChange {
+            disabled: Some(true),
+            roles: Some(vec!["admin".to_owned()]),
+            scopes: None,
+        };
+        assert_eq!(
+            ready(store.update(&user.id, change.clone(), None)),
+            Changed::Changed(user.clone().with_hash("$new"))
+        );
         let stored = ready(store.find_by_id(&user.id)).unwrap();
         assert_eq!(stored.password_hash, "$new");
         assert!(stored.disabled);
         assert_eq!(stored.roles, ["admin"]);
-        assert!(!ready(store.set_disabled("nobody", true)));
+        assert_eq!(stored.scopes, user.scopes, "left as it was");
+        assert_eq!(
+            ready(store.update("nobody", change, None)),
+            Changed::NotFound
+        );
+        assert_eq!(ready(store.delete("nobody", None)), Changed::NotFound);
         assert!(!ready(store.update_password_hash("nobody", String::new())));
+        // A deleted account's name is free again.
+        assert!(matches!(
+            ready(store.delete(&user.id, None)),
+            Changed::Changed(_)
+        ));
+        assert_eq!(ready(store.find_by_id(&user.id)), None);
+        assert_eq!(ready(store.find_by_username("carol")), None);
+        assert!(matches!(
+            ready(store.create(new_user("carol"))),
+            Created::Created(_)
+        ));
     }
 
     #[test]
@@ -480,11 +680,17 @@ mod tests {
             .unwrap()
             .unwrap_err();
         assert_eq!(error.message(), "user store is full");
-        let names: Vec<_> = ready(store.list())
-            .into_iter()
-            .map(|u| u.username)
-            .collect();
-        assert_eq!(names, ["a", "b"]);
+        let names = |after, limit| -> Vec<String> {
+            ready(store.page(after, limit))
+                .into_iter()
+                .map(|u| u.username)
+                .collect()
+        };
+        assert_eq!(names(None, 10), ["a", "b"]);
+        assert_eq!(names(None, 1), ["a"]);
+        assert_eq!(names(Some("a"), 1), ["b"]);
+        assert!(names(Some("b"), 1).is_empty());
+        assert!(names(None, 0).is_empty());
         let user = ready(store.find_by_username("a")).unwrap();
         assert!(
             !format!("{user:?}").contains("argon2"),

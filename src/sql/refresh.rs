@@ -74,13 +74,17 @@ impl SqlRefreshStore {
     }
 
     /// Runs `query_sessions` (a statement returning [`SESSION_COLUMNS`] with one text bind).
-    fn sessions(&self, sql: String, bind: String) -> StoreFuture<Vec<RefreshSession>> {
+    fn sessions(&self, sql: String, binds: Vec<String>) -> StoreFuture<Vec<RefreshSession>> {
         let this = self.clone();
         StoreFuture::boxed(async move {
             this.db
                 .run(async {
                     with_pool!(this.db, p => {
-                        let rows = sqlx::query(&sql).bind(&bind).fetch_all(p).await?;
+                        let mut query = sqlx::query(&sql);
+                        for bind in &binds {
+                            query = query.bind(bind);
+                        }
+                        let rows = query.fetch_all(p).await?;
                         rows.iter().map(|row| session_from_row!(row)).collect()
                     })
                 })
@@ -284,15 +288,19 @@ impl RefreshStore for SqlRefreshStore {
     fn revoke_session(&self, session_id: &str) -> StoreFuture<Option<RefreshSession>> {
         let ended = self.sessions(
             format!("DELETE FROM auth_sessions WHERE session_id = $1 RETURNING {SESSION_COLUMNS}"),
-            session_id.to_owned(),
+            vec![session_id.to_owned()],
         );
         StoreFuture::boxed(async move { Ok(ended.await?.pop()) })
     }
 
-    fn revoke_user(&self, user_id: &str) -> StoreFuture<Vec<RefreshSession>> {
+    fn revoke_user(&self, user_id: &str, except: Option<&str>) -> StoreFuture<Vec<RefreshSession>> {
+        // Session ids are never empty: an empty `except` keeps nothing.
         self.sessions(
-            format!("DELETE FROM auth_sessions WHERE user_id = $1 RETURNING {SESSION_COLUMNS}"),
-            user_id.to_owned(),
+            format!(
+                "DELETE FROM auth_sessions WHERE user_id = $1 AND session_id <> $2 \
+                 RETURNING {SESSION_COLUMNS}"
+            ),
+            vec![user_id.to_owned(), except.unwrap_or("").to_owned()],
         )
     }
 

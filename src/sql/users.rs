@@ -5,8 +5,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use sqlx::Row;
 
-use super::{Database, int, is_unique_violation, json_list, parse_list, uint, with_pool};
-use crate::router::{Created, NewUser, User, UserStore, stored_form};
+use super::{Backend, Database, int, is_unique_violation, json_list, parse_list, uint, with_pool};
+use crate::router::{
+    Changed, Created, NewUser, User, UserChange, UserStore, loses_role, stored_form,
+};
 use crate::store::{StoreError, StoreFuture};
 use crate::username::username_skeleton;
 
@@ -84,22 +86,80 @@ impl SqlUserStore {
         })
     }
 
-    fn update(&self, sql: &'static str, id: &str, binds: Update) -> StoreFuture<bool> {
+    /// Applies `change` (`None`: deletes) in one write transaction, unless it takes
+    /// `protected_role` from its last enabled holder. Every such change takes one lock
+    /// (PostgreSQL: an advisory lock; SQLite: the write lock of `BEGIN IMMEDIATE`), so two of
+    /// them never both see the other's holder still there.
+    fn change(
+        &self,
+        id: &str,
+        change: Option<UserChange>,
+        protected_role: Option<&str>,
+    ) -> StoreFuture<Changed> {
         let this = self.clone();
         let id = id.to_owned();
+        let role = protected_role.map(str::to_owned);
         StoreFuture::boxed(async move {
             let now = int(now());
             this.db
                 .run(async {
                     with_pool!(this.db, p => {
-                        let query = sqlx::query(sql);
-                        let query = match &binds {
-                            Update::Hash(hash) => query.bind(hash),
-                            Update::Disabled(disabled) => query.bind(*disabled),
-                            Update::Grants(roles, scopes) => query.bind(roles).bind(scopes),
+                        let mut tx = p.begin_write().await?;
+                        p.lock_keys(&mut *tx, &mut ["users:change"]).await?;
+                        let row = sqlx::query(BY_ID).bind(&id).fetch_optional(&mut *tx).await?;
+                        let Some(row) = row else {
+                            return Ok(Changed::NotFound);
                         };
-                        let done = query.bind(now).bind(&id).execute(p).await?;
-                        Ok(done.rows_affected() > 0)
+                        let before = user_from_row!(row)?;
+                        let after = change.as_ref().map(|change| change.apply(&before));
+                        if let Some(role) = &role
+                            && loses_role(&before, after.as_ref(), role)
+                        {
+                            // Candidates by a text match on the JSON array, then exactly.
+                            // The role as a JSON string, quotes included, as the array holds it.
+                            let quoted = serde_json::to_string(role).unwrap_or_default();
+                            let pattern = format!("%{}%", like_escape(&quoted));
+                            let rows = sqlx::query(
+                                "SELECT roles FROM auth_users \
+                                 WHERE id <> $1 AND disabled = $2 AND roles LIKE $3 ESCAPE '\\'",
+                            )
+                            .bind(&id)
+                            .bind(false)
+                            .bind(&pattern)
+                            .fetch_all(&mut *tx)
+                            .await?;
+                            let mut another = false;
+                            for row in &rows {
+                                let roles: String = row.try_get("roles")?;
+                                another |= parse_list(&roles)?.iter().any(|r| r == role);
+                            }
+                            if !another {
+                                return Ok(Changed::LastWithRole);
+                            }
+                        }
+                        match &after {
+                            Some(after) => {
+                                sqlx::query(
+                                    "UPDATE auth_users SET disabled = $1, roles = $2, scopes = $3, \
+                                     updated_at = $4 WHERE id = $5",
+                                )
+                                .bind(after.disabled)
+                                .bind(json_list(&after.roles))
+                                .bind(json_list(&after.scopes))
+                                .bind(now)
+                                .bind(&id)
+                                .execute(&mut *tx)
+                                .await?;
+                            }
+                            None => {
+                                sqlx::query("DELETE FROM auth_users WHERE id = $1")
+                                    .bind(&id)
+                                    .execute(&mut *tx)
+                                    .await?;
+                            }
+                        }
+                        tx.commit().await?;
+                        Ok(Changed::Changed(before))
                     })
                 })
                 .await
@@ -107,11 +167,16 @@ impl SqlUserStore {
     }
 }
 
-/// The values of an update, bound before `updated_at` and the id.
-enum Update {
-    Hash(String),
-    Disabled(bool),
-    Grants(String, String),
+/// `text` with the `LIKE` wildcards and the escape character escaped (by `\`).
+fn like_escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
 }
 
 fn now() -> u64 {
@@ -195,39 +260,63 @@ impl UserStore for SqlUserStore {
     }
 
     fn update_password_hash(&self, id: &str, password_hash: String) -> StoreFuture<bool> {
-        self.update(
-            "UPDATE auth_users SET password_hash = $1, updated_at = $2 WHERE id = $3",
-            id,
-            Update::Hash(password_hash),
-        )
-    }
-
-    fn set_disabled(&self, id: &str, disabled: bool) -> StoreFuture<bool> {
-        self.update(
-            "UPDATE auth_users SET disabled = $1, updated_at = $2 WHERE id = $3",
-            id,
-            Update::Disabled(disabled),
-        )
-    }
-
-    fn set_grants(&self, id: &str, roles: Vec<String>, scopes: Vec<String>) -> StoreFuture<bool> {
-        self.update(
-            "UPDATE auth_users SET roles = $1, scopes = $2, updated_at = $3 WHERE id = $4",
-            id,
-            Update::Grants(json_list(&roles), json_list(&scopes)),
-        )
-    }
-
-    fn list(&self) -> StoreFuture<Vec<User>> {
         let this = self.clone();
+        let id = id.to_owned();
         StoreFuture::boxed(async move {
+            let now = int(now());
             this.db
                 .run(async {
                     with_pool!(this.db, p => {
-                        let rows = sqlx::query(
-                            "SELECT id, username, email, password_hash, roles, scopes, disabled \
-                             FROM auth_users ORDER BY username",
+                        let done = sqlx::query(
+                            "UPDATE auth_users SET password_hash = $1, updated_at = $2 WHERE id = $3",
                         )
+                        .bind(&password_hash)
+                        .bind(now)
+                        .bind(&id)
+                        .execute(p)
+                        .await?;
+                        Ok(done.rows_affected() > 0)
+                    })
+                })
+                .await
+        })
+    }
+
+    fn update(
+        &self,
+        id: &str,
+        change: UserChange,
+        protected_role: Option<&str>,
+    ) -> StoreFuture<Changed> {
+        self.change(id, Some(change), protected_role)
+    }
+
+    fn delete(&self, id: &str, protected_role: Option<&str>) -> StoreFuture<Changed> {
+        self.change(id, None, protected_role)
+    }
+
+    fn page(&self, after: Option<&str>, limit: usize) -> StoreFuture<Vec<User>> {
+        let this = self.clone();
+        let after = after.map(str::to_owned);
+        StoreFuture::boxed(async move {
+            let limit = int(u64::try_from(limit).unwrap_or(u64::MAX));
+            this.db
+                .run(async {
+                    with_pool!(this.db, p => {
+                        // `username > ''` holds for every name (none is empty). Names compare
+                        // bytewise on both backends (SQLite's default BINARY collation,
+                        // PostgreSQL's "C" whatever the database's), as the memory store's do.
+                        let sql = if p.name() == "postgres" {
+                            "SELECT id, username, email, password_hash, roles, scopes, disabled \
+                             FROM auth_users WHERE username COLLATE \"C\" > $1 \
+                             ORDER BY username COLLATE \"C\" LIMIT $2"
+                        } else {
+                            "SELECT id, username, email, password_hash, roles, scopes, disabled \
+                             FROM auth_users WHERE username > $1 ORDER BY username LIMIT $2"
+                        };
+                        let rows = sqlx::query(sql)
+                        .bind(after.as_deref().unwrap_or(""))
+                        .bind(limit)
                         .fetch_all(p)
                         .await?;
                         rows.iter().map(|row| user_from_row!(row)).collect()

@@ -13,6 +13,7 @@ mod common;
 #[allow(dead_code, unreachable_pub)]
 mod example;
 
+mod accounts;
 #[cfg(feature = "sqlite")]
 mod edge;
 mod login_backpressure;

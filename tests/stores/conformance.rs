@@ -17,8 +17,8 @@ use tower_jwt_auth::ratelimit::{
 };
 use tower_jwt_auth::revocation::{MemoryRevocationStore, RevocationQuery, RevocationStore};
 use tower_jwt_auth::router::{
-    Created, MemoryRefreshStore, MemoryUserStore, NewUser, REMEMBERED_ROTATIONS, RefreshSession,
-    RefreshStore, Rotation, TokenHash, UserStore,
+    Changed, Created, MemoryRefreshStore, MemoryUserStore, NewUser, REMEMBERED_ROTATIONS,
+    RefreshSession, RefreshStore, Rotation, TokenHash, UserChange, UserStore,
 };
 
 pub(crate) const ISSUER: &str = "https://issuer.test";
@@ -184,16 +184,30 @@ pub(crate) async fn refresh_store(store: &dyn RefreshStore) {
         .create(session("d", "u", now, now + 3_600), h(2_003), now + 600)
         .await
         .unwrap();
+    store
+        .create(session("e", "u", now, now + 3_600), h(2_004), now + 600)
+        .await
+        .unwrap();
+    // A password change keeps the session that made it.
     let mut ended: Vec<_> = store
-        .revoke_user("u")
+        .revoke_user("u", Some("e"))
         .await
         .unwrap()
         .into_iter()
         .map(|s| s.session_id)
         .collect();
     ended.sort();
-    assert_eq!(ended, ["b", "d"]);
-    assert!(store.revoke_user("u").await.unwrap().is_empty());
+    assert_eq!(ended, ["b", "d"], "all of the user's families but the one kept");
+    assert!(store.get(&h(2_004), now).await.unwrap().is_some());
+    let ended: Vec<_> = store
+        .revoke_user("u", None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.session_id)
+        .collect();
+    assert_eq!(ended, ["e"]);
+    assert!(store.revoke_user("u", None).await.unwrap().is_empty());
     assert!(store.get(&h(2_002), now).await.unwrap().is_some());
 
     // The per-user cap ends the oldest live families first; expired ones go uncounted.
@@ -398,33 +412,118 @@ pub(crate) async fn user_store(store: &dyn UserStore) {
             .await
             .unwrap()
     );
-    assert!(store.set_disabled(&alice.id, true).await.unwrap());
-    assert!(
-        store
-            .set_grants(&alice.id, vec!["admin".to_owned()], Vec::new())
-            .await
-            .unwrap()
-    );
+    let change = UserChange {
+        disabled: Some(true),
+        roles: Some(vec!["admin".to_owned()]),
+        scopes: Some(Vec::new()),
+    };
+    let Changed::Changed(before) = store.update(&alice.id, change.clone(), None).await.unwrap()
+    else {
+        panic!("changed")
+    };
+    assert!(!before.disabled && before.roles == ["user"], "{before:?}");
     let changed = store.find_by_id(&alice.id).await.unwrap().unwrap();
     assert_eq!(changed.password_hash, "$argon2id$new");
     assert!(changed.disabled);
     assert_eq!(changed.roles, ["admin"]);
     assert!(changed.scopes.is_empty());
-    assert!(store.set_disabled(&alice.id, false).await.unwrap());
-    assert!(!store.find_by_id(&alice.id).await.unwrap().unwrap().disabled);
+    let enable = UserChange {
+        disabled: Some(false),
+        ..UserChange::default()
+    };
+    store.update(&alice.id, enable, None).await.unwrap();
+    let enabled = store.find_by_id(&alice.id).await.unwrap().unwrap();
+    assert!(!enabled.disabled);
+    assert_eq!(enabled.roles, ["admin"], "fields left None stay");
     assert!(
         !store
             .update_password_hash("no-such-id", String::new())
             .await
             .unwrap()
     );
-    assert!(!store.set_disabled("no-such-id", true).await.unwrap());
-    assert!(
-        !store
-            .set_grants("no-such-id", Vec::new(), Vec::new())
-            .await
-            .unwrap()
+    assert_eq!(
+        store.update("no-such-id", change, None).await.unwrap(),
+        Changed::NotFound
     );
+    assert_eq!(
+        store.delete("no-such-id", None).await.unwrap(),
+        Changed::NotFound
+    );
+
+    // The last enabled holder of the protected role stays; `admin` (the account) holds
+    // `user` only, so alice is the one admin.
+    let demote = UserChange {
+        roles: Some(vec!["user".to_owned()]),
+        ..UserChange::default()
+    };
+    let disable = UserChange {
+        disabled: Some(true),
+        ..UserChange::default()
+    };
+    for change in [demote.clone(), disable.clone()] {
+        assert_eq!(
+            store
+                .update(&alice.id, change, Some("admin"))
+                .await
+                .unwrap(),
+            Changed::LastWithRole
+        );
+    }
+    assert_eq!(
+        store.delete(&alice.id, Some("admin")).await.unwrap(),
+        Changed::LastWithRole
+    );
+    assert_eq!(store.find_by_id(&alice.id).await.unwrap(), Some(enabled));
+    // A role whose name holds LIKE wildcards matches only itself.
+    let Created::Created(wild) = store.create(new_user("wild")).await.unwrap() else {
+        panic!("created")
+    };
+    let wildcard = UserChange {
+        roles: Some(vec!["a_m%n".to_owned(), "ADMIN".to_owned()]),
+        ..UserChange::default()
+    };
+    store.update(&wild.id, wildcard, None).await.unwrap();
+    assert_eq!(
+        store.delete(&wild.id, Some("a_m%n")).await.unwrap(),
+        Changed::LastWithRole,
+        "alice's admin is not a_m%n, though the pattern's wildcards would match it"
+    );
+    assert_eq!(
+        store.delete(&alice.id, Some("admin")).await.unwrap(),
+        Changed::LastWithRole,
+        "roles are compared exactly: ADMIN is not admin"
+    );
+    // With a second enabled admin, the first may go; then the second is the last.
+    let second = UserChange {
+        roles: Some(vec!["user".to_owned(), "admin".to_owned()]),
+        ..UserChange::default()
+    };
+    store.update(&wild.id, second, None).await.unwrap();
+    assert!(matches!(
+        store
+            .update(&alice.id, demote, Some("admin"))
+            .await
+            .unwrap(),
+        Changed::Changed(_)
+    ));
+    assert_eq!(
+        store
+            .update(&wild.id, disable, Some("admin"))
+            .await
+            .unwrap(),
+        Changed::LastWithRole
+    );
+    // Deleting frees the name and everything under the id.
+    assert!(matches!(
+        store.delete(&wild.id, None).await.unwrap(),
+        Changed::Changed(user) if user.username == "wild"
+    ));
+    assert_eq!(store.find_by_id(&wild.id).await.unwrap(), None);
+    assert_eq!(store.find_by_username("wild").await.unwrap(), None);
+    assert!(matches!(
+        store.create(new_user("wild")).await.unwrap(),
+        Created::Created(_)
+    ));
 
     // Every user, by name, without an email when none was given.
     let mut plain = new_user("zed");
@@ -433,14 +532,55 @@ pub(crate) async fn user_store(store: &dyn UserStore) {
         panic!("created")
     };
     assert_eq!(zed.email, None);
-    let names: Vec<String> = store
-        .list()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|user| user.username)
-        .collect();
-    assert_eq!(names, ["admin", "alice", "straße", "zed"]);
+    // Pages in bytewise name order, each after the previous one's last name.
+    let mut names = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = store.page(after.as_deref(), 2).await.unwrap();
+        assert!(page.len() <= 2);
+        let Some(last) = page.last() else { break };
+        after = Some(last.username.clone());
+        names.extend(page.into_iter().map(|user| user.username));
+    }
+    assert_eq!(names, ["admin", "alice", "straße", "wild", "zed"]);
+    assert!(store.page(Some("zed"), 10).await.unwrap().is_empty());
+    assert!(store.page(None, 0).await.unwrap().is_empty());
+}
+
+/// Two administrators demoting each other at once: one is refused, one admin is left.
+pub(crate) async fn concurrent_demotions(store: Arc<dyn UserStore>) {
+    for round in 0..10 {
+        let mut ids = Vec::new();
+        for name in ["ann", "bob"] {
+            let user = NewUser {
+                roles: vec!["admin".to_owned()],
+                ..new_user(&format!("{name}{round}"))
+            };
+            let Created::Created(user) = store.create(user).await.unwrap() else {
+                panic!("created")
+            };
+            ids.push(user.id);
+        }
+        let demote = |id: &String| {
+            let (store, id) = (Arc::clone(&store), id.clone());
+            let change = UserChange {
+                roles: Some(Vec::new()),
+                ..UserChange::default()
+            };
+            tokio::spawn(async move { store.update(&id, change, Some("admin")).await.unwrap() })
+        };
+        let (a, b) = (demote(&ids[0]), demote(&ids[1]));
+        let outcomes = [a.await.unwrap(), b.await.unwrap()];
+        let refused = outcomes
+            .iter()
+            .filter(|o| **o == Changed::LastWithRole)
+            .count();
+        assert_eq!(refused, 1, "round {round}: {outcomes:?}");
+        // Clean up: the admin left goes too, unprotected.
+        for id in &ids {
+            store.delete(id, None).await.unwrap();
+        }
+    }
 }
 
 /// Of concurrent registrations of one name, or of look-alikes, exactly one is created.
@@ -701,6 +841,7 @@ async fn memory_stores_conform() {
     revocation_store(&MemoryRevocationStore::new()).await;
     user_store(&MemoryUserStore::new()).await;
     concurrent_registrations(Arc::new(MemoryUserStore::new())).await;
+    concurrent_demotions(Arc::new(MemoryUserStore::new())).await;
     concurrent_attempts(Arc::new(MemoryLimiterStore::new(concurrent_policy()))).await;
     limiter_parity(|limits, _| Arc::new(MemoryLimiterStore::new(limits))).await;
 }

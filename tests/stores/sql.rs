@@ -103,6 +103,8 @@ where
     conformance_revocations_hold(&reloaded).await;
     conformance::user_store(&fresh().await.users()).await;
     conformance::concurrent_registrations(Arc::new(fresh().await.users())).await;
+    // One pool of several connections: to the database, as many writers as instances.
+    conformance::concurrent_demotions(Arc::new(fresh().await.users())).await;
     conformance::concurrent_attempts(Arc::new(
         fresh().await.limiter(conformance::concurrent_policy()),
     ))
