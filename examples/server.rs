@@ -39,6 +39,7 @@
 //! | `AUTH_ISSUER`, `AUTH_AUDIENCE` | defaults `http://127.0.0.1:8000`, `api` |
 //! | `AUTH_BOOTSTRAP_ADMIN=username:password` | creates that admin at start when missing (role `admin`, scopes `items:read items:write`); an existing account keeps its password. Unset, a database with no account at all gets `admin` with a random password in `<database>.admin-password` (owner-only) |
 //! | `AUTH_REGISTRATION=1` | enables `/auth/register` (role `user`, scope `items:read`) |
+//! | `AUTH_REFRESH_GRACE=<seconds>` | lets a client that lost a refresh's answer present the same refresh token again within that many seconds (1 to 300) and get the same new one back, instead of ending the session as a replay (default: off) |
 //! | `AUTH_RATE_LIMIT=off` | no per-client limits (failed logins, verifications, registrations, `/auth/revoke`); the password hasher's global cap and fair admission stay (test set-ups only) |
 //! | `AUTH_TRUSTED_PROXIES=cidr,…` | peers whose forwarding header is trusted for the client address |
 //! | `AUTH_FORWARDED_HEADER` | the one header those proxies write: `x-forwarded-for` (default) or `forwarded`; the other is ignored |
@@ -127,6 +128,8 @@ pub struct Config {
     pub bootstrap_admin: Option<(String, String)>,
     /// `AUTH_REGISTRATION=1`.
     pub registration: bool,
+    /// `AUTH_REFRESH_GRACE`, whole seconds.
+    pub refresh_grace: Option<Duration>,
     /// `AUTH_RATE_LIMIT` is not `off`.
     pub rate_limit: bool,
     /// `AUTH_TRUSTED_PROXIES`, split at commas.
@@ -252,6 +255,13 @@ impl Config {
             Some("1" | "true" | "on") => true,
             Some(_) => return Err("AUTH_REGISTRATION must be 1 or 0".into()),
         };
+        let refresh_grace = match get("AUTH_REFRESH_GRACE") {
+            Some(seconds) => match seconds.parse::<u64>() {
+                Ok(seconds @ 1..=300) => Some(Duration::from_secs(seconds)),
+                _ => return Err("AUTH_REFRESH_GRACE must be whole seconds from 1 to 300".into()),
+            },
+            None => None,
+        };
         let metrics = match get("METRICS").as_deref() {
             None | Some("0" | "false" | "off") => false,
             Some("1" | "true" | "on") => true,
@@ -270,6 +280,7 @@ impl Config {
             audience: get("AUTH_AUDIENCE").unwrap_or_else(|| "api".to_owned()),
             bootstrap_admin,
             registration,
+            refresh_grace,
             rate_limit,
             trusted_proxies,
             forwarded_header,
@@ -561,6 +572,9 @@ pub async fn app(config: &Config) -> Result<(Router, AuthRouter), BoxError> {
             roles: vec!["user".to_owned()],
             scopes: vec!["items:read".to_owned()],
         });
+    }
+    if let Some(grace) = config.refresh_grace {
+        builder = builder.refresh_grace(grace)?;
     }
     let (mut builder, limiter_store, database_users) = shared_stores(config, builder).await?;
     if config.rate_limit {

@@ -6,8 +6,10 @@ use std::sync::LazyLock;
 use ::redis::Script;
 use serde::{Deserialize, Serialize};
 
-use super::{MAX_UNIX_SECS, Redis, hex, run};
-use crate::router::{REMEMBERED_ROTATIONS, RefreshSession, RefreshStore, Rotation, TokenHash};
+use super::{MAX_UNIX_SECS, Redis, hex, run, unhex32};
+use crate::router::{
+    REMEMBERED_ROTATIONS, RefreshSession, RefreshStore, Retry, Rotation, SealedToken, TokenHash,
+};
 use crate::store::{StoreError, StoreFuture};
 
 /// The family helpers followed by one operation.
@@ -166,6 +168,7 @@ impl RefreshStore for RedisRefreshStore {
         new: TokenHash,
         now: u64,
         idle_expires_at: u64,
+        retry: Option<Retry>,
     ) -> StoreFuture<Rotation> {
         let args = vec![
             hex(old.as_bytes()),
@@ -173,14 +176,24 @@ impl RefreshStore for RedisRefreshStore {
             secs(now).to_string(),
             secs(idle_expires_at).to_string(),
             REMEMBERED_ROTATIONS.to_string(),
+            retry.map_or_else(String::new, |retry| hex(retry.sealed.as_bytes())),
+            retry.map_or(0, |retry| secs(retry.until)).to_string(),
         ];
         self.invoke(
             &ROTATE,
             args,
-            |answer: (i64, Option<String>)| match answer {
-                (1, Some(record)) => Ok(Rotation::Rotated(Record::decode(&record)?)),
-                (2, Some(record)) => Ok(Rotation::Reused(Record::decode(&record)?)),
-                (3, _) => Err(StoreError::new("duplicate token")),
+            |answer: (i64, Option<String>, Option<String>)| match answer {
+                (1, Some(record), _) => Ok(Rotation::Rotated(Record::decode(&record)?)),
+                (2, Some(record), _) => Ok(Rotation::Reused(Record::decode(&record)?)),
+                (3, _, _) => Err(StoreError::new("duplicate token")),
+                (4, Some(record), Some(sealed)) => {
+                    let sealed = unhex32(&sealed)
+                        .ok_or_else(|| StoreError::new("malformed sealed token in Redis"))?;
+                    Ok(Rotation::Retried(
+                        Record::decode(&record)?,
+                        SealedToken::from_bytes(sealed),
+                    ))
+                }
                 _ => Ok(Rotation::Invalid),
             },
         )

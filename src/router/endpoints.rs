@@ -8,7 +8,7 @@ use http::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use super::events::{self, Grant, RouterError};
-use super::refresh::{RefreshSession, RefreshToken, Rotation, TokenHash};
+use super::refresh::{RefreshSession, RefreshToken, Retry, Rotation, SealedToken, TokenHash};
 use super::reply::{self, BAD_CREDENTIALS, BAD_REFRESH_TOKEN, OAuthError, Reply};
 use super::request::{self, ClientCredentials, Params};
 use super::users::{Created, NewUser, User, find_login_user};
@@ -396,23 +396,60 @@ async fn refresh_grant(state: &State, params: &Params, client_id: &str) -> Outco
     let now = state.now();
     let replacement = RefreshToken::generate()?;
     let idle_expires_at = now + state.config.refresh_idle_ttl.as_secs();
+    // With a grace period, the rotation keeps the new token sealed under the presented one,
+    // so that presenting it again soon gets this same new token: one lineage, never two.
+    let retry = state.config.refresh_grace.map(|grace| Retry {
+        sealed: replacement.seal(presented),
+        until: now + grace.as_secs(),
+    });
+    let rotate = || {
+        let store = &state.config.refresh;
+        store.rotate(&hash, replacement.hash(), now, idle_expires_at, retry)
+    };
 
     let Some(session) = state.config.refresh.get(&hash, now).await? else {
         // Not a current token. If it is a rotated one this is a replay: rotating it revokes
-        // its family (the replacement is never stored).
-        let rotation = state
-            .config
-            .refresh
-            .rotate(&hash, replacement.hash(), now, idle_expires_at)
-            .await?;
-        if let Rotation::Reused(session) = rotation {
-            family_revoked(state, &session, now).await;
+        // its family (the replacement is never stored), unless it is a retry.
+        match rotate().await? {
+            Rotation::Retried(session, sealed) => {
+                return retried(state, &session, &sealed, presented, client_id, requested).await;
+            }
+            Rotation::Reused(session) => family_revoked(state, &session, now).await,
+            Rotation::Rotated(_) | Rotation::Invalid => {}
         }
         return Err(BAD_REFRESH_TOKEN.into());
     };
     if session.client_id != client_id {
         return Err(BAD_REFRESH_TOKEN.into());
     }
+    let (user, scopes) = refreshable(state, &session, requested, now).await?;
+    match rotate().await? {
+        Rotation::Rotated(session) => {
+            access_token_reply(state, &user, &session, &scopes, &replacement)
+        }
+        Rotation::Retried(session, sealed) => {
+            // Another request rotated this token a moment ago, keeping a retry: both get
+            // that request's new token.
+            access_token_reply(state, &user, &session, &scopes, &sealed.open(presented))
+        }
+        Rotation::Reused(session) => {
+            // Another request rotated this token first: a replay or a racing client. The
+            // family is gone either way.
+            family_revoked(state, &session, now).await;
+            Err(BAD_REFRESH_TOKEN.into())
+        }
+        Rotation::Invalid => Err(BAD_REFRESH_TOKEN.into()),
+    }
+}
+
+/// The account behind a session that is to be refreshed, and the scopes of the new access
+/// token; a missing or disabled account ends the session.
+async fn refreshable(
+    state: &State,
+    session: &RefreshSession,
+    requested: Option<Vec<String>>,
+    now: u64,
+) -> Result<(User, Vec<String>), Stop> {
     let user = state.config.users.find_by_id(&session.user_id).await?;
     let Some(user) = user.filter(|user| !user.disabled) else {
         // The answer is the same whether or not the session could be ended (a failure is
@@ -429,24 +466,29 @@ async fn refresh_grant(state: &State, params: &Params, client_id: &str) -> Outco
         .cloned()
         .collect();
     let scopes = negotiate(requested, &allowed)?;
+    Ok((user, scopes))
+}
 
-    match state
-        .config
-        .refresh
-        .rotate(&hash, replacement.hash(), now, idle_expires_at)
-        .await?
-    {
-        Rotation::Rotated(session) => {
-            access_token_reply(state, &user, &session, &scopes, &replacement)
-        }
-        Rotation::Reused(session) => {
-            // Another request rotated this token first: a replay or a racing client. The
-            // family is gone either way.
-            family_revoked(state, &session, now).await;
-            Err(BAD_REFRESH_TOKEN.into())
-        }
-        Rotation::Invalid => Err(BAD_REFRESH_TOKEN.into()),
+/// A retry within the grace period: the token the family was rotated away from a moment ago,
+/// presented again. Its client gets the same new token as the first time (and a fresh access
+/// token); from another client it is a replay, never a retry, and ends the family.
+async fn retried(
+    state: &State,
+    session: &RefreshSession,
+    sealed: &SealedToken,
+    presented: &str,
+    client_id: &str,
+    requested: Option<Vec<String>>,
+) -> Outcome {
+    let now = state.now();
+    if session.client_id != client_id {
+        events::refresh_reused(&session.user_id, &session.session_id);
+        let _ = end_session(state, &session.session_id, now).await;
+        return Err(BAD_REFRESH_TOKEN.into());
     }
+    let (user, scopes) = refreshable(state, session, requested, now).await?;
+    events::refresh_retried(&session.user_id, &session.session_id);
+    access_token_reply(state, &user, session, &scopes, &sealed.open(presented))
 }
 
 /// A replayed refresh token ended its family; its `sid` goes on the denylist. The answer is

@@ -132,6 +132,18 @@ pub(super) fn refresh_reused(user: &str, sid: &str) {
     count!(REFRESH_REUSE_TOTAL);
 }
 
+/// A rotated refresh token was presented again within the grace period by its own client:
+/// a retry, answered with the same new token.
+pub(super) fn refresh_retried(user: &str, sid: &str) {
+    tracing::info!(
+        target: TARGET_ROUTER,
+        reason = "refresh_retry",
+        user,
+        sid,
+        "refresh retried within the grace period"
+    );
+}
+
 /// A login past the user's session cap ended the user's oldest session.
 pub(super) fn session_evicted(user: &str, sid: &str) {
     tracing::info!(

@@ -83,7 +83,10 @@
 //! 256-bit random strings, stored only as SHA-256 hashes, and rotated on every use; presenting
 //! a rotated one again (a replay: someone else holds a copy) revokes the whole family. Two
 //! concurrent refreshes with one token are a replay too: exactly one succeeds, and the family
-//! ends. Revoking a family (replay, `/revoke`, `/logout`) also denylists its `sid` in the
+//! ends. Clients that may lose a refresh's answer (mobile networks, several browser tabs) can be
+//! given a [grace period](AuthRouterBuilder::refresh_grace): within it, the token the family was
+//! last rotated away from, presented again by the same client, gets the same new refresh token
+//! back (never a second one), and concurrent refreshes all succeed. Revoking a family (replay, `/revoke`, `/logout`) also denylists its `sid` in the
 //! [`RevocationStore`], so with [`AuthRouter::bearer_layer`] its access tokens stop working at
 //! once rather than at their `exp`.
 //!
@@ -135,7 +138,7 @@ mod users;
 pub use admin::{DEFAULT_PAGE_SIZE, MAX_GRANTS, MAX_PAGE_SIZE};
 pub use refresh::{
     DEFAULT_MAX_SESSIONS, MemoryRefreshStore, REMEMBERED_ROTATIONS, RefreshSession, RefreshStore,
-    RefreshToken, Rotation, TokenHash,
+    RefreshToken, Retry, Rotation, SealedToken, TokenHash,
 };
 pub use request::MAX_BODY_BYTES;
 pub use users::{
@@ -281,6 +284,7 @@ struct Config {
     revocation: Option<Arc<dyn RevocationStore>>,
     refresh_idle_ttl: Duration,
     refresh_absolute_ttl: Duration,
+    refresh_grace: Option<Duration>,
     max_sessions_per_user: usize,
     leeway: Duration,
     clients: HashMap<String, Client>,
@@ -345,6 +349,32 @@ impl AuthRouterBuilder {
         }
         self.config.refresh_idle_ttl = idle;
         self.config.refresh_absolute_ttl = absolute;
+        Ok(self)
+    }
+
+    /// Lets a client that lost the answer to a refresh (a timeout, a second browser tab)
+    /// present the token it sent again for `grace` after the rotation, and get the same new
+    /// refresh token back with a fresh access token, instead of ending the session as a replay
+    /// (default: no grace; every replay ends the session).
+    ///
+    /// Only the token the session was last rotated away from, only by the client the session
+    /// was granted to, and only within `grace`: the token before it, a later replay, or the
+    /// same token from another `client_id` still end the session. A retry never forks the
+    /// session: it is handed the very token the first answer carried, which each store keeps
+    /// sealed under the old token (a one-time pad only the old token's holder can remove), so
+    /// one lineage of refresh tokens stays live. Concurrent refreshes with one token then all
+    /// succeed, with one new token between them.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidSetting`] for a grace of 0 or more than 5 minutes (whole seconds).
+    pub fn refresh_grace(mut self, grace: Duration) -> Result<Self, ConfigError> {
+        if grace.as_secs() == 0 || grace > Duration::from_secs(300) || grace.subsec_nanos() != 0 {
+            return Err(ConfigError::InvalidSetting(
+                "the refresh grace period must be whole seconds from 1 to 300",
+            ));
+        }
+        self.config.refresh_grace = Some(grace);
         Ok(self)
     }
 
@@ -563,6 +593,7 @@ impl AuthRouter {
                 revocation: None,
                 refresh_idle_ttl: DEFAULT_REFRESH_IDLE_TTL,
                 refresh_absolute_ttl: DEFAULT_REFRESH_ABSOLUTE_TTL,
+                refresh_grace: None,
                 max_sessions_per_user: DEFAULT_MAX_SESSIONS_PER_USER,
                 leeway: DEFAULT_LEEWAY,
                 clients: HashMap::new(),

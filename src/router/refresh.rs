@@ -5,8 +5,10 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::sync::{Mutex, PoisonError};
 
+use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
+use crate::encoding::BASE64URL;
 use crate::store::{StoreError, StoreFuture};
 
 /// A refresh token as the client holds it: 32 random bytes, base64url (43 characters).
@@ -35,6 +37,85 @@ impl RefreshToken {
     pub fn hash(&self) -> TokenHash {
         TokenHash::of(&self.0)
     }
+}
+
+impl RefreshToken {
+    /// This token sealed under `previous` (the token it replaces): what a store keeps so that
+    /// a client presenting `previous` again within a grace period can be handed this token
+    /// once more, without the store ever holding it in the clear. The seal is the token's
+    /// 32 bytes XORed with SHA-256 of a fixed label and `previous`: a one-time pad that only
+    /// a holder of `previous` can take off ([`SealedToken::open`]).
+    #[must_use]
+    pub fn seal(&self, previous: &str) -> SealedToken {
+        let mut bytes = [0u8; 32];
+        // Tokens this crate generates are 32 bytes in base64url; another length (a token
+        // made elsewhere) is hashed to 32 first, and then cannot be opened back to itself,
+        // so such a retry is refused rather than answered with another token.
+        match BASE64URL.decode(self.0.as_bytes()) {
+            Ok(decoded) if decoded.len() == 32 => bytes.copy_from_slice(&decoded),
+            _ => bytes = Sha256::digest(self.0.as_bytes()).into(),
+        }
+        for (byte, pad) in bytes.iter_mut().zip(seal_pad(previous)) {
+            *byte ^= pad;
+        }
+        SealedToken(bytes)
+    }
+}
+
+/// The one-time pad of [`RefreshToken::seal`].
+fn seal_pad(previous: &str) -> [u8; 32] {
+    let mut pad = Sha256::new();
+    pad.update(b"tower-jwt-auth refresh successor v1\0");
+    pad.update(previous.as_bytes());
+    pad.finalize().into()
+}
+
+/// A refresh token sealed under the token it replaced ([`RefreshToken::seal`]). Useless to
+/// whoever does not hold that previous token, so a store may keep it as it is. `Debug`
+/// redacts it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct SealedToken([u8; 32]);
+
+impl SealedToken {
+    /// The sealed bytes, for stores.
+    #[must_use]
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Rebuilds a sealed token from the bytes a store kept.
+    #[must_use]
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// The token sealed under `previous`. Under any other token the answer is 32 bytes
+    /// unrelated to it; a store answers [`Rotation::Retried`] only to the holder of the
+    /// right one (its hash is the rotation's old hash).
+    #[must_use]
+    pub fn open(&self, previous: &str) -> RefreshToken {
+        let mut bytes = self.0;
+        for (byte, pad) in bytes.iter_mut().zip(seal_pad(previous)) {
+            *byte ^= pad;
+        }
+        RefreshToken(BASE64URL.encode(bytes))
+    }
+}
+
+impl fmt::Debug for SealedToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SealedToken(..)")
+    }
+}
+
+/// What a rotation keeps for a refresh retry: the new token sealed under the old one, and
+/// how long the old one may be presented again to get it back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Retry {
+    /// The new token, sealed under the old one.
+    pub sealed: SealedToken,
+    /// Until when (Unix seconds) presenting the old token again is a retry.
+    pub until: u64,
 }
 
 impl fmt::Debug for RefreshToken {
@@ -93,6 +174,11 @@ pub enum Rotation {
     /// The token had already been rotated: someone replayed it. The whole family is now
     /// revoked (RFC 9700 §4.14.2); the session is returned so its `sid` can be denylisted.
     Reused(RefreshSession),
+    /// The token was the one the family was last rotated away from, presented again before
+    /// the [`Retry::until`] that rotation kept: a client retrying a refresh whose answer it
+    /// lost. Nothing changed; the sealed successor is that rotation's new token (see
+    /// [`SealedToken::open`]), and the family's current token is still that one.
+    Retried(RefreshSession, SealedToken),
     /// Unknown, expired (idle or absolute) or revoked.
     Invalid,
 }
@@ -113,13 +199,19 @@ pub trait RefreshStore: Send + Sync + 'static {
     fn get(&self, token: &TokenHash, now: u64) -> StoreFuture<Option<RefreshSession>>;
 
     /// Replaces the family's current token `old` by `new` (valid until `idle_expires_at`,
-    /// capped by the family's absolute expiry); a rotated `old` revokes the family.
+    /// capped by the family's absolute expiry), keeping `retry` (or forgetting the previous
+    /// rotation's, without one). A rotated `old` revokes the family, unless it is the one the
+    /// family was last rotated away from and `now` is before that rotation's
+    /// [`Retry::until`]: then nothing changes and the answer is [`Rotation::Retried`] with
+    /// that rotation's sealed successor. Of two concurrent rotations with one token, one
+    /// rotates and the other, when the first kept a retry, is that retry.
     fn rotate(
         &self,
         old: &TokenHash,
         new: TokenHash,
         now: u64,
         idle_expires_at: u64,
+        retry: Option<Retry>,
     ) -> StoreFuture<Rotation>;
 
     /// The family of a token, current or already rotated (for RFC 7009 revocation).
@@ -175,6 +267,8 @@ struct Family {
     current: TokenHash,
     idle_expires_at: u64,
     rotated: VecDeque<TokenHash>,
+    /// The last rotation's retry: the token it replaced, and what it kept.
+    retry: Option<(TokenHash, Retry)>,
 }
 
 impl Families {
@@ -298,6 +392,7 @@ impl RefreshStore for MemoryRefreshStore {
                 session,
                 current: token,
                 rotated: VecDeque::new(),
+                retry: None,
             },
         );
         StoreFuture::ready(Ok(()))
@@ -317,12 +412,21 @@ impl RefreshStore for MemoryRefreshStore {
         new: TokenHash,
         now: u64,
         idle_expires_at: u64,
+        retry: Option<Retry>,
     ) -> StoreFuture<Rotation> {
         let mut families = self.families();
         let Some((family, current)) = families.live(old, now) else {
             return StoreFuture::ready(Ok(Rotation::Invalid));
         };
         let id = family.session.session_id.clone();
+        if !current
+            && let Some((previous, kept)) = family.retry
+            && previous == *old
+            && now < kept.until
+        {
+            let retried = Rotation::Retried(family.session.clone(), kept.sealed);
+            return StoreFuture::ready(Ok(retried));
+        }
         if !current {
             let session = families
                 .remove(&id)
@@ -337,6 +441,7 @@ impl RefreshStore for MemoryRefreshStore {
             return StoreFuture::ready(Ok(Rotation::Invalid));
         };
         family.rotated.push_back(family.current);
+        family.retry = retry.map(|retry| (family.current, retry));
         family.current = new;
         family.idle_expires_at = idle_expires_at.min(family.session.expires_at);
         let forgotten = (family.rotated.len() > REMEMBERED_ROTATIONS)
@@ -447,6 +552,24 @@ mod tests {
     }
 
     #[test]
+    fn a_sealed_token_opens_only_under_the_token_it_replaced() {
+        let (previous, next) = (
+            RefreshToken::generate().unwrap(),
+            RefreshToken::generate().unwrap(),
+        );
+        let sealed = next.seal(previous.as_str());
+        assert_eq!(sealed.open(previous.as_str()).as_str(), next.as_str());
+        let other = RefreshToken::generate().unwrap();
+        assert_ne!(sealed.open(other.as_str()).as_str(), next.as_str());
+        // The sealed bytes are neither the token nor its hash, and differ per previous token.
+        assert_ne!(BASE64URL.encode(sealed.as_bytes()), next.as_str());
+        assert_ne!(sealed.as_bytes(), next.hash().as_bytes());
+        assert_ne!(next.seal(other.as_str()), sealed);
+        assert_eq!(SealedToken::from_bytes(*sealed.as_bytes()), sealed);
+        assert_eq!(format!("{sealed:?}"), "SealedToken(..)");
+    }
+
+    #[test]
     fn the_oldest_families_of_a_user_end_past_the_cap() {
         let store = MemoryRefreshStore::new();
         for (n, created) in [(1u8, 300), (2, 100), (3, 200), (4, 400)] {
@@ -500,18 +623,19 @@ mod tests {
         let store = MemoryRefreshStore::new();
         ready(store.create(session("s", "u", 100, 10_000), hash(1), 1_000));
         assert_eq!(ready(store.get(&hash(1), 150)).unwrap().session_id, "s");
-        let Rotation::Rotated(rotated) = ready(store.rotate(&hash(1), hash(2), 200, 1_200)) else {
+        let Rotation::Rotated(rotated) = ready(store.rotate(&hash(1), hash(2), 200, 1_200, None))
+        else {
             panic!("rotated")
         };
         assert_eq!(rotated.session_id, "s");
         assert_eq!(ready(store.get(&hash(1), 200)), None, "no longer current");
         // Replaying the rotated token revokes the family: the current token dies too.
         assert!(matches!(
-            ready(store.rotate(&hash(1), hash(3), 300, 1_300)),
+            ready(store.rotate(&hash(1), hash(3), 300, 1_300, None)),
             Rotation::Reused(s) if s.session_id == "s"
         ));
         assert_eq!(
-            ready(store.rotate(&hash(2), hash(4), 300, 1_300)),
+            ready(store.rotate(&hash(2), hash(4), 300, 1_300, None)),
             Rotation::Invalid
         );
         assert!(store.is_empty());
@@ -522,19 +646,19 @@ mod tests {
         let store = MemoryRefreshStore::new();
         ready(store.create(session("s", "u", 100, 2_000), hash(1), 500));
         assert_eq!(
-            ready(store.rotate(&hash(1), hash(2), 500, 900)),
+            ready(store.rotate(&hash(1), hash(2), 500, 900, None)),
             Rotation::Invalid
         );
         ready(store.create(session("t", "u", 100, 2_000), hash(3), 500));
         assert!(matches!(
-            ready(store.rotate(&hash(3), hash(4), 400, 2_500)),
+            ready(store.rotate(&hash(3), hash(4), 400, 2_500, None)),
             Rotation::Rotated(_)
         ));
         // The idle expiry of the new token is capped by the absolute one.
         assert!(ready(store.get(&hash(4), 1_999)).is_some());
         assert_eq!(ready(store.get(&hash(4), 2_000)), None);
         assert_eq!(
-            ready(store.rotate(&hash(4), hash(5), 2_000, 3_000)),
+            ready(store.rotate(&hash(4), hash(5), 2_000, 3_000, None)),
             Rotation::Invalid
         );
     }
@@ -549,7 +673,7 @@ mod tests {
         assert_eq!(ready(store.revoke_session("a")).unwrap().session_id, "a");
         assert_eq!(ready(store.revoke_session("a")), None);
         assert_eq!(
-            ready(store.rotate(&hash(1), hash(9), 200, 5_000)),
+            ready(store.rotate(&hash(1), hash(9), 200, 5_000, None)),
             Rotation::Invalid
         );
         ready(store.create(session("d", "u", 100, 9_000), hash(4), 5_000));
@@ -584,7 +708,7 @@ mod tests {
                 TokenHash::of(&(i + 1).to_string()),
             );
             assert!(matches!(
-                ready(store.rotate(&old, new, 1, u64::MAX)),
+                ready(store.rotate(&old, new, 1, u64::MAX, None)),
                 Rotation::Rotated(_)
             ));
         }
@@ -593,12 +717,12 @@ mod tests {
         drop(families);
         // The oldest one is forgotten: refused, but it no longer revokes the family.
         assert_eq!(
-            ready(store.rotate(&TokenHash::of("0"), hash(200), 2, u64::MAX)),
+            ready(store.rotate(&TokenHash::of("0"), hash(200), 2, u64::MAX, None)),
             Rotation::Invalid
         );
         let oldest_remembered = TokenHash::of(&(count - REMEMBERED_ROTATIONS).to_string());
         assert!(matches!(
-            ready(store.rotate(&oldest_remembered, hash(201), 2, u64::MAX)),
+            ready(store.rotate(&oldest_remembered, hash(201), 2, u64::MAX, None)),
             Rotation::Reused(_)
         ));
     }

@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use sqlx::Row;
 
 use super::{Backend, Database, int, is_unique_violation, json_list, parse_list, uint, with_pool};
-use crate::router::{REMEMBERED_ROTATIONS, RefreshSession, RefreshStore, Rotation, TokenHash};
+use crate::router::{
+    REMEMBERED_ROTATIONS, RefreshSession, RefreshStore, Retry, Rotation, SealedToken, TokenHash,
+};
 use crate::store::{StoreError, StoreFuture};
 
 /// [`RefreshStore`] in the `auth_sessions` and `auth_rotated_tokens` tables.
@@ -182,9 +184,14 @@ impl RefreshStore for SqlRefreshStore {
         new: TokenHash,
         now: u64,
         idle_expires_at: u64,
+        retry: Option<Retry>,
     ) -> StoreFuture<Rotation> {
         let this = self.clone();
         let old = *old;
+        // What this rotation keeps for a retry of it; none clears the previous one's.
+        let previous = retry.map(|_| old.as_bytes().to_vec());
+        let sealed = retry.map(|retry| retry.sealed.as_bytes().to_vec());
+        let until = int(retry.map_or(0, |retry| retry.until));
         StoreFuture::boxed(async move {
             let rotation = this
                 .db
@@ -203,7 +210,8 @@ impl RefreshStore for SqlRefreshStore {
                         let rotated = sqlx::query(&format!(
                             "UPDATE auth_sessions SET current_hash = $1, \
                              idle_expires_at = CASE WHEN $2 < expires_at THEN $2 ELSE expires_at END, \
-                             rotations = rotations + 1 \
+                             rotations = rotations + 1, previous_hash = $5, previous_sealed = $6, \
+                             retry_until = $7 \
                              WHERE current_hash = $3 AND idle_expires_at > $4 AND expires_at > $4 \
                              RETURNING {SESSION_COLUMNS}, rotations"
                         ))
@@ -211,6 +219,9 @@ impl RefreshStore for SqlRefreshStore {
                         .bind(int(idle_expires_at))
                         .bind(&old.as_bytes()[..])
                         .bind(int(now))
+                        .bind(previous.as_deref())
+                        .bind(sealed.as_deref())
+                        .bind(until)
                         .fetch_optional(&mut *tx)
                         .await;
                         let rotated = match rotated {
@@ -241,8 +252,29 @@ impl RefreshStore for SqlRefreshStore {
                             tx.commit().await?;
                             return Ok(Some(Rotation::Rotated(session)));
                         }
-                        // Not the current token of a live family: a rotated one is a replay,
-                        // which ends its family.
+                        // Not the current token of a live family. The one its last rotation
+                        // replaced, within that rotation's retry deadline, is a retry.
+                        let retried = sqlx::query(&format!(
+                            "SELECT {SESSION_COLUMNS}, previous_sealed FROM auth_sessions \
+                             WHERE session_id = (SELECT session_id FROM auth_rotated_tokens \
+                             WHERE token_hash = $1) AND previous_hash = $1 AND retry_until > $2 \
+                             AND idle_expires_at > $2 AND expires_at > $2"
+                        ))
+                        .bind(&old.as_bytes()[..])
+                        .bind(int(now))
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                        if let Some(row) = retried {
+                            let session = session_from_row!(&row)?;
+                            let sealed: Vec<u8> = row.try_get("previous_sealed")?;
+                            let sealed = <[u8; 32]>::try_from(sealed.as_slice()).map_err(|_| {
+                                sqlx::Error::Decode("previous_sealed is not 32 bytes".into())
+                            })?;
+                            tx.commit().await?;
+                            let sealed = SealedToken::from_bytes(sealed);
+                            return Ok(Some(Rotation::Retried(session, sealed)));
+                        }
+                        // Any other rotated one is a replay, which ends its family.
                         let replayed = sqlx::query(&format!(
                             "DELETE FROM auth_sessions WHERE session_id = \
                              (SELECT session_id FROM auth_rotated_tokens WHERE token_hash = $1) \

@@ -37,8 +37,8 @@ use tower_jwt_auth::password::{HashingThreads, PasswordHasher, PasswordStats};
 use tower_jwt_auth::revocation::MemoryRevocationStore;
 use tower_jwt_auth::router::{
     AuthRouter, AuthRouterBuilder, Changed, Client, Created, DEFAULT_CLIENT_ID, GrantType,
-    MAX_BODY_BYTES, NewUser, RefreshSession, RefreshStore, Registration, Rotation, TokenHash, User,
-    UserChange,
+    MAX_BODY_BYTES, NewUser, RefreshSession, RefreshStore, Registration, Retry, Rotation,
+    TokenHash, User, UserChange,
 };
 use tower_jwt_auth::store::{StoreError, StoreFuture};
 use tower_jwt_auth::{Claims, KeySet, Verifier};
@@ -953,6 +953,9 @@ async fn concurrent_refreshes_with_one_token_succeed_exactly_once() {
     assert_eq!(h.me(&winners[0].access).await, StatusCode::UNAUTHORIZED);
 }
 
+/// Retries within a grace period, on every refresh store.
+mod retries;
+
 // ---------------------------------------------------------------------------------------------
 // RFC 7009 revocation
 // ---------------------------------------------------------------------------------------------
@@ -1175,8 +1178,9 @@ impl RefreshStore for Flaky {
         new: TokenHash,
         now: u64,
         idle: u64,
+        retry: Option<Retry>,
     ) -> StoreFuture<Rotation> {
-        self.check(|| self.inner.rotate(old, new, now, idle))
+        self.check(|| self.inner.rotate(old, new, now, idle, retry))
     }
     fn find_session(&self, token: &TokenHash) -> StoreFuture<Option<RefreshSession>> {
         self.check(|| self.inner.find_session(token))

@@ -1688,3 +1688,32 @@ async fn the_server_answers_within_its_bounds_while_the_database_is_down_or_hung
     }
     server.shut_down().await;
 }
+
+/// `AUTH_REFRESH_GRACE`: a refresh presented again within it gets the same new refresh token;
+/// without it, the second presentation is a replay and ends the session. Bad values refuse
+/// to start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_refresh_grace_period_is_opt_in() {
+    for (grace, retried) in [(Some("30"), true), (None, false)] {
+        let mut pairs = vec![("AUTH_BOOTSTRAP_ADMIN", ADMIN)];
+        pairs.extend(grace.map(|grace| ("AUTH_REFRESH_GRACE", grace)));
+        let server = start(&pairs).await;
+        let (_, refresh) = server.tokens("admin", "change-me-please").await;
+        let first = server.refresh(&refresh).await;
+        assert_eq!(first.status, StatusCode::OK, "{}", first.text());
+        let again = server.refresh(&refresh).await;
+        if retried {
+            assert_eq!(again.status, StatusCode::OK, "{}", again.text());
+            assert_eq!(again.json()["refresh_token"], first.json()["refresh_token"]);
+        } else {
+            assert_eq!(again.status, StatusCode::BAD_REQUEST, "{}", again.text());
+            let next = first.json()["refresh_token"].as_str().unwrap().to_owned();
+            assert_eq!(server.refresh(&next).await.status, StatusCode::BAD_REQUEST);
+        }
+        server.shut_down().await;
+    }
+    for bad in ["0", "301", "1.5", "ten"] {
+        let error = refusal(&[("AUTH_REFRESH_GRACE", bad)]).await;
+        assert!(error.contains("AUTH_REFRESH_GRACE"), "{bad}: {error}");
+    }
+}

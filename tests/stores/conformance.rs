@@ -18,7 +18,7 @@ use tower_jwt_auth::ratelimit::{
 use tower_jwt_auth::revocation::{MemoryRevocationStore, RevocationQuery, RevocationStore};
 use tower_jwt_auth::router::{
     Changed, Created, MemoryRefreshStore, MemoryUserStore, NewUser, REMEMBERED_ROTATIONS,
-    RefreshSession, RefreshStore, Rotation, TokenHash, UserChange, UserStore,
+    RefreshSession, RefreshStore, Retry, Rotation, SealedToken, TokenHash, UserChange, UserStore,
 };
 
 pub(crate) const ISSUER: &str = "https://issuer.test";
@@ -79,7 +79,7 @@ pub(crate) async fn refresh_store(store: &dyn RefreshStore) {
     );
     assert_eq!(
         store
-            .rotate(&h(0), h(901), now + 600, now + 1_200)
+            .rotate(&h(0), h(901), now + 600, now + 1_200, None)
             .await
             .unwrap(),
         Rotation::Invalid,
@@ -89,7 +89,10 @@ pub(crate) async fn refresh_store(store: &dyn RefreshStore) {
     // Rotate past the remembered bound: the oldest rotated tokens are forgotten.
     let count = REMEMBERED_ROTATIONS + 3;
     for i in 0..count {
-        let rotated = store.rotate(&h(i), h(i + 1), now, now + 600).await.unwrap();
+        let rotated = store
+            .rotate(&h(i), h(i + 1), now, now + 600, None)
+            .await
+            .unwrap();
         assert!(matches!(rotated, Rotation::Rotated(_)), "rotation {i}");
     }
     assert_eq!(
@@ -121,14 +124,17 @@ pub(crate) async fn refresh_store(store: &dyn RefreshStore) {
     // A rotation to a token some family already holds is refused, and changes nothing.
     assert!(
         store
-            .rotate(&h(count), h(count - 1), now, now + 600)
+            .rotate(&h(count), h(count - 1), now, now + 600, None)
             .await
             .is_err()
     );
     assert!(store.get(&h(count), now).await.unwrap().is_some());
     // Forgotten: refused without ending the family.
     assert_eq!(
-        store.rotate(&h(0), h(1_000), now, now + 600).await.unwrap(),
+        store
+            .rotate(&h(0), h(1_000), now, now + 600, None)
+            .await
+            .unwrap(),
         Rotation::Invalid
     );
     assert_eq!(store.find_session(&h(0)).await.unwrap(), None);
@@ -136,13 +142,13 @@ pub(crate) async fn refresh_store(store: &dyn RefreshStore) {
     // Remembered: a replay, which ends the family.
     let oldest = h(count - REMEMBERED_ROTATIONS);
     let reused = store
-        .rotate(&oldest, h(1_001), now, now + 600)
+        .rotate(&oldest, h(1_001), now, now + 600, None)
         .await
         .unwrap();
     assert!(matches!(reused, Rotation::Reused(s) if s.session_id == "s"));
     assert_eq!(
         store
-            .rotate(&h(count), h(1_002), now, now + 600)
+            .rotate(&h(count), h(1_002), now, now + 600, None)
             .await
             .unwrap(),
         Rotation::Invalid
@@ -158,7 +164,7 @@ pub(crate) async fn refresh_store(store: &dyn RefreshStore) {
     assert!(store.get(&h(1_500), now + 99).await.unwrap().is_some());
     assert_eq!(store.get(&h(1_500), now + 100).await.unwrap(), None);
     let rotated = store
-        .rotate(&h(1_500), h(1_501), now + 50, now + 650)
+        .rotate(&h(1_500), h(1_501), now + 50, now + 650, None)
         .await
         .unwrap();
     assert!(matches!(rotated, Rotation::Rotated(_)));
@@ -197,7 +203,11 @@ pub(crate) async fn refresh_store(store: &dyn RefreshStore) {
         .map(|s| s.session_id)
         .collect();
     ended.sort();
-    assert_eq!(ended, ["b", "d"], "all of the user's families but the one kept");
+    assert_eq!(
+        ended,
+        ["b", "d"],
+        "all of the user's families but the one kept"
+    );
     assert!(store.get(&h(2_004), now).await.unwrap().is_some());
     let ended: Vec<_> = store
         .revoke_user("u", None)
@@ -267,7 +277,7 @@ pub(crate) async fn concurrent_rotations(store: Arc<dyn RefreshStore>) {
             .map(|i| {
                 let store = Arc::clone(&store);
                 let next = TokenHash::of(&format!("race-next-{round}-{i}"));
-                tokio::spawn(async move { store.rotate(&first, next, now, now + 600).await })
+                tokio::spawn(async move { store.rotate(&first, next, now, now + 600, None).await })
             })
             .collect();
         let mut rotated = 0;
@@ -277,6 +287,135 @@ pub(crate) async fn concurrent_rotations(store: Arc<dyn RefreshStore>) {
             }
         }
         assert_eq!(rotated, 1, "round {round}");
+    }
+}
+
+/// A rotation that keeps a retry: the token it replaced, presented again before the deadline,
+/// is a retry (nothing changes, the sealed successor comes back); the token before it, or the
+/// same one after the deadline, or after a rotation that kept no retry, is a replay.
+pub(crate) async fn refresh_retries(store: &dyn RefreshStore) {
+    let now = unix_now();
+    let h = |name: &str| TokenHash::of(name);
+    let sealed = |n: u8| SealedToken::from_bytes([n; 32]);
+    let retry = |n: u8, until: u64| {
+        Some(Retry {
+            sealed: sealed(n),
+            until,
+        })
+    };
+    store
+        .create(session("g", "u", now, now + 3_600), h("g0"), now + 600)
+        .await
+        .unwrap();
+    let rotated = store.rotate(&h("g0"), h("g1"), now, now + 600, retry(1, now + 30));
+    assert!(matches!(rotated.await.unwrap(), Rotation::Rotated(_)));
+    // A retry: the sealed successor, and nothing changed (another retry is a retry too).
+    for at in [now, now + 29] {
+        match store
+            .rotate(&h("g0"), h("g-other"), at, at + 600, retry(9, at + 30))
+            .await
+            .unwrap()
+        {
+            Rotation::Retried(retried, kept) => {
+                assert_eq!(retried.session_id, "g");
+                assert_eq!(kept, sealed(1), "the first rotation's successor");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(
+        store.get(&h("g1"), now).await.unwrap().is_some(),
+        "still current"
+    );
+    assert!(
+        store.get(&h("g-other"), now).await.unwrap().is_none(),
+        "never stored"
+    );
+    // The successor rotates as usual; then the token before it is a replay.
+    let rotated = store.rotate(&h("g1"), h("g2"), now + 1, now + 600, retry(2, now + 31));
+    assert!(matches!(rotated.await.unwrap(), Rotation::Rotated(_)));
+    let replay = store.rotate(&h("g0"), h("g3"), now + 2, now + 600, retry(3, now + 32));
+    assert!(matches!(replay.await.unwrap(), Rotation::Reused(_)));
+    assert!(
+        store.get(&h("g2"), now + 2).await.unwrap().is_none(),
+        "family ended"
+    );
+
+    // Past the deadline, a replay.
+    store
+        .create(session("late", "u", now, now + 3_600), h("l0"), now + 600)
+        .await
+        .unwrap();
+    let rotated = store.rotate(&h("l0"), h("l1"), now, now + 600, retry(1, now + 30));
+    assert!(matches!(rotated.await.unwrap(), Rotation::Rotated(_)));
+    let late = store.rotate(&h("l0"), h("l2"), now + 30, now + 600, retry(2, now + 60));
+    assert!(matches!(late.await.unwrap(), Rotation::Reused(_)));
+
+    // A rotation without a retry forgets the one before it.
+    store
+        .create(session("none", "u", now, now + 3_600), h("n0"), now + 600)
+        .await
+        .unwrap();
+    let rotated = store.rotate(&h("n0"), h("n1"), now, now + 600, retry(1, now + 30));
+    assert!(matches!(rotated.await.unwrap(), Rotation::Rotated(_)));
+    let rotated = store.rotate(&h("n1"), h("n2"), now, now + 600, None);
+    assert!(matches!(rotated.await.unwrap(), Rotation::Rotated(_)));
+    let replay = store.rotate(&h("n1"), h("n3"), now, now + 600, retry(3, now + 30));
+    assert!(matches!(replay.await.unwrap(), Rotation::Reused(_)));
+
+    // An expired family retries nothing.
+    store
+        .create(session("gone", "u", now, now + 10), h("e0"), now + 600)
+        .await
+        .unwrap();
+    let rotated = store.rotate(&h("e0"), h("e1"), now, now + 600, retry(1, now + 300));
+    assert!(matches!(rotated.await.unwrap(), Rotation::Rotated(_)));
+    let expired = store.rotate(&h("e0"), h("e2"), now + 10, now + 600, retry(2, now + 300));
+    assert_eq!(expired.await.unwrap(), Rotation::Invalid);
+}
+
+/// Of many concurrent rotations with one token that keep a retry, one rotates and every other
+/// is that rotation's retry: one successor between them, the family alive.
+pub(crate) async fn concurrent_retries(store: Arc<dyn RefreshStore>) {
+    let now = unix_now();
+    for round in 0..5u8 {
+        let sid = format!("retry{round}");
+        let first = TokenHash::of(&format!("retry-first-{round}"));
+        store
+            .create(session(&sid, "racer", now, now + 3_600), first, now + 600)
+            .await
+            .unwrap();
+        let tasks: Vec<_> = (0..8u8)
+            .map(|i| {
+                let store = Arc::clone(&store);
+                let next = TokenHash::of(&format!("retry-next-{round}-{i}"));
+                let retry = Retry {
+                    sealed: SealedToken::from_bytes([i; 32]),
+                    until: now + 30,
+                };
+                tokio::spawn(async move {
+                    let rotation = store.rotate(&first, next, now, now + 600, Some(retry));
+                    (i, rotation.await.unwrap())
+                })
+            })
+            .collect();
+        let (mut winners, mut retried) = (Vec::new(), Vec::new());
+        for task in tasks {
+            match task.await.unwrap() {
+                (i, Rotation::Rotated(_)) => winners.push(i),
+                (_, Rotation::Retried(_, sealed)) => retried.push(sealed),
+                (_, other) => panic!("round {round}: {other:?}"),
+            }
+        }
+        assert_eq!(winners.len(), 1, "round {round}");
+        let winner = SealedToken::from_bytes([winners[0]; 32]);
+        assert_eq!(
+            retried,
+            vec![winner; 7],
+            "round {round}: the winner's successor"
+        );
+        let current = TokenHash::of(&format!("retry-next-{round}-{}", winners[0]));
+        assert!(store.get(&current, now).await.unwrap().is_some());
     }
 }
 
@@ -838,6 +977,8 @@ pub(crate) fn concurrent_policy() -> LoginLimits {
 async fn memory_stores_conform() {
     refresh_store(&MemoryRefreshStore::new()).await;
     concurrent_rotations(Arc::new(MemoryRefreshStore::new())).await;
+    refresh_retries(&MemoryRefreshStore::new()).await;
+    concurrent_retries(Arc::new(MemoryRefreshStore::new())).await;
     revocation_store(&MemoryRevocationStore::new()).await;
     user_store(&MemoryUserStore::new()).await;
     concurrent_registrations(Arc::new(MemoryUserStore::new())).await;

@@ -488,7 +488,7 @@ async fn keys_carry_the_remaining_lifetime_of_what_they_hold() {
         "user's set",
     );
     let rotated = refresh
-        .rotate(&first, second, now, now + 1_200)
+        .rotate(&first, second, now, now + 1_200, None)
         .await
         .unwrap();
     assert!(matches!(rotated, Rotation::Rotated(s) if s.session_id == "s-1"));
@@ -510,7 +510,7 @@ async fn keys_carry_the_remaining_lifetime_of_what_they_hold() {
     );
     // The idle expiry is capped by the absolute one.
     refresh
-        .rotate(&second, TokenHash::of("third"), now, now + 99_999)
+        .rotate(&second, TokenHash::of("third"), now, now + 99_999, None)
         .await
         .unwrap();
     assert_about(
@@ -626,6 +626,11 @@ async fn the_redis_stores_conform_and_keep_to_their_prefix() {
     .await;
     conformance::revocation_store(&RedisRevocationStore::new(connection.clone()).prefix("app4:"))
         .await;
+    conformance::refresh_retries(&RedisRefreshStore::new(connection.clone()).prefix("app6:")).await;
+    conformance::concurrent_retries(Arc::new(
+        RedisRefreshStore::new(connection.clone()).prefix("app7:"),
+    ))
+    .await;
     conformance::concurrent_attempts(Arc::new(
         RedisLimiterStore::new(connection.clone(), conformance::concurrent_policy())
             .prefix("app5:"),

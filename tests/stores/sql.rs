@@ -95,6 +95,8 @@ where
 {
     conformance::refresh_store(&fresh().await.refresh()).await;
     conformance::concurrent_rotations(Arc::new(fresh().await.refresh())).await;
+    conformance::refresh_retries(&fresh().await.refresh()).await;
+    conformance::concurrent_retries(Arc::new(fresh().await.refresh())).await;
     let db = fresh().await;
     let revocations = db.revocations(ReplicaOptions::default()).await.unwrap();
     conformance::revocation_store(&revocations).await;

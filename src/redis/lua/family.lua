@@ -1,5 +1,7 @@
 -- Shared by the refresh-family scripts (prepended to each). ARGV[1] is the key prefix.
---   <prefix>rf:s:<sid>   hash: session (JSON), user, current (hex token hash), idle, expires
+--   <prefix>rf:s:<sid>   hash: session (JSON), user, current (hex token hash), idle, expires;
+--                        after a rotation that kept a retry, also previous (the hash it
+--                        replaced), sealed (the new token sealed under the old, hex), until
 --   <prefix>rf:r:<sid>   list: rotated token hashes, oldest first
 --   <prefix>rf:t:<hash>  string: the session id of a current or rotated token
 --   <prefix>rf:u:<user>  set: the user's session ids
