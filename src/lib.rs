@@ -117,6 +117,7 @@
 //! | `redis` | no | [`redis`][redis-mod] stores (refresh families, revocation, login limits) shared by several instances; pulls in the `redis` crate, needs Redis 6.2+ |
 //! | `remote-jwks` | no | [`remote`][remote-mod] (`RemoteJwks`): an issuer's keys from a JWKS URL or OIDC / RFC 8414 discovery, cached and refreshed; pulls in hyper's client, rustls (aws-lc-rs provider) and tokio |
 //! | `testing` | no | [`testing`][testing-mod] (`TestIssuer`): a loopback OIDC issuer that mints tokens, for testing protected apps (implies `remote-jwks`) |
+//! | `smtp` | yes | [`mail::SmtpMailer`][smtp-mailer]: reset and verification mail over SMTP with TLS (lettre, rustls); the `Mailer` trait and the development `LogMailer` come with `router` |
 //! | `bcrypt` | no | `PasswordHasher` verifies legacy `$2b$` bcrypt hashes (as passlib writes them) and asks for a re-hash |
 //! | `metrics` | yes | counters through the `metrics` facade (see [`telemetry`]); a no-op until the application installs a recorder. The `tracing` events do not depend on it |
 //!
@@ -152,6 +153,8 @@
 #![cfg_attr(not(feature = "redis"), doc = "[redis-mod]: crate#features")]
 #![cfg_attr(feature = "remote-jwks", doc = "[remote-mod]: crate::remote")]
 #![cfg_attr(not(feature = "remote-jwks"), doc = "[remote-mod]: crate#features")]
+#![cfg_attr(feature = "smtp", doc = "[smtp-mailer]: crate::mail::SmtpMailer")]
+#![cfg_attr(not(feature = "smtp"), doc = "[smtp-mailer]: crate#features")]
 #![cfg_attr(feature = "testing", doc = "[testing-mod]: crate::testing")]
 #![cfg_attr(not(feature = "testing"), doc = "[testing-mod]: crate#features")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -182,6 +185,8 @@ mod verifier;
 pub mod axum;
 pub mod bearer;
 pub mod issuer;
+#[cfg(feature = "router")]
+pub mod mail;
 #[cfg(feature = "router")]
 pub mod password;
 #[cfg(feature = "rate-limit")]

@@ -69,7 +69,8 @@
 //! | [`TARGET_PASSWORD`] | `WARN` | the password hasher refused a call at capacity (the router answers 503) | `reason` (`overloaded`) |
 //! | [`TARGET_STORE`] | `ERROR` | a revocation, limiter or router store failed | `reason` (`store_unavailable`), `store`, `error` (the store's message); the message says what the caller did (failed open or closed) |
 //! | [`TARGET_REMOTE`] | `INFO` / `WARN` | remote keys loaded (when they changed) / a fetch failed | `keys`, `kids`, `lifetime_secs` / `reason`, `error`, `failures` |
-//! | [`TARGET_AUDIT`] | `INFO` | the router changed an account: `password_changed`, `user_disabled`, `user_enabled`, `grants_changed`, `user_deleted` (by an administrator), `self_deleted` | `event`, `actor` (the user id that acted), `subject` (the user id acted on) |
+//! | [`TARGET_MAIL`] | `INFO` / `WARN` | the development mailer's message, link included (`LogMailer`: never in production) / a mail the router could not send, or a mail request dropped with `router::MAX_MAIL_JOBS` in progress | `to`, `subject`, `body` / `error`, `purpose` (`password_reset`, `email_verification`) |
+//! | [`TARGET_AUDIT`] | `INFO` | the router changed an account: `password_changed`, `user_disabled`, `user_enabled`, `grants_changed`, `user_deleted` (by an administrator), `self_deleted`, `password_reset` (by a mailed link), `email_verified` | `event`, `actor` (the user id that acted), `subject` (the user id acted on) |
 //!
 //! Never in any event: a token or any part of one, an `Authorization` or `Cookie` header, a
 //! password or hash, a refresh token, a client secret. Usernames are left out too: they are
@@ -137,6 +138,9 @@ pub const TARGET_PASSWORD: &str = "tower_jwt_auth::password";
 pub const TARGET_STORE: &str = "tower_jwt_auth::store";
 /// Target of `RemoteJwks`'s events.
 pub const TARGET_REMOTE: &str = "tower_jwt_auth::remote";
+/// Target of the development mailer's messages (`mail::LogMailer`) and of mail the login
+/// router could not send.
+pub const TARGET_MAIL: &str = "tower_jwt_auth::mail";
 /// Target of the login router's audit events: one per change to an account (see the table
 /// above). A short, stable name, so that an audit log can be routed apart from the rest.
 pub const TARGET_AUDIT: &str = "audit";
