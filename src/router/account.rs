@@ -16,7 +16,7 @@ use super::endpoints::{
 };
 use super::events::{Audit, audit};
 use super::reply::{self, OAuthError, Reply};
-use super::users::{Changed, User};
+use super::users::{Changed, TokenPurpose, User};
 use crate::claims::Claims;
 use crate::ratelimit::{LoginName, LoginOutcome};
 
@@ -109,6 +109,13 @@ async fn password_change(state: &State, claims: &Claims, request: Request) -> Ou
         .hash(&form.new_password)
         .await
         .map_err(|e| Stop::password(e, Some(&user)))?;
+    // A reset link mailed before is of no use once the password changed (discarded first: a
+    // failure here leaves the password as it was, and the request can be repeated).
+    state
+        .config
+        .users
+        .revoke_tokens(&user.id, TokenPurpose::PasswordReset)
+        .await?;
     if !state
         .config
         .users
@@ -174,7 +181,7 @@ async fn verified_user(
 
 /// The answer of a route that checks a password, logged, with what it was worth to a rate
 /// limiter in front: a wrong password is a failed login, a change made is a success.
-fn counted(endpoint: &'static str, outcome: Outcome) -> Reply {
+pub(super) fn counted(endpoint: &'static str, outcome: Outcome) -> Reply {
     let login = match &outcome {
         Ok(reply) if reply.status().is_success() => LoginOutcome::Success,
         Err(Stop::OAuth(OAuthError::InvalidGrant(_))) => LoginOutcome::Failure,

@@ -172,6 +172,7 @@ async fn update_user(state: &State, claims: &Claims, id: &str, request: Request)
         disabled: patch.disabled,
         roles,
         scopes,
+        email_verified: None,
     };
     let before = match state
         .config

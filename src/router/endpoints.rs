@@ -311,6 +311,12 @@ async fn password_grant(
     if user.disabled {
         return Err(refused(state).await);
     }
+    // Only once the password was right: whether an address is verified is the account's own
+    // business. Neither a failure nor a success for a rate limiter in front.
+    if state.config.email_verification && user.email.is_some() && !user.email_verified {
+        let unverified = OAuthError::InvalidGrant("the email address is not verified yet");
+        return Err(Stop::reply(unverified.reply(), unverified.code()));
+    }
     let mut scopes = negotiate(requested?, &user.scopes)?;
     let mut verified_hash = user.password_hash.clone();
     if needs_rehash && let Some(hash) = rehash(state, &user, password).await {
@@ -745,7 +751,7 @@ pub(super) async fn register(AxumState(state): Shared, request: Request) -> Repl
     finish("register", register_user(&state, request).await)
 }
 
-async fn register_user(state: &State, request: Request) -> Outcome {
+async fn register_user(state: &Arc<State>, request: Request) -> Outcome {
     let client = hashing_client(&request);
     let Some(registration) = &state.config.registration else {
         return Ok(reply::error(
@@ -780,7 +786,23 @@ async fn register_user(state: &State, request: Request) -> Outcome {
     {
         return Ok(policy("email is not a valid address"));
     }
+    if state.config.email_verification && form.email.is_none() {
+        return Ok(policy("email is required"));
+    }
     let taken = || reply::error(StatusCode::CONFLICT, "username_taken", "username is taken");
+    let email_taken = || {
+        reply::error(
+            StatusCode::CONFLICT,
+            "email_taken",
+            "an account with this email exists",
+        )
+    };
+    // Checked before hashing, like the name; `create` checks again.
+    if let Some(email) = &form.email
+        && state.config.users.find_by_email(email).await?.is_some()
+    {
+        return Ok(email_taken());
+    }
     // Checked before hashing so a taken name costs no argon2 work; `create` checks again.
     if state
         .config
@@ -811,9 +833,12 @@ async fn register_user(state: &State, request: Request) -> Outcome {
     match created {
         Created::Created(user) => {
             tracing::info!(target: TARGET_ROUTER, user = %user.id, "auth router: user registered");
-            Ok(reply::json(StatusCode::CREATED, &user.public()))
+            let reply = reply::json(StatusCode::CREATED, &user.public());
+            super::recovery::verification_on_registration(state, user);
+            Ok(reply)
         }
         Created::Taken => Ok(taken()),
+        Created::EmailTaken => Ok(email_taken()),
         Created::InvalidUsername => Ok(policy("invalid username")),
     }
 }

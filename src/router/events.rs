@@ -164,6 +164,8 @@ pub(super) enum Audit {
     GrantsChanged,
     UserDeleted,
     SelfDeleted,
+    PasswordReset,
+    EmailVerified,
 }
 
 impl Audit {
@@ -175,6 +177,8 @@ impl Audit {
             Self::GrantsChanged => "grants_changed",
             Self::UserDeleted => "user_deleted",
             Self::SelfDeleted => "self_deleted",
+            Self::PasswordReset => "password_reset",
+            Self::EmailVerified => "email_verified",
         }
     }
 }
@@ -193,6 +197,7 @@ pub(super) fn audit(event: Audit, actor: &str, subject: &str) {
         event => EVENT,
         Audit::{
             PasswordChanged, UserDisabled, UserEnabled, GrantsChanged, UserDeleted, SelfDeleted,
+            PasswordReset, EmailVerified,
         },
         Audit::as_str,
         AUDIT_EVENTS_TOTAL

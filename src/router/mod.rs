@@ -48,6 +48,10 @@
 //! | `GET /admin/users/{id}` | administrators: one user (404 `not_found`) |
 //! | `PATCH /admin/users/{id}` | administrators, JSON `{disabled?, roles?, scopes?}`: the user as changed |
 //! | `DELETE /admin/users/{id}` | administrators: deletes the user; 204 |
+//! | `POST /password/forgot` | with a [mailer](AuthRouterBuilder::mail), JSON `{email}` or `{username}`: mails a reset link when an account matches; always 202 with one body |
+//! | `POST /password/reset` | with a mailer, JSON `{token, new_password}`: sets the password; every session of the user ends; 204 |
+//! | `POST /email/verify` | with [verification](AuthRouterBuilder::email_verification), JSON `{token}`: the address is verified; 204 |
+//! | `POST /email/verify/resend` | with verification, JSON `{email}` or `{username}`: mails a new link to an unverified address; always 202 with one body |
 //!
 //! Errors follow RFC 6749 §5.2 (`invalid_request`, `invalid_client` (401),
 //! `invalid_grant`, `unauthorized_client`, `unsupported_grant_type`, `invalid_scope`), every
@@ -70,6 +74,22 @@
 //! password is never missed. Each change emits an audit event (target
 //! [`TARGET_AUDIT`](crate::telemetry::TARGET_AUDIT)) naming the acting and the changed user
 //! ids.
+//!
+//! # Account mail
+//!
+//! With a [`Mailer`](crate::mail::Mailer) the router mails one-time links (see
+//! [`mail`](crate::mail)): a password reset on `POST /password/forgot` and, with
+//! [verification](AuthRouterBuilder::email_verification), an address check on registration.
+//! `forgot` and `verify/resend` answer 202 at once with the same body whether or not an account
+//! matches, and look the account up and mail it in the background, so neither the answer nor
+//! its timing tells who has an account. A link's token is 256 random bits, kept by the
+//! [`UserStore`] only as its SHA-256 ([`AccountToken`]), single use, and valid
+//! [`DEFAULT_RESET_TTL`] (reset) or [`DEFAULT_VERIFICATION_TTL`] (verification); a newer link
+//! replaces the older, a password change discards an outstanding reset link, and an account gets
+//! at most one mail of each kind per [`MAIL_INTERVAL`]. Every unusable token gets one answer, 400
+//! `invalid_grant`. A reset ends every session of the user. With
+//! [`rate_limit`](AuthRouterBuilder::rate_limit), each mail request counts on the client's
+//! registration rate and each wrong token as a failed login.
 //!
 //! # First-party clients only
 //!
@@ -130,20 +150,25 @@ mod account;
 mod admin;
 mod endpoints;
 mod events;
+mod recovery;
 mod refresh;
 mod reply;
 mod request;
 mod users;
 
 pub use admin::{DEFAULT_PAGE_SIZE, MAX_GRANTS, MAX_PAGE_SIZE};
+pub use recovery::{
+    DEFAULT_RESET_TTL, DEFAULT_VERIFICATION_TTL, MAIL_INTERVAL, MAX_MAIL_JOBS, RESET_PATH,
+    VERIFY_PATH,
+};
 pub use refresh::{
     DEFAULT_MAX_SESSIONS, MemoryRefreshStore, REMEMBERED_ROTATIONS, RefreshSession, RefreshStore,
     RefreshToken, Retry, Rotation, SealedToken, TokenHash,
 };
 pub use request::MAX_BODY_BYTES;
 pub use users::{
-    Changed, Created, DEFAULT_MAX_USERS, MemoryUserStore, NewUser, PublicUser, User, UserChange,
-    UserStore,
+    AccountToken, Changed, Created, DEFAULT_MAX_USERS, Issued, MemoryUserStore, NewUser,
+    PublicUser, TokenPurpose, User, UserChange, UserStore, email_key,
 };
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) use users::{loses_role, stored_form};
@@ -291,6 +316,13 @@ struct Config {
     registration: Option<Registration>,
     rate_limit: Option<RateLimitLoginLayer>,
     admin_role: String,
+    mail: Option<recovery::MailConfig>,
+    mail_templates: Option<crate::mail::MailTemplates>,
+    /// The paths of the reset and verification links.
+    mail_links: (String, String),
+    reset_ttl: Duration,
+    verification_ttl: Duration,
+    email_verification: bool,
     clock: Clock,
 }
 
@@ -453,6 +485,74 @@ impl AuthRouterBuilder {
         Ok(self)
     }
 
+    /// Sends account mail through `mailer`, with links on `public_url` (the address users
+    /// open, such as `https://app.example`; the link paths are [`RESET_PATH`] and
+    /// [`VERIFY_PATH`] unless [`mail_links`](Self::mail_links) says otherwise). Enables
+    /// `POST /password/forgot` and `POST /password/reset`.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidSetting`] unless `public_url` is an absolute `https://` URL (or
+    /// `http://` to a loopback host, for development) without query or fragment.
+    pub fn mail(
+        mut self,
+        mailer: Arc<dyn crate::mail::Mailer>,
+        public_url: &str,
+    ) -> Result<Self, ConfigError> {
+        self.config.mail = Some(recovery::MailConfig::new(mailer, public_url)?);
+        Ok(self)
+    }
+
+    /// What the mail says (default: [`MailTemplates::default`](crate::mail::MailTemplates)).
+    /// Takes effect with [`mail`](Self::mail), in either order.
+    pub fn mail_templates(mut self, templates: crate::mail::MailTemplates) -> Self {
+        self.config.mail_templates = Some(templates);
+        self
+    }
+
+    /// The paths, on the public URL, of the reset and verification links (defaults
+    /// [`RESET_PATH`] and [`VERIFY_PATH`]): the pages of your front end that read the `token`
+    /// query parameter and post it to `/password/reset` or `/email/verify`.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidSetting`] unless each path starts with `/` and has no query,
+    /// fragment, spaces or controls.
+    pub fn mail_links(mut self, reset: &str, verify: &str) -> Result<Self, ConfigError> {
+        for path in [reset, verify] {
+            let bad =
+                |c: char| matches!(c, '?' | '#' | '\\') || c.is_whitespace() || c.is_control();
+            if !path.starts_with('/') || path.starts_with("//") || path.contains(bad) {
+                return Err(ConfigError::InvalidSetting(
+                    "mail link paths start with one / and have no query, fragment or spaces",
+                ));
+            }
+        }
+        self.config.mail_links = (reset.to_owned(), verify.to_owned());
+        Ok(self)
+    }
+
+    /// How long a password-reset link works (default [`DEFAULT_RESET_TTL`]).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidSetting`] unless 1 minute ≤ `ttl` ≤ 1 day.
+    pub fn reset_ttl(mut self, ttl: Duration) -> Result<Self, ConfigError> {
+        self.config.reset_ttl = recovery::link_ttl(ttl)?;
+        Ok(self)
+    }
+
+    /// Requires a verified e-mail address to log in (default: not required). Registration
+    /// then requires an address and mails a verification link (valid
+    /// [`DEFAULT_VERIFICATION_TTL`]); until it is used, a login with the right password is
+    /// refused with `invalid_grant` saying so. `POST /email/verify` and
+    /// `POST /email/verify/resend` are served. Accounts without an address (created with
+    /// [`AuthRouter::create_user`]) are not held back. Needs [`mail`](Self::mail).
+    pub fn email_verification(mut self, required: bool) -> Self {
+        self.config.email_verification = required;
+        self
+    }
+
     /// The clock for refresh-token expiry and revocation lifetimes (default: the system
     /// clock). Tests pair it with [`TokenIssuer::clock`].
     pub fn clock(mut self, clock: impl Fn() -> SystemTime + Send + Sync + 'static) -> Self {
@@ -491,6 +591,14 @@ impl AuthRouterBuilder {
             .rate_limit
             .take()
             .map(|limiter| limiter.ledger(hasher.ledger()));
+        if let Some(mail) = &mut config.mail {
+            mail.templates = config.mail_templates.take().unwrap_or_default();
+            mail.links.clone_from(&config.mail_links);
+        } else if config.email_verification {
+            return Err(ConfigError::InvalidSetting(
+                "email verification needs a mailer (AuthRouterBuilder::mail)",
+            ));
+        }
         let bearer = BearerAuthLayer::new(verifier.clone()).revocation(Arc::clone(&revocation));
         let require_admin = RequireRoleLayer::any([config.admin_role.as_str()])?;
         Ok(AuthRouter {
@@ -600,6 +708,12 @@ impl AuthRouter {
                 registration: None,
                 rate_limit: None,
                 admin_role: DEFAULT_ADMIN_ROLE.to_owned(),
+                mail: None,
+                mail_templates: None,
+                mail_links: (RESET_PATH.to_owned(), VERIFY_PATH.to_owned()),
+                reset_ttl: DEFAULT_RESET_TTL,
+                verification_ttl: DEFAULT_VERIFICATION_TTL,
+                email_verification: false,
                 clock: Arc::new(SystemTime::now),
             },
         }
@@ -613,6 +727,12 @@ impl AuthRouter {
         let mut register = post(endpoints::register);
         let mut password = post(account::change_password);
         let mut delete_me = delete(account::delete_me);
+        // Requests that send mail count on the client's registration rate (each one, whatever
+        // its answer); presenting a mailed token counts a wrong one as a failure.
+        let mut forgot = post(recovery::forgot);
+        let mut reset = post(recovery::reset);
+        let mut verify = post(recovery::verify);
+        let mut resend = post(recovery::resend);
         if let Some(limiter) = &state.config.rate_limit {
             token = token.layer(limiter.clone().action(Action::Login));
             revoke = revoke.layer(limiter.clone().action(Action::Login));
@@ -621,7 +741,12 @@ impl AuthRouter {
             let named = from_fn_with_state(Arc::clone(&state), account::name_the_account);
             let login = limiter.clone().action(Action::Login);
             password = password.layer(login.clone()).layer(named.clone());
-            delete_me = delete_me.layer(login).layer(named);
+            delete_me = delete_me.layer(login.clone()).layer(named);
+            let mailing = limiter.clone().action(Action::Registration);
+            forgot = forgot.layer(mailing.clone());
+            resend = resend.layer(mailing);
+            reset = reset.layer(login.clone());
+            verify = verify.layer(login);
         }
         let signed_in = Router::new()
             .route("/logout", post(endpoints::logout))
@@ -637,6 +762,16 @@ impl AuthRouter {
             .merge(signed_in);
         if state.config.registration.is_some() {
             router = router.route("/register", register);
+        }
+        if state.config.mail.is_some() {
+            router = router
+                .route("/password/forgot", forgot)
+                .route("/password/reset", reset);
+        }
+        if state.config.email_verification {
+            router = router
+                .route("/email/verify", verify)
+                .route("/email/verify/resend", resend);
         }
         router.with_state(state)
     }
@@ -731,6 +866,8 @@ impl AuthRouter {
             Created::Created(user) => Ok(user),
             Created::Taken => Err(CreateUserError::Taken),
             Created::InvalidUsername => Err(CreateUserError::InvalidUsername),
+            // No address was given.
+            Created::EmailTaken => Err(CreateUserError::Taken),
         }
     }
 }

@@ -28,6 +28,9 @@ pub struct User {
     pub scopes: Vec<String>,
     /// A disabled account cannot log in or refresh.
     pub disabled: bool,
+    /// Whether the owner of [`email`](Self::email) has confirmed it (by the link of a
+    /// verification mail).
+    pub email_verified: bool,
 }
 
 impl User {
@@ -41,6 +44,7 @@ impl User {
             roles: self.roles.clone(),
             scopes: self.scopes.clone(),
             disabled: self.disabled,
+            email_verified: self.email_verified,
         }
     }
 }
@@ -53,6 +57,7 @@ impl fmt::Debug for User {
             .field("roles", &self.roles)
             .field("scopes", &self.scopes)
             .field("disabled", &self.disabled)
+            .field("email_verified", &self.email_verified)
             .finish_non_exhaustive()
     }
 }
@@ -72,6 +77,8 @@ pub struct PublicUser {
     pub scopes: Vec<String>,
     /// Whether the account is disabled.
     pub disabled: bool,
+    /// Whether the e-mail address is verified.
+    pub email_verified: bool,
 }
 
 /// A user to create. The store assigns the id.
@@ -82,7 +89,7 @@ pub struct NewUser {
     /// keeps as it is a name in the form earlier versions stored (NFKC, lower-cased,
     /// trimmed), so that existing accounts can be imported.
     pub username: String,
-    /// An e-mail address.
+    /// An e-mail address. No two accounts share one, compared by [`email_key`].
     pub email: Option<String>,
     /// The PHC string of the password (from
     /// [`PasswordHasher::hash`](crate::password::PasswordHasher::hash)).
@@ -113,6 +120,78 @@ pub enum Created {
     Taken,
     /// The username is not valid (see [`normalize_username`](crate::normalize_username)).
     InvalidUsername,
+    /// Another account has this e-mail address (by [`email_key`]).
+    EmailTaken,
+}
+
+/// How e-mail addresses are compared: ASCII letters lower-cased, everything else as it is.
+/// Two accounts cannot have addresses with one key, and
+/// [`find_by_email`](UserStore::find_by_email) looks addresses up by it. (The local part is
+/// case-sensitive by RFC 5321, but no provider a user would sign up with treats it so, and a
+/// stricter uniqueness is the safe side: one address, one account.)
+#[must_use]
+pub fn email_key(email: &str) -> String {
+    email.to_ascii_lowercase()
+}
+
+/// What a one-time account token proves when it is presented.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TokenPurpose {
+    /// That the bearer may set a new password (`POST /password/reset`).
+    PasswordReset,
+    /// That the bearer reads the account's mail (`POST /email/verify`).
+    EmailVerification,
+}
+
+impl TokenPurpose {
+    /// The name stored beside a token.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::PasswordReset => "password_reset",
+            Self::EmailVerification => "email_verification",
+        }
+    }
+}
+
+/// A one-time token of an account, as a [`UserStore`] keeps it: its SHA-256 only, never the
+/// token. An account has at most one live token per [purpose](TokenPurpose).
+#[derive(Clone, PartialEq, Eq)]
+pub struct AccountToken {
+    /// The account (its id).
+    pub user_id: String,
+    /// What the token proves.
+    pub purpose: TokenPurpose,
+    /// SHA-256 of the token.
+    pub hash: [u8; 32],
+    /// When it was issued (Unix seconds).
+    pub issued_at: u64,
+    /// When it stops being accepted (Unix seconds).
+    pub expires_at: u64,
+}
+
+impl fmt::Debug for AccountToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccountToken")
+            .field("user_id", &self.user_id)
+            .field("purpose", &self.purpose)
+            .field("issued_at", &self.issued_at)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The outcome of [`UserStore::issue_token`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Issued {
+    /// Stored; any older token of the account for this purpose is gone.
+    Issued,
+    /// Not stored: the account's current token for this purpose is younger than the minimum
+    /// interval, and stays.
+    TooSoon,
+    /// There is no such account.
+    NoSuchUser,
 }
 
 /// Where the accounts live. The router calls it with normalised usernames.
@@ -153,6 +232,32 @@ pub trait UserStore: Send + Sync + 'static {
     /// At most `limit` users ordered by username, from the first whose username is greater
     /// than `after` (from the first of all without one): one page of a listing.
     fn page(&self, after: Option<&str>, limit: usize) -> StoreFuture<Vec<User>>;
+    /// The user whose e-mail address has this [`email_key`].
+    fn find_by_email(&self, email: &str) -> StoreFuture<Option<User>>;
+    /// Stores `token` as its account's one live token for its purpose, replacing an older
+    /// one, unless that older one was issued less than `min_interval` seconds before
+    /// `token.issued_at` ([`Issued::TooSoon`]: one mail a minute per account, however many
+    /// instances are asked). The check and the write are one atomic step.
+    fn issue_token(&self, token: AccountToken, min_interval: u64) -> StoreFuture<Issued>;
+    /// The account of the live token with this hash and purpose (unexpired at `now`), without
+    /// using it up.
+    fn find_token(
+        &self,
+        purpose: TokenPurpose,
+        hash: &[u8; 32],
+        now: u64,
+    ) -> StoreFuture<Option<String>>;
+    /// Uses up the token with this hash and purpose and answers its account, when it is live
+    /// at `now`. Atomic: of two concurrent redemptions of one token, one gets the account.
+    fn redeem_token(
+        &self,
+        purpose: TokenPurpose,
+        hash: &[u8; 32],
+        now: u64,
+    ) -> StoreFuture<Option<String>>;
+    /// Discards the account's token for `purpose`, if any (a password change makes an
+    /// outstanding reset link useless).
+    fn revoke_tokens(&self, user_id: &str, purpose: TokenPurpose) -> StoreFuture<()>;
 }
 
 /// A change to an account's standing; a field left `None` stays as it is.
@@ -164,6 +269,8 @@ pub struct UserChange {
     pub roles: Option<Vec<String>>,
     /// New grantable scopes.
     pub scopes: Option<Vec<String>>,
+    /// Marks the e-mail address verified (`true`) or not.
+    pub email_verified: Option<bool>,
 }
 
 impl UserChange {
@@ -179,6 +286,9 @@ impl UserChange {
         }
         if let Some(scopes) = &self.scopes {
             changed.scopes.clone_from(scopes);
+        }
+        if let Some(verified) = self.email_verified {
+            changed.email_verified = verified;
         }
         changed
     }
@@ -218,6 +328,27 @@ struct Users {
     by_name: HashMap<String, String>,
     /// The [`username_skeleton`] of every account.
     skeletons: HashSet<String>,
+    /// Ids by [`email_key`].
+    by_email: HashMap<String, String>,
+    /// One-time tokens by hash, and the hash of each account's token per purpose.
+    tokens: HashMap<[u8; 32], AccountToken>,
+    token_of: HashMap<(String, TokenPurpose), [u8; 32]>,
+}
+
+impl Users {
+    fn drop_token(&mut self, user_id: &str, purpose: TokenPurpose) {
+        if let Some(hash) = self.token_of.remove(&(user_id.to_owned(), purpose)) {
+            self.tokens.remove(&hash);
+        }
+    }
+
+    /// The account of the live token `hash` for `purpose`.
+    fn live_token(&self, purpose: TokenPurpose, hash: &[u8; 32], now: u64) -> Option<&str> {
+        self.tokens
+            .get(hash)
+            .filter(|token| token.purpose == purpose && now < token.expires_at)
+            .map(|token| token.user_id.as_str())
+    }
 }
 
 impl MemoryUserStore {
@@ -274,6 +405,14 @@ impl MemoryUserStore {
                 users.by_id.remove(id);
                 users.by_name.remove(&before.username);
                 users.skeletons.remove(&username_skeleton(&before.username));
+                if let Some(email) = &before.email {
+                    let key = email_key(email);
+                    if users.by_email.get(&key) == Some(&before.id) {
+                        users.by_email.remove(&key);
+                    }
+                }
+                users.drop_token(id, TokenPurpose::PasswordReset);
+                users.drop_token(id, TokenPurpose::EmailVerification);
             }
         }
         StoreFuture::ready(Ok(Changed::Changed(before)))
@@ -319,6 +458,13 @@ impl UserStore for MemoryUserStore {
         if users.by_name.contains_key(&username) || users.skeletons.contains(&skeleton) {
             return StoreFuture::ready(Ok(Created::Taken));
         }
+        let key = user.email.as_deref().map(email_key);
+        if key
+            .as_ref()
+            .is_some_and(|key| users.by_email.contains_key(key))
+        {
+            return StoreFuture::ready(Ok(Created::EmailTaken));
+        }
         if users.by_id.len() >= self.max_users {
             return StoreFuture::ready(Err(StoreError::new("user store is full")));
         }
@@ -334,7 +480,11 @@ impl UserStore for MemoryUserStore {
             roles: user.roles,
             scopes: user.scopes,
             disabled: false,
+            email_verified: false,
         };
+        if let Some(key) = key {
+            users.by_email.insert(key, id.clone());
+        }
         users.by_name.insert(username, id.clone());
         users.skeletons.insert(skeleton);
         users.by_id.insert(id, user.clone());
@@ -380,6 +530,62 @@ impl UserStore for MemoryUserStore {
             .cloned()
             .collect();
         StoreFuture::ready(Ok(page))
+    }
+
+    fn find_by_email(&self, email: &str) -> StoreFuture<Option<User>> {
+        let users = self.users();
+        let user = users
+            .by_email
+            .get(&email_key(email))
+            .and_then(|id| users.by_id.get(id))
+            .cloned();
+        StoreFuture::ready(Ok(user))
+    }
+
+    fn issue_token(&self, token: AccountToken, min_interval: u64) -> StoreFuture<Issued> {
+        let mut users = self.users();
+        if !users.by_id.contains_key(&token.user_id) {
+            return StoreFuture::ready(Ok(Issued::NoSuchUser));
+        }
+        let key = (token.user_id.clone(), token.purpose);
+        if let Some(current) = users.token_of.get(&key).and_then(|h| users.tokens.get(h))
+            && token.issued_at < current.issued_at.saturating_add(min_interval)
+        {
+            return StoreFuture::ready(Ok(Issued::TooSoon));
+        }
+        users.drop_token(&token.user_id, token.purpose);
+        users.token_of.insert(key, token.hash);
+        users.tokens.insert(token.hash, token);
+        StoreFuture::ready(Ok(Issued::Issued))
+    }
+
+    fn find_token(
+        &self,
+        purpose: TokenPurpose,
+        hash: &[u8; 32],
+        now: u64,
+    ) -> StoreFuture<Option<String>> {
+        let users = self.users();
+        StoreFuture::ready(Ok(users.live_token(purpose, hash, now).map(str::to_owned)))
+    }
+
+    fn redeem_token(
+        &self,
+        purpose: TokenPurpose,
+        hash: &[u8; 32],
+        now: u64,
+    ) -> StoreFuture<Option<String>> {
+        let mut users = self.users();
+        let Some(user) = users.live_token(purpose, hash, now).map(str::to_owned) else {
+            return StoreFuture::ready(Ok(None));
+        };
+        users.drop_token(&user, purpose);
+        StoreFuture::ready(Ok(Some(user)))
+    }
+
+    fn revoke_tokens(&self, user_id: &str, purpose: TokenPurpose) -> StoreFuture<()> {
+        self.users().drop_token(user_id, purpose);
+        StoreFuture::ready(Ok(()))
     }
 }
 
@@ -596,6 +802,31 @@ mod tests {
         fn page(&self, after: Option<&str>, limit: usize) -> StoreFuture<Vec<User>> {
             self.0.page(after, limit)
         }
+        fn find_by_email(&self, email: &str) -> StoreFuture<Option<User>> {
+            self.0.find_by_email(email)
+        }
+        fn issue_token(&self, token: AccountToken, interval: u64) -> StoreFuture<Issued> {
+            self.0.issue_token(token, interval)
+        }
+        fn find_token(
+            &self,
+            p: TokenPurpose,
+            h: &[u8; 32],
+            now: u64,
+        ) -> StoreFuture<Option<String>> {
+            self.0.find_token(p, h, now)
+        }
+        fn redeem_token(
+            &self,
+            p: TokenPurpose,
+            h: &[u8; 32],
+            now: u64,
+        ) -> StoreFuture<Option<String>> {
+            self.0.redeem_token(p, h, now)
+        }
+        fn revoke_tokens(&self, id: &str, p: TokenPurpose) -> StoreFuture<()> {
+            self.0.revoke_tokens(id, p)
+        }
     }
 
     #[tokio::test]
@@ -640,6 +871,7 @@ mod tests {
             disabled: Some(true),
             roles: Some(vec!["admin".to_owned()]),
             scopes: None,
+            email_verified: None,
         };
         assert_eq!(
             ready(store.update(&user.id, change.clone(), None)),

@@ -7,7 +7,8 @@ use sqlx::Row;
 
 use super::{Backend, Database, int, is_unique_violation, json_list, parse_list, uint, with_pool};
 use crate::router::{
-    Changed, Created, NewUser, User, UserChange, UserStore, loses_role, stored_form,
+    AccountToken, Changed, Created, Issued, NewUser, TokenPurpose, User, UserChange, UserStore,
+    email_key, loses_role, stored_form,
 };
 use crate::store::{StoreError, StoreFuture};
 use crate::username::username_skeleton;
@@ -21,14 +22,29 @@ pub struct SqlUserStore {
     db: Database,
 }
 
-/// Finds a user by id.
-const BY_ID: &str = "SELECT id, username, email, password_hash, roles, scopes, disabled \
-                     FROM auth_users WHERE id = $1";
-/// Finds a user by normalised username.
-const BY_NAME: &str = "SELECT id, username, email, password_hash, roles, scopes, disabled \
-                       FROM auth_users WHERE username = $1";
+/// The columns [`user_from_row`] reads.
+macro_rules! user_columns {
+    () => {
+        "id, username, email, password_hash, roles, scopes, disabled, email_verified"
+    };
+}
 
-/// Decodes a user from a row of `id, username, email, password_hash, roles, scopes, disabled`.
+/// Finds a user by id.
+const BY_ID: &str = concat!("SELECT ", user_columns!(), " FROM auth_users WHERE id = $1");
+/// Finds a user by normalised username.
+const BY_NAME: &str = concat!(
+    "SELECT ",
+    user_columns!(),
+    " FROM auth_users WHERE username = $1"
+);
+/// Finds a user by e-mail key.
+const BY_EMAIL: &str = concat!(
+    "SELECT ",
+    user_columns!(),
+    " FROM auth_users WHERE email_key = $1"
+);
+
+/// Decodes a user from a row of [`user_columns`].
 macro_rules! user_from_row {
     ($row:expr) => {{
         let row = $row;
@@ -42,6 +58,7 @@ macro_rules! user_from_row {
             roles: parse_list(&roles)?,
             scopes: parse_list(&scopes)?,
             disabled: row.try_get("disabled")?,
+            email_verified: row.try_get("email_verified")?,
         })
     }};
 }
@@ -69,6 +86,33 @@ impl SqlUserStore {
                 })
             })
             .await
+    }
+
+    /// The `user_id` a token query (`$1` hash, `$2` purpose, `$3` now) answers.
+    fn token_query(
+        &self,
+        sql: &'static str,
+        purpose: TokenPurpose,
+        hash: &[u8; 32],
+        now: u64,
+    ) -> StoreFuture<Option<String>> {
+        let this = self.clone();
+        let hash = *hash;
+        StoreFuture::boxed(async move {
+            this.db
+                .run(async {
+                    with_pool!(this.db, p => {
+                        let user: Option<String> = sqlx::query_scalar(sql)
+                            .bind(hash.as_slice())
+                            .bind(purpose.as_str())
+                            .bind(int(now))
+                            .fetch_optional(p)
+                            .await?;
+                        Ok(user)
+                    })
+                })
+                .await
+        })
     }
 
     fn find(&self, sql: &'static str, value: &str) -> StoreFuture<Option<User>> {
@@ -141,13 +185,14 @@ impl SqlUserStore {
                             Some(after) => {
                                 sqlx::query(
                                     "UPDATE auth_users SET disabled = $1, roles = $2, scopes = $3, \
-                                     updated_at = $4 WHERE id = $5",
+                                     updated_at = $4, email_verified = $6 WHERE id = $5",
                                 )
                                 .bind(after.disabled)
                                 .bind(json_list(&after.roles))
                                 .bind(json_list(&after.scopes))
                                 .bind(now)
                                 .bind(&id)
+                                .bind(after.email_verified)
                                 .execute(&mut *tx)
                                 .await?;
                             }
@@ -177,6 +222,15 @@ fn like_escape(text: &str) -> String {
         escaped.push(c);
     }
     escaped
+}
+
+/// Whether a unique violation is the e-mail key's (the index's name on PostgreSQL, the column
+/// in SQLite's message).
+fn names_email_key(error: &sqlx::Error) -> bool {
+    error.as_database_error().is_some_and(|error| {
+        error.constraint().is_some_and(|c| c.contains("email_key"))
+            || error.message().contains("email_key")
+    })
 }
 
 fn now() -> u64 {
@@ -221,8 +275,9 @@ impl UserStore for SqlUserStore {
                     let result = with_pool!(this.db, p => {
                         sqlx::query(
                             "INSERT INTO auth_users (id, username, skeleton, email, \
-                             password_hash, roles, scopes, disabled, created_at, updated_at) \
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
+                             password_hash, roles, scopes, disabled, created_at, updated_at, \
+                             email_key) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10)",
                         )
                         .bind(&id)
                         .bind(&username)
@@ -233,19 +288,26 @@ impl UserStore for SqlUserStore {
                         .bind(&scopes)
                         .bind(false)
                         .bind(now)
+                        .bind(user.email.as_deref().map(email_key))
                         .execute(p)
                         .await
                         .map(|_| ())
                     });
                     match result {
-                        Ok(_) => Ok(true),
-                        Err(error) if is_unique_violation(&error) => Ok(false),
+                        Ok(()) => Ok(None),
+                        Err(error) if is_unique_violation(&error) => {
+                            Ok(Some(if names_email_key(&error) {
+                                Created::EmailTaken
+                            } else {
+                                Created::Taken
+                            }))
+                        }
                         Err(error) => Err(error),
                     }
                 })
                 .await?;
-            if !inserted {
-                return Ok(Created::Taken);
+            if let Some(refused) = inserted {
+                return Ok(refused);
             }
             Ok(Created::Created(User {
                 id,
@@ -255,6 +317,7 @@ impl UserStore for SqlUserStore {
                 roles: user.roles,
                 scopes: user.scopes,
                 disabled: false,
+                email_verified: false,
             }))
         })
     }
@@ -307,12 +370,16 @@ impl UserStore for SqlUserStore {
                         // bytewise on both backends (SQLite's default BINARY collation,
                         // PostgreSQL's "C" whatever the database's), as the memory store's do.
                         let sql = if p.name() == "postgres" {
-                            "SELECT id, username, email, password_hash, roles, scopes, disabled \
-                             FROM auth_users WHERE username COLLATE \"C\" > $1 \
-                             ORDER BY username COLLATE \"C\" LIMIT $2"
+                            concat!(
+                                "SELECT ", user_columns!(), " FROM auth_users \
+                                 WHERE username COLLATE \"C\" > $1 \
+                                 ORDER BY username COLLATE \"C\" LIMIT $2"
+                            )
                         } else {
-                            "SELECT id, username, email, password_hash, roles, scopes, disabled \
-                             FROM auth_users WHERE username > $1 ORDER BY username LIMIT $2"
+                            concat!(
+                                "SELECT ", user_columns!(), " FROM auth_users \
+                                 WHERE username > $1 ORDER BY username LIMIT $2"
+                            )
                         };
                         let rows = sqlx::query(sql)
                         .bind(after.as_deref().unwrap_or(""))
@@ -320,6 +387,101 @@ impl UserStore for SqlUserStore {
                         .fetch_all(p)
                         .await?;
                         rows.iter().map(|row| user_from_row!(row)).collect()
+                    })
+                })
+                .await
+        })
+    }
+
+    fn find_by_email(&self, email: &str) -> StoreFuture<Option<User>> {
+        self.find(BY_EMAIL, &email_key(email))
+    }
+
+    fn issue_token(&self, token: AccountToken, min_interval: u64) -> StoreFuture<Issued> {
+        let this = self.clone();
+        StoreFuture::boxed(async move {
+            this.db
+                .run(async {
+                    with_pool!(this.db, p => {
+                        // One statement: inserted, or replacing a token at least
+                        // `min_interval` old; nothing when the user is gone or it is too soon.
+                        let done = sqlx::query(
+                            "INSERT INTO auth_account_tokens \
+                             (token_hash, user_id, purpose, issued_at, expires_at) \
+                             SELECT $1, id, $2, $3, $4 FROM auth_users WHERE id = $5 \
+                             ON CONFLICT (user_id, purpose) DO UPDATE SET \
+                             token_hash = excluded.token_hash, issued_at = excluded.issued_at, \
+                             expires_at = excluded.expires_at \
+                             WHERE auth_account_tokens.issued_at + $6 <= excluded.issued_at",
+                        )
+                        .bind(token.hash.as_slice())
+                        .bind(token.purpose.as_str())
+                        .bind(int(token.issued_at))
+                        .bind(int(token.expires_at))
+                        .bind(&token.user_id)
+                        .bind(int(min_interval))
+                        .execute(p)
+                        .await?;
+                        if done.rows_affected() > 0 {
+                            return Ok(Issued::Issued);
+                        }
+                        let exists = sqlx::query("SELECT 1 FROM auth_users WHERE id = $1")
+                            .bind(&token.user_id)
+                            .fetch_optional(p)
+                            .await?
+                            .is_some();
+                        Ok(if exists { Issued::TooSoon } else { Issued::NoSuchUser })
+                    })
+                })
+                .await
+        })
+    }
+
+    fn find_token(
+        &self,
+        purpose: TokenPurpose,
+        hash: &[u8; 32],
+        now: u64,
+    ) -> StoreFuture<Option<String>> {
+        self.token_query(
+            "SELECT user_id FROM auth_account_tokens \
+             WHERE token_hash = $1 AND purpose = $2 AND expires_at > $3",
+            purpose,
+            hash,
+            now,
+        )
+    }
+
+    fn redeem_token(
+        &self,
+        purpose: TokenPurpose,
+        hash: &[u8; 32],
+        now: u64,
+    ) -> StoreFuture<Option<String>> {
+        self.token_query(
+            "DELETE FROM auth_account_tokens \
+             WHERE token_hash = $1 AND purpose = $2 AND expires_at > $3 RETURNING user_id",
+            purpose,
+            hash,
+            now,
+        )
+    }
+
+    fn revoke_tokens(&self, user_id: &str, purpose: TokenPurpose) -> StoreFuture<()> {
+        let this = self.clone();
+        let user_id = user_id.to_owned();
+        StoreFuture::boxed(async move {
+            this.db
+                .run(async {
+                    with_pool!(this.db, p => {
+                        sqlx::query(
+                            "DELETE FROM auth_account_tokens WHERE user_id = $1 AND purpose = $2",
+                        )
+                        .bind(&user_id)
+                        .bind(purpose.as_str())
+                        .execute(p)
+                        .await?;
+                        Ok(())
                     })
                 })
                 .await

@@ -20,8 +20,8 @@ use tower_jwt_auth::issuer::TokenIssuer;
 use tower_jwt_auth::password::PasswordHasher;
 use tower_jwt_auth::ratelimit::{ClientAddr, LoginLimits, MemoryLimiterStore, RateLimitLoginLayer};
 use tower_jwt_auth::router::{
-    AuthRouter, AuthRouterBuilder, Changed, Created, MemoryUserStore, NewUser, User, UserChange,
-    UserStore,
+    AccountToken, AuthRouter, AuthRouterBuilder, Changed, Created, Issued, MemoryUserStore,
+    NewUser, TokenPurpose, User, UserChange, UserStore,
 };
 use tower_jwt_auth::store::StoreFuture;
 
@@ -199,7 +199,7 @@ async fn me_is_the_tokens_account_without_any_hash() {
         me.json(),
         json!({
             "sub": alice.id, "username": "alice", "email": null, "roles": ["user"],
-            "scopes": ["items:read", "items:write"], "disabled": false,
+            "scopes": ["items:read", "items:write"], "disabled": false, "email_verified": false,
         })
     );
     assert!(!me.text().contains("argon2"));
@@ -788,6 +788,21 @@ impl UserStore for ChangedMidLogin {
     }
     fn page(&self, after: Option<&str>, limit: usize) -> StoreFuture<Vec<User>> {
         self.inner.page(after, limit)
+    }
+    fn find_by_email(&self, email: &str) -> StoreFuture<Option<User>> {
+        self.inner.find_by_email(email)
+    }
+    fn issue_token(&self, token: AccountToken, interval: u64) -> StoreFuture<Issued> {
+        self.inner.issue_token(token, interval)
+    }
+    fn find_token(&self, p: TokenPurpose, h: &[u8; 32], now: u64) -> StoreFuture<Option<String>> {
+        self.inner.find_token(p, h, now)
+    }
+    fn redeem_token(&self, p: TokenPurpose, h: &[u8; 32], now: u64) -> StoreFuture<Option<String>> {
+        self.inner.redeem_token(p, h, now)
+    }
+    fn revoke_tokens(&self, id: &str, p: TokenPurpose) -> StoreFuture<()> {
+        self.inner.revoke_tokens(id, p)
     }
 }
 

@@ -1640,7 +1640,15 @@ async fn registration_creates_a_user_who_can_log_in() {
     let answer = register(&h, form).await;
     assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.json());
     let body = answer.json();
-    let expected = ["sub", "username", "email", "roles", "scopes", "disabled"];
+    let expected = [
+        "sub",
+        "username",
+        "email",
+        "roles",
+        "scopes",
+        "disabled",
+        "email_verified",
+    ];
     assert_eq!(members(&body), BTreeSet::from(expected));
     assert_eq!(body["username"], "alice", "normalised");
     assert_eq!(body["email"], "alice@example.org");

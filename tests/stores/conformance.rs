@@ -17,8 +17,9 @@ use tower_jwt_auth::ratelimit::{
 };
 use tower_jwt_auth::revocation::{MemoryRevocationStore, RevocationQuery, RevocationStore};
 use tower_jwt_auth::router::{
-    Changed, Created, MemoryRefreshStore, MemoryUserStore, NewUser, REMEMBERED_ROTATIONS,
-    RefreshSession, RefreshStore, Retry, Rotation, SealedToken, TokenHash, UserChange, UserStore,
+    AccountToken, Changed, Created, Issued, MemoryRefreshStore, MemoryUserStore, NewUser,
+    REMEMBERED_ROTATIONS, RefreshSession, RefreshStore, Retry, Rotation, SealedToken, TokenHash,
+    TokenPurpose, UserChange, UserStore,
 };
 
 pub(crate) const ISSUER: &str = "https://issuer.test";
@@ -555,6 +556,7 @@ pub(crate) async fn user_store(store: &dyn UserStore) {
         disabled: Some(true),
         roles: Some(vec!["admin".to_owned()]),
         scopes: Some(Vec::new()),
+        email_verified: None,
     };
     let Changed::Changed(before) = store.update(&alice.id, change.clone(), None).await.unwrap()
     else {
@@ -686,6 +688,280 @@ pub(crate) async fn user_store(store: &dyn UserStore) {
     assert!(store.page(None, 0).await.unwrap().is_empty());
 }
 
+/// E-mail addresses: unique by their key (ASCII case folded), found by any spelling of it,
+/// verified by a change, and freed by deleting the account.
+pub(crate) async fn user_emails(store: &dyn UserStore) {
+    let Created::Created(ann) = store.create(new_user("ann")).await.unwrap() else {
+        panic!("created")
+    };
+    assert_eq!(ann.email.as_deref(), Some("ann@example.test"));
+    assert!(!ann.email_verified);
+    let mut same = new_user("anna");
+    same.email = Some("ANN@Example.TEST".to_owned());
+    assert_eq!(
+        store.create(same.clone()).await.unwrap(),
+        Created::EmailTaken
+    );
+    assert_eq!(
+        store.find_by_username("anna").await.unwrap(),
+        None,
+        "nothing of a refused account is kept"
+    );
+    // Non-ASCII letters are compared as they are: a distinct key.
+    let mut accented = new_user("eve");
+    accented.email = Some("Ève@example.test".to_owned());
+    let Created::Created(eve) = store.create(accented).await.unwrap() else {
+        panic!("created")
+    };
+    for spelling in ["ann@example.test", "Ann@EXAMPLE.test"] {
+        assert_eq!(
+            store.find_by_email(spelling).await.unwrap().map(|u| u.id),
+            Some(ann.id.clone()),
+            "{spelling}"
+        );
+    }
+    assert_eq!(store.find_by_email("ève@example.test").await.unwrap(), None);
+    assert_eq!(
+        store
+            .find_by_email("Ève@example.test")
+            .await
+            .unwrap()
+            .map(|u| u.id),
+        Some(eve.id)
+    );
+    assert_eq!(
+        store.find_by_email("nobody@example.test").await.unwrap(),
+        None
+    );
+    let verify = UserChange {
+        email_verified: Some(true),
+        ..UserChange::default()
+    };
+    let Changed::Changed(before) = store.update(&ann.id, verify, None).await.unwrap() else {
+        panic!("changed")
+    };
+    assert!(!before.email_verified);
+    let verified = store.find_by_id(&ann.id).await.unwrap().unwrap();
+    assert!(verified.email_verified);
+    assert!(verified.public().email_verified);
+    assert_eq!(verified.roles, ann.roles, "nothing else changed");
+    // Other changes keep the verification.
+    let disable = UserChange {
+        disabled: Some(true),
+        ..UserChange::default()
+    };
+    store.update(&ann.id, disable, None).await.unwrap();
+    assert!(
+        store
+            .find_by_id(&ann.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .email_verified
+    );
+    // Deleting the account frees its address.
+    store.delete(&ann.id, None).await.unwrap();
+    assert_eq!(store.find_by_email("ann@example.test").await.unwrap(), None);
+    assert!(matches!(
+        store.create(same).await.unwrap(),
+        Created::Created(user) if user.username == "anna"
+    ));
+}
+
+/// One-time account tokens: one live token per account and purpose, replaced only after the
+/// minimum interval, found and redeemed only while live and for their purpose, used up once,
+/// revoked on demand, and gone with their account.
+pub(crate) async fn account_tokens(store: &dyn UserStore) {
+    let now = unix_now();
+    let Created::Created(user) = store.create(new_user("tok")).await.unwrap() else {
+        panic!("created")
+    };
+    let reset = TokenPurpose::PasswordReset;
+    let verify = TokenPurpose::EmailVerification;
+    let h = |n: u8| [n; 32];
+    let token = |hash: [u8; 32], purpose, issued_at: u64| AccountToken {
+        user_id: user.id.clone(),
+        purpose,
+        hash,
+        issued_at,
+        expires_at: issued_at + 1_800,
+    };
+    assert_eq!(
+        store
+            .issue_token(token(h(1), reset, now), 60)
+            .await
+            .unwrap(),
+        Issued::Issued
+    );
+    assert_eq!(
+        store
+            .find_token(reset, &h(1), now)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(user.id.as_str())
+    );
+    // Looking does not use it up; the wrong purpose, an unknown hash or expiry find nothing.
+    assert!(store.find_token(reset, &h(1), now).await.unwrap().is_some());
+    assert_eq!(store.find_token(verify, &h(1), now).await.unwrap(), None);
+    assert_eq!(store.find_token(reset, &h(9), now).await.unwrap(), None);
+    assert_eq!(
+        store.find_token(reset, &h(1), now + 1_800).await.unwrap(),
+        None
+    );
+    assert_eq!(store.redeem_token(verify, &h(1), now).await.unwrap(), None);
+    // Too soon for another of the same purpose: the first stays; another purpose is separate.
+    assert_eq!(
+        store
+            .issue_token(token(h(2), reset, now + 59), 60)
+            .await
+            .unwrap(),
+        Issued::TooSoon
+    );
+    assert!(store.find_token(reset, &h(1), now).await.unwrap().is_some());
+    assert_eq!(store.find_token(reset, &h(2), now).await.unwrap(), None);
+    assert_eq!(
+        store
+            .issue_token(token(h(3), verify, now), 60)
+            .await
+            .unwrap(),
+        Issued::Issued
+    );
+    // A newer one, after the interval, replaces the older.
+    assert_eq!(
+        store
+            .issue_token(token(h(2), reset, now + 60), 60)
+            .await
+            .unwrap(),
+        Issued::Issued
+    );
+    assert_eq!(
+        store.find_token(reset, &h(1), now + 60).await.unwrap(),
+        None
+    );
+    assert!(
+        store
+            .find_token(verify, &h(3), now)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // Redeemed once; then it is gone.
+    assert_eq!(
+        store
+            .redeem_token(reset, &h(2), now + 61)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(user.id.as_str())
+    );
+    assert_eq!(
+        store.redeem_token(reset, &h(2), now + 61).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.find_token(reset, &h(2), now + 61).await.unwrap(),
+        None
+    );
+    // An expired token is not redeemed.
+    store
+        .issue_token(token(h(4), reset, now + 200), 60)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.redeem_token(reset, &h(4), now + 2_000).await.unwrap(),
+        None
+    );
+    // Revoked on demand, for its purpose only.
+    store
+        .issue_token(token(h(5), reset, now + 400), 60)
+        .await
+        .unwrap();
+    store.revoke_tokens(&user.id, reset).await.unwrap();
+    assert_eq!(
+        store.find_token(reset, &h(5), now + 400).await.unwrap(),
+        None
+    );
+    assert!(
+        store
+            .find_token(verify, &h(3), now)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    store.revoke_tokens(&user.id, reset).await.unwrap();
+    // Revoked, a new one may be issued at once.
+    assert_eq!(
+        store
+            .issue_token(token(h(6), reset, now + 401), 60)
+            .await
+            .unwrap(),
+        Issued::Issued
+    );
+    // No account, no token; deleting the account takes its tokens.
+    let mut stray = token(h(7), reset, now);
+    stray.user_id = "no-such-id".to_owned();
+    assert_eq!(
+        store.issue_token(stray, 60).await.unwrap(),
+        Issued::NoSuchUser
+    );
+    assert_eq!(store.find_token(reset, &h(7), now).await.unwrap(), None);
+    store.delete(&user.id, None).await.unwrap();
+    assert_eq!(store.find_token(verify, &h(3), now).await.unwrap(), None);
+    assert_eq!(
+        store.find_token(reset, &h(6), now + 401).await.unwrap(),
+        None
+    );
+}
+
+/// Of concurrent redemptions of one token, exactly one gets the account; of concurrent
+/// issues within the interval, exactly one is stored.
+pub(crate) async fn concurrent_redemptions(store: Arc<dyn UserStore>) {
+    let now = unix_now();
+    let Created::Created(user) = store.create(new_user("race")).await.unwrap() else {
+        panic!("created")
+    };
+    let issue = |n: u8| {
+        let store = Arc::clone(&store);
+        let token = AccountToken {
+            user_id: user.id.clone(),
+            purpose: TokenPurpose::PasswordReset,
+            hash: [n; 32],
+            issued_at: now,
+            expires_at: now + 600,
+        };
+        tokio::spawn(async move { store.issue_token(token, 60).await.unwrap() })
+    };
+    let issues: Vec<_> = (1..=8).map(issue).collect();
+    let mut stored = Vec::new();
+    for (n, task) in (1u8..).zip(issues) {
+        if task.await.unwrap() == Issued::Issued {
+            stored.push(n);
+        }
+    }
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    let hash = [stored[0]; 32];
+    let redemptions: Vec<_> = (0..8)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                store
+                    .redeem_token(TokenPurpose::PasswordReset, &hash, now)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut redeemed = 0;
+    for task in redemptions {
+        if let Some(id) = task.await.unwrap() {
+            assert_eq!(id, user.id);
+            redeemed += 1;
+        }
+    }
+    assert_eq!(redeemed, 1);
+}
+
 /// Two administrators demoting each other at once: one is refused, one admin is left.
 pub(crate) async fn concurrent_demotions(store: Arc<dyn UserStore>) {
     for round in 0..10 {
@@ -746,7 +1022,7 @@ pub(crate) async fn concurrent_registrations(store: Arc<dyn UserStore>) {
     for task in tasks {
         match task.await.unwrap() {
             Created::Created(_) => created += 1,
-            Created::Taken | Created::InvalidUsername => {}
+            Created::Taken | Created::InvalidUsername | Created::EmailTaken => {}
         }
     }
     assert_eq!(created, 1);
@@ -981,6 +1257,9 @@ async fn memory_stores_conform() {
     concurrent_retries(Arc::new(MemoryRefreshStore::new())).await;
     revocation_store(&MemoryRevocationStore::new()).await;
     user_store(&MemoryUserStore::new()).await;
+    user_emails(&MemoryUserStore::new()).await;
+    account_tokens(&MemoryUserStore::new()).await;
+    concurrent_redemptions(Arc::new(MemoryUserStore::new())).await;
     concurrent_registrations(Arc::new(MemoryUserStore::new())).await;
     concurrent_demotions(Arc::new(MemoryUserStore::new())).await;
     concurrent_attempts(Arc::new(MemoryLimiterStore::new(concurrent_policy()))).await;

@@ -104,6 +104,9 @@ where
     let reloaded = db.revocations(ReplicaOptions::default()).await.unwrap();
     conformance_revocations_hold(&reloaded).await;
     conformance::user_store(&fresh().await.users()).await;
+    conformance::user_emails(&fresh().await.users()).await;
+    conformance::account_tokens(&fresh().await.users()).await;
+    conformance::concurrent_redemptions(Arc::new(fresh().await.users())).await;
     conformance::concurrent_registrations(Arc::new(fresh().await.users())).await;
     // One pool of several connections: to the database, as many writers as instances.
     conformance::concurrent_demotions(Arc::new(fresh().await.users())).await;
@@ -363,4 +366,89 @@ async fn a_killed_or_hung_database_fails_within_the_bound_and_recovers() {
         let lost = RevocationQuery::new(ISSUER).token_id("lost");
         assert!(!revocations.is_revoked(&lost).await.unwrap());
     }
+}
+
+/// Migrates `db` (fresh, nothing applied) up to the migration that made addresses unique,
+/// writes accounts that share an address but for case, then migrates the rest: no address is
+/// dropped, the oldest account gets the address for lookups, and the address is taken.
+async fn accounts_sharing_an_address_survive_the_mail_migration(db: Database, backend: &str) {
+    use tower_jwt_auth::router::{Created, TokenPurpose};
+    use tower_jwt_auth::sql::sqlx;
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("src/sql/migrations")
+        .join(backend);
+    let mut earlier = sqlx::migrate::Migrator::new(dir).await.unwrap();
+    let versions: Vec<_> = earlier.migrations.iter().map(|m| m.version).collect();
+    assert!(versions.contains(&20261208000001), "{versions:?}");
+    earlier.migrations = earlier
+        .migrations
+        .iter()
+        .filter(|m| m.version < 20261208000000)
+        .cloned()
+        .collect::<Vec<_>>()
+        .into();
+    match (db.as_sqlite(), db.as_postgres()) {
+        (Some(pool), _) => earlier.run(pool).await.unwrap(),
+        (_, Some(pool)) => earlier.run(pool).await.unwrap(),
+        _ => unreachable!(),
+    }
+    for (id, name, email, created_at) in [
+        ("newer", "ann", "'Ann@Example.test'", 2),
+        ("older", "anna", "'ann@example.test'", 1),
+        ("other", "carl", "'carl@example.test'", 3),
+        ("none", "dan", "NULL", 4),
+    ] {
+        let statement = format!(
+            "INSERT INTO auth_users (id, username, skeleton, email, password_hash, roles, \
+             scopes, disabled, created_at, updated_at) \
+             VALUES ('{id}', '{name}', '{name}', {email}, '$x', '[]', '[]', FALSE, \
+             {created_at}, {created_at})"
+        );
+        execute(&db, &statement).await;
+    }
+    db.migrate().await.unwrap();
+    let users = db.users();
+    let found = |email: &'static str| {
+        let users = users.clone();
+        async move { users.find_by_email(email).await.unwrap().map(|u| u.id) }
+    };
+    assert_eq!(found("ANN@example.test").await.as_deref(), Some("older"));
+    assert_eq!(found("carl@example.test").await.as_deref(), Some("other"));
+    let newer = users.find_by_id("newer").await.unwrap().unwrap();
+    assert_eq!(newer.email.as_deref(), Some("Ann@Example.test"), "kept");
+    assert!(!newer.email_verified);
+    assert_eq!(users.find_by_id("none").await.unwrap().unwrap().email, None);
+    let mut again = conformance::new_user("annie");
+    again.email = Some("ann@EXAMPLE.test".to_owned());
+    assert_eq!(users.create(again).await.unwrap(), Created::EmailTaken);
+    // The token table is there, tied to the accounts.
+    let token = tower_jwt_auth::router::AccountToken {
+        user_id: "newer".to_owned(),
+        purpose: TokenPurpose::PasswordReset,
+        hash: [1; 32],
+        issued_at: unix_now(),
+        expires_at: unix_now() + 60,
+    };
+    assert_eq!(
+        users.issue_token(token, 60).await.unwrap(),
+        tower_jwt_auth::router::Issued::Issued
+    );
+}
+
+#[tokio::test]
+async fn accounts_sharing_an_address_survive_the_mail_migration_on_sqlite() {
+    let file = SqliteFile::new();
+    let db = Database::connect(&file.url()).await.unwrap();
+    accounts_sharing_an_address_survive_the_mail_migration(db, "sqlite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_sharing_an_address_survive_the_mail_migration_on_postgres() {
+    let server = postgres_or_skip!("accounts_sharing_an_address_survive_the_mail_migration");
+    let admin = Database::connect(&server.url()).await.unwrap();
+    execute(&admin, "CREATE DATABASE mail_migration").await;
+    let db = Database::connect(&server.url_of("mail_migration"))
+        .await
+        .unwrap();
+    accounts_sharing_an_address_survive_the_mail_migration(db, "postgres").await;
 }
