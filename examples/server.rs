@@ -16,6 +16,8 @@
 //! | `POST /auth/logout`, `/auth/logout/all` | a valid token |
 //! | `POST /auth/register` | `AUTH_REGISTRATION=1` |
 //! | `GET /auth/me`, `DELETE /auth/me` (`{password}`), `POST /auth/password` (`{current_password, new_password}`) | a valid token |
+//! | `POST /auth/password/forgot` (`{email}` or `{username}`: always 202), `POST /auth/password/reset` (`{token, new_password}`) | nothing: the token comes by mail |
+//! | `POST /auth/email/verify` (`{token}`), `POST /auth/email/verify/resend` (`{email}` or `{username}`) | `AUTH_EMAIL_VERIFICATION=1` |
 //! | `GET /users/me` | a valid token: `{sub, username, email, roles, scopes}`, the roles and scopes this token grants |
 //! | `GET /admin/users` (also `/auth/admin/users`) | role `admin`: the users by name, 100 at a time (`limit` up to 1000); a `Link: <?limit=…&cursor=…>; rel="next"` header leads to the next page |
 //! | `GET`, `PATCH` (`{disabled?, roles?, scopes?}`), `DELETE /admin/users/{id}` (also under `/auth`) | role `admin`; `id` is the user's `sub` |
@@ -40,7 +42,14 @@
 //! | `AUTH_BOOTSTRAP_ADMIN=username:password` | creates that admin at start when missing (role `admin`, scopes `items:read items:write`); an existing account keeps its password. Unset, a database with no account at all gets `admin` with a random password in `<database>.admin-password` (owner-only) |
 //! | `AUTH_REGISTRATION=1` | enables `/auth/register` (role `user`, scope `items:read`) |
 //! | `AUTH_REFRESH_GRACE=<seconds>` | lets a client that lost a refresh's answer present the same refresh token again within that many seconds (1 to 300) and get the same new one back, instead of ending the session as a replay (default: off) |
-//! | `AUTH_RATE_LIMIT=off` | no per-client limits (failed logins, verifications, registrations, `/auth/revoke`); the password hasher's global cap and fair admission stay (test set-ups only) |
+//! | `AUTH_PUBLIC_URL` | the address users open (default: `AUTH_ISSUER`): mailed links are this, a path (`/reset-password`, `/verify-email`) and `?token=…`; `https://`, or `http://` to a loopback host |
+//! | `SMTP_URL` | the mail server: `smtps://host[:port]` (implicit TLS), `smtp://host[:port]` (STARTTLS required) or `smtp://localhost:port?tls=none` (plain, loopback only). Unset: mail is only written to the log at `INFO`, link included, and the server warns at start that this is for development |
+//! | `SMTP_USERNAME`, `SMTP_PASSWORD` | the mail server's credentials (both or neither) |
+//! | `SMTP_ROOT_CERT_FILE` | a PEM root certificate to trust besides Mozilla's (a private relay) |
+//! | `MAIL_FROM` | the sender, needed with `SMTP_URL` (`Name <no-reply@example.com>`) |
+//! | `AUTH_RESET_TTL=<seconds>` | how long a password-reset link works, 60 to 86400 (default 1800) |
+//! | `AUTH_EMAIL_VERIFICATION=1` | registration needs an address and mails a link to verify it; until it is used, that account's logins are refused (default: off) |
+//! | `AUTH_RATE_LIMIT=off` | no per-client limits (failed logins, verifications, registrations, `/auth/revoke`, password change, forgot, verification resend); the password hasher's global cap and fair admission stay (test set-ups only) |
 //! | `AUTH_TRUSTED_PROXIES=cidr,…` | peers whose forwarding header is trusted for the client address |
 //! | `AUTH_FORWARDED_HEADER` | the one header those proxies write: `x-forwarded-for` (default) or `forwarded`; the other is ignored |
 //! | `REDIS_URL` | revocations and login limits in Redis (build with `--features redis`); only with a shared `DATABASE_URL=postgres://…` for the users and sessions, which alone is already a complete deployment of several instances |
@@ -83,6 +92,7 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tower_jwt_auth::Claims;
 use tower_jwt_auth::issuer::TokenIssuer;
+use tower_jwt_auth::mail::{LogMailer, Mailer};
 use tower_jwt_auth::ratelimit::{
     ForwardedHeader, LimiterStore, LoginLimits, MemoryLimiterStore, RateLimitLoginLayer,
 };
@@ -132,6 +142,20 @@ pub struct Config {
     pub refresh_grace: Option<Duration>,
     /// `AUTH_RATE_LIMIT` is not `off`.
     pub rate_limit: bool,
+    /// `AUTH_PUBLIC_URL` (default: the issuer).
+    pub public_url: String,
+    /// `SMTP_URL`; unset, mail is logged.
+    pub smtp_url: Option<String>,
+    /// `SMTP_USERNAME` and `SMTP_PASSWORD`.
+    pub smtp_credentials: Option<(String, Zeroizing<String>)>,
+    /// `SMTP_ROOT_CERT_FILE`.
+    pub smtp_root_cert_file: Option<String>,
+    /// `MAIL_FROM`.
+    pub mail_from: Option<String>,
+    /// `AUTH_RESET_TTL`.
+    pub reset_ttl: Duration,
+    /// `AUTH_EMAIL_VERIFICATION=1`.
+    pub email_verification: bool,
     /// `AUTH_TRUSTED_PROXIES`, split at commas.
     pub trusted_proxies: Vec<String>,
     /// `AUTH_FORWARDED_HEADER`.
@@ -262,11 +286,47 @@ impl Config {
             },
             None => None,
         };
+        let smtp_url = get("SMTP_URL");
+        if smtp_url.is_some() && !cfg!(feature = "smtp") {
+            return Err(
+                "SMTP_URL is set, but this build has no SMTP support: run with `--features smtp`"
+                    .into(),
+            );
+        }
+        let smtp_credentials = match (get("SMTP_USERNAME"), get("SMTP_PASSWORD")) {
+            (Some(user), Some(password)) => Some((user, Zeroizing::new(password))),
+            (None, None) => None,
+            _ => return Err("set SMTP_USERNAME and SMTP_PASSWORD together".into()),
+        };
+        let mail_from = get("MAIL_FROM");
+        if smtp_url.is_some() && mail_from.is_none() {
+            return Err("SMTP_URL needs MAIL_FROM, the sender's address".into());
+        }
+        if smtp_url.is_none()
+            && (smtp_credentials.is_some() || get("SMTP_ROOT_CERT_FILE").is_some())
+        {
+            return Err(
+                "SMTP_USERNAME, SMTP_PASSWORD and SMTP_ROOT_CERT_FILE need SMTP_URL".into(),
+            );
+        }
+        let reset_ttl = match get("AUTH_RESET_TTL") {
+            None => tower_jwt_auth::router::DEFAULT_RESET_TTL,
+            Some(value) => match value.parse::<u64>() {
+                Ok(seconds @ 60..=86_400) => Duration::from_secs(seconds),
+                _ => return Err("AUTH_RESET_TTL must be whole seconds from 60 to 86400".into()),
+            },
+        };
+        let email_verification = match get("AUTH_EMAIL_VERIFICATION").as_deref() {
+            None | Some("0" | "false" | "off") => false,
+            Some("1" | "true" | "on") => true,
+            Some(_) => return Err("AUTH_EMAIL_VERIFICATION must be 1 or 0".into()),
+        };
         let metrics = match get("METRICS").as_deref() {
             None | Some("0" | "false" | "off") => false,
             Some("1" | "true" | "on") => true,
             Some(_) => return Err("METRICS must be 1 or 0".into()),
         };
+        let issuer = get("AUTH_ISSUER").unwrap_or_else(|| "http://127.0.0.1:8000".to_owned());
         let config = Self {
             bind: get("BIND").unwrap_or_else(|| "127.0.0.1:8000".to_owned()),
             header_read_timeout,
@@ -276,12 +336,19 @@ impl Config {
             max_connections_per_ip,
             private_key_file: get("JWT_PRIVATE_KEY_FILE"),
             secret: get("JWT_SECRET"),
-            issuer: get("AUTH_ISSUER").unwrap_or_else(|| "http://127.0.0.1:8000".to_owned()),
+            public_url: get("AUTH_PUBLIC_URL").unwrap_or_else(|| issuer.clone()),
+            issuer,
             audience: get("AUTH_AUDIENCE").unwrap_or_else(|| "api".to_owned()),
             bootstrap_admin,
             registration,
             refresh_grace,
             rate_limit,
+            smtp_url,
+            smtp_credentials,
+            smtp_root_cert_file: get("SMTP_ROOT_CERT_FILE"),
+            mail_from,
+            reset_ttl,
+            email_verification,
             trusted_proxies,
             forwarded_header,
             database_url,
@@ -576,6 +643,11 @@ pub async fn app(config: &Config) -> Result<(Router, AuthRouter), BoxError> {
     if let Some(grace) = config.refresh_grace {
         builder = builder.refresh_grace(grace)?;
     }
+    builder = builder
+        .mail(mailer(config)?, &config.public_url)
+        .map_err(|e| format!("AUTH_PUBLIC_URL: {e}"))?
+        .reset_ttl(config.reset_ttl)?
+        .email_verification(config.email_verification);
     let (mut builder, limiter_store, database_users) = shared_stores(config, builder).await?;
     if config.rate_limit {
         let limiter = RateLimitLoginLayer::new(limiter_store)
@@ -647,6 +719,42 @@ pub async fn app(config: &Config) -> Result<(Router, AuthRouter), BoxError> {
         .merge(auth.admin_router())
         .nest("/auth", auth.router());
     Ok((edge::harden(router, config.request_timeout), auth))
+}
+
+/// The SMTP mailer of `SMTP_URL`, or without it the development mailer (announced).
+fn mailer(config: &Config) -> Result<Arc<dyn Mailer>, BoxError> {
+    let Some(url) = &config.smtp_url else {
+        tracing::warn!(
+            "SMTP_URL is unset: password-reset and verification mail is only written to the \
+             log, links included (development only; set SMTP_URL and MAIL_FROM to send it)"
+        );
+        return Ok(Arc::new(LogMailer));
+    };
+    smtp_mailer(config, url)
+}
+
+#[cfg(feature = "smtp")]
+fn smtp_mailer(config: &Config, url: &str) -> Result<Arc<dyn Mailer>, BoxError> {
+    let from = config.mail_from.as_deref().unwrap_or_default();
+    let mut builder = tower_jwt_auth::mail::SmtpMailer::builder(url, from)
+        .map_err(|e| format!("SMTP_URL or MAIL_FROM: {e}"))?;
+    if let Some((user, password)) = &config.smtp_credentials {
+        builder = builder.credentials(user, password);
+    }
+    if let Some(path) = &config.smtp_root_cert_file {
+        let pem = std::fs::read(path).map_err(|e| format!("SMTP_ROOT_CERT_FILE: {path}: {e}"))?;
+        builder = builder
+            .root_certificate_pem(&pem)
+            .map_err(|e| format!("SMTP_ROOT_CERT_FILE: {e}"))?;
+    }
+    let mailer = builder.build()?;
+    tracing::info!(server = ?mailer, "account mail goes out over SMTP");
+    Ok(Arc::new(mailer))
+}
+
+#[cfg(not(feature = "smtp"))]
+fn smtp_mailer(_: &Config, _: &str) -> Result<Arc<dyn Mailer>, BoxError> {
+    Err("SMTP_URL is set, but this build has no SMTP support: run with `--features smtp`".into())
 }
 
 #[derive(Clone)]

@@ -9,6 +9,8 @@ pub mod metrics;
 pub mod postgres_server;
 #[cfg(feature = "redis")]
 pub mod redis_server;
+#[cfg(feature = "smtp")]
+pub mod smtp_server;
 pub mod stores;
 
 use std::sync::Arc;

@@ -17,6 +17,7 @@ mod accounts;
 #[cfg(feature = "sqlite")]
 mod edge;
 mod login_backpressure;
+mod mail;
 mod router;
 #[cfg(feature = "sqlite")]
 mod server;

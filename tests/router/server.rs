@@ -1717,3 +1717,184 @@ async fn the_refresh_grace_period_is_opt_in() {
         assert!(error.contains("AUTH_REFRESH_GRACE"), "{bad}: {error}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Account mail.
+
+#[tokio::test]
+async fn mail_settings_are_checked_at_start() {
+    for (pairs, why) in [
+        (
+            &[("SMTP_URL", "smtp://127.0.0.1:25?tls=none")][..],
+            "MAIL_FROM",
+        ),
+        (
+            &[
+                ("SMTP_URL", "smtp://mail.example?tls=none"),
+                ("MAIL_FROM", "a@b.example"),
+            ][..],
+            "loopback",
+        ),
+        (
+            &[
+                ("SMTP_URL", "smtps://mail.example"),
+                ("MAIL_FROM", "not an address"),
+            ][..],
+            "MAIL_FROM",
+        ),
+        (&[("SMTP_USERNAME", "user")][..], "SMTP_PASSWORD"),
+        (
+            &[("SMTP_USERNAME", "user"), ("SMTP_PASSWORD", "secret")][..],
+            "need SMTP_URL",
+        ),
+        (&[("AUTH_RESET_TTL", "10")][..], "AUTH_RESET_TTL"),
+        (&[("AUTH_RESET_TTL", "soon")][..], "AUTH_RESET_TTL"),
+        (
+            &[("AUTH_EMAIL_VERIFICATION", "maybe")][..],
+            "AUTH_EMAIL_VERIFICATION",
+        ),
+        (
+            &[("AUTH_PUBLIC_URL", "http://app.example")][..],
+            "AUTH_PUBLIC_URL",
+        ),
+        (
+            &[
+                ("SMTP_URL", "smtps://mail.example"),
+                ("MAIL_FROM", "a@b.example"),
+                ("SMTP_ROOT_CERT_FILE", "/nonexistent/root.pem"),
+            ][..],
+            "SMTP_ROOT_CERT_FILE",
+        ),
+    ] {
+        let error = refusal(pairs).await;
+        assert!(error.contains(why), "{pairs:?}: {error}");
+        assert!(!error.contains("secret"), "{error}");
+    }
+    let config = Config::from_vars(&vars(&[])).unwrap();
+    assert_eq!(
+        config.public_url, config.issuer,
+        "links default to the issuer"
+    );
+    assert_eq!(config.reset_ttl, Duration::from_secs(1800));
+    assert!(!config.email_verification);
+}
+
+/// The README's mail walk-through, against a real SMTP server: registration with a verified
+/// address, then a forgotten password reset by the mailed link.
+#[cfg(feature = "smtp")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forgotten_password_is_reset_by_mail() {
+    use crate::common::smtp_server::SmtpServer;
+    let Some(smtp) = SmtpServer::start("a_forgotten_password_is_reset_by_mail") else {
+        return;
+    };
+    let url = smtp.url();
+    let server = start(&[
+        ("AUTH_REGISTRATION", "1"),
+        ("AUTH_BOOTSTRAP_ADMIN", ADMIN),
+        ("AUTH_EMAIL_VERIFICATION", "1"),
+        ("AUTH_PUBLIC_URL", "https://app.example"),
+        ("SMTP_URL", &url),
+        ("MAIL_FROM", "no-reply@app.example"),
+    ])
+    .await;
+    let registered = server
+        .post_json(
+            "/auth/register",
+            json!({"username": "alice", "password": "alice-password-1", "email": "alice@example.com"}),
+            None,
+        )
+        .await;
+    assert_eq!(
+        registered.status,
+        StatusCode::CREATED,
+        "{}",
+        registered.text()
+    );
+    let unverified = server.login("alice", "alice-password-1").await;
+    assert_eq!(unverified.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        unverified.json()["error_description"],
+        "the email address is not verified yet"
+    );
+    let mail = smtp.wait_for(1).await.swap_remove(0);
+    assert_eq!(mail.header("To").as_deref(), Some("alice@example.com"));
+    let token = mail
+        .token_after("https://app.example/verify-email")
+        .unwrap();
+    let verified = server
+        .post_json("/auth/email/verify", json!({"token": token}), None)
+        .await;
+    assert_eq!(
+        verified.status,
+        StatusCode::NO_CONTENT,
+        "{}",
+        verified.text()
+    );
+    let access = server.access_token("alice", "alice-password-1").await;
+
+    let forgot = server
+        .post_json(
+            "/auth/password/forgot",
+            json!({"email": "alice@example.com"}),
+            None,
+        )
+        .await;
+    let nobody = server
+        .post_json(
+            "/auth/password/forgot",
+            json!({"email": "nobody@example.com"}),
+            None,
+        )
+        .await;
+    assert_eq!(forgot.status, StatusCode::ACCEPTED);
+    assert_eq!(forgot.observable(), nobody.observable());
+    let mail = smtp.wait_for(2).await.swap_remove(1);
+    let token = mail
+        .token_after("https://app.example/reset-password")
+        .unwrap();
+    let reset = server
+        .post_json(
+            "/auth/password/reset",
+            json!({"token": token, "new_password": "alice-password-2"}),
+            None,
+        )
+        .await;
+    assert_eq!(reset.status, StatusCode::NO_CONTENT, "{}", reset.text());
+    assert_eq!(
+        server.get("/users/me", Some(&access)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        server.login("alice", "alice-password-1").await.status,
+        StatusCode::BAD_REQUEST
+    );
+    server.access_token("alice", "alice-password-2").await;
+    server.shut_down().await;
+}
+
+/// Without `SMTP_URL` the mail routes work and the messages go to the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_smtp_mail_is_logged() {
+    let server = start(&[("AUTH_BOOTSTRAP_ADMIN", ADMIN)]).await;
+    let forgot = server
+        .post_json("/auth/password/forgot", json!({"username": "admin"}), None)
+        .await;
+    assert_eq!(forgot.status, StatusCode::ACCEPTED);
+    let reset = server
+        .post_json(
+            "/auth/password/reset",
+            json!({"token": "unknown", "new_password": "long enough password"}),
+            None,
+        )
+        .await;
+    assert_eq!(reset.status, StatusCode::BAD_REQUEST);
+    assert!(
+        server
+            .get("/auth/email/verify", None)
+            .await
+            .status
+            .is_client_error()
+    );
+    server.shut_down().await;
+}
