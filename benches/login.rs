@@ -8,6 +8,9 @@
 //!   an Ed25519 access token), with 1, 2 and 8 tasks logging in concurrently, each one login
 //!   after another. One iteration is one login per caller; criterion's throughput line is in
 //!   logins per second.
+//! - `forgot/{known,unknown}`: `POST /password/forgot` naming an account that exists (with an
+//!   address) and one that does not, alternately measured: the answer must not depend on it
+//!   (the lookup and the mail happen after the answer, in the background).
 //!
 //! The router's hasher is the default one: at most as many hashes run as the machine has cores
 //! and four times as many wait, so at 8 callers there is room for every caller on 2 cores or
@@ -28,8 +31,9 @@ use http_body_util::BodyExt;
 use tokio::runtime::Runtime;
 use tower::ServiceExt;
 use tower_jwt_auth::issuer::TokenIssuer;
+use tower_jwt_auth::mail::{MailFuture, Mailer, Message};
 use tower_jwt_auth::password::{PasswordHasher, Verified};
-use tower_jwt_auth::router::AuthRouter;
+use tower_jwt_auth::router::{AuthRouter, Registration};
 
 const PASSWORD: &str = "correct horse battery staple";
 const LOGIN: &str = "grant_type=password&username=alice&password=correct+horse+battery+staple";
@@ -109,6 +113,33 @@ fn logins(runtime: &Runtime, app: &Router, callers: usize, iterations: u64) -> S
             ok,
             busy,
         }
+    })
+}
+
+/// A mailer that drops what it is given.
+struct Discard;
+
+impl Mailer for Discard {
+    fn send(&self, message: Message) -> MailFuture {
+        drop(black_box(message));
+        Box::pin(std::future::ready(Ok(())))
+    }
+}
+
+/// `POST /password/forgot` naming `who`, `iterations` times; the wall time.
+fn forgot(runtime: &Runtime, app: &Router, who: &'static str, iterations: u64) -> Duration {
+    runtime.block_on(async {
+        let start = Instant::now();
+        for _ in 0..iterations {
+            let request = Request::post("/password/forgot")
+                .header("content-type", "application/json")
+                .body(Body::from(who))
+                .unwrap();
+            let response = app.clone().oneshot(request).await.unwrap();
+            assert_eq!(response.status(), StatusCode::ACCEPTED);
+            black_box(response.into_body().collect().await.unwrap());
+        }
+        start.elapsed()
     })
 }
 
@@ -248,6 +279,34 @@ fn main() {
         });
     }
     login.finish();
+
+    // An account with an address, registered through the router like any user.
+    let mailing =
+        AuthRouter::builder(TokenIssuer::generate_ed25519("https://auth.example", "api").unwrap())
+            .registration(Registration::default())
+            .mail(Arc::new(Discard), "https://app.example")
+            .unwrap()
+            .build()
+            .unwrap();
+    let mailing: Router = mailing.router();
+    let register = Request::post("/register")
+        .header("content-type", "application/json")
+        .body(Body::from(
+            r#"{"username":"bob","password":"correct horse battery staple","email":"bob@example.com"}"#,
+        ))
+        .unwrap();
+    let created = runtime.block_on(mailing.clone().oneshot(register)).unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let mut group = criterion.benchmark_group("forgot");
+    for (name, who) in [
+        ("known", r#"{"email":"bob@example.com"}"#),
+        ("unknown", r#"{"email":"nobody@example.com"}"#),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter_custom(|n| forgot(&runtime, &mailing, who, n));
+        });
+    }
+    group.finish();
 
     criterion.final_summary();
     summary(&record, auth.hasher());
