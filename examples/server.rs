@@ -20,7 +20,7 @@
 //! | `POST /auth/email/verify` (`{token}`), `POST /auth/email/verify/resend` (`{email}` or `{username}`) | `AUTH_EMAIL_VERIFICATION=1` |
 //! | `GET /users/me` | a valid token: `{sub, username, email, roles, scopes}`, the roles and scopes this token grants |
 //! | `GET /admin/users` (also `/auth/admin/users`) | role `admin`: the users by name, 100 at a time (`limit` up to 1000); a `Link: <?limit=…&cursor=…>; rel="next"` header leads to the next page |
-//! | `GET`, `PATCH` (`{disabled?, roles?, scopes?}`), `DELETE /admin/users/{id}` (also under `/auth`) | role `admin`; `id` is the user's `sub` |
+//! | `GET`, `PATCH` (`{disabled?, roles?, scopes?, email_verified?}`), `DELETE /admin/users/{id}` (also under `/auth`) | role `admin`; `id` is the user's `sub` |
 //! | `GET /items` | scope `items:read` |
 //! | `POST /items` | scope `items:write` |
 //! | `GET /health` | nothing |

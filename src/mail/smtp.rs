@@ -8,7 +8,7 @@ use lettre::message::Mailbox;
 use lettre::message::header::ContentType;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
 use super::{MailError, MailFuture, Mailer, Message};
 use crate::error::ConfigError;
@@ -241,10 +241,13 @@ impl Mailer for SmtpMailer {
         let transport = self.transport.clone();
         let from = self.from.clone();
         Box::pin(async move {
-            let to: Mailbox = message
+            // A bare address only: a display name or `<…>` would let one text name a
+            // recipient other than the one it reads as.
+            let to: Address = message
                 .to
                 .parse()
                 .map_err(|e| MailError::with_source("the recipient is not a mail address", e))?;
+            let to = Mailbox::new(None, to);
             let email = lettre::Message::builder()
                 .from(from)
                 .to(to)
@@ -252,7 +255,7 @@ impl Mailer for SmtpMailer {
                 .header(ContentType::TEXT_PLAIN)
                 .body(message.body)
                 .map_err(|e| MailError::with_source("the message could not be built", e))?;
-            // The timeout bounds each step; this bounds the whole delivery.
+            // The timeout bounds each step; the router bounds the whole job.
             transport
                 .send(email)
                 .await
@@ -323,15 +326,21 @@ mod tests {
             .unwrap()
             .build()
             .unwrap();
-        let error = mailer
-            .send(Message {
-                to: "not an address".into(),
-                subject: "s".into(),
-                body: "b".into(),
-            })
-            .await
-            .unwrap_err();
-        assert!(error.to_string().contains("recipient"), "{error}");
+        for to in [
+            "not an address",
+            "x <victim@example.com>",
+            "<victim@example.com>",
+        ] {
+            let error = mailer
+                .send(Message {
+                    to: to.into(),
+                    subject: "s".into(),
+                    body: "b".into(),
+                })
+                .await
+                .unwrap_err();
+            assert!(error.to_string().contains("recipient"), "{to}: {error}");
+        }
         assert!(format!("{mailer:?}").contains("smtp://127.0.0.1:9"));
     }
 }

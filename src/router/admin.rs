@@ -131,9 +131,10 @@ struct Patch {
     disabled: Option<bool>,
     roles: Option<Vec<String>>,
     scopes: Option<Vec<String>>,
+    email_verified: Option<bool>,
 }
 
-/// `PATCH /admin/users/{id}`: `{disabled?, roles?, scopes?}`. Disabling the account, or taking
+/// `PATCH /admin/users/{id}`: `{disabled?, roles?, scopes?, email_verified?}`. Disabling the account, or taking
 /// a role or scope away from it, ends its sessions at once; enabling it or adding grants takes
 /// effect at its next login or refresh.
 pub(super) async fn update(
@@ -149,7 +150,11 @@ pub(super) async fn update(
 }
 
 async fn update_user(state: &State, claims: &Claims, id: &str, request: Request) -> Outcome {
-    let patch: Patch = json_body(request, "body must be {disabled?, roles?, scopes?}").await?;
+    let patch: Patch = json_body(
+        request,
+        "body must be {disabled?, roles?, scopes?, email_verified?}",
+    )
+    .await?;
     let roles = match patch.roles.map(|roles| grants(roles, is_role_name)) {
         None => None,
         Some(Ok(roles)) => Some(roles),
@@ -172,7 +177,7 @@ async fn update_user(state: &State, claims: &Claims, id: &str, request: Request)
         disabled: patch.disabled,
         roles,
         scopes,
-        email_verified: None,
+        email_verified: patch.email_verified,
     };
     let before = match state
         .config
@@ -199,6 +204,9 @@ async fn update_user(state: &State, claims: &Claims, id: &str, request: Request)
     }
     if before.roles != after.roles || before.scopes != after.scopes {
         audit(Audit::GrantsChanged, actor, id);
+    }
+    if after.email_verified && !before.email_verified {
+        audit(Audit::EmailVerified, actor, id);
     }
     Ok(reply::json(StatusCode::OK, &after.public()))
 }

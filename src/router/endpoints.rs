@@ -901,8 +901,11 @@ pub(super) async fn check_password(
     Ok(matches!(verified, Verified::Match { .. }) && !user.disabled)
 }
 
-/// A deliberately loose check (one `@`, something on each side, a dot in the domain, no
-/// spaces or controls, at most 254 bytes): the only real check is a confirmation mail.
+/// A deliberately loose check of a bare address (one `@`, something on each side, a dot in
+/// the domain, no spaces or controls, at most 254 bytes): the only real check is a
+/// confirmation mail. What would make it more than one address to a mail library (a display
+/// name, `<…>`, a group, a comment, a list, quoting) is refused: `x<victim@example.com>` must
+/// not register an address that differs from the victim's yet delivers to it.
 fn is_plausible_email(email: &str) -> bool {
     let Some((local, domain)) = email.split_once('@') else {
         return false;
@@ -913,7 +916,14 @@ fn is_plausible_email(email: &str) -> bool {
         && !domain.starts_with('.')
         && !domain.ends_with('.')
         && !domain.contains('@')
-        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+        && !email.chars().any(|c| {
+            c.is_whitespace()
+                || c.is_control()
+                || matches!(
+                    c,
+                    '<' | '>' | '(' | ')' | '[' | ']' | ',' | ';' | ':' | '"' | '\\'
+                )
+        })
 }
 
 #[cfg(test)]
@@ -944,7 +954,25 @@ mod tests {
             assert!(is_plausible_email(good), "{good}");
         }
         for bad in [
-            "", "a", "@b.co", "a@", "a@b", "a@.b", "a@b.", "a b@c.d", "a@b@c.d", "a@b.c\n",
+            "",
+            "a",
+            "@b.co",
+            "a@",
+            "a@b",
+            "a@.b",
+            "a@b.",
+            "a b@c.d",
+            "a@b@c.d",
+            "a@b.c\n",
+            "x<victim@example.com>",
+            "<victim@example.com>",
+            "\"v\"@b.co",
+            "a@[10.0.0.1].co",
+            "a@b.co,c@d.co",
+            "a@b.co;",
+            "x:a@b.co;",
+            "(c)a@b.co",
+            "a\\b@c.co",
         ] {
             assert!(!is_plausible_email(bad), "{bad:?}");
         }

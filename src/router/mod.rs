@@ -46,7 +46,7 @@
 //! | `POST /password` | bearer token required, JSON `{current_password, new_password}`: the new password meets the registration policy; every *other* session of the user ends at once; 204 |
 //! | `GET /admin/users` | [administrators](AuthRouterBuilder::admin_role): a JSON array of users by username, `limit` (1 to [`MAX_PAGE_SIZE`], default [`DEFAULT_PAGE_SIZE`]) at a time; when more follow, `Link: <?limit=…&cursor=…>; rel="next"` |
 //! | `GET /admin/users/{id}` | administrators: one user (404 `not_found`) |
-//! | `PATCH /admin/users/{id}` | administrators, JSON `{disabled?, roles?, scopes?}`: the user as changed |
+//! | `PATCH /admin/users/{id}` | administrators, JSON `{disabled?, roles?, scopes?, email_verified?}`: the user as changed |
 //! | `DELETE /admin/users/{id}` | administrators: deletes the user; 204 |
 //! | `POST /password/forgot` | with a [mailer](AuthRouterBuilder::mail), JSON `{email}` or `{username}`: mails a reset link when an account matches; always 202 with one body |
 //! | `POST /password/reset` | with a mailer, JSON `{token, new_password}`: sets the password; every session of the user ends; 204 |
@@ -87,7 +87,8 @@
 //! [`DEFAULT_RESET_TTL`] (reset) or [`DEFAULT_VERIFICATION_TTL`] (verification); a newer link
 //! replaces the older, a password change discards an outstanding reset link, and an account gets
 //! at most one mail of each kind per [`MAIL_INTERVAL`]. Every unusable token gets one answer, 400
-//! `invalid_grant`. A reset ends every session of the user. With
+//! `invalid_grant`. A reset ends every session of the user and marks the address verified.
+//! Addresses must be bare (`addr-spec`): a `name <addr>` form is refused at registration. With
 //! [`rate_limit`](AuthRouterBuilder::rate_limit), each mail request counts on the client's
 //! registration rate and each wrong token as a failed login.
 //!
@@ -158,8 +159,8 @@ mod users;
 
 pub use admin::{DEFAULT_PAGE_SIZE, MAX_GRANTS, MAX_PAGE_SIZE};
 pub use recovery::{
-    DEFAULT_RESET_TTL, DEFAULT_VERIFICATION_TTL, MAIL_INTERVAL, MAX_MAIL_JOBS, RESET_PATH,
-    VERIFY_PATH,
+    DEFAULT_RESET_TTL, DEFAULT_VERIFICATION_TTL, MAIL_INTERVAL, MAIL_JOB_TIMEOUT, MAX_MAIL_JOBS,
+    RESET_PATH, VERIFY_PATH,
 };
 pub use refresh::{
     DEFAULT_MAX_SESSIONS, MemoryRefreshStore, REMEMBERED_ROTATIONS, RefreshSession, RefreshStore,
@@ -547,7 +548,9 @@ impl AuthRouterBuilder {
     /// [`DEFAULT_VERIFICATION_TTL`]); until it is used, a login with the right password is
     /// refused with `invalid_grant` saying so. `POST /email/verify` and
     /// `POST /email/verify/resend` are served. Accounts without an address (created with
-    /// [`AuthRouter::create_user`]) are not held back. Needs [`mail`](Self::mail).
+    /// [`AuthRouter::create_user`]) are not held back; existing accounts whose address was
+    /// never verified are, until they verify it (or an administrator sets `email_verified`).
+    /// Needs [`mail`](Self::mail).
     pub fn email_verification(mut self, required: bool) -> Self {
         self.config.email_verification = required;
         self

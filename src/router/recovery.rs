@@ -3,6 +3,7 @@
 
 use std::error::Error;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::extract::{Request, State as AxumState};
@@ -36,6 +37,9 @@ pub const MAIL_INTERVAL: Duration = Duration::from_secs(60);
 /// How many mail requests one router works on at once, beyond which it drops them (logged;
 /// the answer is the same): a flood of requests cannot queue unbounded work.
 pub const MAX_MAIL_JOBS: usize = 64;
+/// How long one mail request may take, lookups and delivery included; past it, it is given up
+/// (logged), so that a hung mail server or mailer cannot hold a place for good.
+pub const MAIL_JOB_TIMEOUT: Duration = Duration::from_secs(30);
 /// The default path of the password-reset link.
 pub const RESET_PATH: &str = "/reset-password";
 /// The default path of the e-mail verification link.
@@ -54,6 +58,9 @@ pub(super) struct MailConfig {
     /// The reset and verification link paths.
     pub(super) links: (String, String),
     jobs: Arc<Semaphore>,
+    /// Requests dropped since the last warning, and when (Unix seconds) it was written.
+    dropped: AtomicU64,
+    last_warning: AtomicU64,
 }
 
 impl MailConfig {
@@ -64,6 +71,8 @@ impl MailConfig {
             templates: MailTemplates::default(),
             links: (RESET_PATH.to_owned(), VERIFY_PATH.to_owned()),
             jobs: Arc::new(Semaphore::new(MAX_MAIL_JOBS)),
+            dropped: AtomicU64::new(0),
+            last_warning: AtomicU64::new(0),
         })
     }
 }
@@ -166,24 +175,40 @@ fn send_in_background(state: &Arc<State>, who: Who, purpose: TokenPurpose) {
         return;
     };
     let Ok(permit) = Arc::clone(&mail.jobs).try_acquire_owned() else {
-        tracing::warn!(
-            target: TARGET_MAIL,
-            purpose = purpose.as_str(),
-            "auth router: {MAX_MAIL_JOBS} mail requests in progress; one more dropped"
-        );
+        // One warning a minute at most, with the count: a flood must not flood the log too.
+        let dropped = mail.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+        let now = state.now();
+        let last = mail.last_warning.load(Ordering::Relaxed);
+        if now >= last + 60
+            && mail
+                .last_warning
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            mail.dropped.fetch_sub(dropped, Ordering::Relaxed);
+            tracing::warn!(
+                target: TARGET_MAIL,
+                dropped,
+                "auth router: {MAX_MAIL_JOBS} mail requests in progress; dropped the ones past it"
+            );
+        }
         return;
     };
     let state = Arc::clone(state);
     tokio::spawn(async move {
         let _permit = permit;
-        if let Err(error) = send_account_mail(&state, who, purpose).await {
-            tracing::warn!(
-                target: TARGET_MAIL,
-                %error,
-                purpose = purpose.as_str(),
-                "auth router: account mail not sent"
-            );
-        }
+        let job = tokio::time::timeout(MAIL_JOB_TIMEOUT, send_account_mail(&state, who, purpose));
+        let error = match job.await {
+            Ok(Ok(())) => return,
+            Ok(Err(error)) => error,
+            Err(_) => "gave up after MAIL_JOB_TIMEOUT".into(),
+        };
+        tracing::warn!(
+            target: TARGET_MAIL,
+            %error,
+            purpose = purpose.as_str(),
+            "auth router: account mail not sent"
+        );
     });
 }
 
@@ -246,7 +271,12 @@ async fn send_account_mail(state: &State, who: Who, purpose: TokenPurpose) -> Re
     }
     let link = format!("{}{path}?token={}", mail.public_url, token.as_str());
     let message = template.render(&address, &user.username, &link, ttl.as_secs() / 60);
-    mail.mailer.send(message).await?;
+    if let Err(error) = mail.mailer.send(message).await {
+        // Nobody holds this link: discard it, so that the next request mails a new one at
+        // once rather than a minute later.
+        users.revoke_tokens(&user.id, purpose).await?;
+        return Err(error.into());
+    }
     tracing::info!(
         target: TARGET_ROUTER,
         user = %user.id,
@@ -296,6 +326,10 @@ async fn reset_password(state: &State, request: Request) -> Outcome {
         .hash(&form.new_password)
         .await
         .map_err(|e| Stop::password(e, Some(&user)))?;
+    // Whoever held the account (possibly whoever made the owner reset it) is out first: if
+    // that fails, nothing else happened and the link still works. A login that verifies the
+    // old password meanwhile is caught by its own re-read of the account.
+    end_all_sessions(state, &user.id, state.now()).await?;
     // Of two resets with one link, one gets here.
     if users
         .redeem_token(purpose, &hash, state.now())
@@ -308,9 +342,24 @@ async fn reset_password(state: &State, request: Request) -> Outcome {
     if !users.update_password_hash(&user.id, password_hash).await? {
         return Err(BAD_TOKEN.into());
     }
-    // Whoever held the account (possibly whoever made the owner reset it) is out.
-    end_all_sessions(state, &user.id, state.now()).await?;
     audit(Audit::PasswordReset, &user.id, &user.id);
+    // The link came by mail: the address is the user's. Worth recording, not worth failing
+    // a reset that is done.
+    if !user.email_verified {
+        let verified = UserChange {
+            email_verified: Some(true),
+            ..UserChange::default()
+        };
+        match users.update(&user.id, verified, None).await {
+            Ok(_) => audit(Audit::EmailVerified, &user.id, &user.id),
+            Err(error) => tracing::warn!(
+                target: TARGET_ROUTER,
+                %error,
+                user = %user.id,
+                "auth router: password reset, but the address not marked verified"
+            ),
+        }
+    }
     Ok(reply::no_content())
 }
 

@@ -825,3 +825,182 @@ async fn smtp_connections_are_encrypted_and_verified() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(plain.messages().is_empty());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Failures on the way out
+
+/// Refuses while `refusing`, records every attempt; used to show that a failed send leaves no
+/// link behind to block the next request.
+#[derive(Default)]
+struct Flaky {
+    refusing: std::sync::atomic::AtomicBool,
+    attempts: std::sync::atomic::AtomicUsize,
+    sent: Mutex<Vec<Message>>,
+}
+
+impl Mailer for Flaky {
+    fn send(&self, message: Message) -> MailFuture {
+        self.attempts.fetch_add(1, Ordering::SeqCst);
+        if self.refusing.load(Ordering::SeqCst) {
+            return Box::pin(std::future::ready(Err(MailError::new("relay refused"))));
+        }
+        self.sent.lock().unwrap().push(message);
+        Box::pin(std::future::ready(Ok(())))
+    }
+}
+
+#[tokio::test]
+async fn after_a_failed_send_the_next_request_mails_at_once() {
+    let flaky = Arc::new(Flaky::default());
+    flaky.refusing.store(true, Ordering::SeqCst);
+    let mailer = Arc::clone(&flaky) as Arc<dyn Mailer>;
+    let app = App::with(Outbox::default(), |builder| {
+        builder.mail(mailer, PUBLIC_URL).unwrap()
+    });
+    app.register("ann", Some("ann@example.test")).await;
+    let answer = app.forgot(json!({"username": "ann"})).await;
+    assert_eq!(answer.status, StatusCode::ACCEPTED);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while flaky.attempts.load(Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "no attempt");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    flaky.refusing.store(false, Ordering::SeqCst);
+    // Within the interval, yet mailed: the failed one left no token. (Its job discards the
+    // token just after the failed attempt; ask again until that happened.)
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while flaky.sent.lock().unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "never mailed after the failure");
+        app.forgot(json!({"username": "ann"})).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let body = flaky.sent.lock().unwrap()[0].body.clone();
+    let token = token_in(&body, RESET_LINK);
+    assert_eq!(
+        app.reset(&token, NEW_PASSWORD).await.status,
+        StatusCode::NO_CONTENT
+    );
+}
+
+/// Never finishes a delivery; counts the attempts.
+#[derive(Default)]
+struct Hung(std::sync::atomic::AtomicUsize);
+
+impl Mailer for Hung {
+    fn send(&self, _: Message) -> MailFuture {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Box::pin(std::future::pending())
+    }
+}
+
+/// A mail server that never answers holds each request's place for at most
+/// `MAIL_JOB_TIMEOUT`; with every place held, more requests are dropped (answered as always).
+#[tokio::test(start_paused = true)]
+async fn a_hung_mailer_holds_no_place_for_good() {
+    use tower_jwt_auth::router::{MAIL_JOB_TIMEOUT, MAX_MAIL_JOBS, NewUser};
+    let hung = Arc::new(Hung::default());
+    let mailer = Arc::clone(&hung) as Arc<dyn Mailer>;
+    let app = App::with(Outbox::default(), |builder| {
+        builder.mail(mailer, PUBLIC_URL).unwrap()
+    });
+    for n in 0..=MAX_MAIL_JOBS + 1 {
+        let created = app
+            .auth
+            .users()
+            .create(NewUser {
+                username: format!("user{n}"),
+                email: Some(format!("user{n}@example.test")),
+                password_hash: "$argon2id$unused".to_owned(),
+                roles: Vec::new(),
+                scopes: Vec::new(),
+            })
+            .await
+            .unwrap();
+        assert!(matches!(
+            created,
+            tower_jwt_auth::router::Created::Created(_)
+        ));
+    }
+    let settle = || async {
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+    };
+    for n in 0..=MAX_MAIL_JOBS {
+        let answer = app.forgot(json!({"username": format!("user{n}")})).await;
+        assert_eq!(answer.status, StatusCode::ACCEPTED);
+        settle().await;
+    }
+    assert_eq!(
+        hung.0.load(Ordering::SeqCst),
+        MAX_MAIL_JOBS,
+        "the one past the cap dropped"
+    );
+    tokio::time::sleep(MAIL_JOB_TIMEOUT + Duration::from_secs(1)).await;
+    settle().await;
+    let last = format!("user{}", MAX_MAIL_JOBS + 1);
+    app.forgot(json!({"username": last})).await;
+    settle().await;
+    assert_eq!(
+        hung.0.load(Ordering::SeqCst),
+        MAX_MAIL_JOBS + 1,
+        "places freed"
+    );
+}
+
+#[tokio::test]
+async fn a_reset_verifies_the_address_and_administrators_can_too() {
+    let app = App::with(Outbox::default(), verifying);
+    let ann = app.register("ann", Some("ann@example.test")).await.json();
+    let bob = app.register("bob", Some("bob@example.test")).await.json();
+    app.outbox.wait_for(2).await;
+    assert_error(&app.login("ann", PASSWORD).await, 400, "invalid_grant");
+    // The reset link came by mail: the address is ann's.
+    app.forgot(json!({"username": "ann"})).await;
+    let token = app.outbox.token(2, RESET_LINK).await;
+    assert_eq!(
+        app.reset(&token, NEW_PASSWORD).await.status,
+        StatusCode::NO_CONTENT
+    );
+    app.session("ann", NEW_PASSWORD).await;
+    let stored = app
+        .auth
+        .users()
+        .find_by_id(ann["sub"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert!(stored.unwrap().email_verified);
+
+    // An administrator marks bob's address verified.
+    app.auth
+        .create_user("admin", PASSWORD, &["admin"], &[])
+        .await
+        .unwrap();
+    let (admin, _) = app.session("admin", PASSWORD).await;
+    let path = format!("/auth/admin/users/{}", bob["sub"].as_str().unwrap());
+    let request = Request::patch(path)
+        .header(CONTENT_TYPE, "application/json")
+        .header(AUTHORIZATION, format!("Bearer {admin}"))
+        .body(Body::from(r#"{"email_verified":true}"#))
+        .unwrap();
+    let patched = app.send(request).await;
+    assert_eq!(patched.status, StatusCode::OK, "{patched:?}");
+    assert_eq!(patched.json()["email_verified"], true);
+    app.session("bob", PASSWORD).await;
+}
+
+#[tokio::test]
+async fn registration_refuses_addresses_that_are_more_than_an_address() {
+    let app = App::memory();
+    for email in [
+        "x<victim@example.com>",
+        "<victim@example.com>",
+        "a@b.example, victim@example.com",
+    ] {
+        assert_error(
+            &app.register("mallory", Some(email)).await,
+            400,
+            "invalid_request",
+        );
+    }
+}

@@ -406,6 +406,16 @@ async fn accounts_sharing_an_address_survive_the_mail_migration(db: Database, ba
         );
         execute(&db, &statement).await;
     }
+    // And a crowd, every tenth address shared (the migration sorts once, so this is quick).
+    execute(
+        &db,
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000) \
+         INSERT INTO auth_users (id, username, skeleton, email, password_hash, roles, scopes, \
+         disabled, created_at, updated_at) \
+         SELECT 'crowd' || i, 'crowd' || i, 'crowd' || i, 'crowd' || (i / 10) || '@example.test', \
+         '$x', '[]', '[]', FALSE, 10 + i, 10 + i FROM n",
+    )
+    .await;
     db.migrate().await.unwrap();
     let users = db.users();
     let found = |email: &'static str| {
@@ -414,6 +424,11 @@ async fn accounts_sharing_an_address_survive_the_mail_migration(db: Database, ba
     };
     assert_eq!(found("ANN@example.test").await.as_deref(), Some("older"));
     assert_eq!(found("carl@example.test").await.as_deref(), Some("other"));
+    // Of crowd10..crowd19 (address crowd1@), the oldest: crowd10.
+    assert_eq!(
+        found("CROWD1@example.test").await.as_deref(),
+        Some("crowd10")
+    );
     let newer = users.find_by_id("newer").await.unwrap().unwrap();
     assert_eq!(newer.email.as_deref(), Some("Ann@Example.test"), "kept");
     assert!(!newer.email_verified);

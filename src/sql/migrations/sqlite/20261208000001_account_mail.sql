@@ -7,12 +7,17 @@ ALTER TABLE auth_users ADD COLUMN email_verified INTEGER NOT NULL DEFAULT 0;
 
 -- Existing addresses get their key, except where accounts already share one: there only the
 -- oldest account does (the others keep their address, but mail cannot find them by it), so
--- that the migration never fails nor drops an address.
+-- that the migration never fails nor drops an address. One sort, by the key (not a scan per
+-- row): fast on a large table.
 UPDATE auth_users SET email_key = lower(email)
-WHERE email IS NOT NULL AND NOT EXISTS (
-    SELECT 1 FROM auth_users AS older
-    WHERE lower(older.email) = lower(auth_users.email)
-      AND (older.created_at, older.id) < (auth_users.created_at, auth_users.id)
+WHERE id IN (
+    SELECT id FROM (
+        SELECT id, ROW_NUMBER() OVER (
+            PARTITION BY lower(email) ORDER BY created_at, id
+        ) AS n
+        FROM auth_users WHERE email IS NOT NULL
+    ) AS ranked
+    WHERE n = 1
 );
 CREATE UNIQUE INDEX auth_users_by_email_key ON auth_users (email_key);
 
