@@ -10,7 +10,10 @@ import os
 import subprocess
 import tempfile
 
-SCENARIOS = ["none", "bearer/hs256", "cached/hs256", "scope/hs256", "extractor/hs256"]
+SCENARIOS = [
+    "none", "bearer/hs256", "cached/hs256", "scope/hs256", "extractor/hs256",
+    "around/bearer", "around/cached", "around/scope", "around/extractor",
+]
 
 
 def bench_binary():

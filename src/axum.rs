@@ -21,7 +21,7 @@
 //! }
 //!
 //! async fn tenant(claims: Claims<Tenant>) -> String {
-//!     claims.into_extra().tenant
+//!     format!("{} of {}", claims.subject().unwrap_or("?"), claims.extra().tenant)
 //! }
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -36,9 +36,11 @@
 //! # Ok(()) }
 //! ```
 //!
-//! What a handler gets: a copy of the claims `BearerAuth` put into the request extensions.
-//! `Claims<T>` reads the remaining claims into `T` in place ([`Claims::typed`]); the map
-//! itself is not cloned first.
+//! What a handler gets: `Claims` is another handle on the very claims `BearerAuth` put into
+//! the request extensions (and, with the verification cache on, that the cache keeps):
+//! taking it copies nothing and allocates nothing. `Claims<T>` shares their registered
+//! claims, roles and scopes too, and owns only its `T`, read from the remaining claims in
+//! place ([`Claims::typed`]): the map is not cloned first.
 //!
 //! `Claims` and `Claims<T>` reject with 401 when the request carries no claims (no token in
 //! optional mode, or no `BearerAuthLayer` in front of the route): [`MissingClaims`].
@@ -48,6 +50,7 @@
 //! rejects for their absence. gRPC requests get the trailers-only form of the same answer.
 //! The extractors cannot see the layer's configuration, so their challenge names no `realm`.
 
+use std::any::Any;
 use std::fmt;
 
 use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
@@ -206,11 +209,15 @@ impl IntoResponse for ClaimsRejection {
     }
 }
 
-/// The stored claims as `Claims<T>`; `Ok(None)` without claims.
-fn typed<T: DeserializeOwned>(parts: &Parts) -> Result<Option<Claims<T>>, InvalidClaims> {
+/// The stored claims as `Claims<T>`; `Ok(None)` without claims. For `Claims` itself (`T` the
+/// JSON map) another handle on the stored claims: nothing is copied or read again.
+fn typed<T: DeserializeOwned + 'static>(parts: &Parts) -> Result<Option<Claims<T>>, InvalidClaims> {
     let Some(claims) = parts.extensions.get::<Claims>() else {
         return Ok(None);
     };
+    if let Some(same) = (claims as &dyn Any).downcast_ref::<Claims<T>>() {
+        return Ok(Some(same.clone()));
+    }
     claims.typed().map(Some).map_err(|_| InvalidClaims {
         grpc: is_grpc(&parts.headers),
     })
@@ -219,7 +226,7 @@ fn typed<T: DeserializeOwned>(parts: &Parts) -> Result<Option<Claims<T>>, Invali
 impl<S, T> FromRequestParts<S> for Claims<T>
 where
     S: Send + Sync,
-    T: DeserializeOwned + Send,
+    T: DeserializeOwned + Send + Sync + 'static,
 {
     type Rejection = ClaimsRejection;
 
@@ -235,7 +242,7 @@ where
 impl<S, T> OptionalFromRequestParts<S> for Claims<T>
 where
     S: Send + Sync,
-    T: DeserializeOwned + Send,
+    T: DeserializeOwned + Send + Sync + 'static,
 {
     type Rejection = InvalidClaims;
 
@@ -279,5 +286,38 @@ mod tests {
         );
         let grpc = MissingClaims { grpc: true }.into_response();
         assert_eq!(grpc.headers()["grpc-status"], "16");
+    }
+
+    #[test]
+    fn the_extractor_hands_out_the_stored_claims_themselves() {
+        use crate::{Algorithm, KeySet, TokenSigner, Verifier};
+        #[derive(serde::Deserialize)]
+        struct Tenant {
+            tenant: String,
+        }
+        let secret = [4u8; 32];
+        let verifier = Verifier::builder(KeySet::hmac(Algorithm::HS256, &secret).unwrap())
+            .accept_any_issuer()
+            .accept_any_audience()
+            .required_claims(["sub"])
+            .unwrap()
+            .build()
+            .unwrap();
+        let token = TokenSigner::hmac(Algorithm::HS256, &secret)
+            .unwrap()
+            .sign(&serde_json::json!({"sub": "alice", "tenant": "acme"}))
+            .unwrap();
+        let stored = verifier.verify(&token).unwrap();
+        let (mut parts, ()) = http::Request::new(()).into_parts();
+        assert!(typed::<serde_json::Value>(&parts).unwrap().is_none());
+        parts.extensions.insert(stored.clone());
+        let same = typed::<serde_json::Map<String, serde_json::Value>>(&parts)
+            .unwrap()
+            .unwrap();
+        assert!(same.shares_core_with(&stored) && same.shares_extra_with(&stored));
+        let tenant = typed::<Tenant>(&parts).unwrap().unwrap();
+        assert!(tenant.shares_core_with(&stored));
+        assert_eq!(tenant.extra().tenant, "acme");
+        assert!(typed::<u32>(&parts).is_err());
     }
 }

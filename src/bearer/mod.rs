@@ -347,7 +347,7 @@ impl Config {
         };
         let invalid_request = Attempt::Done(Err(AuthError::new(ErrorKind::InvalidRequest)));
         match self.verifier.verify_pass(token, pass) {
-            Attempt::Done(Ok(claims)) => Attempt::Done(Ok(Some(claims))),
+            Attempt::Done(Ok(verified)) => Attempt::Done(Ok(Some(verified.into_claims()))),
             // A value outside the RFC 6750 grammar is a malformed request (400), not a bad
             // token (401). Only such values fail as malformed or too long, so the grammar is
             // checked only then.

@@ -30,6 +30,7 @@
 //! ```
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::de::{DeserializeOwned, Deserializer, Visitor};
@@ -37,7 +38,13 @@ use serde_json::{Map, Value};
 
 mod parse;
 
-pub(crate) use parse::{ClaimPath, Mapping, Parsed, Registered};
+pub(crate) use parse::{ClaimPath, Core, Mapping, Parsed, Registered};
+
+thread_local! {
+    /// The remaining claims of a token that has none: one map per thread, shared by every
+    /// such token's claims, so that they cost no allocation.
+    static EMPTY: Arc<Map<String, Value>> = Arc::new(Map::new());
+}
 
 /// A JWT NumericDate (RFC 7519 section 2): seconds since the Unix epoch, fractions allowed.
 #[derive(Clone, Copy, Debug, PartialEq, PartialOrd)]
@@ -207,73 +214,130 @@ impl<'a> IntoIterator for &'a Scopes {
 /// keeps them as a JSON map. Read them typed with your own `E: Deserialize`:
 /// `verifier.verify_as::<MyClaims>(token)`, or [`Claims::typed`] on the claims a layer stored
 /// (which the axum extractor for `Claims<MyClaims>` does).
-#[derive(Clone, Debug, PartialEq)]
+///
+/// `Claims` is a handle: the claims themselves are shared behind reference counts, so a clone
+/// costs two counter increments and copies nothing, whatever the token holds. The claims
+/// [`BearerAuthLayer`](crate::bearer::BearerAuthLayer) puts into the request extensions, the
+/// ones the verification cache keeps, and the ones the axum extractor hands a handler are
+/// one value; a `Claims<T>` read from them shares their registered claims, roles and scopes
+/// and owns only its `T`. Nothing can change them once verified.
 pub struct Claims<E = Map<String, Value>> {
-    issuer: Option<String>,
-    subject: Option<String>,
-    audience: Vec<String>,
-    expires_at: Option<NumericDate>,
-    not_before: Option<NumericDate>,
-    issued_at: Option<NumericDate>,
-    jwt_id: Option<String>,
-    roles: Vec<String>,
-    scopes: Scopes,
-    extra: E,
+    core: Arc<Core>,
+    extra: Arc<E>,
+}
+
+impl<E> Clone for Claims<E> {
+    /// Another handle on the same claims; nothing is copied.
+    fn clone(&self) -> Self {
+        Self {
+            core: Arc::clone(&self.core),
+            extra: Arc::clone(&self.extra),
+        }
+    }
+}
+
+impl<E: PartialEq> PartialEq for Claims<E> {
+    fn eq(&self, other: &Self) -> bool {
+        self.core == other.core && self.extra == other.extra
+    }
+}
+
+impl<E: fmt::Debug> fmt::Debug for Claims<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let core = &*self.core;
+        f.debug_struct("Claims")
+            .field("issuer", &core.iss)
+            .field("subject", &core.sub)
+            .field("audience", &self.audience())
+            .field("expires_at", &core.exp)
+            .field("not_before", &core.nbf)
+            .field("issued_at", &core.iat)
+            .field("jwt_id", &core.jti)
+            .field("roles", &core.roles)
+            .field("scopes", &core.scopes)
+            .field("extra", &self.extra)
+            .finish()
+    }
 }
 
 impl<E> Claims<E> {
+    pub(crate) fn new(core: Core, extra: E) -> Self {
+        Self {
+            core: Arc::new(core),
+            extra: Arc::new(extra),
+        }
+    }
+
+    /// The registered claims, for the verifier's checks.
+    pub(crate) fn core(&self) -> &Core {
+        &self.core
+    }
+
+    /// Whether these claims and `other` are handles on the same registered claims (not equal
+    /// copies of them).
+    #[cfg(test)]
+    pub(crate) fn shares_core_with<F>(&self, other: &Claims<F>) -> bool {
+        Arc::ptr_eq(&self.core, &other.core)
+    }
+
+    /// Whether these claims and `other` are handles on the same remaining claims.
+    #[cfg(test)]
+    pub(crate) fn shares_extra_with(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.extra, &other.extra)
+    }
+
     /// `iss`.
     #[must_use]
     pub fn issuer(&self) -> Option<&str> {
-        self.issuer.as_deref()
+        self.core.iss.as_deref()
     }
 
     /// `sub`.
     #[must_use]
     pub fn subject(&self) -> Option<&str> {
-        self.subject.as_deref()
+        self.core.sub.as_deref()
     }
 
-    /// `aud`, as a list even when the token carried a single string.
+    /// `aud`, as a list even when the token carried a single string (empty without `aud`).
     #[must_use]
     pub fn audience(&self) -> &[String] {
-        &self.audience
+        self.core.aud.as_deref().unwrap_or_default()
     }
 
     /// `exp`.
     #[must_use]
     pub fn expires_at(&self) -> Option<NumericDate> {
-        self.expires_at
+        self.core.exp
     }
 
     /// `nbf`.
     #[must_use]
     pub fn not_before(&self) -> Option<NumericDate> {
-        self.not_before
+        self.core.nbf
     }
 
     /// `iat`.
     #[must_use]
     pub fn issued_at(&self) -> Option<NumericDate> {
-        self.issued_at
+        self.core.iat
     }
 
     /// `jti`.
     #[must_use]
     pub fn jwt_id(&self) -> Option<&str> {
-        self.jwt_id.as_deref()
+        self.core.jti.as_deref()
     }
 
     /// The roles, in token order.
     #[must_use]
     pub fn roles(&self) -> &[String] {
-        &self.roles
+        &self.core.roles
     }
 
     /// The scopes.
     #[must_use]
     pub fn scopes(&self) -> &Scopes {
-        &self.scopes
+        &self.core.scopes
     }
 
     /// The remaining claims.
@@ -282,22 +346,27 @@ impl<E> Claims<E> {
         &self.extra
     }
 
-    /// The remaining claims, by value.
+    /// The remaining claims, by value: moved out when no other handle shares them (claims
+    /// from [`Verifier::verify_as`](crate::Verifier::verify_as) or [`Claims::typed`] that were
+    /// not cloned), cloned otherwise.
     #[must_use]
-    pub fn into_extra(self) -> E {
-        self.extra
+    pub fn into_extra(self) -> E
+    where
+        E: Clone,
+    {
+        Arc::unwrap_or_clone(self.extra)
     }
 
     /// Whether the token has this role (exact, case-sensitive).
     #[must_use]
     pub fn has_role(&self, role: &str) -> bool {
-        self.roles.iter().any(|r| r == role)
+        self.core.roles.iter().any(|r| r == role)
     }
 
     /// Whether the token has this scope (exact, case-sensitive).
     #[must_use]
     pub fn has_scope(&self, scope: &str) -> bool {
-        self.scopes.contains(scope)
+        self.core.scopes.contains(scope)
     }
 
     /// Whether the token has every one of these scopes.
@@ -325,9 +394,10 @@ impl Claims {
     }
 
     /// These claims with the remaining ones deserialised into `T`, for handlers that read an
-    /// application's own claims typed. The registered claims, roles and scopes are copied
-    /// over; the remaining claims are read from the map in place, not cloned first, and `T`
-    /// is read exactly as [`Verifier::verify_as`](crate::Verifier::verify_as) would read it.
+    /// application's own claims typed. The result shares the registered claims, roles and
+    /// scopes with these claims (nothing of them is copied) and owns its `T`, read from the
+    /// map in place, exactly as [`Verifier::verify_as`](crate::Verifier::verify_as) would read
+    /// it.
     ///
     /// ```
     /// use tower_jwt_auth::{Algorithm, Claims, KeySet, TokenSigner, Verifier};
@@ -356,17 +426,23 @@ impl Claims {
     /// When the remaining claims do not deserialise into `T`.
     pub fn typed<T: DeserializeOwned>(&self) -> Result<Claims<T>, serde_json::Error> {
         Ok(Claims {
-            issuer: self.issuer.clone(),
-            subject: self.subject.clone(),
-            audience: self.audience.clone(),
-            expires_at: self.expires_at,
-            not_before: self.not_before,
-            issued_at: self.issued_at,
-            jwt_id: self.jwt_id.clone(),
-            roles: self.roles.clone(),
-            scopes: self.scopes.clone(),
-            extra: self.extra_as()?,
+            core: Arc::clone(&self.core),
+            extra: Arc::new(self.extra_as()?),
         })
+    }
+
+    /// Claims verified just now, their remaining claims kept as they are: no copy of the map,
+    /// and no allocation for it when it is empty.
+    pub(crate) fn from_parsed(parsed: Parsed) -> Self {
+        let extra = if parsed.extra.is_empty() {
+            EMPTY.with(Arc::clone)
+        } else {
+            Arc::new(parsed.extra)
+        };
+        Self {
+            core: Arc::new(parsed.core),
+            extra,
+        }
     }
 
     /// `sid`, the session id (RFC 9068 tokens of [`TokenIssuer`](crate::issuer::TokenIssuer) carry
@@ -447,7 +523,7 @@ mod tests {
         let payload = serde_json::to_vec(&payload).unwrap();
         let parsed = || Parsed::from_json(&payload, &Mapping::default()).unwrap();
         (
-            parsed().into_claims().unwrap(),
+            Claims::from_parsed(parsed()),
             parsed().into_claims::<T>().map_err(|_| ()),
         )
     }
@@ -511,5 +587,42 @@ mod tests {
         let (stored, _) = both::<Tenant>(&json!({"seats": 5}));
         assert!(stored.typed::<Option<Tenant>>().is_err());
         assert!(stored.extra_as::<Tenant>().is_err());
+    }
+
+    #[test]
+    fn handles_share_what_they_hold() {
+        #[derive(Debug, Deserialize, PartialEq)]
+        struct Tenant {
+            tenant: String,
+        }
+        let parse = |json: &str| {
+            Claims::from_parsed(Parsed::from_json(json.as_bytes(), &Mapping::default()).unwrap())
+        };
+        let claims = parse(r#"{"sub":"alice","roles":["admin"],"tenant":"acme"}"#);
+        let clone = claims.clone();
+        assert!(clone.shares_core_with(&claims) && clone.shares_extra_with(&claims));
+        assert_eq!(clone, claims);
+        // A typed view shares the registered claims and owns only its `T`.
+        let typed = claims.typed::<Tenant>().unwrap();
+        assert!(typed.shares_core_with(&claims));
+        assert_eq!(
+            (typed.subject(), typed.roles()),
+            (Some("alice"), &["admin".to_owned()][..])
+        );
+        assert_eq!(typed.extra().tenant, "acme");
+        // Equal claims parsed twice are equal, and are not the same claims.
+        let again = parse(r#"{"sub":"alice","roles":["admin"],"tenant":"acme"}"#);
+        assert_eq!(again, claims);
+        assert!(!again.shares_core_with(&claims) && !again.shares_extra_with(&claims));
+        // Tokens without remaining claims share one empty map (no allocation for it).
+        let (bare, other) = (parse(r#"{"sub":"a"}"#), parse(r#"{"sub":"b"}"#));
+        assert!(bare.shares_extra_with(&other) && bare.extra().is_empty());
+        assert_ne!(bare, other);
+        // The debug form lists the claims flat, as before they were shared.
+        let debug = format!("{bare:?}");
+        assert!(
+            debug.starts_with(r#"Claims { issuer: None, subject: Some("a"), audience: []"#),
+            "{debug}"
+        );
     }
 }

@@ -168,10 +168,10 @@ impl Default for Mapping {
     }
 }
 
-/// The claims of a token, parsed once; validated by the verifier before they become
-/// [`Claims`].
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Parsed {
+/// The registered claims, roles and scopes of a token: what every typed view of its claims
+/// shares (see [`Claims`]), and what the verifier validates.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct Core {
     pub(crate) iss: Option<String>,
     pub(crate) sub: Option<String>,
     pub(crate) aud: Option<Vec<String>>,
@@ -179,9 +179,35 @@ pub(crate) struct Parsed {
     pub(crate) nbf: Option<NumericDate>,
     pub(crate) iat: Option<NumericDate>,
     pub(crate) jti: Option<String>,
-    roles: Vec<String>,
-    scopes: Scopes,
-    extra: Map<String, Value>,
+    pub(crate) roles: Vec<String>,
+    pub(crate) scopes: Scopes,
+}
+
+impl Core {
+    /// The first of the `required` registered claims that is absent.
+    pub(crate) fn missing(&self, required: Registered) -> Option<&'static str> {
+        let present = [
+            (self.iss.is_some(), Registered::ISS),
+            (self.sub.is_some(), Registered::SUB),
+            (self.aud.is_some(), Registered::AUD),
+            (self.exp.is_some(), Registered::EXP),
+            (self.nbf.is_some(), Registered::NBF),
+            (self.iat.is_some(), Registered::IAT),
+            (self.jti.is_some(), Registered::JTI),
+        ]
+        .into_iter()
+        .filter(|(present, _)| *present)
+        .fold(Registered::NONE, |acc, (_, bit)| acc.union(bit));
+        required.first_missing(present)
+    }
+}
+
+/// The claims of a token, parsed once; validated by the verifier before they become
+/// [`Claims`].
+#[derive(Debug, Default)]
+pub(crate) struct Parsed {
+    pub(crate) core: Core,
+    pub(crate) extra: Map<String, Value>,
 }
 
 impl Parsed {
@@ -208,22 +234,6 @@ impl Parsed {
         }
     }
 
-    pub(crate) fn missing(&self, required: Registered) -> Option<&'static str> {
-        let present = [
-            (self.iss.is_some(), Registered::ISS),
-            (self.sub.is_some(), Registered::SUB),
-            (self.aud.is_some(), Registered::AUD),
-            (self.exp.is_some(), Registered::EXP),
-            (self.nbf.is_some(), Registered::NBF),
-            (self.iat.is_some(), Registered::IAT),
-            (self.jti.is_some(), Registered::JTI),
-        ]
-        .into_iter()
-        .filter(|(present, _)| *present)
-        .fold(Registered::NONE, |acc, (_, bit)| acc.union(bit));
-        required.first_missing(present)
-    }
-
     fn resolve_nested(&mut self, mapping: &Mapping) -> Result<(), AuthError> {
         if let Some(value) = self.nested(&mapping.roles) {
             let roles = value.as_array().and_then(|items| {
@@ -232,7 +242,8 @@ impl Parsed {
                     .map(|item| item.as_str().map(str::to_owned))
                     .collect()
             });
-            self.roles = roles.ok_or(AuthError::claim_error(ErrorKind::InvalidClaim, "roles"))?;
+            self.core.roles =
+                roles.ok_or(AuthError::claim_error(ErrorKind::InvalidClaim, "roles"))?;
         }
         if let Some(value) = mapping.scopes.as_ref().and_then(|path| self.nested(path)) {
             let scopes = match value {
@@ -240,7 +251,8 @@ impl Parsed {
                 Value::Array(items) => Scopes::from_list(items.iter().map(Value::as_str)),
                 _ => None,
             };
-            self.scopes = scopes.ok_or(AuthError::claim_error(ErrorKind::InvalidClaim, "scope"))?;
+            self.core.scopes =
+                scopes.ok_or(AuthError::claim_error(ErrorKind::InvalidClaim, "scope"))?;
         }
         Ok(())
     }
@@ -253,22 +265,11 @@ impl Parsed {
             .and_then(|value| value.pointer(rest))
     }
 
-    /// Hands the remaining claims to the application's type.
+    /// The claims, the remaining ones read into the application's type.
     pub(crate) fn into_claims<E: DeserializeOwned>(self) -> Result<Claims<E>, AuthError> {
         let extra = serde_json::from_value(Value::Object(self.extra))
             .map_err(|_| AuthError::new(ErrorKind::InvalidClaim))?;
-        Ok(Claims {
-            issuer: self.iss,
-            subject: self.sub,
-            audience: self.aud.unwrap_or_default(),
-            expires_at: self.exp,
-            not_before: self.nbf,
-            issued_at: self.iat,
-            jwt_id: self.jti,
-            roles: self.roles,
-            scopes: self.scopes,
-            extra,
-        })
+        Ok(Claims::new(self.core, extra))
     }
 }
 
@@ -313,13 +314,13 @@ impl<'de> Visitor<'de> for ClaimsSeed<'_> {
         }
         while let Some(Key(name)) = map.next_key()? {
             match &*name {
-                "iss" => claim!(parsed.iss, "iss", Text),
-                "sub" => claim!(parsed.sub, "sub", Text),
-                "jti" => claim!(parsed.jti, "jti", Text),
-                "aud" => claim!(parsed.aud, "aud", OneOrMany),
-                "exp" => claim!(parsed.exp, "exp", Date),
-                "nbf" => claim!(parsed.nbf, "nbf", Date),
-                "iat" => claim!(parsed.iat, "iat", Date),
+                "iss" => claim!(parsed.core.iss, "iss", Text),
+                "sub" => claim!(parsed.core.sub, "sub", Text),
+                "jti" => claim!(parsed.core.jti, "jti", Text),
+                "aud" => claim!(parsed.core.aud, "aud", OneOrMany),
+                "exp" => claim!(parsed.core.exp, "exp", Date),
+                "nbf" => claim!(parsed.core.nbf, "nbf", Date),
+                "iat" => claim!(parsed.core.iat, "iat", Date),
                 name if self.mapping.roles.rest.is_none() && name == self.mapping.roles.top() => {
                     claim!(roles, "roles", StringArray)
                 }
@@ -346,8 +347,8 @@ impl<'de> Visitor<'de> for ClaimsSeed<'_> {
                 }
             }
         }
-        parsed.roles = roles.unwrap_or_default();
-        parsed.scopes = match (scope, scp, scopes) {
+        parsed.core.roles = roles.unwrap_or_default();
+        parsed.core.scopes = match (scope, scp, scopes) {
             (Some(_), Some(_), _) => {
                 // Two scope claims that could disagree: refuse rather than pick one.
                 failure.set(Some(AuthError::claim_error(
@@ -468,6 +469,7 @@ mod tests {
         assert_eq!(
             parse(r#"{"exp":1700000000.5}"#)
                 .unwrap()
+                .core
                 .exp
                 .unwrap()
                 .as_secs(),
@@ -476,6 +478,7 @@ mod tests {
         assert_eq!(
             parse(r#"{"exp" : 17e8 , "iat":1.5e9}"#)
                 .unwrap()
+                .core
                 .exp
                 .unwrap()
                 .as_secs(),
@@ -485,11 +488,17 @@ mod tests {
         let exact = 1_749_999_995.285_859_3_f64;
         let json = format!(r#"{{"exp":{exact}}}"#);
         assert_eq!(
-            parse(&json).unwrap().exp.unwrap().as_secs_f64().to_bits(),
+            parse(&json)
+                .unwrap()
+                .core
+                .exp
+                .unwrap()
+                .as_secs_f64()
+                .to_bits(),
             exact.to_bits()
         );
         assert_eq!(
-            parse(r#"{"exp":0}"#).unwrap().exp,
+            parse(r#"{"exp":0}"#).unwrap().core.exp,
             NumericDate::from_secs_f64(0.0)
         );
         for bad in [
@@ -545,6 +554,7 @@ mod tests {
         let scopes = |json: &str| {
             parse(json)
                 .unwrap()
+                .core
                 .scopes
                 .iter()
                 .map(str::to_owned)
@@ -553,8 +563,11 @@ mod tests {
         assert_eq!(scopes(r#"{"scope":" a  b c "}"#), ["a", "b", "c"]);
         assert_eq!(scopes(r#"{"scp":["a","b"]}"#), ["a", "b"]);
         assert_eq!(scopes(r#"{"scp":"a b"}"#), ["a", "b"]);
-        assert_eq!(parse(r#"{"scope":"a  b"}"#).unwrap().scopes.as_str(), "a b");
-        assert!(parse(r#"{"scope":""}"#).unwrap().scopes.is_empty());
+        assert_eq!(
+            parse(r#"{"scope":"a  b"}"#).unwrap().core.scopes.as_str(),
+            "a b"
+        );
+        assert!(parse(r#"{"scope":""}"#).unwrap().core.scopes.is_empty());
         for bad in [
             r#"{"scp":["a b"]}"#,
             r#"{"scp":[""]}"#,
@@ -588,7 +601,7 @@ mod tests {
             .map(char::from)
             .collect();
         let json = serde_json::json!({ "scope": alphabet }).to_string();
-        assert_eq!(parse(&json).unwrap().scopes.as_str(), alphabet);
+        assert_eq!(parse(&json).unwrap().core.scopes.as_str(), alphabet);
     }
 
     #[test]
@@ -616,7 +629,7 @@ mod tests {
 
     #[test]
     fn scopes_compare_with_lists_in_order() {
-        let scopes = parse(r#"{"scope":"b a"}"#).unwrap().scopes;
+        let scopes = parse(r#"{"scope":"b a"}"#).unwrap().core.scopes;
         assert_eq!(scopes, ["b", "a"]);
         assert_eq!(&scopes, ["b", "a"]);
         assert_eq!(scopes, vec!["b".to_owned(), "a".to_owned()]);
@@ -639,15 +652,15 @@ mod tests {
             &mapping,
         )
         .unwrap();
-        assert_eq!(parsed.roles, ["admin"]);
-        assert_eq!(parsed.scopes.iter().collect::<Vec<_>>(), ["x", "y"]);
+        assert_eq!(parsed.core.roles, ["admin"]);
+        assert_eq!(parsed.core.scopes.iter().collect::<Vec<_>>(), ["x", "y"]);
         let wrong = Parsed::from_json(br#"{"realm_access":{"roles":"admin"}}"#, &mapping);
         assert_eq!(
             wrong.unwrap_err(),
             AuthError::claim_error(ErrorKind::InvalidClaim, "roles")
         );
         let absent = Parsed::from_json(br#"{"realm_access":{}}"#, &mapping).unwrap();
-        assert!(absent.roles.is_empty());
+        assert!(absent.core.roles.is_empty());
     }
 
     #[test]
@@ -662,7 +675,13 @@ mod tests {
     #[test]
     fn required_claims_report_the_first_missing_one() {
         let parsed = parse(r#"{"sub":"a","iss":"i"}"#).unwrap();
-        assert_eq!(parsed.missing(Registered::DEFAULT_REQUIRED), Some("exp"));
-        assert_eq!(parsed.missing(Registered::SUB.union(Registered::ISS)), None);
+        assert_eq!(
+            parsed.core.missing(Registered::DEFAULT_REQUIRED),
+            Some("exp")
+        );
+        assert_eq!(
+            parsed.core.missing(Registered::SUB.union(Registered::ISS)),
+            None
+        );
     }
 }

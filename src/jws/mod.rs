@@ -22,7 +22,9 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+use std::cell::Cell;
 use std::fmt;
+use std::ops::Deref;
 
 use base64::Engine;
 
@@ -68,22 +70,64 @@ impl HeaderPolicy {
     }
 }
 
+/// The most a thread keeps of a decoding buffer for its next token: more than a token at the
+/// default length cap needs (its header and payload decode to under 6 KiB).
+const SPARE_CAPACITY: usize = 16 * 1024;
+
+thread_local! {
+    /// The decoding buffer of this thread's last token, kept for its next one, so that a
+    /// verification allocates no buffer of its own once its thread has verified a token.
+    static SPARE: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// A decoding buffer, taken from this thread's spare and given back (wiped) when dropped.
+struct Buffer(Vec<u8>);
+
+impl Buffer {
+    fn with_capacity(capacity: usize) -> Self {
+        let mut buf = SPARE.try_with(Cell::take).unwrap_or_default();
+        buf.reserve(capacity);
+        Self(buf)
+    }
+}
+
+impl Deref for Buffer {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Drop for Buffer {
+    fn drop(&mut self) {
+        // Decoded claims do not outlive their verification in the spare.
+        self.0.fill(0);
+        self.0.clear();
+        if self.0.capacity() <= SPARE_CAPACITY {
+            let buf = std::mem::take(&mut self.0);
+            // During thread teardown the slot may be gone; the buffer is then freed.
+            let _ = SPARE.try_with(|spare| spare.set(buf));
+        }
+    }
+}
+
 /// A JWS whose signature verified: the decoded header and payload in one buffer.
 pub(crate) struct Checked {
-    buf: Vec<u8>,
+    buf: Buffer,
     header_len: usize,
     pub(crate) alg: Algorithm,
 }
 
 impl Checked {
     pub(crate) fn payload(&self) -> &[u8] {
-        &self.buf[self.header_len..]
+        &self.buf.0[self.header_len..]
     }
 
     /// The decoded header; empty when the header memo answered (never on the
     /// [`KeySet::verify_jws`] path, whose policy has no memo id).
     pub(crate) fn header(&self) -> &[u8] {
-        &self.buf[..self.header_len]
+        &self.buf.0[..self.header_len]
     }
 }
 
@@ -121,15 +165,15 @@ pub(crate) fn verify_compact(
         None => base64::decoded_len_estimate(header_b64.len()),
     };
     let mut buf =
-        Vec::with_capacity(header_capacity + base64::decoded_len_estimate(payload_b64.len()));
+        Buffer::with_capacity(header_capacity + base64::decoded_len_estimate(payload_b64.len()));
     if remembered.is_none() {
         BASE64URL
-            .decode_vec(header_b64, &mut buf)
+            .decode_vec(header_b64, &mut buf.0)
             .map_err(|_| MALFORMED)?;
     }
-    let header_len = buf.len();
+    let header_len = buf.0.len();
     BASE64URL
-        .decode_vec(payload_b64, &mut buf)
+        .decode_vec(payload_b64, &mut buf.0)
         .map_err(|_| MALFORMED)?;
     let mut signature = [0u8; MAX_SIGNATURE_LEN];
     let signature_len = BASE64URL
@@ -139,7 +183,7 @@ pub(crate) fn verify_compact(
     // 3. The header.
     let (index, alg) = match remembered {
         Some(outcome) => outcome,
-        None => header::check(keys, &buf[..header_len], policy)?,
+        None => header::check(keys, &buf.0[..header_len], policy)?,
     };
 
     // 4. The signature.
@@ -168,12 +212,16 @@ pub(crate) fn unverified_kid(token: &[u8], max_len: usize) -> Option<String> {
 
 /// The decoded payload of a token, unverified: only for choosing which verifier will then
 /// check the whole token.
-pub(crate) fn unverified_payload(token: &[u8]) -> Result<Vec<u8>, AuthError> {
+pub(crate) fn unverified_payload(token: &[u8]) -> Result<impl Deref<Target = [u8]>, AuthError> {
     let segments = split(token)?;
     if segments.header.is_empty() || segments.signature.is_empty() {
         return Err(MALFORMED);
     }
-    BASE64URL.decode(segments.payload).map_err(|_| MALFORMED)
+    let mut buf = Buffer::with_capacity(base64::decoded_len_estimate(segments.payload.len()));
+    BASE64URL
+        .decode_vec(segments.payload, &mut buf.0)
+        .map_err(|_| MALFORMED)?;
+    Ok(buf)
 }
 
 /// The three segments of a compact JWS and the signing input `header.payload`.
@@ -287,5 +335,50 @@ mod tests {
         // Extra dots stay in the payload, where base64url decoding refuses them.
         assert_eq!(split(b"a.b.c.d").unwrap().payload, b"b.c");
         assert!(BASE64URL.decode("b.c").is_err());
+    }
+
+    fn spare_capacity() -> usize {
+        SPARE.with(|spare| {
+            let buf = spare.take();
+            let capacity = buf.capacity();
+            assert!(buf.is_empty(), "the spare is kept empty");
+            spare.set(buf);
+            capacity
+        })
+    }
+
+    #[test]
+    fn the_decoding_buffer_is_kept_for_the_next_token_unless_large() {
+        let keys = KeySet::hmac(Algorithm::HS256, &[5; 32]).unwrap();
+        let signer = crate::signer::TokenSigner::hmac(Algorithm::HS256, &[5; 32]).unwrap();
+        let mut policy = HeaderPolicy::for_keys(&keys);
+        let token = signer
+            .sign_raw(br#"{"alg":"HS256"}"#, &[b'x'; 300])
+            .unwrap();
+        SPARE.with(Cell::take);
+        let checked = verify_compact(&keys, token.as_bytes(), &policy, false).unwrap();
+        assert_eq!(checked.payload(), &[b'x'; 300][..]);
+        assert_eq!(spare_capacity(), 0, "in use, not spare");
+        drop(checked);
+        let kept = spare_capacity();
+        assert!(kept >= 300, "kept after use: {kept}");
+        // A refused token gives it back too.
+        let mut forged = token.clone().into_bytes();
+        let last = forged.len() - 1;
+        forged[last] = if forged[last] == b'A' { b'B' } else { b'A' };
+        assert!(verify_compact(&keys, &forged, &policy, false).is_err());
+        assert_eq!(spare_capacity(), kept);
+        assert_eq!(
+            &*unverified_payload(token.as_bytes()).unwrap(),
+            &[b'x'; 300][..]
+        );
+        assert_eq!(spare_capacity(), kept);
+        // A buffer larger than a token at the default cap needs is freed, not kept.
+        policy.max_len = 64 * 1024;
+        let large = signer
+            .sign_raw(br#"{"alg":"HS256"}"#, &[b'y'; 20 * 1024])
+            .unwrap();
+        drop(verify_compact(&keys, large.as_bytes(), &policy, false).unwrap());
+        assert_eq!(spare_capacity(), 0);
     }
 }

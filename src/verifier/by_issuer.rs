@@ -4,11 +4,9 @@
 use std::fmt;
 
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 
-use super::{Inner, Verifier};
-use crate::claims::Claims;
+use super::{Inner, Verified, Verifier};
 use crate::error::{AuthError, ConfigError, ErrorKind};
 use crate::jws;
 use crate::pass::{Attempt, Pass};
@@ -118,11 +116,7 @@ struct Unverified<'a> {
 }
 
 impl ByIssuer {
-    pub(super) fn verify_pass<E: DeserializeOwned>(
-        &self,
-        token: &[u8],
-        pass: Pass,
-    ) -> Attempt<Claims<E>> {
+    pub(super) fn verify_pass(&self, token: &[u8], pass: Pass) -> Attempt<Verified> {
         match self.select(token) {
             Ok(verifier) => verifier.verify_pass(token, pass),
             Err(error) => Attempt::Done(Err(error)),

@@ -61,9 +61,9 @@ use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use crate::claims::Parsed;
+use crate::claims::Claims;
 use crate::telemetry::{RESULT, VERIFICATION_CACHE_TOTAL, count};
 
 /// The largest capacity a verification cache accepts (about 16.7 million entries).
@@ -139,7 +139,7 @@ struct Entry {
     token: Box<[u8]>,
     keys: u64,
     exp: f64,
-    claims: Arc<Parsed>,
+    claims: Claims,
 }
 
 /// The map's keys are already SipHash outputs: use them as they are.
@@ -193,7 +193,7 @@ impl VerifyCache {
 
     /// The claims stored for exactly this token, verified with the key set `keys`, if its
     /// `exp` is still ahead of `now`.
-    pub(crate) fn lookup(&self, token: &[u8], keys: u64, now: f64) -> Option<Arc<Parsed>> {
+    pub(crate) fn lookup(&self, token: &[u8], keys: u64, now: f64) -> Option<Claims> {
         self.follow_keys(keys);
         let hash = (self.hash)(&self.hash_keys, token);
         let mut shard = self.shard(hash);
@@ -203,7 +203,7 @@ impl VerifyCache {
         let found = match shard.entries.get(&hash) {
             Some(entry) if *entry.token == *token && entry.keys == keys => {
                 if now < entry.exp {
-                    Some(Arc::clone(&entry.claims))
+                    Some(entry.claims.clone())
                 } else {
                     shard.entries.remove(&hash);
                     None
@@ -226,8 +226,8 @@ impl VerifyCache {
 
     /// Remembers a token that has just verified with the key set `keys`; tokens without an
     /// `exp`, or past it, are not stored.
-    pub(crate) fn insert(&self, token: &[u8], keys: u64, claims: &Parsed, now: f64) {
-        let Some(exp) = claims.exp.map(|exp| exp.as_secs_f64()) else {
+    pub(crate) fn insert(&self, token: &[u8], keys: u64, claims: &Claims, now: f64) {
+        let Some(exp) = claims.expires_at().map(|exp| exp.as_secs_f64()) else {
             return;
         };
         if now >= exp || self.keys.load(Ordering::Acquire) != keys {
@@ -253,7 +253,7 @@ impl VerifyCache {
                 token: token.into(),
                 keys,
                 exp,
-                claims: Arc::new(claims.clone()),
+                claims: claims.clone(),
             },
         );
     }
@@ -317,12 +317,12 @@ impl fmt::Debug for VerifyCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::claims::{Mapping, NumericDate};
+    use crate::claims::{Mapping, NumericDate, Parsed};
 
-    fn claims(exp: Option<f64>) -> Parsed {
+    fn claims(exp: Option<f64>) -> Claims {
         let mut parsed = Parsed::from_json(br#"{"sub":"a"}"#, &Mapping::default()).unwrap();
-        parsed.exp = exp.and_then(NumericDate::from_secs_f64);
-        parsed
+        parsed.core.exp = exp.and_then(NumericDate::from_secs_f64);
+        Claims::from_parsed(parsed)
     }
 
     #[test]

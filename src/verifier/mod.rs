@@ -37,7 +37,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::de::DeserializeOwned;
 
-use crate::claims::{Claims, Mapping, Parsed, Registered};
+use crate::claims::{Claims, Core, Mapping, Parsed, Registered};
 use crate::error::{AuthError, ErrorKind};
 use crate::jws::{self, HeaderPolicy};
 use crate::keys::KeySet;
@@ -144,7 +144,9 @@ impl Verifier {
     )]
     #[cfg_attr(not(feature = "remote-jwks"), doc = "[remote-jwks]: crate#features")]
     pub fn verify(&self, token: &str) -> Result<Claims, AuthError> {
-        self.verify_as(token)
+        self.verify_pass(token.as_bytes(), Pass::Now)
+            .finish()
+            .map(Verified::into_claims)
     }
 
     /// Like [`Verifier::verify`], with the remaining claims deserialised into `E`.
@@ -154,7 +156,9 @@ impl Verifier {
     /// As [`Verifier::verify`]; also [`ErrorKind::InvalidClaim`] when the remaining claims do
     /// not deserialise into `E`.
     pub fn verify_as<E: DeserializeOwned>(&self, token: &str) -> Result<Claims<E>, AuthError> {
-        self.verify_pass(token.as_bytes(), Pass::Now).finish()
+        self.verify_pass(token.as_bytes(), Pass::Now)
+            .finish()?
+            .into_typed()
     }
 
     /// Like [`Verifier::verify`], but when the key source must fetch first (remote keys before
@@ -166,7 +170,9 @@ impl Verifier {
     /// As [`Verifier::verify`]; [`ErrorKind::Unavailable`] when remote keys could not be
     /// fetched and no usable ones are cached.
     pub async fn verify_async(&self, token: &str) -> Result<Claims, AuthError> {
-        self.verify_as_async(token).await
+        self.verify_pass_async(token.as_bytes())
+            .await
+            .map(Verified::into_claims)
     }
 
     /// Like [`Verifier::verify_async`], with the remaining claims deserialised into `E`.
@@ -178,13 +184,17 @@ impl Verifier {
         &self,
         token: &str,
     ) -> Result<Claims<E>, AuthError> {
-        match self.verify_pass(token.as_bytes(), Pass::MayWait) {
+        self.verify_pass_async(token.as_bytes()).await?.into_typed()
+    }
+
+    /// A pass that may wait for the one fetch the key source needs, then the pass after it.
+    async fn verify_pass_async(&self, token: &[u8]) -> Result<Verified, AuthError> {
+        match self.verify_pass(token, Pass::MayWait) {
             Attempt::Done(result) => result,
             #[cfg(feature = "remote-jwks")]
             Attempt::Wait(fetch) => {
                 fetch.await;
-                self.verify_pass(token.as_bytes(), Pass::AfterFetch)
-                    .finish()
+                self.verify_pass(token, Pass::AfterFetch).finish()
             }
         }
     }
@@ -192,11 +202,7 @@ impl Verifier {
     /// One pass of the token path on bytes: nothing in it needs UTF-8 (segments are base64url,
     /// the JSON is validated when parsed), so the layer hands it header bytes without a UTF-8
     /// pass. `Attempt::Wait` only with remote keys, and only when `pass` allows it.
-    pub(crate) fn verify_pass<E: DeserializeOwned>(
-        &self,
-        token: &[u8],
-        pass: Pass,
-    ) -> Attempt<Claims<E>> {
+    pub(crate) fn verify_pass(&self, token: &[u8], pass: Pass) -> Attempt<Verified> {
         match &*self.inner {
             Inner::One(policy) => policy.verify_pass(token, pass),
             Inner::ByIssuer(set) => set.verify_pass(token, pass),
@@ -225,8 +231,37 @@ impl Verifier {
     }
 }
 
+/// What one pass over the token path verified: claims parsed just now (the verifier has no
+/// cache), or claims shared with the verification cache.
+pub(crate) enum Verified {
+    Parsed(Parsed),
+    Shared(Claims),
+}
+
+impl Verified {
+    /// The claims, remaining ones as a JSON map: the parsed map moved in, or the shared
+    /// claims as they are (no copy either way).
+    pub(crate) fn into_claims(self) -> Claims {
+        match self {
+            Self::Parsed(parsed) => Claims::from_parsed(parsed),
+            Self::Shared(claims) => claims,
+        }
+    }
+
+    /// The claims with the remaining ones read into `E` (moved out of a parsed map, read in
+    /// place from a shared one); the registered claims are not copied.
+    pub(crate) fn into_typed<E: DeserializeOwned>(self) -> Result<Claims<E>, AuthError> {
+        match self {
+            Self::Parsed(parsed) => parsed.into_claims(),
+            Self::Shared(claims) => claims
+                .typed()
+                .map_err(|_| AuthError::new(ErrorKind::InvalidClaim)),
+        }
+    }
+}
+
 impl Policy {
-    fn verify_pass<E: DeserializeOwned>(&self, token: &[u8], pass: Pass) -> Attempt<Claims<E>> {
+    fn verify_pass(&self, token: &[u8], pass: Pass) -> Attempt<Verified> {
         match self.keys.source() {
             Source::Static(keys) => {
                 let _ = pass;
@@ -240,32 +275,32 @@ impl Policy {
     }
 
     /// Steps 1 to 5 with these keys. With the cache on, a token that verified before with
-    /// these keys skips steps 2 to 4 and the parsing of step 5; its claims are validated again.
-    fn verify_with<E: DeserializeOwned>(
-        &self,
-        keys: &KeySet,
-        token: &[u8],
-    ) -> Result<Claims<E>, AuthError> {
+    /// these keys skips steps 2 to 4 and the parsing of step 5; its claims are validated again
+    /// and shared with the cache, not copied.
+    fn verify_with(&self, keys: &KeySet, token: &[u8]) -> Result<Verified, AuthError> {
         let now = self.clock.now_secs();
         // Step 1 before the lookup: an over-long header value is not even hashed.
         if let Some(cache) = &self.cache
             && token.len() <= self.header.max_len
-            && let Some(parsed) = cache.lookup(token, keys.id(), now)
+            && let Some(claims) = cache.lookup(token, keys.id(), now)
         {
-            self.validate(&parsed, now)?;
-            return Parsed::clone(&parsed).into_claims();
+            self.validate(claims.core(), now)?;
+            return Ok(Verified::Shared(claims));
         }
         let checked = jws::verify_compact(keys, token, &self.header, false)?;
         let parsed = Parsed::from_json(checked.payload(), &self.mapping)?;
-        self.validate(&parsed, now)?;
-        if let Some(cache) = &self.cache {
-            cache.insert(token, keys.id(), &parsed, now);
-        }
-        parsed.into_claims()
+        drop(checked);
+        self.validate(&parsed.core, now)?;
+        let Some(cache) = &self.cache else {
+            return Ok(Verified::Parsed(parsed));
+        };
+        let claims = Claims::from_parsed(parsed);
+        cache.insert(token, keys.id(), &claims, now);
+        Ok(Verified::Shared(claims))
     }
 
     /// Step 5 after parsing: required claims, then times (against `now`), issuer, audience.
-    fn validate(&self, claims: &Parsed, now: f64) -> Result<(), AuthError> {
+    fn validate(&self, claims: &Core, now: f64) -> Result<(), AuthError> {
         if let Some(name) = claims.missing(self.required) {
             return Err(AuthError::claim_error(ErrorKind::MissingClaim, name));
         }
@@ -411,5 +446,45 @@ mod tests {
             panic!("one policy")
         };
         assert_eq!(policy.header.typ.as_deref(), Some("at+jwt"));
+    }
+
+    #[test]
+    fn a_cache_hit_hands_out_the_cached_claims_themselves() {
+        let signer = crate::signer::TokenSigner::hmac(Algorithm::HS256, &[1; 32]).unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let token = signer
+            .sign(&serde_json::json!({
+                "iss": "i", "aud": "a", "sub": "s", "jti": "j", "iat": now, "exp": now + 60,
+                "tenant": "t",
+            }))
+            .unwrap();
+        let build = |cache: bool| {
+            let builder = Verifier::builder(keys()).issuer("i").audience("a");
+            if cache {
+                builder.cache(8).unwrap()
+            } else {
+                builder
+            }
+            .build()
+            .unwrap()
+        };
+        let cached = build(true);
+        let (first, second) = (
+            cached.verify(&token).unwrap(),
+            cached.verify(&token).unwrap(),
+        );
+        assert!(first.shares_core_with(&second) && first.shares_extra_with(&second));
+        // A typed read of a hit shares the registered claims too.
+        let typed: Claims<serde_json::Value> = cached.verify_as(&token).unwrap();
+        assert!(typed.shares_core_with(&first));
+        assert_eq!(typed.extra()["tenant"], "t");
+        // Without the cache every verification stands alone.
+        let plain = build(false);
+        let (first, second) = (plain.verify(&token).unwrap(), plain.verify(&token).unwrap());
+        assert_eq!(first, second);
+        assert!(!first.shares_core_with(&second));
     }
 }

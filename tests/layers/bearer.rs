@@ -1331,7 +1331,7 @@ mod with_axum {
     }
 
     async fn maybe_tenant(claims: Option<Claims<Tenant>>) -> String {
-        claims.map_or_else(|| String::from("nobody"), |c| c.into_extra().tenant)
+        claims.map_or_else(|| String::from("nobody"), |c| c.extra().tenant.clone())
     }
 
     #[tokio::test]

@@ -2294,7 +2294,7 @@ fn roles_and_scopes_can_live_elsewhere() {
 // Claims<Extra>
 // ------------------------------------------------------------------------------------------
 
-#[derive(Debug, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
 struct Tenant {
     tenant: String,
     plan: Option<String>,
@@ -2312,6 +2312,11 @@ fn extra_claims_deserialise_into_the_applications_type() {
     assert_eq!(claims.extra().plan.as_deref(), Some("gold"));
     assert_eq!(claims.subject(), Some("user-1"));
     assert!(claims.has_role("admin") && claims.has_scope("profile"));
+    // A clone is another handle on the same claims; by value, the remaining claims are
+    // cloned out of a shared handle and moved out of the last one.
+    let other = claims.clone();
+    assert_eq!(other, claims);
+    assert_eq!(other.into_extra().tenant, "acme");
     assert_eq!(claims.into_extra().tenant, "acme");
 
     let token = sign(HS256, &claims_with(json!({"tenant": "acme"})));
