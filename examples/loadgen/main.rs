@@ -20,10 +20,13 @@
 //! | (d) | ES256 with the verifier's cache on (`VerifierBuilder::cache`, 10,000 tokens) |
 //! | (e) | `AuthRouter` (in-memory stores, default `PasswordHasher`, `RateLimitLogin`), `/health` and `GET /hello` behind `auth.bearer_layer()` |
 //! | (f) | HS256 with the verifier's cache on: reported beside (b), to show what the cache does for HMAC |
+//! | (n) | the app of (a), sent the tokens of (b) (ignored): what the bytes of the header cost, beside what the layer costs |
+//! | (j) | jwt-authorizer's layer on the same route (HS256, issuer and audience checked), a separate process started by hand from `benches/jwt-authorizer` (`--peer`), the tokens of (b) |
+//! | (p) | the middleware users write by hand today: `axum::middleware::from_fn` calling `jsonwebtoken::decode` (HS256, a `Validation` built per request, the claims into the extensions), the tokens of (b) |
 //! | (g) | fairness: one user logging in once a second, alone, then while K clients (each its own address and account) loop valid logins ignoring `Retry-After`; against the router with `RateLimitLogin`, and without it (the hasher's fair admission alone) |
 //! | (h) | two router processes on one PostgreSQL database (SQL stores, no Redis): refreshes and protected calls on alternate instances, and how long a logout on one takes to be refused by the other (`--features postgres`; a throw-away cluster, as the tests start) |
 //!
-//! (a) to (d) and (f) are closed loops: a fixed number of keep-alive HTTP/1.1 connections, each
+//! (a) to (d), (f), (j), (n) and (p) are closed loops: a fixed number of keep-alive HTTP/1.1 connections, each
 //! sending its next request when the previous answer is read, every request timed from
 //! hand-off to the last byte of its body. A run interleaves them: in each round every scenario
 //! runs for the same time (after a short warm-up that is not counted), in an order that
@@ -58,8 +61,11 @@ use server::{BoxError, Ready, ServeArgs};
 const USAGE: &str = "\
 usage: cargo run --release --example loadgen -- [options]
 
-  --scenarios LIST       which of a,b,c,d,e,f,g,h to run (default: all; h needs
-                         --features postgres)
+  --scenarios LIST       which of a,b,c,d,e,f,g,h,j,n,p to run (default: all; h needs
+                         --features postgres, j needs --peer)
+  --peer ADDR            scenario (j): jwt-authorizer's app from benches/jwt-authorizer,
+                         listening there with the same LOADGEN_HS256_SECRET (see below)
+  --peer-pid PID         that process, for its CPU per request
   --connections N        connections of the closed loops (default 32)
   --duration SECS        measured seconds per scenario, split over the rounds (default 9)
   --rounds N             interleaved rounds (default 3)
@@ -82,11 +88,18 @@ usage: cargo run --release --example loadgen -- [options]
   --instance-clients N   two-instance test: refreshing clients, and as many callers
                          (default 16)
   --instance-secs SECS   two-instance test: measured seconds (default 10)
+
+LOADGEN_HS256_SECRET (at least 32 characters) makes the HS256 tokens verifiable by (j)'s
+server, which reads the same variable; without it the secret is random.
 ";
 
 #[derive(Clone, Debug)]
 struct Options {
     scenarios: Vec<char>,
+    /// Scenario (j)'s server, started by hand.
+    peer: Option<SocketAddr>,
+    /// Its process, for its CPU.
+    peer_pid: Option<u32>,
     connections: usize,
     duration: f64,
     rounds: usize,
@@ -114,10 +127,12 @@ impl Options {
         let cores = cores();
         let mut options = Self {
             scenarios: if cfg!(feature = "postgres") {
-                vec!['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h']
+                vec!['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'n', 'p']
             } else {
-                vec!['a', 'b', 'c', 'd', 'e', 'f', 'g']
+                vec!['a', 'b', 'c', 'd', 'e', 'f', 'g', 'n', 'p']
             },
+            peer: None,
+            peer_pid: None,
             connections: 32,
             duration: 9.0,
             rounds: 3,
@@ -140,14 +155,16 @@ impl Options {
             instance_secs: 10.0,
         };
         let mut args = args.peekable();
+        let mut explicit = false;
         while let Some(flag) = args.next() {
             let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
             match flag.as_str() {
                 "--scenarios" => {
+                    explicit = true;
                     options.scenarios = value()?
                         .split(',')
                         .map(|s| match s.trim() {
-                            one @ ("a" | "b" | "c" | "d" | "e" | "f" | "g") => {
+                            one @ ("a" | "b" | "c" | "d" | "e" | "f" | "g" | "j" | "n" | "p") => {
                                 Ok(one.chars().next().unwrap_or('a'))
                             }
                             "h" if cfg!(feature = "postgres") => Ok('h'),
@@ -156,6 +173,8 @@ impl Options {
                         })
                         .collect::<Result<_, _>>()?;
                 }
+                "--peer" => options.peer = Some(value()?.parse()?),
+                "--peer-pid" => options.peer_pid = Some(value()?.parse()?),
                 "--connections" => options.connections = value()?.parse()?,
                 "--duration" => options.duration = value()?.parse()?,
                 "--rounds" => options.rounds = value()?.parse()?,
@@ -200,6 +219,12 @@ impl Options {
             || !(options.warmup.is_finite() && options.warmup >= 0.0)
         {
             return Err("counts and durations must be positive".into());
+        }
+        if options.peer.is_some() && !options.has('j') && !explicit {
+            options.scenarios.push('j');
+        }
+        if options.has('j') && options.peer.is_none() {
+            return Err("scenario j needs --peer".into());
         }
         Ok(options)
     }
@@ -318,11 +343,29 @@ async fn run(options: &Options, ready: &Ready, server_pid: u32) -> Result<(), Bo
             'd',
             "`BearerAuth` ES256, cache",
             Some(&ready.es256_tokens),
-            Some(0.80),
+            Some(0.92),
         ),
         Scenario::new(
             'f',
             "`BearerAuth` HS256, cache",
+            Some(&ready.hs256_tokens),
+            Some(0.92),
+        ),
+        Scenario::new(
+            'n',
+            "no auth, the token sent (ignored)",
+            Some(&ready.hs256_tokens),
+            None,
+        ),
+        Scenario::new(
+            'j',
+            "jwt-authorizer 0.15 HS256 (`--peer`)",
+            Some(&ready.hs256_tokens),
+            None,
+        ),
+        Scenario::new(
+            'p',
+            "by hand: `from_fn` + `jsonwebtoken::decode` HS256",
             Some(&ready.hs256_tokens),
             None,
         ),
@@ -525,9 +568,19 @@ async fn closed_loops(
                 scenario.letter,
                 scenario.name
             );
-            let addr = port(ready, scenario.letter)?;
+            // (n) is (a)'s app; (j) a process of its own.
+            let (addr, pid) = match (scenario.letter, options.peer) {
+                ('j', Some(peer)) => (peer, options.peer_pid),
+                ('n', _) => (port(ready, 'a')?, Some(server_pid)),
+                (letter, _) => (port(ready, letter)?, Some(server_pid)),
+            };
             let measured = Window::after(secs(options.warmup), window);
-            let cpu = tokio::spawn(cpu_during(server_pid, measured));
+            let cpu = tokio::spawn(async move {
+                match pid {
+                    Some(pid) => cpu_during(pid, measured).await,
+                    None => None,
+                }
+            });
             let load =
                 client::closed_loop(addr, scenario.tokens.clone(), options.connections, measured)
                     .await?;
@@ -637,6 +690,33 @@ async fn closed_loops(
          this scenario's, the throughput ratio a machine doing nothing else would show; \"other \
          load\" is the rest of the machine's busy time (builds, fuzzing).\n"
     );
+    let by_letter = |letter| scenarios.iter().find(|s| s.letter == letter);
+    if let (Some(b), Some(p)) = (by_letter('b'), by_letter('p')) {
+        let ratio = b.rate(window) / p.rate(window);
+        let rounds: Vec<String> = b
+            .rounds
+            .iter()
+            .zip(&p.rounds)
+            .map(|(b, p)| format!("{:.2}", b.load.ok as f64 / p.load.ok as f64))
+            .collect();
+        let verdict = if ratio >= 1.3 { "PASS" } else { "MISS" };
+        println!(
+            "(b) over (p), `BearerAuth` over the hand-written middleware on the same tokens: \
+             **{ratio:.2}x** (per round {}; target >= 1.30x {verdict}).\n",
+            rounds.join(" ")
+        );
+    }
+    for (letter, what) in [
+        ('n', "the app without authentication sent the same bytes"),
+        ('j', "jwt-authorizer"),
+    ] {
+        if let (Some(b), Some(other)) = (by_letter('b'), by_letter(letter)) {
+            println!(
+                "(b) over ({letter}), `BearerAuth` over {what}: **{:.2}x**.\n",
+                b.rate(window) / other.rate(window)
+            );
+        }
+    }
     if scenarios.iter().any(|s| s.letter == 'd') {
         let stats = client::get_json(port(ready, 'd')?, "/stats").await?;
         let (hits, misses) = (

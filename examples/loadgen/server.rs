@@ -6,8 +6,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::State;
+use axum::middleware::{self, Next};
+use axum::response::IntoResponse;
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
+use jsonwebtoken::{DecodingKey, Validation};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -95,6 +99,60 @@ fn app(verifier: Option<&Verifier>) -> Router {
                 }
             }),
         )
+}
+
+/// The claims scenario (p) reads: what a hand-written middleware declares for the tokens it
+/// accepts (the `sub` the handler needs, and the claims it checks).
+#[derive(Clone, Deserialize)]
+struct HandClaims {
+    sub: String,
+    #[allow(dead_code)]
+    scope: Option<String>,
+    #[allow(dead_code)]
+    roles: Option<Vec<String>>,
+}
+
+/// Scenario (p): the middleware a Rust user writes by hand today, as tutorials show it:
+/// `axum::middleware::from_fn` taking the bearer token, a `Validation` built per request (issuer,
+/// audience, the claims it requires), `jsonwebtoken::decode` with a key built once, and the
+/// claims inserted into the request extensions.
+async fn by_hand(
+    State(key): State<Arc<DecodingKey>>,
+    mut request: axum::extract::Request,
+    next: Next,
+) -> axum::response::Response {
+    let token = request
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "));
+    let Some(token) = token else {
+        return http::StatusCode::UNAUTHORIZED.into_response();
+    };
+    let mut validation = Validation::new(jsonwebtoken::Algorithm::HS256);
+    validation.set_issuer(&[ISSUER]);
+    validation.set_audience(&[AUDIENCE]);
+    validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+    match jsonwebtoken::decode::<HandClaims>(token, &key, &validation) {
+        Ok(data) => {
+            request.extensions_mut().insert(data.claims);
+            next.run(request).await
+        }
+        Err(_) => http::StatusCode::UNAUTHORIZED.into_response(),
+    }
+}
+
+/// `GET /hello` behind [`by_hand`], its handler reading the hand-made claims.
+fn app_by_hand(secret: &[u8]) -> Router {
+    let key = Arc::new(DecodingKey::from_secret(secret));
+    Router::new()
+        .route(
+            "/hello",
+            get(|Extension(claims): Extension<HandClaims>| async move {
+                Json(json!({ "hello": claims.sub }))
+            }),
+        )
+        .route_layer(middleware::from_fn_with_state(key, by_hand))
 }
 
 /// `count` access tokens of distinct users, as the login router would issue them (RFC 9068,
@@ -212,8 +270,17 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), BoxError> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let mut secret = [0u8; 32];
-        getrandom::fill(&mut secret).map_err(|e| format!("no randomness: {e}"))?;
+        // (j)'s server, started by hand, verifies with `LOADGEN_HS256_SECRET`; without it the
+        // secret is random.
+        let secret = match std::env::var("LOADGEN_HS256_SECRET") {
+            Ok(secret) if secret.len() >= 32 => secret.into_bytes(),
+            Ok(_) => return Err("LOADGEN_HS256_SECRET needs at least 32 characters".into()),
+            Err(_) => {
+                let mut secret = vec![0u8; 32];
+                getrandom::fill(&mut secret).map_err(|e| format!("no randomness: {e}"))?;
+                secret
+            }
+        };
         let hs256 = TokenIssuer::hmac(&secret, ISSUER, AUDIENCE)?
             .with_access_ttl(Duration::from_secs(3600))?;
         let es256 = TokenIssuer::from_pem(P256_PEM, ISSUER, AUDIENCE)?
@@ -231,6 +298,7 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), BoxError> {
             ("c".to_owned(), listen(app(Some(&verifier(&es256)?))).await?),
             ("d".to_owned(), listen(app(Some(&cached))).await?),
             ("f".to_owned(), listen(app(Some(&hs256_cached))).await?),
+            ("p".to_owned(), listen(app_by_hand(&secret)).await?),
         ];
         let (login, login_users, hasher) = login_app(args, "flood", args.login_users, true).await?;
         ports.push(("e".to_owned(), listen(login).await?));
