@@ -435,7 +435,10 @@ impl Claims {
     /// and no allocation for it when it is empty.
     pub(crate) fn from_parsed(parsed: Parsed) -> Self {
         let extra = if parsed.extra.is_empty() {
-            EMPTY.with(Arc::clone)
+            // During the thread's teardown the shared map may be gone: then one of its own.
+            EMPTY
+                .try_with(Arc::clone)
+                .unwrap_or_else(|_| Arc::new(Map::new()))
         } else {
             Arc::new(parsed.extra)
         };
