@@ -290,7 +290,10 @@ mod tests {
 
     #[test]
     fn the_extractor_hands_out_the_stored_claims_themselves() {
-        use crate::{Algorithm, KeySet, TokenSigner, Verifier};
+        use crate::algorithm::Algorithm;
+        use crate::keys::KeySet;
+        use crate::signer::TokenSigner;
+        use crate::verifier::Verifier;
         #[derive(serde::Deserialize)]
         struct Tenant {
             tenant: String,
