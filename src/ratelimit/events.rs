@@ -10,7 +10,8 @@ use crate::telemetry::{LIMIT, LOGIN_RATE_LIMITED_TOTAL};
 
 /// `RateLimitLogin` answered 429.
 pub(super) fn limited(client: IpAddr, reason: LimitReason, retry_after: Duration) {
-    let retry_after_secs = retry_after.as_secs();
+    // As the answer's `Retry-After` says it (a truncated 0.9 s would log 0).
+    let retry_after_secs = super::retry_after_secs(retry_after);
     if reason == LimitReason::AccountLocked {
         tracing::warn!(
             target: TARGET_RATE_LIMIT,

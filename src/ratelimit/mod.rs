@@ -814,6 +814,12 @@ enum Refusal {
     Misconfigured,
 }
 
+/// The `Retry-After` of a wait: whole seconds, rounded up, at least one (a client told 0 would
+/// retry at once). The event of the refusal reports the same number.
+pub(super) fn retry_after_secs(after: Duration) -> u64 {
+    (after.as_secs() + u64::from(after.subsec_nanos() > 0)).max(1)
+}
+
 fn answer<B>(grpc: bool, refusal: Refusal) -> Response<ResponseBody<B>> {
     let (status, grpc_code, code, description, retry_after) = match refusal {
         Refusal::Limited(after) => (
@@ -821,7 +827,7 @@ fn answer<B>(grpc: bool, refusal: Refusal) -> Response<ResponseBody<B>> {
             "8",
             "rate_limited",
             "too many failed logins, try again later",
-            Some((after.as_secs() + u64::from(after.subsec_nanos() > 0)).max(1)),
+            Some(retry_after_secs(after)),
         ),
         Refusal::TooLarge => (
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -865,4 +871,25 @@ fn answer<B>(grpc: bool, refusal: Refusal) -> Response<ResponseBody<B>> {
             .insert(RETRY_AFTER, HeaderValue::from(secs));
     }
     response.map(ResponseBody::rejection)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_rounds_up_to_a_whole_second_at_least_one() {
+        let wait = |ms| retry_after_secs(Duration::from_millis(ms));
+        assert_eq!(
+            [
+                wait(0),
+                wait(1),
+                wait(900),
+                wait(1000),
+                wait(1001),
+                wait(59_999)
+            ],
+            [1, 1, 1, 1, 2, 60]
+        );
+    }
 }
