@@ -91,6 +91,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tower_jwt_auth::Claims;
+use tower_jwt_auth::discovery::ProtectedResource;
 use tower_jwt_auth::issuer::TokenIssuer;
 use tower_jwt_auth::mail::{LogMailer, Mailer};
 use tower_jwt_auth::ratelimit::{
@@ -647,7 +648,8 @@ pub async fn app(config: &Config) -> Result<(Router, AuthRouter), BoxError> {
         .mail(mailer(config)?, &config.public_url)
         .map_err(|e| format!("AUTH_PUBLIC_URL: {e}"))?
         .reset_ttl(config.reset_ttl)?
-        .email_verification(config.email_verification);
+        .email_verification(config.email_verification)
+        .scopes_supported(SCOPES)?;
     let (mut builder, limiter_store, database_users) = shared_stores(config, builder).await?;
     if config.rate_limit {
         let limiter = RateLimitLoginLayer::new(limiter_store)
@@ -695,6 +697,23 @@ pub async fn app(config: &Config) -> Result<(Router, AuthRouter), BoxError> {
         (None, None) => {}
     }
 
+    // Discovery: RFC 8414 metadata for the issuer, RFC 9728 metadata for the API, and every
+    // challenge of the API's routes names the latter.
+    let public_url = config.public_url.trim_end_matches('/');
+    let issuer_metadata = auth
+        .metadata_router(&format!("{public_url}/auth"))
+        .map_err(|e| format!("AUTH_ISSUER must be a URL its metadata can be found from: {e}"))?;
+    let resource = ProtectedResource::builder(public_url)
+        .map_err(|e| format!("AUTH_PUBLIC_URL: {e}"))?
+        .authorization_server(auth.issuer().issuer())
+        .map_err(|e| format!("AUTH_ISSUER: {e}"))?
+        .scopes(SCOPES)?
+        .name("tower-jwt-auth example API")
+        .build();
+    let bearer = auth
+        .bearer_layer()
+        .resource_metadata(resource.metadata_url())?;
+
     let items = Items::default();
     let protected = Router::new()
         .route("/users/me", get(me))
@@ -705,7 +724,7 @@ pub async fn app(config: &Config) -> Result<(Router, AuthRouter), BoxError> {
         )
         // route_layer, not layer: a layer would also wrap the fallback, answering 401 for paths
         // that do not exist.
-        .route_layer(auth.bearer_layer())
+        .route_layer(bearer)
         .layer(DefaultBodyLimit::max(4096));
     let router = Router::new()
         .route("/health", get(|| async { "ok" }))
@@ -717,9 +736,14 @@ pub async fn app(config: &Config) -> Result<(Router, AuthRouter), BoxError> {
         // `/admin/users` and `/admin/users/{id}`: the router's own administration routes, also
         // under `/auth`, with their bearer and `admin` role checks.
         .merge(auth.admin_router())
-        .nest("/auth", auth.router());
+        .nest("/auth", auth.router())
+        .merge(issuer_metadata)
+        .merge(resource.router());
     Ok((edge::harden(router, config.request_timeout), auth))
 }
+
+/// The scopes the API's routes check.
+const SCOPES: [&str; 2] = ["items:read", "items:write"];
 
 /// The SMTP mailer of `SMTP_URL`, or without it the development mailer (announced).
 fn mailer(config: &Config) -> Result<Arc<dyn Mailer>, BoxError> {

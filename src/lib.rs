@@ -184,6 +184,7 @@ mod verifier;
 #[cfg(feature = "axum")]
 pub mod axum;
 pub mod bearer;
+pub mod discovery;
 pub mod issuer;
 #[cfg(feature = "router")]
 pub mod mail;

@@ -158,6 +158,21 @@ impl<R> BearerAuthLayer<R> {
         Ok(self)
     }
 
+    /// Names the resource's RFC 9728 metadata in every challenge (`resource_metadata="…"`,
+    /// section 5.1), so that a client refused for want of a token learns where to get one:
+    /// typically [`ProtectedResource::metadata_url`](crate::discovery::ProtectedResource::metadata_url).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidSetting`] unless `url` is an absolute `https` URL (`http` only to a
+    /// loopback host) without credentials, query or fragment.
+    pub fn resource_metadata(mut self, url: &str) -> Result<Self, ConfigError> {
+        Arc::make_mut(&mut self.config)
+            .responder
+            .set_resource_metadata(url)?;
+        Ok(self)
+    }
+
     /// Checks every verified token against `store` (see the [module docs](self)): a token whose
     /// `jti` or `sid` is denylisted, or issued before its subject's "not before" instant, is
     /// rejected as [`ErrorKind::Revoked`].

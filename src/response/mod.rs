@@ -134,6 +134,7 @@ where
 pub(crate) struct Responder {
     realm: Option<Box<str>>,
     scope: Option<Box<str>>,
+    resource_metadata: Option<Box<str>>,
 }
 
 impl Responder {
@@ -145,6 +146,14 @@ impl Responder {
             ));
         }
         self.realm = Some(realm.into());
+        Ok(())
+    }
+
+    /// Sets the `resource_metadata` URL of every challenge (RFC 9728 section 5.1).
+    pub(crate) fn set_resource_metadata(&mut self, url: &str) -> Result<(), ConfigError> {
+        // Checked URLs are visible ASCII without quote or backslash: safe in a quoted string.
+        let url = crate::discovery::checked_url(url)?;
+        self.resource_metadata = Some(url.into());
         Ok(())
     }
 
@@ -191,6 +200,9 @@ impl Responder {
         };
         if let Some(realm) = &self.realm {
             attribute("realm", realm);
+        }
+        if let Some(url) = &self.resource_metadata {
+            attribute("resource_metadata", url);
         }
         if let Some(code) = code {
             attribute("error", code);
@@ -384,6 +396,40 @@ mod tests {
                 r#"Bearer realm="example api", error="insufficient_scope", error_description="insufficient scope", scope="items:read items:write""#.into()
             )
         );
+    }
+
+    #[test]
+    fn challenges_point_at_the_resource_metadata() {
+        let mut responder = Responder::default();
+        let url = "https://api.example/.well-known/oauth-protected-resource";
+        responder.set_resource_metadata(url).unwrap();
+        for (kind, rest) in [
+            (ErrorKind::Missing, String::new()),
+            (
+                ErrorKind::Expired,
+                r#", error="invalid_token", error_description="token expired""#.to_owned(),
+            ),
+        ] {
+            let response = responder.http_response(AuthError::new(kind));
+            assert_eq!(
+                response.headers()[WWW_AUTHENTICATE],
+                format!(r#"Bearer resource_metadata="{url}"{rest}"#).as_str()
+            );
+        }
+        assert!(
+            responder
+                .http_response(AuthError::new(ErrorKind::Unavailable))
+                .headers()
+                .get(WWW_AUTHENTICATE)
+                .is_none()
+        );
+        for bad in [
+            "/relative",
+            "http://api.example/x",
+            "https://api.example/\"x",
+        ] {
+            assert!(responder.set_resource_metadata(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

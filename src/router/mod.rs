@@ -151,6 +151,7 @@ mod account;
 mod admin;
 mod endpoints;
 mod events;
+mod metadata;
 mod recovery;
 mod refresh;
 mod reply;
@@ -324,6 +325,10 @@ struct Config {
     reset_ttl: Duration,
     verification_ttl: Duration,
     email_verification: bool,
+    /// `scopes_supported` of the metadata.
+    scopes_supported: Vec<String>,
+    /// `service_documentation` of the metadata.
+    service_documentation: Option<String>,
     clock: Clock,
 }
 
@@ -563,6 +568,47 @@ impl AuthRouterBuilder {
         self
     }
 
+    /// The scopes the [metadata](AuthRouter::metadata_router) lists as `scopes_supported`:
+    /// those users can be granted, which the application's routes check. Unset, the member is
+    /// left out.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidSetting`] for a value that is not an RFC 6749 scope token.
+    pub fn scopes_supported<I>(mut self, scopes: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        let mut list: Vec<String> = Vec::new();
+        for scope in scopes {
+            let scope = scope.as_ref();
+            if !crate::claims::is_scope_token(scope) {
+                return Err(ConfigError::InvalidSetting(
+                    "scopes are non-empty printable ascii without spaces, quotes or backslashes",
+                ));
+            }
+            if !list.iter().any(|known| known == scope) {
+                list.push(scope.to_owned());
+            }
+        }
+        self.config.scopes_supported = list;
+        Ok(self)
+    }
+
+    /// A page documenting the API for developers, listed in the
+    /// [metadata](AuthRouter::metadata_router) as `service_documentation`.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidSetting`] unless `url` is an absolute `https` URL (`http` only to a
+    /// loopback host) without credentials, query or fragment.
+    pub fn service_documentation(mut self, url: &str) -> Result<Self, ConfigError> {
+        crate::discovery::checked_url(url)?;
+        self.config.service_documentation = Some(url.to_owned());
+        Ok(self)
+    }
+
     /// Builds the router's state.
     ///
     /// # Errors
@@ -717,6 +763,8 @@ impl AuthRouter {
                 reset_ttl: DEFAULT_RESET_TTL,
                 verification_ttl: DEFAULT_VERIFICATION_TTL,
                 email_verification: false,
+                scopes_supported: Vec::new(),
+                service_documentation: None,
                 clock: Arc::new(SystemTime::now),
             },
         }
@@ -794,6 +842,40 @@ impl AuthRouter {
             .route_layer(state.require_admin.clone())
             .route_layer(state.bearer.clone())
             .with_state(state)
+    }
+
+    /// The router's RFC 8414 authorization-server metadata, to merge into the app at the root
+    /// of the issuer's host: served (`GET`) at `/.well-known/oauth-authorization-server`
+    /// followed by the issuer's path, if it has one (RFC 8414 section 3.1). `base_url` is the
+    /// absolute URL the [routes](Self::router) are reachable under, mount path included
+    /// (`https://api.example/auth`); the endpoints in the document are absolute on it.
+    ///
+    /// The document names the issuer, the token, revocation and JWKS endpoints, the grant
+    /// types and client authentication methods the registered clients may use (`none`: public
+    /// clients), and the [scopes](AuthRouterBuilder::scopes_supported) and
+    /// [documentation](AuthRouterBuilder::service_documentation) when set. Clients that start
+    /// from the issuer URL, such as [`RemoteJwks::discover`][discover], find the keys with it.
+    /// `response_types_supported` is empty: the router has no authorization endpoint.
+    ///
+    #[cfg_attr(
+        feature = "remote-jwks",
+        doc = "[discover]: crate::remote::RemoteJwks::discover"
+    )]
+    #[cfg_attr(not(feature = "remote-jwks"), doc = "[discover]: crate#features")]
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidSetting`] when `base_url` or the issuer is not an absolute `https`
+    /// URL (`http` only to a loopback host) without credentials, query or fragment.
+    pub fn metadata_router<S: Clone + Send + Sync + 'static>(
+        &self,
+        base_url: &str,
+    ) -> Result<Router<S>, ConfigError> {
+        let metadata = metadata::Metadata::new(&self.state, base_url)?;
+        Ok(crate::discovery::document_router(
+            &metadata.path,
+            metadata.document,
+        ))
     }
 
     /// A [`BearerAuthLayer`] for the application's routes: the issuer's verifier (issuer,

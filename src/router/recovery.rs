@@ -67,7 +67,7 @@ impl MailConfig {
     pub(super) fn new(mailer: Arc<dyn Mailer>, public_url: &str) -> Result<Self, ConfigError> {
         Ok(Self {
             mailer,
-            public_url: public_base(public_url)?,
+            public_url: crate::discovery::checked_url(public_url)?,
             templates: MailTemplates::default(),
             links: (RESET_PATH.to_owned(), VERIFY_PATH.to_owned()),
             jobs: Arc::new(Semaphore::new(MAX_MAIL_JOBS)),
@@ -75,34 +75,6 @@ impl MailConfig {
             last_warning: AtomicU64::new(0),
         })
     }
-}
-
-/// `url` checked as a public base URL, without its trailing `/`.
-fn public_base(url: &str) -> Result<String, ConfigError> {
-    let invalid = ConfigError::InvalidSetting(
-        "the public URL must be https://host[:port][/path] (http:// only to a loopback host), \
-         without query or fragment",
-    );
-    let uri: http::Uri = url.parse().map_err(|_| invalid.clone())?;
-    let authority = uri.authority().ok_or_else(|| invalid.clone())?;
-    let host = authority
-        .host()
-        .trim_start_matches('[')
-        .trim_end_matches(']');
-    let loopback = host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    let scheme_ok = match uri.scheme_str() {
-        Some("https") => true,
-        Some("http") => loopback,
-        _ => false,
-    };
-    if !scheme_ok || uri.query().is_some() || url.contains('#') || authority.as_str().contains('@')
-    {
-        return Err(invalid);
-    }
-    Ok(url.trim_end_matches('/').to_owned())
 }
 
 /// `ttl` checked as a link lifetime.
@@ -400,34 +372,6 @@ async fn verify_email(state: &State, request: Request) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn public_urls_are_absolute_and_https_off_loopback() {
-        assert_eq!(
-            public_base("https://app.example/").unwrap(),
-            "https://app.example"
-        );
-        assert_eq!(
-            public_base("https://app.example:8443/base/").unwrap(),
-            "https://app.example:8443/base"
-        );
-        assert_eq!(
-            public_base("http://127.0.0.1:8000").unwrap(),
-            "http://127.0.0.1:8000"
-        );
-        assert_eq!(public_base("http://[::1]").unwrap(), "http://[::1]");
-        for bad in [
-            "http://app.example",
-            "https://app.example/?next=x",
-            "https://app.example/#x",
-            "https://user@app.example",
-            "/relative",
-            "ftp://app.example",
-            "",
-        ] {
-            assert!(public_base(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn link_lifetimes_are_bounded() {

@@ -1839,3 +1839,163 @@ async fn unicode_and_nul_passwords_round_trip_through_login_and_nul_ones_not_thr
         assert_oauth_error(&answer, 400, "invalid_grant");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// RFC 8414 metadata
+// ---------------------------------------------------------------------------------------------
+
+/// The metadata document of `auth` served under `base`, fetched at `path`.
+async fn metadata(auth: &AuthRouter, base: &str, path: &str) -> Answer {
+    let app: Router = auth.metadata_router(base).unwrap();
+    send(app, Request::get(path).body(Body::empty()).unwrap()).await
+}
+
+#[tokio::test]
+async fn metadata_lists_the_endpoints_grants_and_client_methods_it_really_has() {
+    let auth = AuthRouter::builder(ed25519_issuer())
+        .hasher(cheap_hasher())
+        .scopes_supported(["items:read", "items:write", "items:read"])
+        .unwrap()
+        .service_documentation("https://docs.example/api")
+        .unwrap()
+        .build()
+        .unwrap();
+    let answer = metadata(
+        &auth,
+        "https://api.example/auth/",
+        "/.well-known/oauth-authorization-server",
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.header(CONTENT_TYPE), Some("application/json"));
+    assert_eq!(answer.header(CACHE_CONTROL), Some("public, max-age=3600"));
+    assert_eq!(
+        answer.json(),
+        json!({
+            "issuer": ISSUER,
+            "token_endpoint": "https://api.example/auth/token",
+            "revocation_endpoint": "https://api.example/auth/revoke",
+            "jwks_uri": "https://api.example/auth/jwks.json",
+            "grant_types_supported": ["password", "refresh_token"],
+            "response_types_supported": [],
+            "scopes_supported": ["items:read", "items:write"],
+            "token_endpoint_auth_methods_supported": ["none"],
+            "revocation_endpoint_auth_methods_supported": ["none"],
+            "service_documentation": "https://docs.example/api",
+        })
+    );
+
+    // Registered clients: their grants and the methods they authenticate with.
+    let confidential = Client::confidential("backend", SECRET)
+        .unwrap()
+        .grants(&[GrantType::Password]);
+    let auth = AuthRouter::builder(ed25519_issuer())
+        .hasher(cheap_hasher())
+        .client(confidential)
+        .unwrap()
+        .build()
+        .unwrap();
+    let document = metadata(
+        &auth,
+        "https://api.example/auth",
+        "/.well-known/oauth-authorization-server",
+    )
+    .await
+    .json();
+    assert_eq!(document["grant_types_supported"], json!(["password"]));
+    assert_eq!(
+        document["token_endpoint_auth_methods_supported"],
+        json!(["client_secret_basic", "client_secret_post"])
+    );
+    assert!(document.get("scopes_supported").is_none());
+    let auth = AuthRouter::builder(ed25519_issuer())
+        .hasher(cheap_hasher())
+        .client(Client::confidential("backend", SECRET).unwrap())
+        .unwrap()
+        .client(Client::public("spa").unwrap())
+        .unwrap()
+        .build()
+        .unwrap();
+    let document = metadata(
+        &auth,
+        "https://api.example/auth",
+        "/.well-known/oauth-authorization-server",
+    )
+    .await
+    .json();
+    assert_eq!(
+        document["revocation_endpoint_auth_methods_supported"],
+        json!(["none", "client_secret_basic", "client_secret_post"])
+    );
+    assert_eq!(
+        document["grant_types_supported"],
+        json!(["password", "refresh_token"])
+    );
+}
+
+#[tokio::test]
+async fn metadata_of_an_issuer_with_a_path_is_under_that_path() {
+    let issuer = TokenIssuer::from_pem(
+        &fixture("ed25519.pkcs8.pem"),
+        "https://id.example/tenants/acme/",
+        AUDIENCE,
+    )
+    .unwrap();
+    let auth = AuthRouter::builder(issuer)
+        .hasher(cheap_hasher())
+        .build()
+        .unwrap();
+    let answer = metadata(
+        &auth,
+        "https://id.example/tenants/acme/auth",
+        "/.well-known/oauth-authorization-server/tenants/acme",
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    // The issuer exactly as the tokens carry it.
+    assert_eq!(answer.json()["issuer"], "https://id.example/tenants/acme/");
+    let root = metadata(
+        &auth,
+        "https://id.example/tenants/acme/auth",
+        "/.well-known/oauth-authorization-server",
+    )
+    .await;
+    assert_eq!(root.status, StatusCode::NOT_FOUND);
+}
+
+#[test]
+fn metadata_needs_urls_clients_can_use() {
+    let auth = |issuer: &str| {
+        AuthRouter::builder(
+            TokenIssuer::from_pem(&fixture("ed25519.pkcs8.pem"), issuer, AUDIENCE).unwrap(),
+        )
+        .hasher(cheap_hasher())
+        .build()
+        .unwrap()
+    };
+    let good = auth(ISSUER);
+    for base in [
+        "/auth",
+        "http://api.example/auth",
+        "https://api.example/auth?x=1",
+        "https://u:p@api.example/auth",
+    ] {
+        assert!(good.metadata_router::<()>(base).is_err(), "{base}");
+    }
+    for issuer in [
+        "urn:example:issuer",
+        "http://id.example",
+        "https://id.example/#x",
+    ] {
+        assert!(
+            auth(issuer)
+                .metadata_router::<()>("https://api.example/auth")
+                .is_err(),
+            "{issuer}"
+        );
+    }
+    let builder = || AuthRouter::builder(ed25519_issuer());
+    assert!(builder().scopes_supported(["a b"]).is_err());
+    assert!(builder().scopes_supported([""]).is_err());
+    assert!(builder().service_documentation("docs.example").is_err());
+}

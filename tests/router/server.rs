@@ -68,9 +68,13 @@ fn key_file(name: &str) -> String {
 
 /// What `main` does, except that the port is any free one and the shutdown is a channel.
 async fn start(pairs: &[(&str, &str)]) -> Running {
+    start_on(TcpListener::bind("127.0.0.1:0").await.unwrap(), pairs).await
+}
+
+/// [`start`] on a listener bound beforehand (to put its address in the settings).
+async fn start_on(listener: TcpListener, pairs: &[(&str, &str)]) -> Running {
     let config = Config::from_vars(&vars(pairs)).unwrap();
     let (router, auth) = example::app(&config).await.unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(example::serve(listener, router, async {
@@ -925,6 +929,146 @@ async fn tokens_verify_with_the_published_jwks() {
         .unwrap();
     assert_eq!(claims.session_id(), Some(sid));
     server.shut_down().await;
+}
+
+/// The server on a loopback port whose address is its issuer (with `path` after it), so that
+/// clients can start from the issuer URL alone.
+async fn start_as_issuer(path: &str, pairs: &[(&str, &str)]) -> (Running, String) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = format!("http://{}{path}", listener.local_addr().unwrap());
+    let origin = issuer.trim_end_matches(path).to_owned();
+    let mut all = vec![
+        ("AUTH_ISSUER", issuer.as_str()),
+        ("AUTH_PUBLIC_URL", origin.as_str()),
+    ];
+    all.extend_from_slice(pairs);
+    (start_on(listener, &all).await, issuer)
+}
+
+#[tokio::test]
+async fn discovery_leads_from_a_refusal_to_the_issuer_and_its_keys() {
+    let (server, issuer) = start_as_issuer("", &[("AUTH_BOOTSTRAP_ADMIN", ADMIN)]).await;
+    let origin = format!("http://{}", server.addr);
+
+    // A request without a token is told where the resource's metadata is.
+    let refused = server.get("/items", None).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    let resource_metadata = format!("{origin}/.well-known/oauth-protected-resource");
+    assert_eq!(
+        refused.header("www-authenticate"),
+        Some(format!(r#"Bearer resource_metadata="{resource_metadata}""#).as_str())
+    );
+    let resource = server
+        .get("/.well-known/oauth-protected-resource", None)
+        .await;
+    assert_eq!(resource.status, StatusCode::OK);
+    assert_eq!(resource.header("content-type"), Some("application/json"));
+    assert_eq!(
+        resource.header("cache-control"),
+        Some("public, max-age=3600")
+    );
+    assert_eq!(
+        resource.json(),
+        json!({
+            "resource": origin,
+            "authorization_servers": [issuer],
+            "scopes_supported": ["items:read", "items:write"],
+            "bearer_methods_supported": ["header"],
+            "resource_name": "tower-jwt-auth example API",
+        })
+    );
+
+    // The issuer's RFC 8414 metadata names the router's endpoints, absolute on the public URL.
+    let metadata = server
+        .get("/.well-known/oauth-authorization-server", None)
+        .await;
+    assert_eq!(metadata.status, StatusCode::OK, "{}", metadata.text());
+    assert_eq!(
+        metadata.json(),
+        json!({
+            "issuer": issuer,
+            "token_endpoint": format!("{origin}/auth/token"),
+            "revocation_endpoint": format!("{origin}/auth/revoke"),
+            "jwks_uri": format!("{origin}/auth/jwks.json"),
+            "grant_types_supported": ["password", "refresh_token"],
+            "response_types_supported": [],
+            "scopes_supported": ["items:read", "items:write"],
+            "token_endpoint_auth_methods_supported": ["none"],
+            "revocation_endpoint_auth_methods_supported": ["none"],
+        })
+    );
+    // Every endpoint it names answers.
+    let jwks = server.get("/auth/jwks.json", None).await;
+    assert_eq!(jwks.status, StatusCode::OK);
+    let token = server.access_token("admin", "change-me-please").await;
+    let me = server.get("/items", Some(&token)).await;
+    assert_eq!(me.status, StatusCode::OK);
+    let revoke = server
+        .send(
+            Method::POST,
+            "/auth/revoke",
+            None,
+            Some((FORM, format!("token={token}"))),
+        )
+        .await;
+    assert_eq!(revoke.status, StatusCode::OK, "{}", revoke.text());
+
+    // OIDC discovery is not served: a client that tries it first falls back to RFC 8414.
+    let openid = server.get("/.well-known/openid-configuration", None).await;
+    assert_eq!(openid.status, StatusCode::NOT_FOUND);
+    server.shut_down().await;
+}
+
+/// `RemoteJwks::discover`, given the issuer URL alone, finds the keys through the metadata and
+/// verifies the server's tokens; an issuer with a path has its metadata under that path.
+#[cfg(feature = "remote-jwks")]
+#[tokio::test]
+async fn remote_jwks_discovers_the_servers_keys_from_its_issuer_url() {
+    use tower_jwt_auth::remote::RemoteJwks;
+
+    for path in ["", "/tenant/one"] {
+        let (server, issuer) = start_as_issuer(path, &[("AUTH_BOOTSTRAP_ADMIN", ADMIN)]).await;
+        let metadata = server
+            .get(
+                &format!("/.well-known/oauth-authorization-server{path}"),
+                None,
+            )
+            .await;
+        assert_eq!(metadata.status, StatusCode::OK, "{path}");
+        assert_eq!(metadata.json()["issuer"], issuer.as_str());
+        if !path.is_empty() {
+            let root = server
+                .get("/.well-known/oauth-authorization-server", None)
+                .await;
+            assert_eq!(root.status, StatusCode::NOT_FOUND, "{path}");
+        }
+
+        let keys = RemoteJwks::discover(&issuer).unwrap().build().unwrap();
+        keys.refresh().await.unwrap();
+        let verifier = Verifier::builder(keys)
+            .issuer(&issuer)
+            .audience("api")
+            .require_type("at+jwt")
+            .unwrap()
+            .build()
+            .unwrap();
+        let token = server.access_token("admin", "change-me-please").await;
+        let claims = verifier.verify_async(&token).await.unwrap();
+        assert_eq!(claims.issuer(), Some(issuer.as_str()));
+        server.shut_down().await;
+    }
+}
+
+#[tokio::test]
+async fn an_issuer_that_is_not_a_url_is_refused_at_start() {
+    let error = refusal(&[
+        ("AUTH_ISSUER", "urn:example:issuer"),
+        ("AUTH_PUBLIC_URL", "http://127.0.0.1:8000"),
+    ])
+    .await;
+    assert!(error.starts_with("AUTH_ISSUER must be a URL"), "{error}");
+    let error = refusal(&[("AUTH_ISSUER", "http://auth.example")]).await;
+    assert!(error.contains("AUTH_PUBLIC_URL"), "{error}");
 }
 
 // ---------------------------------------------------------------------------------------------
