@@ -53,6 +53,7 @@
 //! | `AUTH_TRUSTED_PROXIES=cidr,…` | peers whose forwarding header is trusted for the client address |
 //! | `AUTH_FORWARDED_HEADER` | the one header those proxies write: `x-forwarded-for` (default) or `forwarded`; the other is ignored |
 //! | `REDIS_URL` | revocations and login limits in Redis (build with `--features redis`); only with a shared `DATABASE_URL=postgres://…` for the users and sessions, which alone is already a complete deployment of several instances |
+//! | `CORS_ALLOWED_ORIGINS` | comma-separated origins of browser apps allowed to call the API from their pages, each exactly as browsers send it: `https://host[:port]` (`http://` only to a loopback host), no path, no wildcard. Preflights are answered before any token check; `Authorization` and `Content-Type` may be sent; `WWW-Authenticate`, `Retry-After` and `Link` can be read; no cookies (tokens travel in the header). Unset (the default): no CORS headers at all, so browsers keep other origins out |
 //! | `METRICS=1` | installs a Prometheus recorder and serves the crate's counters at `GET /metrics` on a separate listener (see [`telemetry`]) |
 //! | `METRICS_BIND` | that listener's address (default `127.0.0.1:9000`); keep it off the public interface |
 //!
@@ -169,6 +170,8 @@ pub struct Config {
     pub metrics: bool,
     /// `METRICS_BIND`.
     pub metrics_bind: String,
+    /// `CORS_ALLOWED_ORIGINS`, checked; empty: no CORS headers at all.
+    pub cors_allowed_origins: Vec<String>,
 }
 
 impl Config {
@@ -327,6 +330,14 @@ impl Config {
             Some("1" | "true" | "on") => true,
             Some(_) => return Err("METRICS must be 1 or 0".into()),
         };
+        let cors_allowed_origins = match get("CORS_ALLOWED_ORIGINS") {
+            None => Vec::new(),
+            Some(list) => list
+                .split(',')
+                .map(|origin| edge::cors_origin(origin.trim()))
+                .collect::<Result<_, _>>()
+                .map_err(|e| format!("CORS_ALLOWED_ORIGINS: {e}"))?,
+        };
         let issuer = get("AUTH_ISSUER").unwrap_or_else(|| "http://127.0.0.1:8000".to_owned());
         let config = Self {
             bind: get("BIND").unwrap_or_else(|| "127.0.0.1:8000".to_owned()),
@@ -356,6 +367,7 @@ impl Config {
             redis_url,
             metrics,
             metrics_bind: get("METRICS_BIND").unwrap_or_else(|| "127.0.0.1:9000".to_owned()),
+            cors_allowed_origins,
         };
         if config.private_key_file.is_some() && config.secret.is_some() {
             return Err("set JWT_PRIVATE_KEY_FILE or JWT_SECRET, not both".into());
@@ -739,6 +751,12 @@ pub async fn app(config: &Config) -> Result<(Router, AuthRouter), BoxError> {
         .nest("/auth", auth.router())
         .merge(issuer_metadata)
         .merge(resource.router());
+    // Around every route, so that a preflight is answered before any bearer check or limiter.
+    let router = if config.cors_allowed_origins.is_empty() {
+        router
+    } else {
+        router.layer(edge::cors(&config.cors_allowed_origins))
+    };
     Ok((edge::harden(router, config.request_timeout), auth))
 }
 

@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ConnectInfo;
-use axum::http::{HeaderValue, Request, StatusCode, header};
+use axum::http::{HeaderValue, Method, Request, StatusCode, header};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -39,6 +39,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::time::Instant;
 use tower::{ServiceBuilder, ServiceExt};
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
@@ -102,6 +103,79 @@ pub fn harden(router: Router, request_timeout: Duration) -> Router {
                 request_timeout,
             )),
     )
+}
+
+/// How long a browser may reuse a preflight's answer.
+pub const CORS_MAX_AGE: Duration = Duration::from_secs(600);
+
+/// `origin` checked as one entry of `CORS_ALLOWED_ORIGINS`: exactly what a browser sends in
+/// `Origin`, `https://host[:port]` (`http://` only to a loopback host), lower-case, no path,
+/// no default port, no wildcard.
+///
+/// # Errors
+///
+/// A message saying what is wrong with `origin`.
+pub fn cors_origin(origin: &str) -> Result<String, String> {
+    let (scheme, authority) = origin
+        .split_once("://")
+        .ok_or_else(|| format!("{origin:?} is not scheme://host[:port]"))?;
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && !authority.ends_with(']') => (host, Some(port)),
+        _ => (authority, None),
+    };
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let host_ok = !bare.is_empty()
+        && (bare.parse::<Ipv6Addr>().is_ok() && host.starts_with('[')
+            || bare
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.'));
+    if !host_ok {
+        return Err(format!(
+            "{origin:?}: the host must be a lower-case name or an address, without path,              wildcard or credentials"
+        ));
+    }
+    let loopback = bare == "localhost" || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    let default_port = match scheme {
+        "https" => "443",
+        "http" if loopback => "80",
+        "http" => {
+            return Err(format!(
+                "{origin:?}: plain http only to a loopback host; use https"
+            ));
+        }
+        _ => return Err(format!("{origin:?}: the scheme must be https or http")),
+    };
+    match port {
+        None => {}
+        Some(port) if port == default_port => {
+            return Err(format!(
+                "{origin:?}: browsers leave the default port out; so must the setting"
+            ));
+        }
+        Some(port) if port.parse::<u16>().is_ok_and(|p| p > 0) && !port.starts_with('0') => {}
+        Some(_) => return Err(format!("{origin:?}: the port must be a number")),
+    }
+    Ok(origin.to_owned())
+}
+
+/// CORS for browser apps served from `origins` (checked by [`cors_origin`]): exactly those
+/// origins, the API's methods, `Authorization` and `Content-Type` request headers, the
+/// challenge, `Retry-After` and pagination's `Link` readable by the page, no credentials mode
+/// (tokens travel in the `Authorization` header, never in cookies), preflights cached for
+/// [`CORS_MAX_AGE`]. Other origins get no CORS headers, so their browsers refuse the answer.
+pub fn cors(origins: &[String]) -> CorsLayer {
+    let origins = origins
+        .iter()
+        .filter_map(|origin| HeaderValue::from_str(origin).ok());
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .expose_headers([header::WWW_AUTHENTICATE, header::RETRY_AFTER, header::LINK])
+        .max_age(CORS_MAX_AGE)
 }
 
 /// How [`serve_with`] times and caps connections (see the module docs).

@@ -129,6 +129,18 @@ impl Running {
         answer(response).await
     }
 
+    /// A bodiless request with these headers.
+    async fn with_headers(&self, method: Method, path: &str, headers: &[(&str, &str)]) -> Answer {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(format!("http://{}{path}", self.addr));
+        for &(name, value) in headers {
+            request = request.header(name, value);
+        }
+        let request = request.body(Full::default()).unwrap();
+        answer(self.client.request(request).await.unwrap()).await
+    }
+
     async fn get(&self, path: &str, bearer: Option<&str>) -> Answer {
         self.send(Method::GET, path, bearer, None).await
     }
@@ -929,6 +941,204 @@ async fn tokens_verify_with_the_published_jwks() {
         .unwrap();
     assert_eq!(claims.session_id(), Some(sid));
     server.shut_down().await;
+}
+
+/// A browser's preflight for `method` on `path` from `origin`, sending `Authorization`.
+async fn preflight(server: &Running, path: &str, method: &str, origin: &str) -> Answer {
+    server
+        .with_headers(
+            Method::OPTIONS,
+            path,
+            &[
+                ("origin", origin),
+                ("access-control-request-method", method),
+                (
+                    "access-control-request-headers",
+                    "authorization,content-type",
+                ),
+            ],
+        )
+        .await
+}
+
+#[tokio::test]
+async fn cors_lets_the_configured_origins_in_and_answers_their_preflights_without_a_token() {
+    let server = start(&[
+        (
+            "CORS_ALLOWED_ORIGINS",
+            "https://app.example, http://localhost:5173",
+        ),
+        ("AUTH_BOOTSTRAP_ADMIN", ADMIN),
+    ])
+    .await;
+    for (path, method) in [
+        ("/users/me", "GET"),
+        ("/items", "POST"),
+        ("/auth/token", "POST"),
+        ("/admin/users/x", "PATCH"),
+    ] {
+        let answer = preflight(&server, path, method, "https://app.example").await;
+        assert_eq!(
+            answer.status,
+            StatusCode::OK,
+            "{path}: {}",
+            answer.everything()
+        );
+        assert_eq!(
+            answer.header("access-control-allow-origin"),
+            Some("https://app.example"),
+            "{path}"
+        );
+        let allowed = answer.header("access-control-allow-headers").unwrap();
+        assert!(allowed.contains("authorization") && allowed.contains("content-type"));
+        assert!(
+            answer
+                .header("access-control-allow-methods")
+                .unwrap()
+                .contains(method)
+        );
+        assert_eq!(answer.header("access-control-max-age"), Some("600"));
+        // Tokens travel in a header: no credentials mode.
+        assert_eq!(answer.header("access-control-allow-credentials"), None);
+        assert!(answer.header("vary").unwrap().contains("origin"));
+        // The edge's headers are on preflights too.
+        assert_eq!(answer.header("x-content-type-options"), Some("nosniff"));
+    }
+    let other = preflight(&server, "/users/me", "GET", "http://localhost:5173").await;
+    assert_eq!(
+        other.header("access-control-allow-origin"),
+        Some("http://localhost:5173")
+    );
+
+    // Another origin, a look-alike, a different scheme or port, `null`: nothing to let the page
+    // read the answer.
+    for origin in [
+        "https://evil.example",
+        "https://app.example.evil.example",
+        "http://app.example",
+        "https://app.example:8443",
+        "http://localhost:5174",
+        "null",
+    ] {
+        let answer = preflight(&server, "/users/me", "GET", origin).await;
+        assert_eq!(
+            answer.header("access-control-allow-origin"),
+            None,
+            "{origin}"
+        );
+    }
+
+    // Real requests: the refusal's challenge and the answer are readable by the allowed page.
+    let refused = server
+        .with_headers(
+            Method::GET,
+            "/users/me",
+            &[("origin", "https://app.example")],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        refused.header("access-control-allow-origin"),
+        Some("https://app.example")
+    );
+    let exposed = refused.header("access-control-expose-headers").unwrap();
+    for name in ["www-authenticate", "retry-after", "link"] {
+        assert!(exposed.contains(name), "{exposed}");
+    }
+    let token = server.access_token("admin", "change-me-please").await;
+    let bearer = format!("Bearer {token}");
+    for (origin, allowed) in [
+        ("https://app.example", Some("https://app.example")),
+        ("https://evil.example", None),
+    ] {
+        let me = server
+            .with_headers(
+                Method::GET,
+                "/users/me",
+                &[("origin", origin), ("authorization", &bearer)],
+            )
+            .await;
+        assert_eq!(me.status, StatusCode::OK);
+        assert_eq!(
+            me.header("access-control-allow-origin"),
+            allowed,
+            "{origin}"
+        );
+    }
+    server.shut_down().await;
+}
+
+#[tokio::test]
+async fn without_cors_origins_no_answer_carries_cors_headers() {
+    let server = start(&[("AUTH_BOOTSTRAP_ADMIN", ADMIN)]).await;
+    let answers = [
+        preflight(&server, "/users/me", "GET", "https://app.example").await,
+        preflight(&server, "/auth/token", "POST", "https://app.example").await,
+        server
+            .with_headers(
+                Method::GET,
+                "/users/me",
+                &[("origin", "https://app.example")],
+            )
+            .await,
+    ];
+    for answer in answers {
+        let everything = answer.everything();
+        assert!(
+            !everything.to_ascii_lowercase().contains("access-control-"),
+            "{everything}"
+        );
+    }
+    server.shut_down().await;
+}
+
+#[test]
+fn cors_origins_must_be_exactly_what_browsers_send() {
+    let config = Config::from_vars(&vars(&[(
+        "CORS_ALLOWED_ORIGINS",
+        "https://app.example,https://admin.example:8443 , http://127.0.0.1:3000,http://[::1]:8080",
+    )]))
+    .unwrap();
+    assert_eq!(
+        config.cors_allowed_origins,
+        [
+            "https://app.example",
+            "https://admin.example:8443",
+            "http://127.0.0.1:3000",
+            "http://[::1]:8080"
+        ]
+    );
+    assert!(
+        Config::from_vars(&vars(&[]))
+            .unwrap()
+            .cors_allowed_origins
+            .is_empty()
+    );
+    for bad in [
+        "*",
+        "https://*.example",
+        "https://app.example/",
+        "https://app.example/path",
+        "https://App.example",
+        "https://app.example:443",
+        "http://app.example",
+        "app.example",
+        "null",
+        "https://user@app.example",
+        "https://app.example:0",
+        "https://app.example:99999",
+        "https://app.example,",
+        "ftp://app.example",
+    ] {
+        let error = Config::from_vars(&vars(&[("CORS_ALLOWED_ORIGINS", bad)]))
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("CORS_ALLOWED_ORIGINS: "),
+            "{bad}: {error}"
+        );
+    }
 }
 
 /// The server on a loopback port whose address is its issuer (with `path` after it), so that
