@@ -58,7 +58,10 @@
 //! token-endpoint answer carries `Cache-Control: no-store` and `Pragma: no-cache`, bodies over
 //! 8 KiB are refused with 413, and a busy password hasher or an unavailable store answers 503
 //! with `Retry-After`. An unknown user, a wrong password and a disabled account get
-//! byte-identical answers after the same amount of hashing.
+//! byte-identical answers after the same amount of hashing. HTTP Basic with an empty id and
+//! secret (`Basic Og==`, what Swagger UI's password flow sends when no client is configured) is
+//! a public client that did not name itself, never answered with a `Basic` challenge, and an
+//! empty secret after an id is no secret.
 //!
 //! # Accounts
 //!

@@ -142,6 +142,12 @@ pub(super) struct ClientCredentials {
 
 /// Client id and secret from HTTP Basic (RFC 6749 §2.3.1: each form-urlencoded, then joined by
 /// `:`) or from the `client_id` / `client_secret` parameters; using both methods is refused.
+///
+/// Browser tools that always send Basic (Swagger UI's password flow, say) send `Basic Og==`,
+/// an empty id and secret, when no client is configured: that is a public client that did not
+/// name itself, as if no header had been sent, and never earns a `Basic` challenge (which would
+/// make the browser open a login prompt). An empty secret after an id is no secret: a public
+/// client naming itself.
 pub(super) fn client_credentials(
     headers: &HeaderMap,
     params: &Params,
@@ -153,20 +159,28 @@ pub(super) fn client_credentials(
     }
     let body_id = params.get("client_id").map(str::to_owned);
     let body_secret = params.get("client_secret").map(str::to_owned);
-    let Some(header) = header else {
-        if body_secret.is_some() && body_id.is_none() {
-            return Err(OAuthError::invalid_request(
-                "client_secret without client_id",
-            ));
+    let basic = match header {
+        Some(header) => {
+            parse_basic(header.as_bytes()).ok_or(OAuthError::InvalidClient { basic: true })?
         }
-        return Ok(ClientCredentials {
-            id: body_id,
-            secret: body_secret,
-            basic: false,
-        });
+        None => (String::new(), String::new()),
     };
-    let (id, secret) =
-        parse_basic(header.as_bytes()).ok_or(OAuthError::InvalidClient { basic: true })?;
+    let (id, secret) = match basic {
+        (id, secret) if id.is_empty() && secret.is_empty() => {
+            if body_secret.is_some() && body_id.is_none() {
+                return Err(OAuthError::invalid_request(
+                    "client_secret without client_id",
+                ));
+            }
+            return Ok(ClientCredentials {
+                id: body_id,
+                secret: body_secret,
+                basic: false,
+            });
+        }
+        (id, _) if id.is_empty() => return Err(OAuthError::InvalidClient { basic: true }),
+        pair => pair,
+    };
     if body_secret.is_some() {
         return Err(OAuthError::invalid_request(
             "client authenticated by more than one method",
@@ -177,7 +191,7 @@ pub(super) fn client_credentials(
     }
     Ok(ClientCredentials {
         id: Some(id),
-        secret: Some(secret),
+        secret: (!secret.is_empty()).then_some(secret),
         basic: true,
     })
 }
@@ -199,9 +213,7 @@ fn parse_basic(value: &[u8]) -> Option<(String, String)> {
         }
         Some(out)
     };
-    let id = decode(&decoded[..colon])?;
-    let secret = decode(&decoded[colon + 1..])?;
-    (!id.is_empty()).then_some((id, secret))
+    Some((decode(&decoded[..colon])?, decode(&decoded[colon + 1..])?))
 }
 
 #[cfg(test)]
@@ -279,7 +291,13 @@ mod tests {
         other_id.0.insert("client_id".into(), "other".into());
         assert!(client_credentials(&h, &other_id).is_err());
 
-        for bad in ["Basic !!!", "Basic", "Bearer abc", "Basic OmZvbw=="] {
+        for bad in [
+            "Basic !!!",
+            "Basic",
+            "Bearer abc",
+            "Basic OmZvbw==",
+            "Basic Zm9v",
+        ] {
             let mut h = HeaderMap::new();
             h.insert(AUTHORIZATION, HeaderValue::from_str(bad).unwrap());
             assert_eq!(
@@ -288,6 +306,49 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn empty_basic_credentials_are_a_public_client_and_an_empty_secret_is_none() {
+        let basic = |credentials: &str| {
+            let mut h = HeaderMap::new();
+            let value = format!("Basic {}", STANDARD.encode(credentials));
+            h.insert(AUTHORIZATION, HeaderValue::from_str(&value).unwrap());
+            h
+        };
+        // Swagger UI's `Basic Og==`: as if nothing had been sent, a body client_id included.
+        assert_eq!(basic(":")[AUTHORIZATION], "Basic Og==");
+        let creds = client_credentials(&basic(":"), &Params::default()).unwrap();
+        assert_eq!(
+            creds,
+            ClientCredentials {
+                id: None,
+                secret: None,
+                basic: false
+            }
+        );
+        let mut named = Params::default();
+        named.0.insert("client_id".into(), "spa".into());
+        let creds = client_credentials(&basic(":"), &named).unwrap();
+        assert_eq!((creds.id.as_deref(), creds.basic), (Some("spa"), false));
+        let mut secret_only = Params::default();
+        secret_only.0.insert("client_secret".into(), "x".into());
+        assert!(client_credentials(&basic(":"), &secret_only).is_err());
+
+        let creds = client_credentials(&basic("spa:"), &Params::default()).unwrap();
+        assert_eq!(
+            creds,
+            ClientCredentials {
+                id: Some("spa".into()),
+                secret: None,
+                basic: true
+            }
+        );
+        // A secret without an id is still a failed Basic authentication.
+        assert_eq!(
+            client_credentials(&basic(":secret"), &Params::default()).unwrap_err(),
+            OAuthError::InvalidClient { basic: true }
+        );
     }
 
     #[test]

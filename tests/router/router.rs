@@ -594,6 +594,47 @@ async fn failed_client_authentication_is_invalid_client_with_a_basic_challenge_o
         .await;
 }
 
+/// What Swagger UI's password flow sends without a configured client: `Basic Og==`, an empty
+/// id and secret. It is a public client that did not name itself, never a `Basic` challenge
+/// (a browser would open its login prompt); a public client's id with an empty secret is that
+/// client.
+#[tokio::test]
+async fn empty_basic_credentials_are_a_public_client_never_a_basic_challenge() {
+    let swagger = |h: &Harness, id: &str| {
+        let request = post_form("/auth/token", &password_params("alice", &[]));
+        h.send(with_header(request, AUTHORIZATION, &basic(id, "")))
+    };
+    let public = Harness::new();
+    public.user("alice").await;
+    let answer = swagger(&public, "").await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.json());
+    let claims = public.claims(answer.json()["access_token"].as_str().unwrap());
+    assert_eq!(claims.client_id(), Some(DEFAULT_CLIENT_ID));
+
+    let registered = Harness::with(|b| {
+        b.client(Client::confidential("svc", SECRET).unwrap())
+            .unwrap()
+            .client(Client::public("web").unwrap())
+            .unwrap()
+    });
+    registered.user("alice").await;
+    let answer = swagger(&registered, "web").await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.json());
+    // With registered clients, naming none is refused, without a challenge.
+    let answer = swagger(&registered, "").await;
+    assert_oauth_error(&answer, 401, "invalid_client");
+    assert_eq!(answer.header(WWW_AUTHENTICATE), None);
+    // A confidential client's empty secret is a failed Basic authentication.
+    let answer = swagger(&registered, "svc").await;
+    assert_oauth_error(&answer, 401, "invalid_client");
+    assert!(
+        answer
+            .header(WWW_AUTHENTICATE)
+            .unwrap()
+            .starts_with("Basic ")
+    );
+}
+
 #[tokio::test]
 async fn a_client_restricted_to_the_password_grant_is_unauthorized_to_refresh() {
     let password_only = Client::public("password-only")
