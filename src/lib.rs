@@ -59,6 +59,10 @@
 //!   issue); [`Verifier::by_issuer`] accepts the tokens of several issuers, each with its own
 //!   keys and policy. [`testing`][testing-mod] (feature `testing`) is a loopback issuer for
 //!   your own tests.
+//! - **Where users meet it**: [`discovery`] (RFC 9728 protected-resource metadata, and the
+//!   challenge that points at it; the router serves RFC 8414 metadata) and
+//!   [`openapi`][openapi-mod] (feature `openapi`: OpenAPI 3.1 security derived from the layers,
+//!   and the router's routes, for Swagger UI's "Authorize" button).
 //! - **Observability**: [`telemetry`] lists every event target, counter name and label.
 //!
 //! # The token path
@@ -119,6 +123,7 @@
 //! | `testing` | no | [`testing`][testing-mod] (`TestIssuer`): a loopback OIDC issuer that mints tokens, for testing protected apps (implies `remote-jwks`) |
 //! | `smtp` | yes | [`mail::SmtpMailer`][smtp-mailer]: reset and verification mail over SMTP with TLS (lettre, rustls); the `Mailer` trait and the development `LogMailer` come with `router` |
 //! | `bcrypt` | no | `PasswordHasher` verifies legacy `$2b$` bcrypt hashes (as passlib writes them) and asks for a re-hash |
+//! | `openapi` | yes | [`openapi`][openapi-mod]: OpenAPI 3.1 documents on utoipa: security requirements derived from the layers, and with `router` the router's routes (`AuthRouter::openapi`) |
 //! | `metrics` | yes | counters through the `metrics` facade (see [`telemetry`]); a no-op until the application installs a recorder. The `tracing` events do not depend on it |
 //!
 //! Exactly one backend is always active; a build with neither does not compile.
@@ -153,6 +158,8 @@
 #![cfg_attr(not(feature = "redis"), doc = "[redis-mod]: crate#features")]
 #![cfg_attr(feature = "remote-jwks", doc = "[remote-mod]: crate::remote")]
 #![cfg_attr(not(feature = "remote-jwks"), doc = "[remote-mod]: crate#features")]
+#![cfg_attr(feature = "openapi", doc = "[openapi-mod]: crate::openapi")]
+#![cfg_attr(not(feature = "openapi"), doc = "[openapi-mod]: crate#features")]
 #![cfg_attr(feature = "smtp", doc = "[smtp-mailer]: crate::mail::SmtpMailer")]
 #![cfg_attr(not(feature = "smtp"), doc = "[smtp-mailer]: crate#features")]
 #![cfg_attr(feature = "testing", doc = "[testing-mod]: crate::testing")]
@@ -188,6 +195,8 @@ pub mod discovery;
 pub mod issuer;
 #[cfg(feature = "router")]
 pub mod mail;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 #[cfg(feature = "router")]
 pub mod password;
 #[cfg(feature = "rate-limit")]

@@ -148,6 +148,12 @@ impl<R> BearerAuthLayer<R> {
         self
     }
 
+    /// Whether requests without credentials pass through (see [`optional`](Self::optional)).
+    #[must_use]
+    pub fn is_optional(&self) -> bool {
+        self.config.optional
+    }
+
     /// The `realm` of the `WWW-Authenticate` challenge (default: none).
     ///
     /// # Errors

@@ -239,6 +239,17 @@ macro_rules! require_layer {
                 Ok(self)
             }
 
+            /// The values listed when the layer was built, in order.
+            pub fn required(&self) -> impl Iterator<Item = &str> + '_ {
+                self.requirement.listed.iter().map(|value| &**value)
+            }
+
+            /// Whether every listed value is required ([`all`](Self::all)), rather than any one.
+            #[must_use]
+            pub fn requires_all(&self) -> bool {
+                self.requirement.mode == Match::All
+            }
+
             /// Replaces the rejection responses (see [`OnRejection`]).
             pub fn on_rejection<R2: OnRejection>(self, on_rejection: R2) -> $layer<R2> {
                 $layer { requirement: self.requirement, on_rejection }

@@ -155,6 +155,8 @@ mod admin;
 mod endpoints;
 mod events;
 mod metadata;
+#[cfg(feature = "openapi")]
+mod openapi;
 mod recovery;
 mod refresh;
 mod reply;

@@ -5,6 +5,8 @@
 pub mod answer;
 pub mod layers;
 pub mod metrics;
+#[cfg(feature = "router")]
+pub mod openapi;
 #[cfg(feature = "postgres")]
 pub mod postgres_server;
 #[cfg(feature = "redis")]

@@ -133,6 +133,7 @@ impl App {
             .route("/api/me", get(me))
             .route_layer(auth.bearer_layer())
             .nest("/auth", auth.router());
+        let app = crate::common::openapi::documented(&auth, app);
         Self {
             auth,
             app,

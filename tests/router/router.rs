@@ -248,10 +248,11 @@ impl Harness {
 
 fn app(auth: &AuthRouter) -> Router {
     let me = |claims: Claims| async move { claims.subject().unwrap_or("").to_owned() };
-    Router::new()
+    let app = Router::new()
         .route("/me", get(me))
         .layer(auth.bearer_layer())
-        .nest("/auth", auth.router())
+        .nest("/auth", auth.router());
+    common::openapi::documented(auth, app)
 }
 
 async fn send(app: Router, request: Request<Body>) -> Answer {
