@@ -81,20 +81,20 @@ use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::handler::Handler;
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tower_jwt_auth::Claims;
 use tower_jwt_auth::discovery::ProtectedResource;
 use tower_jwt_auth::issuer::TokenIssuer;
 use tower_jwt_auth::mail::{LogMailer, Mailer};
+use tower_jwt_auth::openapi::{Guard, secure};
 use tower_jwt_auth::ratelimit::{
     ForwardedHeader, LimiterStore, LoginLimits, MemoryLimiterStore, RateLimitLoginLayer,
 };
@@ -104,6 +104,7 @@ use tower_jwt_auth::router::{
 };
 use tower_jwt_auth::sql::{Database, ReplicaOptions, SqlUserStore};
 use tower_jwt_auth::store::StoreError;
+use utoipa::{OpenApi, ToSchema};
 use zeroize::Zeroizing;
 
 #[path = "support/edge.rs"]
@@ -172,6 +173,8 @@ pub struct Config {
     pub metrics_bind: String,
     /// `CORS_ALLOWED_ORIGINS`, checked; empty: no CORS headers at all.
     pub cors_allowed_origins: Vec<String>,
+    /// `API_DOCS` is not `off`: `/openapi.json` and Swagger UI at `/docs`.
+    pub api_docs: bool,
 }
 
 impl Config {
@@ -338,6 +341,11 @@ impl Config {
                 .collect::<Result<_, _>>()
                 .map_err(|e| format!("CORS_ALLOWED_ORIGINS: {e}"))?,
         };
+        let api_docs = match get("API_DOCS").as_deref() {
+            None | Some("on" | "1") => true,
+            Some("off" | "0") => false,
+            Some(_) => return Err("API_DOCS must be on or off".into()),
+        };
         let issuer = get("AUTH_ISSUER").unwrap_or_else(|| "http://127.0.0.1:8000".to_owned());
         let config = Self {
             bind: get("BIND").unwrap_or_else(|| "127.0.0.1:8000".to_owned()),
@@ -368,6 +376,7 @@ impl Config {
             metrics,
             metrics_bind: get("METRICS_BIND").unwrap_or_else(|| "127.0.0.1:9000".to_owned()),
             cors_allowed_origins,
+            api_docs,
         };
         if config.private_key_file.is_some() && config.secret.is_some() {
             return Err("set JWT_PRIVATE_KEY_FILE or JWT_SECRET, not both".into());
@@ -512,7 +521,7 @@ fn write_secret(path: &Path, contents: &[u8], replace: bool) -> std::io::Result<
 
 /// The items of `GET/POST /items`: a small shared list.
 #[derive(Clone, Default)]
-struct Items(Arc<Mutex<Vec<Value>>>);
+struct Items(Arc<Mutex<Vec<Item>>>);
 
 const MAX_ITEMS: usize = 1000;
 
@@ -726,20 +735,45 @@ pub async fn app(config: &Config) -> Result<(Router, AuthRouter), BoxError> {
         .bearer_layer()
         .resource_metadata(resource.metadata_url())?;
 
+    // Each requirement is written once: the same layers guard the routes and document them.
+    let read = RequireScopeLayer::all(["items:read"])?;
+    let write = RequireScopeLayer::all(["items:write"])?;
+    let docs = if config.api_docs {
+        let mut document = ApiDoc::openapi();
+        document.merge(auth.openapi("/auth")?);
+        document.merge(auth.admin_openapi("")?);
+        let token = Guard::from(&bearer);
+        secure(&mut document, &Method::GET, "/users/me", &[token.clone()])?;
+        secure(
+            &mut document,
+            &Method::GET,
+            "/items",
+            &[token.clone(), Guard::from(&read)],
+        )?;
+        secure(
+            &mut document,
+            &Method::POST,
+            "/items",
+            &[token, Guard::from(&write)],
+        )?;
+        Some(edge::api_docs(document))
+    } else {
+        None
+    };
+
     let items = Items::default();
     let protected = Router::new()
         .route("/users/me", get(me))
         .route(
             "/items",
-            get(list_items.layer(RequireScopeLayer::all(["items:read"])?))
-                .post(create_item.layer(RequireScopeLayer::all(["items:write"])?)),
+            get(list_items.layer(read)).post(create_item.layer(write)),
         )
         // route_layer, not layer: a layer would also wrap the fallback, answering 401 for paths
         // that do not exist.
         .route_layer(bearer)
         .layer(DefaultBodyLimit::max(4096));
-    let router = Router::new()
-        .route("/health", get(|| async { "ok" }))
+    let mut router = Router::new()
+        .route("/health", get(health))
         .merge(protected)
         .with_state(AppState {
             auth: auth.clone(),
@@ -751,6 +785,9 @@ pub async fn app(config: &Config) -> Result<(Router, AuthRouter), BoxError> {
         .nest("/auth", auth.router())
         .merge(issuer_metadata)
         .merge(resource.router());
+    if let Some(docs) = docs {
+        router = router.merge(docs);
+    }
     // Around every route, so that a preflight is answered before any bearer check or limiter.
     let router = if config.cors_allowed_origins.is_empty() {
         router
@@ -805,9 +842,58 @@ struct AppState {
     items: Items,
 }
 
+/// The example API's own routes; the login router's and the security of every route are
+/// merged in at start ([`app`]).
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "tower-jwt-auth example API",
+        description = "Log in with \"Authorize\" (the password flow against `/auth/token`), \
+                       then try the routes. Registered users get the scope `items:read`; \
+                       `POST /items` needs `items:write`."
+    ),
+    paths(health, me, list_items, create_item),
+    components(schemas(Me, Item, NewItem, ApiError))
+)]
+struct ApiDoc;
+
+/// `GET /health`.
+#[utoipa::path(get, path = "/health", tag = "api", responses(
+    (status = 200, description = "The server is up.", body = String, content_type = "text/plain"),
+))]
+async fn health() -> &'static str {
+    "ok"
+}
+
+/// What `GET /users/me` answers.
+#[derive(Serialize, ToSchema)]
+struct Me {
+    /// The user id (the token's `sub`).
+    sub: String,
+    username: String,
+    email: Option<String>,
+    /// The roles this token grants.
+    roles: Vec<String>,
+    /// The scopes this token grants.
+    scopes: Vec<String>,
+}
+
+/// An error body: a code and a fixed description.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Error)]
+struct ApiError {
+    error: String,
+    error_description: String,
+}
+
 /// `{sub, username, email, roles, scopes}`: the account, with the roles and scopes this token
 /// grants.
-async fn me(State(state): State<AppState>, claims: Claims) -> Result<Json<Value>, Response> {
+#[utoipa::path(get, path = "/users/me", tag = "api", responses(
+    (status = 200, description = "The account, with what this token grants.", body = Me),
+    (status = 404, description = "The account no longer exists."),
+    (status = 503, description = "`temporarily_unavailable`: the user store or the revocation store did not answer; try again after `Retry-After` seconds.", body = ApiError),
+))]
+async fn me(State(state): State<AppState>, claims: Claims) -> Result<Json<Me>, Response> {
     let sub = claims
         .subject()
         .ok_or_else(|| StatusCode::UNAUTHORIZED.into_response())?;
@@ -818,61 +904,98 @@ async fn me(State(state): State<AppState>, claims: Claims) -> Result<Json<Value>
         .await
         .map_err(unavailable)?
         .ok_or_else(|| StatusCode::NOT_FOUND.into_response())?;
-    Ok(Json(json!({
-        "sub": user.id,
-        "username": user.username,
-        "email": user.email,
-        "roles": claims.roles(),
-        "scopes": claims.scopes().iter().collect::<Vec<_>>(),
-    })))
+    Ok(Json(Me {
+        sub: user.id,
+        username: user.username,
+        email: user.email,
+        roles: claims.roles().to_vec(),
+        scopes: claims.scopes().iter().map(str::to_owned).collect(),
+    }))
 }
 
 /// A store that cannot answer: 503, and when to try again.
 fn unavailable(_: StoreError) -> Response {
+    let body = ApiError {
+        error: "temporarily_unavailable".to_owned(),
+        error_description: "the user store did not answer, try again later".to_owned(),
+    };
     (
         StatusCode::SERVICE_UNAVAILABLE,
         [(axum::http::header::RETRY_AFTER, "1")],
+        Json(body),
     )
         .into_response()
 }
 
-async fn list_items(State(state): State<AppState>) -> Json<Value> {
+/// An item of the demo list.
+#[derive(Clone, Serialize, ToSchema)]
+struct Item {
+    id: usize,
+    name: String,
+    /// The `sub` of the user who created it.
+    owner: Option<String>,
+}
+
+#[utoipa::path(get, path = "/items", tag = "api", responses(
+    (status = 200, description = "Every item.", body = [Item]),
+))]
+async fn list_items(State(state): State<AppState>) -> Json<Vec<Item>> {
     let items = state
         .items
         .0
         .lock()
         .map_or_else(|e| e.into_inner().clone(), |i| i.clone());
-    Json(Value::Array(items))
+    Json(items)
 }
 
-#[derive(Deserialize)]
+/// A new item.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewItem {
+    /// 1 to 100 characters.
     name: String,
 }
 
+#[utoipa::path(post, path = "/items", tag = "api", request_body = NewItem, responses(
+    (status = 201, description = "The new item.", body = Item),
+    (status = 400, description = "`invalid_request`: the name is empty or longer than 100 characters.", body = ApiError),
+    (status = 415, description = "Not `application/json`."),
+    (status = 422, description = "Not an item (missing or unknown fields).", body = String, content_type = "text/plain"),
+    (status = 507, description = "`full`: the demo list holds 1000 items.", body = ApiError),
+))]
 async fn create_item(
     State(state): State<AppState>,
     claims: Claims,
     Json(item): Json<NewItem>,
-) -> Result<(StatusCode, Json<Value>), (StatusCode, Json<Value>)> {
+) -> Result<(StatusCode, Json<Item>), (StatusCode, Json<ApiError>)> {
+    let refuse = |status, error: &str, description: &str| {
+        let body = ApiError {
+            error: error.to_owned(),
+            error_description: description.to_owned(),
+        };
+        (status, Json(body))
+    };
     let name = item.name.trim();
     if name.is_empty() || name.chars().count() > 100 {
-        return Err((
+        return Err(refuse(
             StatusCode::BAD_REQUEST,
-            Json(
-                json!({"error": "invalid_request", "error_description": "name must be 1 to 100 characters"}),
-            ),
+            "invalid_request",
+            "name must be 1 to 100 characters",
         ));
     }
     let mut items = state.items.0.lock().unwrap_or_else(|e| e.into_inner());
     if items.len() >= MAX_ITEMS {
-        return Err((
+        return Err(refuse(
             StatusCode::INSUFFICIENT_STORAGE,
-            Json(json!({"error": "full", "error_description": "the demo list is full"})),
+            "full",
+            "the demo list is full",
         ));
     }
-    let created = json!({"id": items.len() + 1, "name": name, "owner": claims.subject()});
+    let created = Item {
+        id: items.len() + 1,
+        name: name.to_owned(),
+        owner: claims.subject().map(str::to_owned),
+    };
     items.push(created.clone());
     Ok((StatusCode::CREATED, Json(created)))
 }

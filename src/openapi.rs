@@ -174,7 +174,8 @@ impl<R> From<&RequireRoleLayer<R>> for Guard {
 
 /// Documents the security of the operation `method` `path` of `document`: its `security` is
 /// what every one of `guards` requires together (the layers in front of the route, outermost
-/// first), its responses gain 401 and, when a scope or role is required, 403, and its
+/// first), its responses gain 401, 403 when a scope or role is required, and 503 (keys or
+/// revocation store unavailable) unless it documents its own, and its
 /// description says which roles it needs. The schemes, the error schema and the two responses
 /// are added to the components when missing. Calling it again replaces the security.
 ///
@@ -188,13 +189,26 @@ pub fn secure(
     path: &str,
     guards: &[Guard],
 ) -> Result<(), ConfigError> {
-    if guards.is_empty() {
-        return Err(ConfigError::InvalidSetting("no guard to document"));
-    }
     let oauth2 = document
         .components
         .as_ref()
         .is_some_and(|c| c.security_schemes.contains_key(OAUTH2_SCHEME));
+    secure_with(document, method, path, guards, oauth2)
+}
+
+/// [`secure`], offering the requirement through [`OAUTH2_SCHEME`] when `oauth2` (whether or
+/// not this document defines it: the router's administration document is merged beside the one
+/// that does).
+pub(crate) fn secure_with(
+    document: &mut OpenApi,
+    method: &Method,
+    path: &str,
+    guards: &[Guard],
+    oauth2: bool,
+) -> Result<(), ConfigError> {
+    if guards.is_empty() {
+        return Err(ConfigError::InvalidSetting("no guard to document"));
+    }
     let operation = operation_mut(document, method, path).ok_or(ConfigError::InvalidSetting(
         "the document has no operation at this method and path",
     ))?;
@@ -237,6 +251,10 @@ pub fn secure(
     if narrowed {
         responses.insert("403".to_owned(), component_ref("responses", "Forbidden"));
     }
+    // The operation's own 503, if it has one, says more.
+    responses
+        .entry("503".to_owned())
+        .or_insert_with(|| component_ref("responses", "Unavailable"));
     let roles: Vec<String> = alternatives
         .iter()
         .filter(|need| !need.roles.is_empty())
@@ -322,6 +340,17 @@ fn add_components(document: &mut OpenApi, forbidden: bool) -> Result<(), ConfigE
                 .responses
                 .insert(name.to_owned(), rejection(description)?);
         }
+    }
+    if !components.responses.contains_key("Unavailable") {
+        let unavailable = from_json(serde_json::json!({
+            "description": "The keys or the revocation store the layer depends on cannot be \
+                            had (`temporarily_unavailable`); no challenge.",
+            "headers": {"Retry-After": {"schema": {"type": "integer", "minimum": 1}}},
+            "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{ERROR_SCHEMA}")}}},
+        }))?;
+        components
+            .responses
+            .insert("Unavailable".to_owned(), unavailable);
     }
     Ok(())
 }
@@ -446,6 +475,7 @@ mod tests {
             "/components/schemas/Error",
             "/components/responses/Unauthorized",
             "/components/responses/Forbidden",
+            "/components/responses/Unavailable",
         ] {
             assert!(json.pointer(pointer).is_some(), "{pointer}");
         }

@@ -43,6 +43,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
+use utoipa_swagger_ui::SwaggerUi;
 
 type BoxError = Box<dyn Error + Send + Sync>;
 
@@ -103,6 +104,30 @@ pub fn harden(router: Router, request_timeout: Duration) -> Router {
                 request_timeout,
             )),
     )
+}
+
+/// The content security policy of Swagger UI's pages: its scripts, styles and images from
+/// this origin only (styles also inline, as React sets them; icons as `data:` images), calls
+/// to this origin only, and no framing.
+const DOCS_CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
+    style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; \
+    base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/// `GET /openapi.json` (the document) and Swagger UI at `/docs`, from assets compiled into the
+/// binary (nothing is fetched at build or run time). Its "Authorize" dialog logs in with the
+/// password flow; authorisation is not kept across page loads.
+pub fn api_docs(document: utoipa::openapi::OpenApi) -> Router {
+    let ui = SwaggerUi::new("/docs")
+        .url("/openapi.json", document)
+        .config(
+            utoipa_swagger_ui::Config::from("/openapi.json")
+                .persist_authorization(false)
+                .try_it_out_enabled(true),
+        );
+    Router::from(ui).layer(SetResponseHeaderLayer::overriding(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(DOCS_CONTENT_SECURITY_POLICY),
+    ))
 }
 
 /// How long a browser may reuse a preflight's answer.

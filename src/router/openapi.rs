@@ -7,7 +7,7 @@ use utoipa::openapi::OpenApi;
 
 use super::{AuthRouter, State};
 use crate::error::ConfigError;
-use crate::openapi::{ERROR_SCHEMA, Guard, OAUTH2_SCHEME, error_schema, from_json, secure};
+use crate::openapi::{ERROR_SCHEMA, Guard, OAUTH2_SCHEME, error_schema, from_json, secure_with};
 
 impl AuthRouter {
     /// The OpenAPI 3.1 document of [`router`](Self::router) mounted at `mount` (`"/auth"`, or
@@ -29,7 +29,9 @@ impl AuthRouter {
     }
 
     /// The OpenAPI 3.1 document of [`admin_router`](Self::admin_router) at `mount` (see
-    /// [`openapi`](Self::openapi), which includes these routes under its own mount).
+    /// [`openapi`](Self::openapi), which includes these routes under its own mount). Its
+    /// security requirements name the [`OAUTH2_SCHEME`] that [`openapi`](Self::openapi)
+    /// defines: merge both into the application's document.
     ///
     /// # Errors
     ///
@@ -121,11 +123,12 @@ fn document(state: &State, mount: &str, part: Part) -> Result<OpenApi, ConfigErr
     ];
     if part == Part::Router {
         for (method, path) in signed_in {
-            secure(
+            secure_with(
                 &mut document,
                 &method,
                 &format!("{mount}{path}"),
                 std::slice::from_ref(&bearer),
+                true,
             )?;
         }
     }
@@ -136,11 +139,12 @@ fn document(state: &State, mount: &str, part: Part) -> Result<OpenApi, ConfigErr
         (Method::PATCH, "/admin/users/{id}"),
         (Method::DELETE, "/admin/users/{id}"),
     ] {
-        secure(
+        secure_with(
             &mut document,
             &method,
             &format!("{mount}{path}"),
             &administrator,
+            true,
         )?;
     }
     Ok(document)

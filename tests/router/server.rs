@@ -27,6 +27,7 @@ use tower_jwt_auth::router::AuthRouter;
 use tower_jwt_auth::{KeySet, Verifier};
 
 use crate::common::answer::{Answer, answer};
+use crate::common::openapi;
 use crate::example::{self, Config};
 
 #[cfg(feature = "postgres")]
@@ -48,6 +49,8 @@ struct Running {
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
     auth: AuthRouter,
+    /// The server's `/openapi.json`, which every answer is checked against (unless off).
+    document: Option<Value>,
 }
 
 /// The settings `pairs`, in memory unless they name a `DATABASE_URL` (the default, an SQLite
@@ -80,13 +83,20 @@ async fn start_on(listener: TcpListener, pairs: &[(&str, &str)]) -> Running {
     let task = tokio::spawn(example::serve(listener, router, async {
         let _ = stopped.await;
     }));
-    Running {
+    let mut running = Running {
         addr,
         client: Client::builder(TokioExecutor::new()).build_http(),
         stop: Some(stop),
         task,
         auth,
+        document: None,
+    };
+    if config.api_docs {
+        let document = running.get("/openapi.json", None).await;
+        assert_eq!(document.status, StatusCode::OK);
+        running.document = Some(document.json());
     }
+    running
 }
 
 /// The error the server refuses to start with, from reading the settings or building the app.
@@ -109,7 +119,7 @@ impl Running {
         body: Option<(&str, String)>,
     ) -> Answer {
         let mut request = Request::builder()
-            .method(method)
+            .method(method.clone())
             .uri(format!("http://{}{path}", self.addr));
         if let Some(token) = bearer {
             request = request.header("authorization", format!("Bearer {token}"));
@@ -126,19 +136,37 @@ impl Running {
             .request(request.body(body).unwrap())
             .await
             .unwrap();
-        answer(response).await
+        self.documented(&method, path, answer(response).await)
+    }
+
+    /// `answer`, once checked against the server's document.
+    fn documented(&self, method: &Method, path: &str, answer: Answer) -> Answer {
+        if let Some(document) = &self.document {
+            let path = path.split('?').next().unwrap();
+            let method = method.as_str().to_ascii_lowercase();
+            openapi::check_answer(
+                document,
+                &method,
+                path,
+                answer.status.as_u16(),
+                answer.header("content-type"),
+                &answer.body,
+            );
+        }
+        answer
     }
 
     /// A bodiless request with these headers.
     async fn with_headers(&self, method: Method, path: &str, headers: &[(&str, &str)]) -> Answer {
         let mut request = Request::builder()
-            .method(method)
+            .method(method.clone())
             .uri(format!("http://{}{path}", self.addr));
         for &(name, value) in headers {
             request = request.header(name, value);
         }
         let request = request.body(Full::default()).unwrap();
-        answer(self.client.request(request).await.unwrap()).await
+        let answer = answer(self.client.request(request).await.unwrap()).await;
+        self.documented(&method, path, answer)
     }
 
     async fn get(&self, path: &str, bearer: Option<&str>) -> Answer {
@@ -941,6 +969,66 @@ async fn tokens_verify_with_the_published_jwks() {
         .unwrap();
     assert_eq!(claims.session_id(), Some(sid));
     server.shut_down().await;
+}
+
+#[tokio::test]
+async fn the_api_is_documented_at_openapi_json_and_docs_unless_turned_off() {
+    let server = start(&[]).await;
+    let document = server.document.clone().unwrap();
+    assert_eq!(document["openapi"], "3.1.0");
+    // The requirements come from the routes' own layers.
+    assert_eq!(
+        document["paths"]["/items"]["post"]["security"],
+        json!([{"bearer": ["items:write"]}, {"oauth2": ["items:write"]}])
+    );
+    assert_eq!(
+        document["paths"]["/admin/users"]["get"]["security"],
+        json!([{"bearer": ["admin"]}, {"oauth2": []}])
+    );
+    assert_eq!(
+        document["paths"]["/users/me"]["get"]["security"],
+        json!([{"bearer": []}, {"oauth2": []}])
+    );
+    let flow = &document["components"]["securitySchemes"]["oauth2"]["flows"]["password"];
+    assert_eq!(flow["tokenUrl"], "/auth/token");
+    assert_eq!(
+        flow["scopes"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
+        ["items:read", "items:write"]
+    );
+    let page = server.get("/docs/", None).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.header("content-type")
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let policy = page.header("content-security-policy").unwrap();
+    assert!(
+        policy.contains("script-src 'self'") && !policy.contains("unsafe-eval"),
+        "{policy}"
+    );
+    assert!(page.text().contains("swagger-ui-bundle.js"));
+    let bundle = server.get("/docs/swagger-ui-bundle.js", None).await;
+    assert_eq!(bundle.status, StatusCode::OK);
+    assert!(bundle.body.len() > 100_000);
+    let initializer = server.get("/docs/swagger-initializer.js", None).await;
+    assert!(initializer.text().contains("/openapi.json"));
+    server.shut_down().await;
+
+    let off = start(&[("API_DOCS", "off")]).await;
+    for path in ["/openapi.json", "/docs/", "/docs/swagger-ui-bundle.js"] {
+        assert_eq!(
+            off.get(path, None).await.status,
+            StatusCode::NOT_FOUND,
+            "{path}"
+        );
+    }
+    off.shut_down().await;
+    assert!(refusal(&[("API_DOCS", "maybe")]).await.contains("API_DOCS"));
 }
 
 /// A browser's preflight for `method` on `path` from `origin`, sending `Authorization`.
