@@ -24,6 +24,8 @@
 //! | `GET /items` | scope `items:read` |
 //! | `POST /items` | scope `items:write` |
 //! | `GET /health` | nothing |
+//! | `GET /docs` (Swagger UI), `GET /openapi.json` (OpenAPI 3.1) | nothing; off with `API_DOCS=off` |
+//! | `GET /.well-known/oauth-authorization-server` (RFC 8414, under the issuer's path if it has one), `GET /.well-known/oauth-protected-resource` (RFC 9728; every 401 of the API's routes names it in `resource_metadata`) | nothing |
 //!
 //! Configuration (environment):
 //!
@@ -42,7 +44,7 @@
 //! | `AUTH_BOOTSTRAP_ADMIN=username:password` | creates that admin at start when missing (role `admin`, scopes `items:read items:write`); an existing account keeps its password. Unset, a database with no account at all gets `admin` with a random password in `<database>.admin-password` (owner-only) |
 //! | `AUTH_REGISTRATION=1` | enables `/auth/register` (role `user`, scope `items:read`) |
 //! | `AUTH_REFRESH_GRACE=<seconds>` | lets a client that lost a refresh's answer present the same refresh token again within that many seconds (1 to 300) and get the same new one back, instead of ending the session as a replay (default: off) |
-//! | `AUTH_PUBLIC_URL` | the address users open (default: `AUTH_ISSUER`): mailed links are this, a path (`/reset-password`, `/verify-email`) and `?token=…`; `https://`, or `http://` to a loopback host |
+//! | `AUTH_PUBLIC_URL` | the address users open (default: `AUTH_ISSUER`): mailed links are this, a path (`/reset-password`, `/verify-email`) and `?token=…`; the discovery documents' endpoints and the API's resource identifier are absolute on it; `https://`, or `http://` to a loopback host |
 //! | `SMTP_URL` | the mail server: `smtps://host[:port]` (implicit TLS), `smtp://host[:port]` (STARTTLS required) or `smtp://localhost:port?tls=none` (plain, loopback only). Unset: mail is only written to the log at `INFO`, link included, and the server warns at start that this is for development |
 //! | `SMTP_USERNAME`, `SMTP_PASSWORD` | the mail server's credentials (both or neither) |
 //! | `SMTP_ROOT_CERT_FILE` | a PEM root certificate to trust besides Mozilla's (a private relay) |
@@ -53,6 +55,7 @@
 //! | `AUTH_TRUSTED_PROXIES=cidr,…` | peers whose forwarding header is trusted for the client address |
 //! | `AUTH_FORWARDED_HEADER` | the one header those proxies write: `x-forwarded-for` (default) or `forwarded`; the other is ignored |
 //! | `REDIS_URL` | revocations and login limits in Redis (build with `--features redis`); only with a shared `DATABASE_URL=postgres://…` for the users and sessions, which alone is already a complete deployment of several instances |
+//! | `API_DOCS=off` | no `/openapi.json` and no Swagger UI at `/docs` (default: on) |
 //! | `CORS_ALLOWED_ORIGINS` | comma-separated origins of browser apps allowed to call the API from their pages, each exactly as browsers send it: `https://host[:port]` (`http://` only to a loopback host), no path, no wildcard. Preflights are answered before any token check; `Authorization` and `Content-Type` may be sent; `WWW-Authenticate`, `Retry-After` and `Link` can be read; no cookies (tokens travel in the header). Unset (the default): no CORS headers at all, so browsers keep other origins out |
 //! | `METRICS=1` | installs a Prometheus recorder and serves the crate's counters at `GET /metrics` on a separate listener (see [`telemetry`]) |
 //! | `METRICS_BIND` | that listener's address (default `127.0.0.1:9000`); keep it off the public interface |
@@ -60,7 +63,9 @@
 //! The timeouts are whole seconds from 1 to 3600; the caps from 1 to 1 000 000. Every answer
 //! carries `X-Content-Type-Options: nosniff`, `X-Frame-Options: DENY`,
 //! `Referrer-Policy: no-referrer`, a content security policy that loads and frames nothing, and
-//! `Cache-Control: no-store` (the JWKS excepted: `public, max-age=300`); bodies over 16 KiB are
+//! `Cache-Control: no-store` (the JWKS excepted: `public, max-age=300`; the discovery documents:
+//! `public, max-age=3600`), and Swagger UI's pages a policy that lets them load their own
+//! scripts and styles; bodies over 16 KiB are
 //! answered 413 before any route reads them. Details in `examples/support/edge.rs`.
 //!
 //! With `REDIS_URL`, Redis must persist (`appendonly yes`) and never evict
@@ -743,7 +748,12 @@ pub async fn app(config: &Config) -> Result<(Router, AuthRouter), BoxError> {
         document.merge(auth.openapi("/auth")?);
         document.merge(auth.admin_openapi("")?);
         let token = Guard::from(&bearer);
-        secure(&mut document, &Method::GET, "/users/me", &[token.clone()])?;
+        secure(
+            &mut document,
+            &Method::GET,
+            "/users/me",
+            std::slice::from_ref(&token),
+        )?;
         secure(
             &mut document,
             &Method::GET,
@@ -857,7 +867,7 @@ struct AppState {
 )]
 struct ApiDoc;
 
-/// `GET /health`.
+/// Whether the server is up.
 #[utoipa::path(get, path = "/health", tag = "api", responses(
     (status = 200, description = "The server is up.", body = String, content_type = "text/plain"),
 ))]

@@ -18,7 +18,7 @@ impl AuthRouter {
     /// `{mount}/token`, the [supported scopes](super::AuthRouterBuilder::scopes_supported)) and
     /// [`BEARER_SCHEME`](crate::openapi::BEARER_SCHEME); the signed-in routes' security comes
     /// from the router's own bearer and administrator layers. Merge it into the application's
-    /// document with `OpenApi::merge`, then [`secure`] the application's routes.
+    /// document with `OpenApi::merge`, then [`secure`](crate::openapi::secure) the application's routes.
     ///
     /// # Errors
     ///

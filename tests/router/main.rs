@@ -8,17 +8,17 @@
 mod common;
 
 /// The example server (`cargo run --example server`), which `server` and `edge` run in-process.
-#[cfg(feature = "sqlite")]
+#[cfg(all(feature = "sqlite", feature = "openapi"))]
 #[path = "../../examples/server.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod example;
 
 mod accounts;
-#[cfg(feature = "sqlite")]
+#[cfg(all(feature = "sqlite", feature = "openapi"))]
 mod edge;
 mod login_backpressure;
 mod mail;
 mod router;
-#[cfg(feature = "sqlite")]
+#[cfg(all(feature = "sqlite", feature = "openapi"))]
 mod server;
 mod usernames;
