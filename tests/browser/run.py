@@ -15,6 +15,7 @@ server log go to the artefact dir (default target/browser-artifacts).
 """
 
 import base64
+import contextlib
 import http.server
 import json
 import os
@@ -183,6 +184,19 @@ class Browser:
             shutil.rmtree(self.profile, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def log_kept_on_failure(server, name):
+    """Stops `server` afterwards; on a failure, first copies its log to the artefacts."""
+    try:
+        yield server
+    except BaseException:
+        os.makedirs(ARTEFACTS, exist_ok=True)
+        shutil.copy(server.log, os.path.join(ARTEFACTS, f"{name}-server.log"))
+        raise
+    finally:
+        server.stop()
+
+
 def swagger_response(browser, operation):
     """Expands `operation`, tries it out, and returns (status, body text) of the answer."""
     block = f"#{operation}"
@@ -196,8 +210,7 @@ def swagger_response(browser, operation):
 
 
 def swagger_ui(browser):
-    server = Server()
-    try:
+    with log_kept_on_failure(Server(), "swagger") as server:
         server.register("alice")
         browser.open(f"{server.base}/docs/")
         browser.click(".auth-wrapper .authorize")
@@ -231,12 +244,6 @@ def swagger_ui(browser):
         assert "invalid_client" not in login, "Swagger UI's Basic credentials were refused"
         print("swagger ui: authorized as alice; GET /users/me 200; POST /items 403; "
               f"{len(console)} console messages, none about the content security policy")
-    except BaseException:
-        os.makedirs(ARTEFACTS, exist_ok=True)
-        shutil.copy(server.log, os.path.join(ARTEFACTS, "swagger-server.log"))
-        raise
-    finally:
-        server.stop()
 
 
 PAGE = """<!doctype html><meta charset="utf-8"><title>pending</title>
@@ -290,20 +297,16 @@ def cors(browser):
     # Only the first page's origin is allowed.
     server = Server(port=api_port, CORS_ALLOWED_ORIGINS=allowed)
     try:
-        server.register("bob")
-        browser.open(allowed + "/")
-        title = wait_until("the allowed page", lambda: settled(browser))
-        assert title == "me 200 bob", title
-        browser.open(other + "/")
-        title = wait_until("the other page", lambda: settled(browser))
-        assert title == "blocked TypeError", title
-        print(f"cors: {allowed} read /users/me; {other} was blocked")
-    except BaseException:
-        os.makedirs(ARTEFACTS, exist_ok=True)
-        shutil.copy(server.log, os.path.join(ARTEFACTS, "cors-server.log"))
-        raise
+        with log_kept_on_failure(server, "cors"):
+            server.register("bob")
+            browser.open(allowed + "/")
+            title = wait_until("the allowed page", lambda: settled(browser))
+            assert title == "me 200 bob", title
+            browser.open(other + "/")
+            title = wait_until("the other page", lambda: settled(browser))
+            assert title == "blocked TypeError", title
+            print(f"cors: {allowed} read /users/me; {other} was blocked")
     finally:
-        server.stop()
         allowed_page.shutdown()
         other_page.shutdown()
 
@@ -311,17 +314,11 @@ def cors(browser):
 def clients(_browser):
     """authlib, PyJWT and openapi-spec-validator from the base URL alone (tests/interop)."""
     server = Server(AUTH_BOOTSTRAP_ADMIN=f"admin:{PASSWORD}")
-    try:
+    with log_kept_on_failure(server, "clients"):
         script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "interop",
                               "clients.py")
         subprocess.run([sys.executable, script, server.base, "admin", PASSWORD], check=True,
                        timeout=120)
-    except BaseException:
-        os.makedirs(ARTEFACTS, exist_ok=True)
-        shutil.copy(server.log, os.path.join(ARTEFACTS, "clients-server.log"))
-        raise
-    finally:
-        server.stop()
 
 
 def main():

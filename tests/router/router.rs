@@ -1892,6 +1892,19 @@ async fn metadata(auth: &AuthRouter, base: &str, path: &str) -> Answer {
     send(app, Request::get(path).body(Body::empty()).unwrap()).await
 }
 
+/// The metadata document of a router with these registered clients.
+async fn metadata_with_clients(clients: Vec<Client>) -> Value {
+    let mut builder = AuthRouter::builder(ed25519_issuer()).hasher(cheap_hasher());
+    for client in clients {
+        builder = builder.client(client).unwrap();
+    }
+    let auth = builder.build().unwrap();
+    let path = "/.well-known/oauth-authorization-server";
+    metadata(&auth, "https://api.example/auth", path)
+        .await
+        .json()
+}
+
 #[tokio::test]
 async fn metadata_lists_the_endpoints_grants_and_client_methods_it_really_has() {
     let auth = AuthRouter::builder(ed25519_issuer())
@@ -1931,40 +1944,18 @@ async fn metadata_lists_the_endpoints_grants_and_client_methods_it_really_has() 
     let confidential = Client::confidential("backend", SECRET)
         .unwrap()
         .grants(&[GrantType::Password]);
-    let auth = AuthRouter::builder(ed25519_issuer())
-        .hasher(cheap_hasher())
-        .client(confidential)
-        .unwrap()
-        .build()
-        .unwrap();
-    let document = metadata(
-        &auth,
-        "https://api.example/auth",
-        "/.well-known/oauth-authorization-server",
-    )
-    .await
-    .json();
+    let document = metadata_with_clients(vec![confidential]).await;
     assert_eq!(document["grant_types_supported"], json!(["password"]));
     assert_eq!(
         document["token_endpoint_auth_methods_supported"],
         json!(["client_secret_basic", "client_secret_post"])
     );
     assert!(document.get("scopes_supported").is_none());
-    let auth = AuthRouter::builder(ed25519_issuer())
-        .hasher(cheap_hasher())
-        .client(Client::confidential("backend", SECRET).unwrap())
-        .unwrap()
-        .client(Client::public("spa").unwrap())
-        .unwrap()
-        .build()
-        .unwrap();
-    let document = metadata(
-        &auth,
-        "https://api.example/auth",
-        "/.well-known/oauth-authorization-server",
-    )
-    .await
-    .json();
+    let document = metadata_with_clients(vec![
+        Client::confidential("backend", SECRET).unwrap(),
+        Client::public("spa").unwrap(),
+    ])
+    .await;
     assert_eq!(
         document["revocation_endpoint_auth_methods_supported"],
         json!(["none", "client_secret_basic", "client_secret_post"])
