@@ -837,7 +837,8 @@ async fn register_user(state: &Arc<State>, request: Request) -> Outcome {
             super::recovery::verification_on_registration(state, user);
             Ok(reply)
         }
-        Created::Taken => Ok(taken()),
+        // No identity was given, so none is taken.
+        Created::Taken | Created::IdentityTaken => Ok(taken()),
         Created::EmailTaken => Ok(email_taken()),
         Created::InvalidUsername => Ok(policy("invalid username")),
     }

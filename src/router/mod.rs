@@ -154,6 +154,7 @@ mod account;
 mod admin;
 mod endpoints;
 mod events;
+mod identities;
 mod metadata;
 #[cfg(feature = "openapi")]
 mod openapi;
@@ -163,6 +164,9 @@ mod reply;
 mod request;
 mod users;
 
+pub use identities::{
+    DEFAULT_MAX_ONE_TIME_VALUES, Identity, Linked, MemoryOneTimeStore, OneTimeStore, Unlinked,
+};
 pub use admin::{DEFAULT_PAGE_SIZE, MAX_GRANTS, MAX_PAGE_SIZE};
 pub use recovery::{
     DEFAULT_RESET_TTL, DEFAULT_VERIFICATION_TTL, MAIL_INTERVAL, MAIL_JOB_TIMEOUT, MAX_MAIL_JOBS,
@@ -956,8 +960,8 @@ impl AuthRouter {
             Created::Created(user) => Ok(user),
             Created::Taken => Err(CreateUserError::Taken),
             Created::InvalidUsername => Err(CreateUserError::InvalidUsername),
-            // No address was given.
-            Created::EmailTaken => Err(CreateUserError::Taken),
+            // No address and no identity were given.
+            Created::EmailTaken | Created::IdentityTaken => Err(CreateUserError::Taken),
         }
     }
 }

@@ -7,6 +7,7 @@ use std::sync::{Mutex, PoisonError};
 
 use serde::Serialize;
 
+use super::identities::{Identity, Linked, Unlinked};
 use crate::store::{StoreError, StoreFuture};
 use crate::username::{legacy_username, normalize_username, username_skeleton};
 
@@ -20,7 +21,8 @@ pub struct User {
     pub username: String,
     /// An e-mail address, when the user gave one.
     pub email: Option<String>,
-    /// The PHC string (argon2id, or a legacy bcrypt hash) of the password.
+    /// The PHC string (argon2id, or a legacy bcrypt hash) of the password; empty for an
+    /// account without one (created by an external sign-in), which no password opens.
     pub password_hash: String,
     /// Roles, copied into the access tokens' `roles`.
     pub roles: Vec<String>,
@@ -34,6 +36,13 @@ pub struct User {
 }
 
 impl User {
+    /// Whether the account has a password (an account created by an external sign-in has
+    /// none until it sets one through a reset link).
+    #[must_use]
+    pub fn has_password(&self) -> bool {
+        !self.password_hash.is_empty()
+    }
+
     /// The user without the password hash, for responses and listings.
     #[must_use]
     pub fn public(&self) -> PublicUser {
@@ -122,6 +131,9 @@ pub enum Created {
     InvalidUsername,
     /// Another account has this e-mail address (by [`email_key`]).
     EmailTaken,
+    /// The external identity given to [`UserStore::create_linked`] is already linked to an
+    /// account.
+    IdentityTaken,
 }
 
 /// How e-mail addresses are compared: ASCII letters lower-cased, everything else as it is.
@@ -258,6 +270,22 @@ pub trait UserStore: Send + Sync + 'static {
     /// Discards the account's token for `purpose`, if any (a password change makes an
     /// outstanding reset link useless).
     fn revoke_tokens(&self, user_id: &str, purpose: TokenPurpose) -> StoreFuture<()>;
+    /// The user linked to the external identity `(issuer, subject)`.
+    fn find_by_identity(&self, issuer: &str, subject: &str) -> StoreFuture<Option<User>>;
+    /// The external identities linked to user `user_id`, by provider name.
+    fn identities(&self, user_id: &str) -> StoreFuture<Vec<Identity>>;
+    /// Creates a user, as [`create`](Self::create) does, with `identity` linked to it, in one
+    /// atomic step: [`Created::IdentityTaken`], and no user, when the identity is already
+    /// linked (two first sign-ins of one person at once create one account).
+    fn create_linked(&self, user: NewUser, identity: Identity) -> StoreFuture<Created>;
+    /// Links `identity` to user `user_id`, unless the identity is linked to an account
+    /// already or the user has one from its provider. Atomic.
+    fn link_identity(&self, user_id: &str, identity: Identity) -> StoreFuture<Linked>;
+    /// Unlinks the user's identity from `provider`, unless it is the last way the account
+    /// has to sign in: no password and no other identity ([`Unlinked::LastWayToSignIn`]). The
+    /// check and the removal are one atomic step, so two concurrent unlinks of an account's
+    /// last two identities leave one.
+    fn unlink_identity(&self, user_id: &str, provider: &str) -> StoreFuture<Unlinked>;
 }
 
 /// A change to an account's standing; a field left `None` stays as it is.
@@ -333,6 +361,8 @@ struct Users {
     /// One-time tokens by hash, and the hash of each account's token per purpose.
     tokens: HashMap<[u8; 32], AccountToken>,
     token_of: HashMap<(String, TokenPurpose), [u8; 32]>,
+    /// Linked identities by `(issuer, subject)`, with the id of their user.
+    identities: HashMap<(String, String), (String, Identity)>,
 }
 
 impl Users {
@@ -374,6 +404,58 @@ impl MemoryUserStore {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Creates `user`, with `identity` linked to it when given.
+    fn insert(&self, user: NewUser, identity: Option<Identity>) -> Result<Created, StoreError> {
+        let Some(username) = stored_form(&user.username) else {
+            return Ok(Created::InvalidUsername);
+        };
+        let skeleton = username_skeleton(&username);
+        let mut users = self.users();
+        if users.by_name.contains_key(&username) || users.skeletons.contains(&skeleton) {
+            return Ok(Created::Taken);
+        }
+        let key = user.email.as_deref().map(email_key);
+        if key
+            .as_ref()
+            .is_some_and(|key| users.by_email.contains_key(key))
+        {
+            return Ok(Created::EmailTaken);
+        }
+        let identity_key = identity
+            .as_ref()
+            .map(|identity| (identity.issuer.clone(), identity.subject.clone()));
+        if identity_key
+            .as_ref()
+            .is_some_and(|key| users.identities.contains_key(key))
+        {
+            return Ok(Created::IdentityTaken);
+        }
+        if users.by_id.len() >= self.max_users {
+            return Err(StoreError::new("user store is full"));
+        }
+        let id = crate::ids::random_id()?;
+        let user = User {
+            id: id.clone(),
+            username: username.clone(),
+            email: user.email,
+            password_hash: user.password_hash,
+            roles: user.roles,
+            scopes: user.scopes,
+            disabled: false,
+            email_verified: false,
+        };
+        if let Some(key) = key {
+            users.by_email.insert(key, id.clone());
+        }
+        if let (Some(key), Some(identity)) = (identity_key, identity) {
+            users.identities.insert(key, (id.clone(), identity));
+        }
+        users.by_name.insert(username, id.clone());
+        users.skeletons.insert(skeleton);
+        users.by_id.insert(id, user.clone());
+        Ok(Created::Created(user))
+    }
+
     /// Applies `change` (`None`: deletes) unless it takes `protected_role` from its last
     /// enabled holder.
     fn change(
@@ -413,6 +495,7 @@ impl MemoryUserStore {
                 }
                 users.drop_token(id, TokenPurpose::PasswordReset);
                 users.drop_token(id, TokenPurpose::EmailVerification);
+                users.identities.retain(|_, (owner, _)| owner != id);
             }
         }
         StoreFuture::ready(Ok(Changed::Changed(before)))
@@ -450,45 +533,7 @@ impl UserStore for MemoryUserStore {
     }
 
     fn create(&self, user: NewUser) -> StoreFuture<Created> {
-        let Some(username) = stored_form(&user.username) else {
-            return StoreFuture::ready(Ok(Created::InvalidUsername));
-        };
-        let skeleton = username_skeleton(&username);
-        let mut users = self.users();
-        if users.by_name.contains_key(&username) || users.skeletons.contains(&skeleton) {
-            return StoreFuture::ready(Ok(Created::Taken));
-        }
-        let key = user.email.as_deref().map(email_key);
-        if key
-            .as_ref()
-            .is_some_and(|key| users.by_email.contains_key(key))
-        {
-            return StoreFuture::ready(Ok(Created::EmailTaken));
-        }
-        if users.by_id.len() >= self.max_users {
-            return StoreFuture::ready(Err(StoreError::new("user store is full")));
-        }
-        let id = match crate::ids::random_id() {
-            Ok(id) => id,
-            Err(error) => return StoreFuture::ready(Err(error.into())),
-        };
-        let user = User {
-            id: id.clone(),
-            username: username.clone(),
-            email: user.email,
-            password_hash: user.password_hash,
-            roles: user.roles,
-            scopes: user.scopes,
-            disabled: false,
-            email_verified: false,
-        };
-        if let Some(key) = key {
-            users.by_email.insert(key, id.clone());
-        }
-        users.by_name.insert(username, id.clone());
-        users.skeletons.insert(skeleton);
-        users.by_id.insert(id, user.clone());
-        StoreFuture::ready(Ok(Created::Created(user)))
+        StoreFuture::ready(self.insert(user, None))
     }
 
     fn update_password_hash(&self, id: &str, password_hash: String) -> StoreFuture<bool> {
@@ -586,6 +631,73 @@ impl UserStore for MemoryUserStore {
     fn revoke_tokens(&self, user_id: &str, purpose: TokenPurpose) -> StoreFuture<()> {
         self.users().drop_token(user_id, purpose);
         StoreFuture::ready(Ok(()))
+    }
+
+    fn find_by_identity(&self, issuer: &str, subject: &str) -> StoreFuture<Option<User>> {
+        let users = self.users();
+        let user = users
+            .identities
+            .get(&(issuer.to_owned(), subject.to_owned()))
+            .and_then(|(id, _)| users.by_id.get(id))
+            .cloned();
+        StoreFuture::ready(Ok(user))
+    }
+
+    fn identities(&self, user_id: &str) -> StoreFuture<Vec<Identity>> {
+        let users = self.users();
+        let mut linked: Vec<Identity> = users
+            .identities
+            .values()
+            .filter(|(owner, _)| owner == user_id)
+            .map(|(_, identity)| identity.clone())
+            .collect();
+        linked.sort_by(|a, b| a.provider.cmp(&b.provider));
+        StoreFuture::ready(Ok(linked))
+    }
+
+    fn create_linked(&self, user: NewUser, identity: Identity) -> StoreFuture<Created> {
+        StoreFuture::ready(self.insert(user, Some(identity)))
+    }
+
+    fn link_identity(&self, user_id: &str, identity: Identity) -> StoreFuture<Linked> {
+        let mut users = self.users();
+        if !users.by_id.contains_key(user_id) {
+            return StoreFuture::ready(Ok(Linked::NoSuchUser));
+        }
+        let key = (identity.issuer.clone(), identity.subject.clone());
+        if users.identities.contains_key(&key) {
+            return StoreFuture::ready(Ok(Linked::IdentityTaken));
+        }
+        let has_provider = users
+            .identities
+            .values()
+            .any(|(owner, linked)| owner == user_id && linked.provider == identity.provider);
+        if has_provider {
+            return StoreFuture::ready(Ok(Linked::ProviderTaken));
+        }
+        users.identities.insert(key, (user_id.to_owned(), identity));
+        StoreFuture::ready(Ok(Linked::Linked))
+    }
+
+    fn unlink_identity(&self, user_id: &str, provider: &str) -> StoreFuture<Unlinked> {
+        let mut users = self.users();
+        let has_password = users.by_id.get(user_id).is_some_and(User::has_password);
+        let mut mine = users
+            .identities
+            .iter()
+            .filter(|(_, (owner, _))| owner == user_id);
+        let found = mine
+            .clone()
+            .find(|(_, (_, identity))| identity.provider == provider)
+            .map(|(key, _)| key.clone());
+        let Some(key) = found else {
+            return StoreFuture::ready(Ok(Unlinked::NotLinked));
+        };
+        if !has_password && mine.nth(1).is_none() {
+            return StoreFuture::ready(Ok(Unlinked::LastWayToSignIn));
+        }
+        let removed = users.identities.remove(&key).map(|(_, identity)| identity);
+        StoreFuture::ready(Ok(removed.map_or(Unlinked::NotLinked, Unlinked::Unlinked)))
     }
 }
 
@@ -826,6 +938,21 @@ mod tests {
         }
         fn revoke_tokens(&self, id: &str, p: TokenPurpose) -> StoreFuture<()> {
             self.0.revoke_tokens(id, p)
+        }
+        fn find_by_identity(&self, issuer: &str, subject: &str) -> StoreFuture<Option<User>> {
+            self.0.find_by_identity(issuer, subject)
+        }
+        fn identities(&self, id: &str) -> StoreFuture<Vec<Identity>> {
+            self.0.identities(id)
+        }
+        fn create_linked(&self, user: NewUser, identity: Identity) -> StoreFuture<Created> {
+            self.0.create_linked(user, identity)
+        }
+        fn link_identity(&self, id: &str, identity: Identity) -> StoreFuture<Linked> {
+            self.0.link_identity(id, identity)
+        }
+        fn unlink_identity(&self, id: &str, provider: &str) -> StoreFuture<Unlinked> {
+            self.0.unlink_identity(id, provider)
         }
     }
 

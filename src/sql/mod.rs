@@ -1,6 +1,7 @@
-//! SQL stores: users, refresh families, the denylist and the login limiter in SQLite (feature
-//! `sqlite`, one instance on an embedded file) or PostgreSQL (feature `postgres`, several
-//! instances sharing one database; complete on its own, no Redis needed).
+//! SQL stores: users, refresh families, the denylist, the login limiter and the one-time values
+//! of external sign-in in SQLite (feature `sqlite`, one instance on an embedded file) or
+//! PostgreSQL (feature `postgres`, several instances sharing one database; complete on its
+//! own, no Redis needed).
 //!
 //! ```
 //! # #[cfg(feature = "sqlite")]
@@ -42,8 +43,9 @@
 //!
 //! # Schema and migrations
 //!
-//! The tables (`auth_users`, `auth_sessions`, `auth_rotated_tokens`, `auth_revocations`,
-//! `auth_limiter_failures`, `auth_limiter_clients`) are created by [`migrate`] from plain
+//! The tables (`auth_users`, `auth_identities`, `auth_account_tokens`, `auth_sessions`,
+//! `auth_rotated_tokens`, `auth_revocations`, `auth_limiter_failures`, `auth_limiter_clients`,
+//! `auth_one_time`) are created by [`migrate`] from plain
 //! `.sql` files shipped in the crate (`src/sql/migrations/{sqlite,postgres}`), which other tools
 //! can read and apply too. Migrations are recorded in sqlx's `_sqlx_migrations` table under
 //! versions starting `20261206`; migrating ignores versions it does not know, so an
@@ -55,7 +57,10 @@
 //!
 //! - [`SqlUserStore`]: usernames and their look-alike skeletons are unique columns, so the
 //!   check and the insert of [`UserStore::create`](crate::router::UserStore::create) are one
-//!   atomic statement, on one instance or on several.
+//!   atomic statement, on one instance or on several. External identities are unique by
+//!   `(issuer, subject)` and by `(user, provider)`;
+//!   [`create_linked`](crate::router::UserStore::create_linked) inserts the account and its
+//!   identity in one transaction, and the unlinks of one account take turns.
 //! - [`SqlRefreshStore`]: a rotation is one conditional `UPDATE … WHERE current_hash = old …
 //!   RETURNING`, in a transaction with the record of the rotated token: of two concurrent
 //!   rotations with one token exactly one wins, and the other (a replay) ends the family. The
@@ -65,6 +70,8 @@
 //! - [`SqlLimiterStore`]: each decision is one transaction (SQLite: `BEGIN IMMEDIATE`;
 //!   PostgreSQL: transaction-scoped advisory locks on the records' keys, taken in order), with
 //!   the same policy and arithmetic as the in-memory limiter.
+//! - [`SqlOneTimeStore`]: a take is one `DELETE … RETURNING`, so of concurrent takes of one
+//!   value, on any number of instances, one gets it; expired values are deleted by the puts.
 //!
 //! Every call is bounded by the database's [timeout](Database::timeout) (2 s by default):
 //! a database that is down or hung makes the store answer a
@@ -98,6 +105,7 @@ use std::time::Duration;
 use crate::store::StoreError;
 
 mod limiter;
+mod one_time;
 mod refresh;
 mod revocation;
 mod users;
@@ -106,6 +114,7 @@ mod users;
 pub use sqlx;
 
 pub use limiter::SqlLimiterStore;
+pub use one_time::SqlOneTimeStore;
 pub use refresh::SqlRefreshStore;
 pub use revocation::{ReplicaOptions, SqlRevocationStore};
 pub use users::SqlUserStore;
@@ -376,6 +385,12 @@ impl Database {
         SqlRefreshStore::new(self.clone())
     }
 
+    /// The one-time values of external sign-in (flow state, sign-in codes).
+    #[must_use]
+    pub fn one_time(&self) -> SqlOneTimeStore {
+        SqlOneTimeStore::new(self.clone())
+    }
+
     /// The login limiter deciding with `limits`.
     #[must_use]
     pub fn limiter(&self, limits: crate::ratelimit::LoginLimits) -> SqlLimiterStore {
@@ -438,6 +453,13 @@ fn is_unique_violation(error: &sqlx::Error) -> bool {
     error
         .as_database_error()
         .is_some_and(sqlx::error::DatabaseError::is_unique_violation)
+}
+
+/// Whether `error` is a foreign-key violation.
+fn is_foreign_key_violation(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .is_some_and(sqlx::error::DatabaseError::is_foreign_key_violation)
 }
 
 #[cfg(feature = "sqlite")]

@@ -5,18 +5,28 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use sqlx::Row;
 
-use super::{Backend, Database, int, is_unique_violation, json_list, parse_list, uint, with_pool};
+use super::{
+    Backend, Database, int, is_foreign_key_violation, is_unique_violation, json_list, parse_list,
+    uint, with_pool,
+};
 use crate::router::{
-    AccountToken, Changed, Created, Issued, NewUser, TokenPurpose, User, UserChange, UserStore,
-    email_key, loses_role, stored_form,
+    AccountToken, Changed, Created, Identity, Issued, Linked, NewUser, TokenPurpose, Unlinked,
+    User, UserChange, UserStore, email_key, loses_role, stored_form,
 };
 use crate::store::{StoreError, StoreFuture};
 use crate::username::username_skeleton;
 
-/// [`UserStore`] in the `auth_users` table. The normalised username and its look-alike
-/// skeleton are unique columns: [`create`](UserStore::create) is one `INSERT`, and of two
-/// concurrent registrations of one name or of look-alikes, on any number of instances, one
-/// gets [`Created::Taken`].
+/// [`UserStore`] in the `auth_users` table, with linked external identities in
+/// `auth_identities`. The normalised username and its look-alike skeleton are unique columns:
+/// [`create`](UserStore::create) is one `INSERT`, and of two concurrent registrations of one
+/// name or of look-alikes, on any number of instances, one gets [`Created::Taken`].
+///
+/// An identity's `(issuer, subject)` is the table's primary key and `(user_id, provider)` is
+/// unique, so [`create_linked`](UserStore::create_linked) (the account and its identity in
+/// one transaction) and [`link_identity`](UserStore::link_identity) cannot link one identity
+/// twice, nor two from one provider to one account. The unlinks of one account take turns
+/// (SQLite: the write lock; PostgreSQL: an advisory lock on the account), so two concurrent
+/// unlinks of an account's last two ways to sign in leave one.
 #[derive(Clone)]
 pub struct SqlUserStore {
     db: Database,
@@ -43,6 +53,39 @@ const BY_EMAIL: &str = concat!(
     user_columns!(),
     " FROM auth_users WHERE email_key = $1"
 );
+
+/// Finds the user an identity (`$1` issuer, `$2` subject) is linked to.
+const BY_IDENTITY: &str = concat!(
+    "SELECT ",
+    user_columns!(),
+    " FROM auth_users WHERE id = \
+     (SELECT user_id FROM auth_identities WHERE issuer = $1 AND subject = $2)"
+);
+
+/// The columns [`identity_from_row`] reads.
+macro_rules! identity_columns {
+    () => {
+        "provider, issuer, subject, email, linked_at"
+    };
+}
+
+/// How many times [`UserStore::link_identity`] tries again when the row that made its insert
+/// do nothing is gone by the time it looks (unlinked or deleted in between).
+const LINK_ATTEMPTS: usize = 4;
+
+/// Decodes an identity from a row of [`identity_columns`].
+macro_rules! identity_from_row {
+    ($row:expr) => {{
+        let row = $row;
+        Ok::<Identity, sqlx::Error>(Identity {
+            provider: row.try_get("provider")?,
+            issuer: row.try_get("issuer")?,
+            subject: row.try_get("subject")?,
+            email: row.try_get("email")?,
+            linked_at: uint(row.try_get("linked_at")?),
+        })
+    }};
+}
 
 /// Decodes a user from a row of [`user_columns`].
 macro_rules! user_from_row {
@@ -115,18 +158,130 @@ impl SqlUserStore {
         })
     }
 
-    fn find(&self, sql: &'static str, value: &str) -> StoreFuture<Option<User>> {
+    /// The user `sql` finds with `values` bound in order.
+    fn find(&self, sql: &'static str, values: &[&str]) -> StoreFuture<Option<User>> {
         let this = self.clone();
-        let value = value.to_owned();
+        let values: Vec<String> = values.iter().map(|value| (*value).to_owned()).collect();
         StoreFuture::boxed(async move {
             this.db
                 .run(async {
                     with_pool!(this.db, p => {
-                        let row = sqlx::query(sql).bind(&value).fetch_optional(p).await?;
+                        let mut query = sqlx::query(sql);
+                        for value in &values {
+                            query = query.bind(value);
+                        }
+                        let row = query.fetch_optional(p).await?;
                         row.map(|row| user_from_row!(row)).transpose()
                     })
                 })
                 .await
+        })
+    }
+
+    /// Creates `user`, with `identity` linked to it when given, in one transaction: what
+    /// [`create`](UserStore::create) and [`create_linked`](UserStore::create_linked) share. A
+    /// name, skeleton or e-mail key already taken is refused by the user's `INSERT` (the
+    /// unique columns); an identity already linked by the identity's, which then leaves no
+    /// user behind.
+    fn insert(&self, user: NewUser, identity: Option<Identity>) -> StoreFuture<Created> {
+        let Some(username) = stored_form(&user.username) else {
+            return StoreFuture::ready(Ok(Created::InvalidUsername));
+        };
+        let skeleton = username_skeleton(&username);
+        let id = match crate::ids::random_id() {
+            Ok(id) => id,
+            Err(error) => return StoreFuture::ready(Err(error.into())),
+        };
+        let this = self.clone();
+        StoreFuture::boxed(async move {
+            let now = int(now());
+            let (roles, scopes) = (json_list(&user.roles), json_list(&user.scopes));
+            let refused = this
+                .db
+                .run(async {
+                    with_pool!(this.db, p => {
+                        let mut tx = p.begin_write().await?;
+                        let inserted = sqlx::query(
+                            "INSERT INTO auth_users (id, username, skeleton, email, \
+                             password_hash, roles, scopes, disabled, created_at, updated_at, \
+                             email_key) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10)",
+                        )
+                        .bind(&id)
+                        .bind(&username)
+                        .bind(&skeleton)
+                        .bind(&user.email)
+                        .bind(&user.password_hash)
+                        .bind(&roles)
+                        .bind(&scopes)
+                        .bind(false)
+                        .bind(now)
+                        .bind(user.email.as_deref().map(email_key))
+                        .execute(&mut *tx)
+                        .await;
+                        match inserted {
+                            Ok(_) => {}
+                            Err(error) if is_unique_violation(&error) => {
+                                if !names_email_key(&error) {
+                                    return Ok(Some(Created::Taken));
+                                }
+                                // SQLite reports the address even when the name is taken
+                                // too; the name comes first, as on PostgreSQL and in memory.
+                                drop(tx);
+                                let name_taken = sqlx::query(
+                                    "SELECT 1 FROM auth_users WHERE username = $1 OR skeleton = $2",
+                                )
+                                .bind(&username)
+                                .bind(&skeleton)
+                                .fetch_optional(p)
+                                .await?
+                                .is_some();
+                                return Ok(Some(if name_taken {
+                                    Created::Taken
+                                } else {
+                                    Created::EmailTaken
+                                }));
+                            }
+                            // Dropping the transaction rolls it back.
+                            Err(error) => return Err(error),
+                        }
+                        if let Some(identity) = &identity {
+                            // The account is new: only `(issuer, subject)` can conflict.
+                            let linked = sqlx::query(
+                                "INSERT INTO auth_identities \
+                                 (issuer, subject, user_id, provider, email, linked_at) \
+                                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                            )
+                            .bind(&identity.issuer)
+                            .bind(&identity.subject)
+                            .bind(&id)
+                            .bind(&identity.provider)
+                            .bind(&identity.email)
+                            .bind(int(identity.linked_at))
+                            .execute(&mut *tx)
+                            .await?;
+                            if linked.rows_affected() == 0 {
+                                return Ok(Some(Created::IdentityTaken));
+                            }
+                        }
+                        tx.commit().await?;
+                        Ok(None)
+                    })
+                })
+                .await?;
+            if let Some(refused) = refused {
+                return Ok(refused);
+            }
+            Ok(Created::Created(User {
+                id,
+                username,
+                email: user.email,
+                password_hash: user.password_hash,
+                roles: user.roles,
+                scopes: user.scopes,
+                disabled: false,
+                email_verified: false,
+            }))
         })
     }
 
@@ -197,6 +352,12 @@ impl SqlUserStore {
                                 .await?;
                             }
                             None => {
+                                // Not left to the foreign key's cascade: an application's own
+                                // SQLite pool may have foreign keys off.
+                                sqlx::query("DELETE FROM auth_identities WHERE user_id = $1")
+                                    .bind(&id)
+                                    .execute(&mut *tx)
+                                    .await?;
                                 sqlx::query("DELETE FROM auth_users WHERE id = $1")
                                     .bind(&id)
                                     .execute(&mut *tx)
@@ -249,77 +410,15 @@ impl fmt::Debug for SqlUserStore {
 
 impl UserStore for SqlUserStore {
     fn find_by_username(&self, username: &str) -> StoreFuture<Option<User>> {
-        self.find(BY_NAME, username)
+        self.find(BY_NAME, &[username])
     }
 
     fn find_by_id(&self, id: &str) -> StoreFuture<Option<User>> {
-        self.find(BY_ID, id)
+        self.find(BY_ID, &[id])
     }
 
     fn create(&self, user: NewUser) -> StoreFuture<Created> {
-        let Some(username) = stored_form(&user.username) else {
-            return StoreFuture::ready(Ok(Created::InvalidUsername));
-        };
-        let skeleton = username_skeleton(&username);
-        let id = match crate::ids::random_id() {
-            Ok(id) => id,
-            Err(error) => return StoreFuture::ready(Err(error.into())),
-        };
-        let this = self.clone();
-        StoreFuture::boxed(async move {
-            let now = int(now());
-            let (roles, scopes) = (json_list(&user.roles), json_list(&user.scopes));
-            let inserted = this
-                .db
-                .run(async {
-                    let result = with_pool!(this.db, p => {
-                        sqlx::query(
-                            "INSERT INTO auth_users (id, username, skeleton, email, \
-                             password_hash, roles, scopes, disabled, created_at, updated_at, \
-                             email_key) \
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10)",
-                        )
-                        .bind(&id)
-                        .bind(&username)
-                        .bind(&skeleton)
-                        .bind(&user.email)
-                        .bind(&user.password_hash)
-                        .bind(&roles)
-                        .bind(&scopes)
-                        .bind(false)
-                        .bind(now)
-                        .bind(user.email.as_deref().map(email_key))
-                        .execute(p)
-                        .await
-                        .map(|_| ())
-                    });
-                    match result {
-                        Ok(()) => Ok(None),
-                        Err(error) if is_unique_violation(&error) => {
-                            Ok(Some(if names_email_key(&error) {
-                                Created::EmailTaken
-                            } else {
-                                Created::Taken
-                            }))
-                        }
-                        Err(error) => Err(error),
-                    }
-                })
-                .await?;
-            if let Some(refused) = inserted {
-                return Ok(refused);
-            }
-            Ok(Created::Created(User {
-                id,
-                username,
-                email: user.email,
-                password_hash: user.password_hash,
-                roles: user.roles,
-                scopes: user.scopes,
-                disabled: false,
-                email_verified: false,
-            }))
-        })
+        self.insert(user, None)
     }
 
     fn update_password_hash(&self, id: &str, password_hash: String) -> StoreFuture<bool> {
@@ -394,7 +493,7 @@ impl UserStore for SqlUserStore {
     }
 
     fn find_by_email(&self, email: &str) -> StoreFuture<Option<User>> {
-        self.find(BY_EMAIL, &email_key(email))
+        self.find(BY_EMAIL, &[&email_key(email)])
     }
 
     fn issue_token(&self, token: AccountToken, min_interval: u64) -> StoreFuture<Issued> {
@@ -482,6 +581,173 @@ impl UserStore for SqlUserStore {
                         .execute(p)
                         .await?;
                         Ok(())
+                    })
+                })
+                .await
+        })
+    }
+
+    fn find_by_identity(&self, issuer: &str, subject: &str) -> StoreFuture<Option<User>> {
+        self.find(BY_IDENTITY, &[issuer, subject])
+    }
+
+    fn identities(&self, user_id: &str) -> StoreFuture<Vec<Identity>> {
+        let this = self.clone();
+        let user_id = user_id.to_owned();
+        StoreFuture::boxed(async move {
+            this.db
+                .run(async {
+                    with_pool!(this.db, p => {
+                        // Bytewise, as the memory store orders them.
+                        let sql = if p.name() == "postgres" {
+                            concat!(
+                                "SELECT ", identity_columns!(), " FROM auth_identities \
+                                 WHERE user_id = $1 ORDER BY provider COLLATE \"C\""
+                            )
+                        } else {
+                            concat!(
+                                "SELECT ", identity_columns!(), " FROM auth_identities \
+                                 WHERE user_id = $1 ORDER BY provider"
+                            )
+                        };
+                        let rows = sqlx::query(sql).bind(&user_id).fetch_all(p).await?;
+                        rows.iter().map(|row| identity_from_row!(row)).collect()
+                    })
+                })
+                .await
+        })
+    }
+
+    fn create_linked(&self, user: NewUser, identity: Identity) -> StoreFuture<Created> {
+        self.insert(user, Some(identity))
+    }
+
+    fn link_identity(&self, user_id: &str, identity: Identity) -> StoreFuture<Linked> {
+        let this = self.clone();
+        let user_id = user_id.to_owned();
+        StoreFuture::boxed(async move {
+            for _ in 0..LINK_ATTEMPTS {
+                let linked = this
+                    .db
+                    .run(async {
+                        with_pool!(this.db, p => {
+                            let mut tx = p.begin_write().await?;
+                            // Inserted unless the user is missing or a unique key is taken
+                            // (PostgreSQL: after waiting for an uncommitted taker to end).
+                            let inserted = sqlx::query(
+                                "INSERT INTO auth_identities \
+                                 (issuer, subject, user_id, provider, email, linked_at) \
+                                 SELECT $1, $2, id, $3, $4, $5 FROM auth_users WHERE id = $6 \
+                                 ON CONFLICT DO NOTHING",
+                            )
+                            .bind(&identity.issuer)
+                            .bind(&identity.subject)
+                            .bind(&identity.provider)
+                            .bind(&identity.email)
+                            .bind(int(identity.linked_at))
+                            .bind(&user_id)
+                            .execute(&mut *tx)
+                            .await;
+                            match inserted {
+                                Ok(done) if done.rows_affected() > 0 => {
+                                    tx.commit().await?;
+                                    return Ok(Some(Linked::Linked));
+                                }
+                                Ok(_) => {}
+                                // The user was deleted after the insert read it.
+                                Err(error) if is_foreign_key_violation(&error) => {
+                                    return Ok(Some(Linked::NoSuchUser));
+                                }
+                                Err(error) => return Err(error),
+                            }
+                            // Why not, from what is committed now (each statement of a
+                            // PostgreSQL transaction sees the latest commits; SQLite's write
+                            // lock keeps everything else out).
+                            let row = sqlx::query(
+                                "SELECT \
+                                 (SELECT COUNT(*) FROM auth_users WHERE id = $1) AS users, \
+                                 (SELECT COUNT(*) FROM auth_identities \
+                                  WHERE issuer = $2 AND subject = $3) AS taken, \
+                                 (SELECT COUNT(*) FROM auth_identities \
+                                  WHERE user_id = $1 AND provider = $4) AS provider",
+                            )
+                            .bind(&user_id)
+                            .bind(&identity.issuer)
+                            .bind(&identity.subject)
+                            .bind(&identity.provider)
+                            .fetch_one(&mut *tx)
+                            .await?;
+                            let users: i64 = row.try_get("users")?;
+                            let taken: i64 = row.try_get("taken")?;
+                            let provider: i64 = row.try_get("provider")?;
+                            Ok(if users == 0 {
+                                Some(Linked::NoSuchUser)
+                            } else if taken > 0 {
+                                Some(Linked::IdentityTaken)
+                            } else if provider > 0 {
+                                Some(Linked::ProviderTaken)
+                            } else {
+                                // The row in the way is gone already: try again.
+                                None
+                            })
+                        })
+                    })
+                    .await?;
+                if let Some(linked) = linked {
+                    return Ok(linked);
+                }
+            }
+            Err(StoreError::new(
+                "linking an identity kept meeting concurrent changes",
+            ))
+        })
+    }
+
+    fn unlink_identity(&self, user_id: &str, provider: &str) -> StoreFuture<Unlinked> {
+        let this = self.clone();
+        let user_id = user_id.to_owned();
+        let provider = provider.to_owned();
+        StoreFuture::boxed(async move {
+            let lock = format!("identities:{user_id}");
+            this.db
+                .run(async {
+                    with_pool!(this.db, p => {
+                        let mut tx = p.begin_write().await?;
+                        // One statement alone is not enough on PostgreSQL: two unlinks of an
+                        // account's last two identities delete different rows, and each would
+                        // see the other's still there. They take turns on the account.
+                        p.lock_keys(&mut *tx, &mut [lock.as_str()]).await?;
+                        let row = sqlx::query(concat!(
+                            "DELETE FROM auth_identities WHERE user_id = $1 AND provider = $2 \
+                             AND (EXISTS (SELECT 1 FROM auth_users \
+                                  WHERE id = $1 AND password_hash <> '') \
+                             OR EXISTS (SELECT 1 FROM auth_identities AS other \
+                                  WHERE other.user_id = $1 AND other.provider <> $2)) \
+                             RETURNING ",
+                            identity_columns!()
+                        ))
+                        .bind(&user_id)
+                        .bind(&provider)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                        if let Some(row) = row {
+                            let identity = identity_from_row!(row)?;
+                            tx.commit().await?;
+                            return Ok(Unlinked::Unlinked(identity));
+                        }
+                        let linked = sqlx::query(
+                            "SELECT 1 FROM auth_identities WHERE user_id = $1 AND provider = $2",
+                        )
+                        .bind(&user_id)
+                        .bind(&provider)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .is_some();
+                        Ok(if linked {
+                            Unlinked::LastWayToSignIn
+                        } else {
+                            Unlinked::NotLinked
+                        })
                     })
                 })
                 .await

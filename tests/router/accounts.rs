@@ -20,8 +20,8 @@ use tower_jwt_auth::issuer::TokenIssuer;
 use tower_jwt_auth::password::PasswordHasher;
 use tower_jwt_auth::ratelimit::{ClientAddr, LoginLimits, MemoryLimiterStore, RateLimitLoginLayer};
 use tower_jwt_auth::router::{
-    AccountToken, AuthRouter, AuthRouterBuilder, Changed, Created, Issued, MemoryUserStore,
-    NewUser, TokenPurpose, User, UserChange, UserStore,
+    AccountToken, AuthRouter, AuthRouterBuilder, Changed, Created, Identity, Issued, Linked,
+    MemoryUserStore, NewUser, TokenPurpose, Unlinked, User, UserChange, UserStore,
 };
 use tower_jwt_auth::store::StoreFuture;
 
@@ -804,6 +804,21 @@ impl UserStore for ChangedMidLogin {
     }
     fn revoke_tokens(&self, id: &str, p: TokenPurpose) -> StoreFuture<()> {
         self.inner.revoke_tokens(id, p)
+    }
+    fn find_by_identity(&self, issuer: &str, subject: &str) -> StoreFuture<Option<User>> {
+        self.inner.find_by_identity(issuer, subject)
+    }
+    fn identities(&self, id: &str) -> StoreFuture<Vec<Identity>> {
+        self.inner.identities(id)
+    }
+    fn create_linked(&self, user: NewUser, identity: Identity) -> StoreFuture<Created> {
+        self.inner.create_linked(user, identity)
+    }
+    fn link_identity(&self, id: &str, identity: Identity) -> StoreFuture<Linked> {
+        self.inner.link_identity(id, identity)
+    }
+    fn unlink_identity(&self, id: &str, provider: &str) -> StoreFuture<Unlinked> {
+        self.inner.unlink_identity(id, provider)
     }
 }
 

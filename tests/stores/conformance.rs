@@ -17,9 +17,10 @@ use tower_jwt_auth::ratelimit::{
 };
 use tower_jwt_auth::revocation::{MemoryRevocationStore, RevocationQuery, RevocationStore};
 use tower_jwt_auth::router::{
-    AccountToken, Changed, Created, Issued, MemoryRefreshStore, MemoryUserStore, NewUser,
-    REMEMBERED_ROTATIONS, RefreshSession, RefreshStore, Retry, Rotation, SealedToken, TokenHash,
-    TokenPurpose, UserChange, UserStore,
+    AccountToken, Changed, Created, Identity, Issued, Linked, MemoryOneTimeStore,
+    MemoryRefreshStore, MemoryUserStore, NewUser, OneTimeStore, REMEMBERED_ROTATIONS,
+    RefreshSession, RefreshStore, Retry, Rotation, SealedToken, TokenHash, TokenPurpose, Unlinked,
+    UserChange, UserStore,
 };
 
 pub(crate) const ISSUER: &str = "https://issuer.test";
@@ -1022,10 +1023,622 @@ pub(crate) async fn concurrent_registrations(store: Arc<dyn UserStore>) {
     for task in tasks {
         match task.await.unwrap() {
             Created::Created(_) => created += 1,
-            Created::Taken | Created::InvalidUsername | Created::EmailTaken => {}
+            Created::Taken
+            | Created::InvalidUsername
+            | Created::EmailTaken
+            | Created::IdentityTaken => {}
         }
     }
     assert_eq!(created, 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// External identities (UserStore)
+// ---------------------------------------------------------------------------------------------
+
+/// An identity at `provider` (issuer `https://<provider>.test`) with user id `subject`.
+pub(crate) fn identity(provider: &str, subject: &str) -> Identity {
+    Identity {
+        provider: provider.to_owned(),
+        issuer: format!("https://{provider}.test"),
+        subject: subject.to_owned(),
+        email: Some(format!("{subject}@{provider}.test")),
+        linked_at: 1_700_000_000,
+    }
+}
+
+/// An account without a password, as an external sign-in creates it.
+pub(crate) fn passwordless(name: &str) -> NewUser {
+    NewUser {
+        password_hash: String::new(),
+        ..new_user(name)
+    }
+}
+
+/// The providers of `user_id`'s identities, in the order the store lists them.
+async fn providers(store: &dyn UserStore, user_id: &str) -> Vec<String> {
+    let linked = store.identities(user_id).await.unwrap();
+    linked
+        .into_iter()
+        .map(|identity| identity.provider)
+        .collect()
+}
+
+/// Accounts created with an identity (atomically: a refusal leaves neither), found by it,
+/// identities listed by provider, linked (four outcomes) and unlinked (three outcomes, never
+/// the last way into a password-less account), and gone with their account.
+pub(crate) async fn identities(store: &dyn UserStore) {
+    // Created with its identity, and found by it.
+    let google = identity("google", "g-1");
+    let Created::Created(gina) = store
+        .create_linked(passwordless("Gina"), google.clone())
+        .await
+        .unwrap()
+    else {
+        panic!("created")
+    };
+    assert_eq!(gina.username, "gina");
+    assert!(!gina.has_password());
+    assert_eq!(
+        store.find_by_identity(&google.issuer, "g-1").await.unwrap(),
+        Some(gina.clone())
+    );
+    assert_eq!(
+        store.find_by_id(&gina.id).await.unwrap(),
+        Some(gina.clone())
+    );
+    assert_eq!(
+        store.identities(&gina.id).await.unwrap(),
+        std::slice::from_ref(&google),
+        "every field round-trips"
+    );
+    // Known by issuer and subject together.
+    assert_eq!(
+        store
+            .find_by_identity("https://github.test", "g-1")
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store.find_by_identity(&google.issuer, "g-2").await.unwrap(),
+        None
+    );
+
+    // A linked identity creates no second account (whatever the provider is called here).
+    for taken in [
+        google.clone(),
+        Identity {
+            provider: "other".to_owned(),
+            ..google.clone()
+        },
+    ] {
+        assert_eq!(
+            store
+                .create_linked(passwordless("gino"), taken)
+                .await
+                .unwrap(),
+            Created::IdentityTaken
+        );
+        assert_eq!(
+            store.find_by_username("gino").await.unwrap(),
+            None,
+            "no account is left of a refused create_linked"
+        );
+    }
+    // Name, look-alike and address conflicts are refused as `create` refuses them (the name
+    // first), and leave no identity.
+    let mut same_address = passwordless("gina2");
+    same_address.email = Some("GINA@example.test".to_owned());
+    let other_address = |name: &str| NewUser {
+        email: Some("other@example.test".to_owned()),
+        ..passwordless(name)
+    };
+    for (user, refusal) in [
+        (other_address("GINA"), Created::Taken),
+        (other_address("gin\u{430}"), Created::Taken),
+        (passwordless("GINA"), Created::Taken),
+        (same_address, Created::EmailTaken),
+        (passwordless("g na"), Created::InvalidUsername),
+    ] {
+        let name = user.username.clone();
+        assert_eq!(
+            store
+                .create_linked(user, identity("google", "g-2"))
+                .await
+                .unwrap(),
+            refusal,
+            "{name:?}"
+        );
+        assert_eq!(
+            store.find_by_identity(&google.issuer, "g-2").await.unwrap(),
+            None,
+            "{name:?}: no identity is left of a refused create_linked"
+        );
+    }
+    assert_eq!(
+        store.find_by_username("gina2").await.unwrap(),
+        None,
+        "nothing of the refused account is kept"
+    );
+
+    // Linking: to an existing user, one identity per provider, each identity once.
+    let github = identity("github", "h-1");
+    assert_eq!(
+        store.link_identity(&gina.id, github.clone()).await.unwrap(),
+        Linked::Linked
+    );
+    assert_eq!(
+        store
+            .find_by_identity(&github.issuer, "h-1")
+            .await
+            .unwrap()
+            .map(|user| user.id),
+        Some(gina.id.clone())
+    );
+    assert_eq!(
+        store
+            .link_identity(&gina.id, identity("google", "g-9"))
+            .await
+            .unwrap(),
+        Linked::ProviderTaken
+    );
+    assert_eq!(
+        store.find_by_identity(&google.issuer, "g-9").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.link_identity(&gina.id, google.clone()).await.unwrap(),
+        Linked::IdentityTaken,
+        "linked to this account already (its provider too): the identity is what is taken"
+    );
+    let Created::Created(pat) = store.create(new_user("pat")).await.unwrap() else {
+        panic!("created")
+    };
+    assert!(pat.has_password());
+    assert_eq!(
+        store.link_identity(&pat.id, github.clone()).await.unwrap(),
+        Linked::IdentityTaken
+    );
+    let stray = identity("gitlab", "x-1");
+    assert_eq!(
+        store
+            .link_identity("no-such-id", stray.clone())
+            .await
+            .unwrap(),
+        Linked::NoSuchUser
+    );
+    assert_eq!(
+        store.find_by_identity(&stray.issuer, "x-1").await.unwrap(),
+        None
+    );
+    // The refusals changed nothing.
+    assert_eq!(
+        store.identities(&gina.id).await.unwrap(),
+        [github.clone(), google.clone()]
+    );
+    assert!(store.identities(&pat.id).await.unwrap().is_empty());
+
+    // Listed by provider name, whatever the order of linking; an address may be absent.
+    let apple = Identity {
+        email: None,
+        ..identity("apple", "p-1")
+    };
+    for linked in [
+        identity("google", "p-3"),
+        apple.clone(),
+        identity("github", "p-2"),
+    ] {
+        assert_eq!(
+            store.link_identity(&pat.id, linked).await.unwrap(),
+            Linked::Linked
+        );
+    }
+    assert_eq!(
+        providers(store, &pat.id).await,
+        ["apple", "github", "google"]
+    );
+    assert_eq!(store.identities(&pat.id).await.unwrap()[0], apple);
+
+    // Unlinking. An account with a password may lose every identity.
+    for provider in ["google", "apple", "github"] {
+        let Unlinked::Unlinked(gone) = store.unlink_identity(&pat.id, provider).await.unwrap()
+        else {
+            panic!("{provider}: unlinked")
+        };
+        assert_eq!(gone.provider, provider);
+        assert_eq!(
+            store
+                .find_by_identity(&gone.issuer, &gone.subject)
+                .await
+                .unwrap(),
+            None
+        );
+    }
+    assert!(store.identities(&pat.id).await.unwrap().is_empty());
+    assert_eq!(
+        store.unlink_identity(&pat.id, "google").await.unwrap(),
+        Unlinked::NotLinked
+    );
+    assert_eq!(
+        store.unlink_identity("no-such-id", "google").await.unwrap(),
+        Unlinked::NotLinked
+    );
+    // A password-less account keeps its last identity: of two, one goes.
+    assert_eq!(
+        store.unlink_identity(&gina.id, "apple").await.unwrap(),
+        Unlinked::NotLinked
+    );
+    assert_eq!(
+        store.unlink_identity(&gina.id, "github").await.unwrap(),
+        Unlinked::Unlinked(github.clone()),
+        "answered as it was"
+    );
+    assert_eq!(
+        store.unlink_identity(&gina.id, "google").await.unwrap(),
+        Unlinked::LastWayToSignIn
+    );
+    assert_eq!(
+        store.find_by_identity(&google.issuer, "g-1").await.unwrap(),
+        Some(gina.clone()),
+        "the refused unlink changed nothing"
+    );
+    assert_eq!(
+        store.identities(&gina.id).await.unwrap(),
+        std::slice::from_ref(&google)
+    );
+    let Created::Created(solo) = store
+        .create_linked(passwordless("solo"), identity("google", "s-1"))
+        .await
+        .unwrap()
+    else {
+        panic!("created")
+    };
+    assert_eq!(
+        store.unlink_identity(&solo.id, "google").await.unwrap(),
+        Unlinked::LastWayToSignIn
+    );
+    assert_eq!(providers(store, &solo.id).await, ["google"]);
+    // An unlinked identity may be linked again, to another account.
+    assert_eq!(
+        store.link_identity(&pat.id, github.clone()).await.unwrap(),
+        Linked::Linked
+    );
+    // Once the account has a password, it may go.
+    assert!(
+        store
+            .update_password_hash(&solo.id, "$argon2id$set".to_owned())
+            .await
+            .unwrap()
+    );
+    assert!(matches!(
+        store.unlink_identity(&solo.id, "google").await.unwrap(),
+        Unlinked::Unlinked(gone) if gone.subject == "s-1"
+    ));
+
+    // Deleting an account deletes its identities, which may then be linked again.
+    assert!(matches!(
+        store.delete(&gina.id, None).await.unwrap(),
+        Changed::Changed(_)
+    ));
+    assert_eq!(
+        store.find_by_identity(&google.issuer, "g-1").await.unwrap(),
+        None
+    );
+    assert!(store.identities(&gina.id).await.unwrap().is_empty());
+    assert_eq!(
+        store.link_identity(&pat.id, google.clone()).await.unwrap(),
+        Linked::Linked
+    );
+    assert_eq!(
+        store
+            .find_by_identity(&google.issuer, "g-1")
+            .await
+            .unwrap()
+            .map(|user| user.id),
+        Some(pat.id.clone())
+    );
+    assert!(matches!(
+        store.delete(&pat.id, None).await.unwrap(),
+        Changed::Changed(_)
+    ));
+    let Created::Created(again) = store
+        .create_linked(passwordless("gina"), google.clone())
+        .await
+        .unwrap()
+    else {
+        panic!("the name and the identity are free again")
+    };
+    assert_eq!(store.identities(&again.id).await.unwrap(), [google]);
+}
+
+/// Concurrent first sign-ins of one identity create one account; concurrent links of one
+/// identity, or of one provider to one account, link one; concurrent unlinks of a
+/// password-less account's two identities leave one.
+pub(crate) async fn concurrent_identities(store: Arc<dyn UserStore>) {
+    const TASKS: usize = 8;
+    let issuer = identity("google", "twin").issuer;
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            let user = passwordless(&format!("twin{i}"));
+            tokio::spawn(async move {
+                store
+                    .create_linked(user, identity("google", "twin"))
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut created = Vec::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            Created::Created(user) => created.push(user),
+            Created::IdentityTaken => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(created.len(), 1, "{created:?}");
+    assert_eq!(
+        store.find_by_identity(&issuer, "twin").await.unwrap(),
+        Some(created[0].clone())
+    );
+    let mut accounts = 0;
+    for i in 0..TASKS {
+        if let Some(user) = store.find_by_username(&format!("twin{i}")).await.unwrap() {
+            assert_eq!(user.id, created[0].id);
+            accounts += 1;
+        }
+    }
+    assert_eq!(accounts, 1, "the refused first sign-ins left no account");
+
+    // One identity linked to several accounts at once: one wins.
+    let mut users = Vec::new();
+    for i in 0..TASKS {
+        let Created::Created(user) = store.create(new_user(&format!("link{i}"))).await.unwrap()
+        else {
+            panic!("created")
+        };
+        users.push(user.id);
+    }
+    let tasks: Vec<_> = users
+        .iter()
+        .map(|id| {
+            let (store, id) = (Arc::clone(&store), id.clone());
+            tokio::spawn(async move {
+                store
+                    .link_identity(&id, identity("github", "shared"))
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        outcomes.push(task.await.unwrap());
+    }
+    let winners: Vec<_> = users
+        .iter()
+        .zip(&outcomes)
+        .filter(|(_, outcome)| **outcome == Linked::Linked)
+        .map(|(id, _)| id.clone())
+        .collect();
+    assert_eq!(winners.len(), 1, "{outcomes:?}");
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| matches!(o, Linked::Linked | Linked::IdentityTaken)),
+        "{outcomes:?}"
+    );
+    assert_eq!(
+        store
+            .find_by_identity(&identity("github", "shared").issuer, "shared")
+            .await
+            .unwrap()
+            .map(|user| user.id),
+        Some(winners[0].clone())
+    );
+    // Several identities of one provider linked to one account at once: one wins.
+    let target = users[0].clone();
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|i| {
+            let (store, id) = (Arc::clone(&store), target.clone());
+            tokio::spawn(async move {
+                store
+                    .link_identity(&id, identity("gitlab", &format!("lab{i}")))
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        outcomes.push(task.await.unwrap());
+    }
+    let linked = outcomes.iter().filter(|o| **o == Linked::Linked).count();
+    assert_eq!(linked, 1, "{outcomes:?}");
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| matches!(o, Linked::Linked | Linked::ProviderTaken)),
+        "{outcomes:?}"
+    );
+    let gitlab = store
+        .identities(&target)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|identity| identity.provider == "gitlab")
+        .count();
+    assert_eq!(gitlab, 1);
+
+    // A password-less account's two identities unlinked at once, several times each.
+    for round in 0..6 {
+        let Created::Created(user) = store
+            .create_linked(
+                passwordless(&format!("pair{round}")),
+                identity("google", &format!("pg{round}")),
+            )
+            .await
+            .unwrap()
+        else {
+            panic!("created")
+        };
+        assert_eq!(
+            store
+                .link_identity(&user.id, identity("github", &format!("ph{round}")))
+                .await
+                .unwrap(),
+            Linked::Linked
+        );
+        let tasks: Vec<_> = (0..TASKS)
+            .map(|i| {
+                let (store, id) = (Arc::clone(&store), user.id.clone());
+                let provider = if i % 2 == 0 { "google" } else { "github" };
+                tokio::spawn(async move { store.unlink_identity(&id, provider).await.unwrap() })
+            })
+            .collect();
+        let mut outcomes = Vec::new();
+        for task in tasks {
+            outcomes.push(task.await.unwrap());
+        }
+        let unlinked = outcomes
+            .iter()
+            .filter(|o| matches!(o, Unlinked::Unlinked(_)))
+            .count();
+        assert_eq!(unlinked, 1, "round {round}: {outcomes:?}");
+        assert_eq!(
+            store.identities(&user.id).await.unwrap().len(),
+            1,
+            "round {round}: {outcomes:?}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// OneTimeStore
+// ---------------------------------------------------------------------------------------------
+
+/// Values taken once and only while live, live keys never overwritten, expired keys reusable,
+/// and keys told apart by every byte.
+pub(crate) async fn one_time(store: &dyn OneTimeStore) {
+    let now = unix_now();
+    let key = |n: u8| [n; 32];
+
+    assert!(store.put(&key(1), "a".into(), now + 60, now).await.unwrap());
+    assert_eq!(
+        store.take(&key(1), now + 59).await.unwrap().as_deref(),
+        Some("a")
+    );
+    assert_eq!(
+        store.take(&key(1), now + 1).await.unwrap(),
+        None,
+        "taken once"
+    );
+    assert_eq!(store.take(&key(2), now).await.unwrap(), None, "never put");
+
+    // Not answered once expired, and used up by the attempt.
+    assert!(store.put(&key(3), "c".into(), now + 10, now).await.unwrap());
+    assert_eq!(
+        store.take(&key(3), now + 10).await.unwrap(),
+        None,
+        "expired"
+    );
+    assert_eq!(store.take(&key(3), now).await.unwrap(), None, "used up");
+
+    // A live key is refused, its value and expiry unchanged.
+    assert!(store.put(&key(4), "d".into(), now + 60, now).await.unwrap());
+    assert!(
+        !store
+            .put(&key(4), "other".into(), now + 600, now + 59)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.take(&key(4), now + 59).await.unwrap().as_deref(),
+        Some("d")
+    );
+    assert!(store.put(&key(5), "e".into(), now + 60, now).await.unwrap());
+    assert!(
+        !store
+            .put(&key(5), "other".into(), now + 600, now)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.take(&key(5), now + 60).await.unwrap(),
+        None,
+        "the refused put did not extend the value"
+    );
+
+    // An expired key may be used again, without a take in between.
+    assert!(store.put(&key(6), "f".into(), now + 5, now).await.unwrap());
+    assert!(
+        store
+            .put(&key(6), "g".into(), now + 100, now + 5)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.take(&key(6), now + 6).await.unwrap().as_deref(),
+        Some("g")
+    );
+
+    // Keys that differ in one byte, or in the order of their digits, are distinct.
+    let mut last = key(7);
+    last[31] = 8;
+    let pairs = [
+        (key(0x0a), "0a"),
+        (key(0xa0), "a0"),
+        (key(7), "7"),
+        (last, "last"),
+    ];
+    for (key, value) in &pairs {
+        assert!(
+            store
+                .put(key, (*value).into(), now + 60, now)
+                .await
+                .unwrap()
+        );
+    }
+    for (key, value) in &pairs {
+        assert_eq!(store.take(key, now).await.unwrap().as_deref(), Some(*value));
+    }
+}
+
+/// Of concurrent takes of one key, exactly one gets the value; of concurrent puts of one key,
+/// exactly one is kept.
+pub(crate) async fn concurrent_takes(store: Arc<dyn OneTimeStore>) {
+    let now = unix_now();
+    for round in 0..10u8 {
+        let key = [round; 32];
+        let puts: Vec<_> = (0..8)
+            .map(|i| {
+                let store = Arc::clone(&store);
+                tokio::spawn(async move {
+                    let value = format!("v{round}-{i}");
+                    let kept = store.put(&key, value.clone(), now + 60, now).await.unwrap();
+                    kept.then_some(value)
+                })
+            })
+            .collect();
+        let mut kept = Vec::new();
+        for task in puts {
+            kept.extend(task.await.unwrap());
+        }
+        assert_eq!(kept.len(), 1, "round {round}: {kept:?}");
+        let takes: Vec<_> = (0..8)
+            .map(|_| {
+                let store = Arc::clone(&store);
+                tokio::spawn(async move { store.take(&key, now).await.unwrap() })
+            })
+            .collect();
+        let mut taken = Vec::new();
+        for task in takes {
+            taken.extend(task.await.unwrap());
+        }
+        assert_eq!(taken, kept, "round {round}");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1262,6 +1875,10 @@ async fn memory_stores_conform() {
     concurrent_redemptions(Arc::new(MemoryUserStore::new())).await;
     concurrent_registrations(Arc::new(MemoryUserStore::new())).await;
     concurrent_demotions(Arc::new(MemoryUserStore::new())).await;
+    identities(&MemoryUserStore::new()).await;
+    concurrent_identities(Arc::new(MemoryUserStore::new())).await;
+    one_time(&MemoryOneTimeStore::new()).await;
+    concurrent_takes(Arc::new(MemoryOneTimeStore::new())).await;
     concurrent_attempts(Arc::new(MemoryLimiterStore::new(concurrent_policy()))).await;
     limiter_parity(|limits, _| Arc::new(MemoryLimiterStore::new(limits))).await;
 }

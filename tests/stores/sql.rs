@@ -110,6 +110,10 @@ where
     conformance::concurrent_registrations(Arc::new(fresh().await.users())).await;
     // One pool of several connections: to the database, as many writers as instances.
     conformance::concurrent_demotions(Arc::new(fresh().await.users())).await;
+    conformance::identities(&fresh().await.users()).await;
+    conformance::concurrent_identities(Arc::new(fresh().await.users())).await;
+    conformance::one_time(&fresh().await.one_time()).await;
+    conformance::concurrent_takes(Arc::new(fresh().await.one_time())).await;
     conformance::concurrent_attempts(Arc::new(
         fresh().await.limiter(conformance::concurrent_policy()),
     ))
@@ -158,6 +162,43 @@ async fn sqlite_stores_conform() {
         }
     })
     .await;
+}
+
+/// An application's own SQLite pool may leave foreign keys off (SQLite's default): deleting
+/// an account still deletes its identities, not by the foreign key's cascade.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_identities_go_with_their_account_without_foreign_keys() {
+    use std::str::FromStr;
+    use tower_jwt_auth::sql::sqlx;
+
+    let file = SqliteFile::new();
+    let options = sqlx::sqlite::SqliteConnectOptions::from_str(&file.url())
+        .unwrap()
+        .create_if_missing(true)
+        .foreign_keys(false);
+    let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(4)
+        .connect_with(options)
+        .await
+        .unwrap();
+    let enforced: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(enforced, 0, "the test needs foreign keys off");
+    let db = Database::from_sqlite(pool.clone());
+    db.migrate().await.unwrap();
+    conformance::identities(&db.users()).await;
+    // What the suite left: its last account, with one identity; deleting it leaves none.
+    let users = db.users();
+    let last = users.find_by_username("gina").await.unwrap().unwrap();
+    assert_eq!(users.identities(&last.id).await.unwrap().len(), 1);
+    users.delete(&last.id, None).await.unwrap();
+    let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM auth_identities")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
