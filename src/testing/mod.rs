@@ -1,6 +1,8 @@
 //! [`TestIssuer`]: an OIDC issuer on a loopback port for testing apps protected by this crate
 //! (feature `testing`). It serves discovery and a JWKS, and mints tokens: valid, expired, not
-//! yet valid, signed with the wrong key, with any claims, with any asymmetric algorithm.
+//! yet valid, signed with the wrong key, with any claims, with any asymmetric algorithm. It
+//! also signs users in through the authorization-code flow (`/authorize` and `/token`), for
+//! testing an app's "sign in with..." as a relying party: see [Signing in](#signing-in).
 //!
 //! ```
 //! use std::convert::Infallible;
@@ -36,6 +38,43 @@
 //! only in memory. The issuer is `http://127.0.0.1:<port>`, which
 //! [`RemoteJwks`] accepts because it is a loopback address. It is
 //! a test fixture: nothing here is meant for production.
+//!
+//! # Signing in
+//!
+//! Discovery announces an `authorization_endpoint` (`<issuer>/authorize`) and a
+//! `token_endpoint` (`<issuer>/token`). There is no login form and no consent page: a valid
+//! `GET /authorize` signs in the scripted [`TestUser`] at once and redirects straight back to
+//! the `redirect_uri` with `code`, `state` and `iss` (RFC 9207). `POST /token` redeems the code
+//! once, within 60 s by default, for an access token (`at+jwt`, for the issuer's audience)
+//! and, when the scope had `openid`, an ID token (`typ: JWT`, `aud` and `azp` the client, the
+//! request's `nonce`, the user's `email`, `email_verified`, `name` and extra claims).
+//!
+//! One confidential client is registered ([`TestIssuerBuilder::client`], default `test-client`
+//! / `test-client-secret`); it authenticates with HTTP Basic or `client_secret` in the body.
+//! PKCE is optional, S256 only; a code issued with a challenge needs its verifier, and a
+//! verifier without a challenge is refused. A bad `client_id` or `redirect_uri` gets a 400
+//! page; other authorization errors go back to the client as `error=...`.
+//!
+//! ```
+//! use tower_jwt_auth::testing::{TestIssuer, TestUser};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let issuer = TestIssuer::builder().client("my-app", "my-app-secret-for-tests").start().await?;
+//! // Configure the app under test with these, as it would be with a real provider:
+//! let issuer_url = issuer.issuer();
+//! assert_eq!((issuer.client_id(), issuer.client_secret()), ("my-app", "my-app-secret-for-tests"));
+//! assert_eq!(issuer.authorization_endpoint(), format!("{issuer_url}/authorize"));
+//! assert_eq!(issuer.token_endpoint(), format!("{issuer_url}/token"));
+//!
+//! // Whoever the next logins sign in, and what the ID token says about them.
+//! issuer.sign_in_as(TestUser::new("alice").email("alice@example.com", true).name("Alice"));
+//! // The next login is refused: the app gets `error=access_denied` at its redirect URI.
+//! issuer.refuse_next_login("access_denied");
+//! // The next ID token has the wrong nonce: the app must refuse it.
+//! issuer.tamper_next_id_token(|token| token.claim("nonce", "replayed"));
+//! # Ok(()) }
+//! ```
 
 use std::fmt;
 use std::io;
@@ -51,14 +90,17 @@ use crate::remote::{RemoteJwks, RemoteJwksBuilder};
 use crate::signer::TokenSigner;
 use crate::verifier::{ACCESS_TOKEN_TYPE, Verifier, VerifierBuilder};
 
+mod form;
 mod keys;
+mod login;
 mod server;
 
 use keys::TestKey;
+pub use login::TestUser;
 
-/// An OIDC issuer on `127.0.0.1` that serves `/.well-known/openid-configuration` and
-/// `/jwks.json` and mints tokens. See the [module docs](self). The server stops when it is
-/// dropped.
+/// An OIDC issuer on `127.0.0.1` that serves `/.well-known/openid-configuration`,
+/// `/jwks.json`, `/authorize` and `/token`, and mints tokens. See the [module docs](self). The
+/// server stops when it is dropped.
 pub struct TestIssuer {
     state: Arc<State>,
     server: tokio::task::JoinHandle<()>,
@@ -74,6 +116,13 @@ struct State {
     available: AtomicBool,
     jwks_requests: AtomicU64,
     discovery_requests: AtomicU64,
+    /// The one client `/authorize` and `/token` accept.
+    client_id: String,
+    client_secret: String,
+    code_lifetime: Duration,
+    login: Mutex<login::Login>,
+    authorize_requests: AtomicU64,
+    token_requests: AtomicU64,
 }
 
 #[derive(Default)]
@@ -87,6 +136,29 @@ struct Keys {
 impl State {
     fn keys(&self) -> MutexGuard<'_, Keys> {
         self.keys.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn login(&self) -> MutexGuard<'_, login::Login> {
+        self.login.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A token with the defaults of [`TestIssuer::token`].
+    fn token(&self) -> TokenBuilder<'_> {
+        let now = unix_now();
+        let mut claims = Map::new();
+        claims.insert("iss".to_owned(), Value::from(self.issuer.as_str()));
+        claims.insert("sub".to_owned(), Value::from("test-user"));
+        claims.insert("aud".to_owned(), Value::from(self.audience.as_str()));
+        claims.insert("iat".to_owned(), Value::from(now));
+        claims.insert("exp".to_owned(), Value::from(now + 300));
+        TokenBuilder {
+            state: self,
+            claims,
+            algorithm: self.algorithm,
+            wrong_key: false,
+            kid: None,
+            typ: Some(ACCESS_TOKEN_TYPE.to_owned()),
+        }
     }
 
     /// The JWKS document: every published key.
@@ -116,7 +188,8 @@ impl State {
 
 impl TestIssuer {
     /// Starts an issuer with the defaults of [`TestIssuer::builder`]: ES256, audience `api`,
-    /// JWKS served with `Cache-Control: max-age=300`.
+    /// JWKS served with `Cache-Control: max-age=300`, client `test-client` with secret
+    /// `test-client-secret`, codes valid for 60 s.
     ///
     /// # Errors
     ///
@@ -131,6 +204,9 @@ impl TestIssuer {
             algorithm: Algorithm::ES256,
             audience: "api".to_owned(),
             jwks_max_age: Duration::from_secs(300),
+            client_id: "test-client".to_owned(),
+            client_secret: "test-client-secret".to_owned(),
+            code_lifetime: Duration::from_secs(60),
         }
     }
 
@@ -188,21 +264,7 @@ impl TestIssuer {
     /// `iat` now, `exp` in 5 minutes, a fresh `jti`; header `typ: at+jwt` and the `kid` of the
     /// default algorithm's key.
     pub fn token(&self) -> TokenBuilder<'_> {
-        let now = unix_now();
-        let mut claims = Map::new();
-        claims.insert("iss".to_owned(), Value::from(self.issuer()));
-        claims.insert("sub".to_owned(), Value::from("test-user"));
-        claims.insert("aud".to_owned(), Value::from(self.audience()));
-        claims.insert("iat".to_owned(), Value::from(now));
-        claims.insert("exp".to_owned(), Value::from(now + 300));
-        TokenBuilder {
-            issuer: self,
-            claims,
-            algorithm: self.state.algorithm,
-            wrong_key: false,
-            kid: None,
-            typ: Some(ACCESS_TOKEN_TYPE.to_owned()),
-        }
+        self.state.token()
     }
 
     /// Rotates the default algorithm's key: a new key is published and signs from now on; the
@@ -255,6 +317,77 @@ impl TestIssuer {
     pub fn discovery_requests(&self) -> u64 {
         self.state.discovery_requests.load(Ordering::Relaxed)
     }
+
+    /// Requests served at `/authorize` so far (including refusals and 503s).
+    #[must_use]
+    pub fn authorize_requests(&self) -> u64 {
+        self.state.authorize_requests.load(Ordering::Relaxed)
+    }
+
+    /// Requests served at `/token` so far (including refusals and 503s).
+    #[must_use]
+    pub fn token_requests(&self) -> u64 {
+        self.state.token_requests.load(Ordering::Relaxed)
+    }
+
+    /// The authorization endpoint, `<issuer>/authorize`.
+    #[must_use]
+    pub fn authorization_endpoint(&self) -> String {
+        format!("{}/authorize", self.state.issuer)
+    }
+
+    /// The token endpoint, `<issuer>/token`.
+    #[must_use]
+    pub fn token_endpoint(&self) -> String {
+        format!("{}/token", self.state.issuer)
+    }
+
+    /// The `client_id` of the one client the login endpoints accept (default `test-client`).
+    #[must_use]
+    pub fn client_id(&self) -> &str {
+        &self.state.client_id
+    }
+
+    /// That client's secret (default `test-client-secret`), sent to `/token` with HTTP Basic
+    /// or as `client_secret` in the body.
+    #[must_use]
+    pub fn client_secret(&self) -> &str {
+        &self.state.client_secret
+    }
+
+    /// Who the next authorization requests sign in (default [`TestUser::default`], subject
+    /// `test-user` without email). A code carries the user of the moment it was issued.
+    pub fn sign_in_as(&self, user: TestUser) {
+        self.state.login().user = user;
+    }
+
+    /// The next authorization request that would succeed redirects back with
+    /// `error=<error>` (and its `state`) instead of a code, as when the user cancels
+    /// (`access_denied`) or the issuer fails (`server_error`, `temporarily_unavailable`).
+    /// Later requests succeed again. Calling it twice before such a request keeps the second
+    /// error only.
+    pub fn refuse_next_login(&self, error: &str) {
+        self.state.login().refusal = Some(error.to_owned());
+    }
+
+    /// `tamper` changes the next ID token `/token` signs, before signing: `.expired()`,
+    /// `.wrong_key()`, `.audience("other")`, `.claim("nonce", "replayed")`, `.without("nonce")`...
+    /// to test that the relying party refuses it. Later ID tokens are untouched. Calling it
+    /// twice before an ID token is minted keeps the second change only.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// let issuer = tower_jwt_auth::testing::TestIssuer::start().await?;
+    /// issuer.tamper_next_id_token(|token| token.expired().claim("nonce", "replayed"));
+    /// # Ok(()) }
+    /// ```
+    pub fn tamper_next_id_token(
+        &self,
+        tamper: impl for<'a> FnOnce(TokenBuilder<'a>) -> TokenBuilder<'a> + Send + 'static,
+    ) {
+        self.state.login().tamper = Some(Box::new(tamper));
+    }
 }
 
 impl Drop for TestIssuer {
@@ -281,6 +414,9 @@ pub struct TestIssuerBuilder {
     algorithm: Algorithm,
     audience: String,
     jwks_max_age: Duration,
+    client_id: String,
+    client_secret: String,
+    code_lifetime: Duration,
 }
 
 impl TestIssuerBuilder {
@@ -303,17 +439,38 @@ impl TestIssuerBuilder {
         self
     }
 
+    /// The one client the login endpoints accept (default `test-client`, secret
+    /// `test-client-secret`). Neither may be empty.
+    pub fn client(mut self, id: impl Into<String>, secret: impl Into<String>) -> Self {
+        self.client_id = id.into();
+        self.client_secret = secret.into();
+        self
+    }
+
+    /// How long an authorization code can be redeemed (default 60 s). Zero makes every code
+    /// expired on arrival, to test that refusal.
+    pub fn code_lifetime(mut self, lifetime: Duration) -> Self {
+        self.code_lifetime = lifetime;
+        self
+    }
+
     /// Binds a loopback port, makes the default algorithm's key and starts serving.
     ///
     /// # Errors
     ///
-    /// An I/O error when no port can be bound, for an HMAC algorithm, or when the key cannot
-    /// be generated.
+    /// An I/O error when no port can be bound, for an HMAC algorithm, an empty client id or
+    /// secret, or when the key cannot be generated.
     pub async fn start(self) -> io::Result<TestIssuer> {
         if self.algorithm.family() == Family::Hmac {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "a test issuer signs with asymmetric keys only",
+            ));
+        }
+        if self.client_id.is_empty() || self.client_secret.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the test client needs an id and a secret",
             ));
         }
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
@@ -326,6 +483,12 @@ impl TestIssuerBuilder {
             available: AtomicBool::new(true),
             jwks_requests: AtomicU64::new(0),
             discovery_requests: AtomicU64::new(0),
+            client_id: self.client_id,
+            client_secret: self.client_secret,
+            code_lifetime: self.code_lifetime,
+            login: Mutex::default(),
+            authorize_requests: AtomicU64::new(0),
+            token_requests: AtomicU64::new(0),
         });
         state
             .signing_key(self.algorithm)
@@ -338,7 +501,7 @@ impl TestIssuerBuilder {
 /// A token being minted by a [`TestIssuer`]; [`TokenBuilder::sign`] finishes it.
 #[must_use]
 pub struct TokenBuilder<'a> {
-    issuer: &'a TestIssuer,
+    state: &'a State,
     claims: Map<String, Value>,
     algorithm: Algorithm,
     wrong_key: bool,
@@ -453,7 +616,7 @@ impl TokenBuilder<'_> {
             let jti = crate::ids::random_id()?;
             self.claims.insert("jti".to_owned(), Value::from(jti));
         }
-        let published = self.issuer.state.signing_key(self.algorithm)?;
+        let published = self.state.signing_key(self.algorithm)?;
         let key = if self.wrong_key {
             TestKey::generate(self.algorithm)?
         } else {

@@ -9,3 +9,5 @@ mod common;
 mod remote_jwks;
 #[cfg(all(feature = "testing", feature = "axum"))]
 mod test_issuer;
+#[cfg(feature = "testing")]
+mod test_issuer_login;
