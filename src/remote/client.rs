@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header::{ACCEPT, CONTENT_LENGTH, USER_AGENT};
 use http::{HeaderMap, Request, StatusCode, Uri};
-use http_body_util::{BodyExt, Empty, LengthLimitError, Limited};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -120,21 +120,21 @@ struct Metadata {
 }
 
 /// A 200 answer, its body read up to the size cap.
-pub(super) struct Fetched {
-    pub(super) headers: HeaderMap,
-    pub(super) body: Bytes,
+pub(crate) struct Fetched {
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
 }
 
 /// HTTP/1.1 over rustls (aws-lc-rs provider, Mozilla's roots plus any configured ones), no
 /// redirects followed, a connect timeout and a response size cap. The whole-fetch timeout is
 /// the caller's.
-pub(super) struct HttpClient {
-    client: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
+pub(crate) struct HttpClient {
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     max_body: usize,
 }
 
 impl HttpClient {
-    pub(super) fn new(
+    pub(crate) fn new(
         connect_timeout: Duration,
         max_body: usize,
         extra_roots: &[rustls::pki_types::CertificateDer<'static>],
@@ -176,12 +176,21 @@ impl HttpClient {
     pub(super) async fn get(&self, uri: &Uri) -> Result<Fetched, FetchError> {
         let request = Request::get(uri.clone())
             .header(ACCEPT, "application/jwk-set+json, application/json")
-            .header(
-                USER_AGENT,
-                concat!("tower-jwt-auth/", env!("CARGO_PKG_VERSION")),
-            )
-            .body(Empty::new())
+            .body(Full::default())
             .map_err(|_| FetchError::Connection("request not buildable".to_owned()))?;
+        self.send(request).await
+    }
+
+    /// Sends `request` (with this crate's `User-Agent`): the body of the answer when it is 200
+    /// and within the size cap.
+    pub(crate) async fn send(
+        &self,
+        mut request: Request<Full<Bytes>>,
+    ) -> Result<Fetched, FetchError> {
+        request.headers_mut().insert(
+            USER_AGENT,
+            http::HeaderValue::from_static(concat!("tower-jwt-auth/", env!("CARGO_PKG_VERSION"))),
+        );
         let response = self
             .client
             .request(request)

@@ -84,7 +84,7 @@ use crate::keys::KeySet;
 use crate::pass::{Attempt, Pass};
 
 mod cache;
-mod client;
+pub(crate) mod client;
 mod lifetime;
 
 use cache::{Location, Settings, Shared};

@@ -171,7 +171,7 @@ fn check_grant(state: &State, client_id: &str, grant: GrantType) -> Result<(), O
 }
 
 /// The `scope` parameter as a list; `Err` when a token breaks the RFC 6749 grammar.
-fn requested_scopes(params: &Params) -> Result<Option<Vec<String>>, OAuthError> {
+pub(super) fn requested_scopes(params: &Params) -> Result<Option<Vec<String>>, OAuthError> {
     let Some(scope) = params.get("scope") else {
         return Ok(None);
     };
@@ -189,7 +189,7 @@ fn requested_scopes(params: &Params) -> Result<Option<Vec<String>>, OAuthError> 
 
 /// RFC 6749 §3.3: the requested scopes when each is allowed, every allowed scope when none
 /// were requested.
-fn negotiate(
+pub(super) fn negotiate(
     requested: Option<Vec<String>>,
     allowed: &[String],
 ) -> Result<Vec<String>, OAuthError> {
@@ -245,6 +245,11 @@ async fn token_grant(
             check_grant(state, &client_id, GrantType::RefreshToken)?;
             refresh_grant(state, &params, &client_id).await
         }
+        #[cfg(feature = "external")]
+        "authorization_code" if state.external.is_some() => {
+            check_grant(state, &client_id, GrantType::AuthorizationCode)?;
+            super::external::code_grant(state, &params, client_id).await
+        }
         _ => Err(OAuthError::UnsupportedGrantType.into()),
     }
 }
@@ -291,7 +296,9 @@ async fn password_grant(
     let hasher = state.hasher.for_client(client);
 
     let user = find_login_user(&*state.config.users, username).await?;
-    let Some(user) = user else {
+    // An account without a password (made by an external sign-in) costs what an unknown
+    // user costs, and answers the same.
+    let Some(user) = user.filter(User::has_password) else {
         // Same work as for a real user's wrong password: the same verifications, current
         // parameters.
         hasher
@@ -323,32 +330,8 @@ async fn password_grant(
         verified_hash = hash;
     }
 
+    let (session, refresh_token) = open_session(state, &user, client_id, &scopes).await?;
     let now = state.now();
-    // Room for this session within the user's cap: the oldest ones end, their access tokens
-    // with them.
-    let keep = state.config.max_sessions_per_user - 1;
-    for ended in state.config.refresh.end_oldest(&user.id, keep, now).await? {
-        events::session_evicted(&user.id, &ended.session_id);
-        revoke_sid(state, &ended.session_id, now).await?;
-    }
-    let session = RefreshSession {
-        session_id: crate::ids::random_id().map_err(StoreError::from)?,
-        user_id: user.id.clone(),
-        client_id,
-        scopes: scopes.clone(),
-        created_at: now,
-        expires_at: now + state.config.refresh_absolute_ttl.as_secs(),
-    };
-    let refresh_token = RefreshToken::generate()?;
-    state
-        .config
-        .refresh
-        .create(
-            session.clone(),
-            refresh_token.hash(),
-            now + state.config.refresh_idle_ttl.as_secs(),
-        )
-        .await?;
     // The account as it is now that the session exists. An administrator's change (disable,
     // delete, grants taken away) or a password change that ended the user's sessions before
     // this one was stored is seen here; one made later ends this session too.
@@ -367,6 +350,43 @@ async fn password_grant(
     scopes.retain(|scope| current.scopes.contains(scope));
     tracing::info!(target: TARGET_ROUTER, user = %user.id, sid = %session.session_id, "auth router: login");
     access_token_reply(state, &current, &session, &scopes, &refresh_token)
+}
+
+/// Starts a session (a refresh family) of `user` for `client_id` with these scopes, first
+/// ending the user's oldest sessions past the cap: its record and its first refresh token.
+pub(super) async fn open_session(
+    state: &State,
+    user: &User,
+    client_id: String,
+    scopes: &[String],
+) -> Result<(RefreshSession, RefreshToken), Stop> {
+    let now = state.now();
+    // Room for this session within the user's cap: the oldest ones end, their access tokens
+    // with them.
+    let keep = state.config.max_sessions_per_user - 1;
+    for ended in state.config.refresh.end_oldest(&user.id, keep, now).await? {
+        events::session_evicted(&user.id, &ended.session_id);
+        revoke_sid(state, &ended.session_id, now).await?;
+    }
+    let session = RefreshSession {
+        session_id: crate::ids::random_id().map_err(StoreError::from)?,
+        user_id: user.id.clone(),
+        client_id,
+        scopes: scopes.to_vec(),
+        created_at: now,
+        expires_at: now + state.config.refresh_absolute_ttl.as_secs(),
+    };
+    let refresh_token = RefreshToken::generate()?;
+    state
+        .config
+        .refresh
+        .create(
+            session.clone(),
+            refresh_token.hash(),
+            now + state.config.refresh_idle_ttl.as_secs(),
+        )
+        .await?;
+    Ok((session, refresh_token))
 }
 
 /// Replaces a hash with weaker parameters (or bcrypt) after a successful login; the new hash
@@ -527,7 +547,7 @@ pub(super) async fn revoke_sid(state: &State, session_id: &str, now: u64) -> Res
     Ok(())
 }
 
-fn access_token_reply(
+pub(super) fn access_token_reply(
     state: &State,
     user: &User,
     session: &RefreshSession,
@@ -888,7 +908,7 @@ pub(super) async fn check_password(
     password: &str,
 ) -> Result<bool, Stop> {
     let hasher = state.hasher.for_client(client);
-    let Some(user) = user else {
+    let Some(user) = user.filter(|user| user.has_password()) else {
         hasher
             .verify_dummy(password)
             .await

@@ -10,6 +10,7 @@ use crate::telemetry::{
 pub(super) enum Grant {
     Password,
     RefreshToken,
+    AuthorizationCode,
     /// Missing, unsupported, or the body could not be read.
     Other,
 }
@@ -19,6 +20,7 @@ impl Grant {
         match grant_type {
             Some("password") => Self::Password,
             Some("refresh_token") => Self::RefreshToken,
+            Some("authorization_code") => Self::AuthorizationCode,
             _ => Self::Other,
         }
     }
@@ -27,6 +29,7 @@ impl Grant {
         match self {
             Self::Password => "password",
             Self::RefreshToken => "refresh_token",
+            Self::AuthorizationCode => "authorization_code",
             Self::Other => "other",
         }
     }
@@ -64,7 +67,8 @@ impl RouterError {
 pub(super) fn token_answered(grant: Grant, outcome: Result<(), RouterError>) {
     let Err(error) = outcome else {
         match grant {
-            Grant::Password => {
+            // A code exchange ends an external sign-in: a login too.
+            Grant::Password | Grant::AuthorizationCode => {
                 count!(LOGINS_TOTAL, RESULT => "ok");
             }
             Grant::RefreshToken => {
@@ -82,7 +86,7 @@ pub(super) fn token_answered(grant: Grant, outcome: Result<(), RouterError>) {
         "token request rejected"
     );
     match grant {
-        Grant::Password => {
+        Grant::Password | Grant::AuthorizationCode => {
             count_by!(
                 error => REASON,
                 RouterError::{
@@ -166,6 +170,10 @@ pub(super) enum Audit {
     SelfDeleted,
     PasswordReset,
     EmailVerified,
+    #[cfg_attr(not(feature = "external"), allow(dead_code))]
+    IdentityLinked,
+    #[cfg_attr(not(feature = "external"), allow(dead_code))]
+    IdentityUnlinked,
 }
 
 impl Audit {
@@ -179,6 +187,8 @@ impl Audit {
             Self::SelfDeleted => "self_deleted",
             Self::PasswordReset => "password_reset",
             Self::EmailVerified => "email_verified",
+            Self::IdentityLinked => "identity_linked",
+            Self::IdentityUnlinked => "identity_unlinked",
         }
     }
 }
@@ -197,7 +207,7 @@ pub(super) fn audit(event: Audit, actor: &str, subject: &str) {
         event => EVENT,
         Audit::{
             PasswordChanged, UserDisabled, UserEnabled, GrantsChanged, UserDeleted, SelfDeleted,
-            PasswordReset, EmailVerified,
+            PasswordReset, EmailVerified, IdentityLinked, IdentityUnlinked,
         },
         Audit::as_str,
         AUDIT_EVENTS_TOTAL

@@ -28,11 +28,20 @@ impl Metadata {
         })?;
         let clients = &state.config.clients;
         let mut grants = Vec::new();
-        for grant in [GrantType::Password, GrantType::RefreshToken] {
-            if clients.is_empty() || clients.values().any(|c| c.grants.contains(&grant)) {
+        // The code grant only ends an external sign-in.
+        let codes = state.has_external_sign_in();
+        for grant in [
+            GrantType::Password,
+            GrantType::RefreshToken,
+            GrantType::AuthorizationCode,
+        ] {
+            let served = grant != GrantType::AuthorizationCode || codes;
+            if served && (clients.is_empty() || clients.values().any(|c| c.grants.contains(&grant)))
+            {
                 grants.push(match grant {
                     GrantType::Password => "password",
                     GrantType::RefreshToken => "refresh_token",
+                    GrantType::AuthorizationCode => "authorization_code",
                 });
             }
         }
@@ -60,6 +69,9 @@ impl Metadata {
             revocation_endpoint_auth_methods_supported: &'a [&'a str],
             #[serde(skip_serializing_if = "Option::is_none")]
             service_documentation: Option<&'a str>,
+            /// RFC 7636: the code grant's verifier is checked against an S256 challenge.
+            #[serde(skip_serializing_if = "<[_]>::is_empty")]
+            code_challenge_methods_supported: &'a [&'a str],
         }
         let document = Document {
             issuer,
@@ -72,6 +84,7 @@ impl Metadata {
             token_endpoint_auth_methods_supported: &auth_methods,
             revocation_endpoint_auth_methods_supported: &auth_methods,
             service_documentation: state.config.service_documentation.as_deref(),
+            code_challenge_methods_supported: if codes { &["S256"] } else { &[] },
         };
         let document = serde_json::to_vec(&document)
             .map_err(|_| ConfigError::InvalidSetting("metadata does not serialise"))?;

@@ -35,7 +35,7 @@
 //!
 //! | route (relative to the mount) | |
 //! |---|---|
-//! | `POST /token` | `grant_type=password` (`username`, `password`, optional `scope`) and `grant_type=refresh_token` (`refresh_token`, optional narrower `scope`); form-encoded (RFC 6749) or JSON. Answers `{access_token, token_type, expires_in, refresh_token, scope}` |
+//! | `POST /token` | `grant_type=password` (`username`, `password`, optional `scope`), `grant_type=refresh_token` (`refresh_token`, optional narrower `scope`) and, with external sign-in, `grant_type=authorization_code` (`code`, `code_verifier`); form-encoded (RFC 6749) or JSON. Answers `{access_token, token_type, expires_in, refresh_token, scope}` |
 //! | `POST /revoke` | RFC 7009: `token`, optional `token_type_hint`, and the client's credentials when it has any; 200 for a well-formed request (an unknown or expired token too), 400 `unauthorized_client` for a token issued to another client. Revoking an access token that carries a `sid` ends its session |
 //! | `POST /logout` | bearer token required: ends this session (its access token and refresh family) |
 //! | `POST /logout/all` | bearer token required: ends every session of the user |
@@ -52,6 +52,7 @@
 //! | `POST /password/reset` | with a mailer, JSON `{token, new_password}`: sets the password; every session of the user ends; 204 |
 //! | `POST /email/verify` | with [verification](AuthRouterBuilder::email_verification), JSON `{token}`: the address is verified; 204 |
 //! | `POST /email/verify/resend` | with verification, JSON `{email}` or `{username}`: mails a new link to an unverified address; always 202 with one body |
+//! | `GET /external/{provider}/start`, `GET /external/{provider}/callback`, `POST\|DELETE /external/{provider}/link` | with [external sign-in](AuthRouterBuilder::external_sign_in) (feature `external`): see the `external` module |
 //!
 //! Errors follow RFC 6749 §5.2 (`invalid_request`, `invalid_client` (401),
 //! `invalid_grant`, `unauthorized_client`, `unsupported_grant_type`, `invalid_scope`), every
@@ -154,6 +155,9 @@ mod account;
 mod admin;
 mod endpoints;
 mod events;
+#[cfg(feature = "external")]
+#[cfg_attr(docsrs, doc(cfg(feature = "external")))]
+pub mod external;
 mod identities;
 mod metadata;
 #[cfg(feature = "openapi")]
@@ -164,10 +168,10 @@ mod reply;
 mod request;
 mod users;
 
+pub use admin::{DEFAULT_PAGE_SIZE, MAX_GRANTS, MAX_PAGE_SIZE};
 pub use identities::{
     DEFAULT_MAX_ONE_TIME_VALUES, Identity, Linked, MemoryOneTimeStore, OneTimeStore, Unlinked,
 };
-pub use admin::{DEFAULT_PAGE_SIZE, MAX_GRANTS, MAX_PAGE_SIZE};
 pub use recovery::{
     DEFAULT_RESET_TTL, DEFAULT_VERIFICATION_TTL, MAIL_INTERVAL, MAIL_JOB_TIMEOUT, MAX_MAIL_JOBS,
     RESET_PATH, VERIFY_PATH,
@@ -208,6 +212,9 @@ pub enum GrantType {
     Password,
     /// `refresh_token` (RFC 6749 §6).
     RefreshToken,
+    /// `authorization_code` (RFC 6749 §4.1.3 with RFC 7636): the one-time code an
+    /// [external sign-in](external) ends with.
+    AuthorizationCode,
 }
 
 /// A registered client. Once any client is registered, only registered clients may use the
@@ -222,7 +229,7 @@ pub struct Client {
 }
 
 impl Client {
-    /// A public client (no secret: a browser or mobile app), allowed both grants.
+    /// A public client (no secret: a browser or mobile app), allowed every grant.
     ///
     /// # Errors
     ///
@@ -232,7 +239,11 @@ impl Client {
         Ok(Self {
             id: id.to_owned(),
             secret: None,
-            grants: vec![GrantType::Password, GrantType::RefreshToken],
+            grants: vec![
+                GrantType::Password,
+                GrantType::RefreshToken,
+                GrantType::AuthorizationCode,
+            ],
         })
     }
 
@@ -338,6 +349,8 @@ struct Config {
     scopes_supported: Vec<String>,
     /// `service_documentation` of the metadata.
     service_documentation: Option<String>,
+    #[cfg(feature = "external")]
+    external: Option<external::ExternalSignIn>,
     clock: Clock,
 }
 
@@ -618,6 +631,15 @@ impl AuthRouterBuilder {
         Ok(self)
     }
 
+    /// Serves sign-in with external identity providers (OpenID Connect, GitHub) ending in
+    /// this router's sessions, and the `authorization_code` grant that finishes it. See
+    /// [`external`].
+    #[cfg(feature = "external")]
+    pub fn external_sign_in(mut self, external: external::ExternalSignIn) -> Self {
+        self.config.external = Some(external);
+        self
+    }
+
     /// Builds the router's state.
     ///
     /// # Errors
@@ -659,8 +681,16 @@ impl AuthRouterBuilder {
         }
         let bearer = BearerAuthLayer::new(verifier.clone()).revocation(Arc::clone(&revocation));
         let require_admin = RequireRoleLayer::any([config.admin_role.as_str()])?;
+        #[cfg(feature = "external")]
+        let external = config
+            .external
+            .take()
+            .map(external::ExternalState::new)
+            .transpose()?;
         Ok(AuthRouter {
             state: Arc::new(State {
+                #[cfg(feature = "external")]
+                external,
                 issuer: self.issuer,
                 verifier,
                 bearer,
@@ -687,9 +717,19 @@ struct State {
     hasher: PasswordHasher,
     revocation: Arc<dyn RevocationStore>,
     config: Config,
+    #[cfg(feature = "external")]
+    external: Option<external::ExternalState>,
 }
 
 impl State {
+    /// Whether external sign-in (and so the code grant) is served.
+    fn has_external_sign_in(&self) -> bool {
+        #[cfg(feature = "external")]
+        return self.external.is_some();
+        #[cfg(not(feature = "external"))]
+        false
+    }
+
     fn now(&self) -> u64 {
         unix_secs((self.config.clock)())
     }
@@ -774,6 +814,8 @@ impl AuthRouter {
                 email_verification: false,
                 scopes_supported: Vec::new(),
                 service_documentation: None,
+                #[cfg(feature = "external")]
+                external: None,
                 clock: Arc::new(SystemTime::now),
             },
         }
@@ -808,11 +850,20 @@ impl AuthRouter {
             reset = reset.layer(login.clone());
             verify = verify.layer(login);
         }
-        let signed_in = Router::new()
+        #[cfg_attr(not(feature = "external"), allow(unused_mut))]
+        let mut signed_in = Router::new()
             .route("/logout", post(endpoints::logout))
             .route("/logout/all", post(endpoints::logout_all))
             .route("/me", get(account::me).merge(delete_me))
-            .route("/password", password)
+            .route("/password", password);
+        #[cfg(feature = "external")]
+        if state.external.is_some() {
+            signed_in = signed_in.route(
+                "/external/{provider}/link",
+                post(external::link).delete(external::unlink),
+            );
+        }
+        let signed_in = signed_in
             .route_layer(state.bearer.clone())
             .merge(self.admin_router());
         let mut router = Router::new()
@@ -822,6 +873,20 @@ impl AuthRouter {
             .merge(signed_in);
         if state.config.registration.is_some() {
             router = router.route("/register", register);
+        }
+        #[cfg(feature = "external")]
+        if state.external.is_some() {
+            let mut start = get(external::start);
+            let mut callback = get(external::callback);
+            // A client refused for failed logins is refused here too, and a callback that
+            // belongs to no sign-in of its browser counts as a failure.
+            if let Some(limiter) = &state.config.rate_limit {
+                start = start.layer(limiter.clone().action(Action::Login));
+                callback = callback.layer(limiter.clone().action(Action::Login));
+            }
+            router = router
+                .route("/external/{provider}/start", start)
+                .route("/external/{provider}/callback", callback);
         }
         if state.config.mail.is_some() {
             router = router
@@ -903,6 +968,16 @@ impl AuthRouter {
     #[must_use]
     pub fn issuer(&self) -> &TokenIssuer {
         &self.state.issuer
+    }
+
+    /// The [external sign-in](external) providers (none without external sign-in).
+    #[cfg(feature = "external")]
+    #[must_use]
+    pub fn external_providers(&self) -> &[external::Provider] {
+        self.state
+            .external
+            .as_ref()
+            .map_or(&[], |external| external.settings.providers())
     }
 
     /// The password hasher.

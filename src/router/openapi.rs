@@ -122,10 +122,15 @@ fn document(state: &State, mount: &str, part: Part) -> Result<OpenApi, ConfigErr
         (Method::POST, "/password"),
     ];
     if part == Part::Router {
-        for (method, path) in signed_in {
+        let linking = [
+            (Method::POST, "/external/{provider}/link"),
+            (Method::DELETE, "/external/{provider}/link"),
+        ];
+        let linking = linking.iter().filter(|_| state.has_external_sign_in());
+        for (method, path) in signed_in.iter().chain(linking) {
             secure_with(
                 &mut document,
-                &method,
+                method,
                 &format!("{mount}{path}"),
                 std::slice::from_ref(&bearer),
                 true,
@@ -399,6 +404,9 @@ fn json_document(state: &State, mount: &str, part: Part) -> Result<Value, Config
                 ),
             );
         }
+        if state.has_external_sign_in() {
+            external(&mut add, &busy, limited.then_some(&too_many));
+        }
         if state.config.email_verification {
             add(
                 "/email/verify",
@@ -544,6 +552,126 @@ fn json_document(state: &State, mount: &str, part: Part) -> Result<Value, Config
     }))
 }
 
+/// The routes of external sign-in.
+fn external(add: &mut impl FnMut(&str, &str, Value), busy: &Value, too_many: Option<&Value>) {
+    let limited = |mut answers: Vec<(&'static str, Value)>| {
+        answers.extend(too_many.map(|answer| ("429", answer.clone())));
+        answers
+    };
+    let provider = json!({
+        "name": "provider", "in": "path", "required": true,
+        "description": "The provider's name, as configured.",
+        "schema": {"type": "string", "pattern": "^[a-z0-9-]{1,32}$"},
+    });
+    let query = |name: &str, required: bool, description: &str| {
+        json!({
+            "name": name, "in": "query", "required": required, "description": description,
+            "schema": {"type": "string"},
+        })
+    };
+    let redirect = json!({
+        "description": "To the provider, or back to `redirect_to` with `code`, `linked` or \
+                        `error`.",
+        "headers": {"Location": {"schema": {"type": "string", "format": "uri"}}},
+    });
+    let page = |description: &str| json!({"description": description, "content": {"text/html": {"schema": {"type": "string"}}}});
+    let sign_in = "external sign-in";
+    add(
+        "/external/{provider}/start",
+        "get",
+        operation(
+            "Start signing in with a provider (a browser navigation)",
+            sign_in,
+            &limited(vec![
+                ("302", redirect.clone()),
+                (
+                    "400",
+                    page("`redirect_to` missing or not allowed, or a link address used up."),
+                ),
+                ("404", page("No such provider.")),
+                ("502", page("The provider answered something unusable.")),
+                ("503", page("The provider (or a store) cannot be reached.")),
+            ]),
+            json!({"parameters": [
+                provider.clone(),
+                query("redirect_to", false, "A first-party address to come back to."),
+                query("code_challenge", false, "The front end's RFC 7636 S256 challenge."),
+                query("code_challenge_method", false, "`S256`."),
+                query("link", false, "The one-time part of a link address."),
+            ]}),
+        ),
+    );
+    add(
+        "/external/{provider}/callback",
+        "get",
+        operation(
+            "Where the provider sends the browser back",
+            sign_in,
+            &limited(vec![
+                ("302", redirect),
+                ("400", page("No sign-in in progress with this `state`.")),
+                ("404", page("No such provider.")),
+                ("503", page("A store cannot be reached.")),
+            ]),
+            json!({"parameters": [
+                provider.clone(),
+                query("state", true, "The sign-in's state."),
+                query("code", false, "The provider's code."),
+                query("error", false, "The provider's error."),
+                query("iss", false, "RFC 9207: the provider's issuer."),
+            ]}),
+        ),
+    );
+    add(
+        "/external/{provider}/link",
+        "post",
+        operation(
+            "Link a provider to the signed-in account",
+            sign_in,
+            &[
+                (
+                    "200",
+                    ok("The address to send the browser to.", "LinkAddress"),
+                ),
+                (
+                    "400",
+                    error("`invalid_request`: a malformed body or a `redirect_to` not allowed."),
+                ),
+                ("404", error("No such provider: `not_found`.")),
+                (
+                    "413",
+                    error("The body is larger than the router reads (8 KiB): `invalid_request`."),
+                ),
+                ("503", busy.clone()),
+            ],
+            json!({"parameters": [provider.clone()], "requestBody": json_body("LinkRequest")}),
+        ),
+    );
+    add(
+        "/external/{provider}/link",
+        "delete",
+        operation(
+            "Unlink a provider from the signed-in account",
+            sign_in,
+            &[
+                ("204", no_content("Unlinked.")),
+                (
+                    "404",
+                    error("No such provider (`not_found`) or nothing linked (`not_linked`)."),
+                ),
+                (
+                    "409",
+                    error(
+                        "`last_sign_in_method`: the account has no password and no other identity.",
+                    ),
+                ),
+                ("503", busy.clone()),
+            ],
+            json!({"parameters": [provider]}),
+        ),
+    );
+}
+
 /// The schemas of the bodies (the error body comes from [`error_schema`]).
 fn schemas() -> Value {
     let string = json!({"type": "string"});
@@ -552,14 +680,24 @@ fn schemas() -> Value {
     json!({
         "TokenRequest": {
             "type": "object",
-            "description": "`grant_type=password` with `username` and `password`, or \
-                            `grant_type=refresh_token` with `refresh_token`; `scope` asks for \
+            "description": "`grant_type=password` with `username` and `password`, \
+                            `grant_type=refresh_token` with `refresh_token`, or \
+                            `grant_type=authorization_code` with an external sign-in's `code` \
+                            and `code_verifier`; `scope` asks for \
                             fewer scopes than the account (or session) has. A client names \
                             itself with `client_id` (and `client_secret`), or HTTP Basic.",
             "required": ["grant_type"],
             "properties": {
-                "grant_type": {"type": "string", "enum": ["password", "refresh_token"]},
+                "grant_type": {
+                    "type": "string",
+                    "enum": ["password", "refresh_token", "authorization_code"],
+                },
                 "username": string,
+                "code": {"type": "string", "description": "An external sign-in's one-time code."},
+                "code_verifier": {
+                    "type": "string",
+                    "description": "The PKCE verifier whose S256 challenge started the sign-in.",
+                },
                 "password": password,
                 "refresh_token": string,
                 "scope": {"type": "string", "description": "Space-separated scopes."},
@@ -589,6 +727,23 @@ fn schemas() -> Value {
             },
         },
         "Empty": {"type": "object", "additionalProperties": false},
+        "LinkRequest": {
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["redirect_to"],
+            "properties": {"redirect_to": {"type": "string", "format": "uri"}},
+        },
+        "LinkAddress": {
+            "type": "object",
+            "required": ["authorization_url"],
+            "properties": {
+                "authorization_url": {
+                    "type": "string",
+                    "format": "uri",
+                    "description": "Where to send the browser; usable once, for a minute.",
+                },
+            },
+        },
         "Jwks": {
             "type": "object",
             "required": ["keys"],

@@ -16,6 +16,8 @@ mod example;
 mod accounts;
 #[cfg(all(feature = "sqlite", feature = "openapi"))]
 mod edge;
+#[cfg(all(feature = "external", feature = "testing"))]
+mod external;
 mod login_backpressure;
 mod mail;
 mod router;
