@@ -23,6 +23,8 @@
 //! | `GET`, `PATCH` (`{disabled?, roles?, scopes?, email_verified?}`), `DELETE /admin/users/{id}` (also under `/auth`) | role `admin`; `id` is the user's `sub` |
 //! | `GET /items` | scope `items:read` |
 //! | `POST /items` | scope `items:write` |
+//! | `GET /` (the sign-in page: a button per external provider), `GET /auth/external/{provider}/start` and `/callback` | nothing: see [External sign-in](tower_jwt_auth::router::external) |
+//! | `POST`, `DELETE /auth/external/{provider}/link` | a valid token |
 //! | `GET /health` | nothing |
 //! | `GET /docs` (Swagger UI), `GET /openapi.json` (OpenAPI 3.1) | nothing; off with `API_DOCS=off` |
 //! | `GET /.well-known/oauth-authorization-server` (RFC 8414, under the issuer's path if it has one), `GET /.well-known/oauth-protected-resource` (RFC 9728; every 401 of the API's routes names it in `resource_metadata`) | nothing |
@@ -45,6 +47,11 @@
 //! | `AUTH_REGISTRATION=1` | enables `/auth/register` (role `user`, scope `items:read`) |
 //! | `AUTH_REFRESH_GRACE=<seconds>` | lets a client that lost a refresh's answer present the same refresh token again within that many seconds (1 to 300) and get the same new one back, instead of ending the session as a replay (default: off) |
 //! | `AUTH_PUBLIC_URL` | the address users open (default: `AUTH_ISSUER`): mailed links are this, a path (`/reset-password`, `/verify-email`) and `?token=…`; the discovery documents' endpoints and the API's resource identifier are absolute on it; `https://`, or `http://` to a loopback host |
+//! | `AUTH_OIDC_<NAME>_ISSUER`, `_CLIENT_ID`, `_CLIENT_SECRET` | an OpenID Connect provider (all three together), route `<name>` lower-cased (`_` becomes `-`); providers send browsers back to `AUTH_PUBLIC_URL/auth/external/<name>/callback` |
+//! | `AUTH_GITHUB_CLIENT_ID`, `AUTH_GITHUB_CLIENT_SECRET` | GitHub sign-in, route `github`, scopes `read:user user:email` |
+//! | `AUTH_ALLOWED_REDIRECTS` | comma-separated first-party origins an external sign-in may return to (the server's own origin always may) |
+//! | `AUTH_EXTERNAL_SIGNUP` | `closed` (default), `open` or `domains:a.example,b.example` (addresses the provider marks verified); new accounts get role `user`, scope `items:read`, no password |
+//! | `AUTH_EXTERNAL_LINK_BY_EMAIL=1` | a first external sign-in joins the account with its address when both the provider and this server verified it (needs `AUTH_EMAIL_VERIFICATION=1`, or it never happens: the server says so at start) |
 //! | `SMTP_URL` | the mail server: `smtps://host[:port]` (implicit TLS), `smtp://host[:port]` (STARTTLS required) or `smtp://localhost:port?tls=none` (plain, loopback only). Unset: mail is only written to the log at `INFO`, link included, and the server warns at start that this is for development |
 //! | `SMTP_USERNAME`, `SMTP_PASSWORD` | the mail server's credentials (both or neither) |
 //! | `SMTP_ROOT_CERT_FILE` | a PEM root certificate to trust besides Mozilla's (a private relay) |
@@ -104,8 +111,10 @@ use tower_jwt_auth::ratelimit::{
     ForwardedHeader, LimiterStore, LoginLimits, MemoryLimiterStore, RateLimitLoginLayer,
 };
 use tower_jwt_auth::require::RequireScopeLayer;
+use tower_jwt_auth::router::external::{ExternalSignIn, Provider, Signup};
 use tower_jwt_auth::router::{
-    AuthRouter, AuthRouterBuilder, CreateUserError, MIN_PASSWORD_CHARS, Registration,
+    AuthRouter, AuthRouterBuilder, CreateUserError, MIN_PASSWORD_CHARS, MemoryOneTimeStore,
+    OneTimeStore, Registration,
 };
 use tower_jwt_auth::sql::{Database, ReplicaOptions, SqlUserStore};
 use tower_jwt_auth::store::StoreError;
@@ -114,13 +123,15 @@ use zeroize::Zeroizing;
 
 #[path = "support/edge.rs"]
 pub mod edge;
+#[path = "support/signin.rs"]
+pub mod signin;
 
 use edge::ConnectionLimits;
 
 type BoxError = Box<dyn Error + Send + Sync>;
 
 /// The server's settings, read from the environment.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Config {
     /// `BIND`.
     pub bind: String,
@@ -180,6 +191,113 @@ pub struct Config {
     pub cors_allowed_origins: Vec<String>,
     /// `API_DOCS` is not `off`: `/openapi.json` and Swagger UI at `/docs`.
     pub api_docs: bool,
+    /// `AUTH_OIDC_<NAME>_*` and `AUTH_GITHUB_*`: the external providers, by route name.
+    pub providers: Vec<ProviderVars>,
+    /// `AUTH_ALLOWED_REDIRECTS`, split at commas.
+    pub allowed_redirects: Vec<String>,
+    /// `AUTH_EXTERNAL_SIGNUP` (default `closed`).
+    pub external_signup: Signup,
+    /// `AUTH_EXTERNAL_LINK_BY_EMAIL=1`.
+    pub link_by_email: bool,
+}
+
+/// One external provider's settings.
+#[derive(Clone)]
+pub struct ProviderVars {
+    /// The route name: `<name>` of `AUTH_OIDC_<NAME>_ISSUER` lower-cased, or `github`.
+    pub name: String,
+    /// The issuer (OpenID Connect); `None` for GitHub.
+    pub issuer: Option<String>,
+    /// The client id registered at the provider.
+    pub client_id: String,
+    /// Its secret.
+    pub client_secret: Zeroizing<String>,
+}
+
+impl std::fmt::Debug for ProviderVars {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderVars")
+            .field("name", &self.name)
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The external providers of `vars`: `AUTH_OIDC_<NAME>_ISSUER`, `_CLIENT_ID` and
+/// `_CLIENT_SECRET` for each OpenID Connect provider, `AUTH_GITHUB_CLIENT_ID` and
+/// `AUTH_GITHUB_CLIENT_SECRET` for GitHub; sorted by name.
+fn provider_vars(vars: &HashMap<String, String>) -> Result<Vec<ProviderVars>, BoxError> {
+    let get = |name: &str| vars.get(name).filter(|v| !v.is_empty()).cloned();
+    let mut providers = Vec::new();
+    let mut names: Vec<&str> = vars
+        .keys()
+        .filter_map(|key| key.strip_prefix("AUTH_OIDC_"))
+        .filter_map(|rest| {
+            ["_ISSUER", "_CLIENT_ID", "_CLIENT_SECRET"]
+                .iter()
+                .find_map(|suffix| rest.strip_suffix(suffix))
+        })
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    for name in names {
+        let var = |suffix: &str| format!("AUTH_OIDC_{name}_{suffix}");
+        let (Some(issuer), Some(client_id), Some(client_secret)) = (
+            get(&var("ISSUER")),
+            get(&var("CLIENT_ID")),
+            get(&var("CLIENT_SECRET")),
+        ) else {
+            return Err(format!(
+                "set {}, {} and {} together",
+                var("ISSUER"),
+                var("CLIENT_ID"),
+                var("CLIENT_SECRET")
+            )
+            .into());
+        };
+        providers.push(ProviderVars {
+            name: name.to_ascii_lowercase().replace('_', "-"),
+            issuer: Some(issuer),
+            client_id,
+            client_secret: Zeroizing::new(client_secret),
+        });
+    }
+    match (
+        get("AUTH_GITHUB_CLIENT_ID"),
+        get("AUTH_GITHUB_CLIENT_SECRET"),
+    ) {
+        (Some(client_id), Some(client_secret)) => {
+            if providers.iter().any(|p| p.name == "github") {
+                return Err(
+                    "AUTH_OIDC_GITHUB_* and AUTH_GITHUB_* both name a provider github".into(),
+                );
+            }
+            providers.push(ProviderVars {
+                name: "github".to_owned(),
+                issuer: None,
+                client_id,
+                client_secret: Zeroizing::new(client_secret),
+            });
+        }
+        (None, None) => {}
+        _ => return Err("set AUTH_GITHUB_CLIENT_ID and AUTH_GITHUB_CLIENT_SECRET together".into()),
+    }
+    providers.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(providers)
+}
+
+/// `AUTH_EXTERNAL_SIGNUP`: `open`, `closed` (the default) or `domains:a.example,b.example`.
+fn external_signup(value: Option<&str>) -> Result<Signup, BoxError> {
+    match value {
+        None | Some("closed") => Ok(Signup::Closed),
+        Some("open") => Ok(Signup::Open),
+        Some(list) => match list.strip_prefix("domains:") {
+            Some(domains) => Signup::domains(domains.split(',').map(str::trim))
+                .map_err(|e| format!("AUTH_EXTERNAL_SIGNUP: {e}").into()),
+            None => Err("AUTH_EXTERNAL_SIGNUP must be open, closed or domains:a.example,…".into()),
+        },
+    }
 }
 
 impl Config {
@@ -351,6 +469,16 @@ impl Config {
             Some("off" | "0") => false,
             Some(_) => return Err("API_DOCS must be on or off".into()),
         };
+        let providers = provider_vars(vars)?;
+        let allowed_redirects = get("AUTH_ALLOWED_REDIRECTS")
+            .map(|list| list.split(',').map(|s| s.trim().to_owned()).collect())
+            .unwrap_or_default();
+        let external_signup = external_signup(get("AUTH_EXTERNAL_SIGNUP").as_deref())?;
+        let link_by_email = match get("AUTH_EXTERNAL_LINK_BY_EMAIL").as_deref() {
+            None | Some("0" | "false" | "off") => false,
+            Some("1" | "true" | "on") => true,
+            Some(_) => return Err("AUTH_EXTERNAL_LINK_BY_EMAIL must be 1 or 0".into()),
+        };
         let issuer = get("AUTH_ISSUER").unwrap_or_else(|| "http://127.0.0.1:8000".to_owned());
         let config = Self {
             bind: get("BIND").unwrap_or_else(|| "127.0.0.1:8000".to_owned()),
@@ -382,6 +510,10 @@ impl Config {
             metrics_bind: get("METRICS_BIND").unwrap_or_else(|| "127.0.0.1:9000".to_owned()),
             cors_allowed_origins,
             api_docs,
+            providers,
+            allowed_redirects,
+            external_signup,
+            link_by_email,
         };
         if config.private_key_file.is_some() && config.secret.is_some() {
             return Err("set JWT_PRIVATE_KEY_FILE or JWT_SECRET, not both".into());
@@ -541,10 +673,12 @@ async fn shared_stores(
         AuthRouterBuilder,
         Arc<dyn LimiterStore>,
         Option<SqlUserStore>,
+        Arc<dyn OneTimeStore>,
     ),
     BoxError,
 > {
     let mut builder = builder;
+    let mut one_time: Arc<dyn OneTimeStore> = Arc::new(MemoryOneTimeStore::new());
     let mut limiter: Arc<dyn LimiterStore> =
         Arc::new(MemoryLimiterStore::new(LoginLimits::default()));
     let mut database_users = None;
@@ -575,6 +709,7 @@ async fn shared_stores(
             .revocation_store(Arc::new(revocations));
         limiter = Arc::new(db.limiter(LoginLimits::default()));
         database_users = Some(db.users());
+        one_time = Arc::new(db.one_time());
         tracing::info!(
             backend = db.backend(),
             "users, sessions, revocations and login limits are kept in the database"
@@ -589,7 +724,7 @@ async fn shared_stores(
         limiter = Arc::new(RedisLimiterStore::new(connection, LoginLimits::default()));
         tracing::info!("revocations and login limits are in Redis");
     }
-    Ok((builder, limiter, database_users))
+    Ok((builder, limiter, database_users, one_time))
 }
 
 /// The first start on an empty database: the account `admin`, with a random password written
@@ -676,7 +811,11 @@ pub async fn app(config: &Config) -> Result<(Router, AuthRouter), BoxError> {
         .reset_ttl(config.reset_ttl)?
         .email_verification(config.email_verification)
         .scopes_supported(SCOPES)?;
-    let (mut builder, limiter_store, database_users) = shared_stores(config, builder).await?;
+    let (mut builder, limiter_store, database_users, one_time) =
+        shared_stores(config, builder).await?;
+    if let Some(external) = external_sign_in(config, one_time)? {
+        builder = builder.external_sign_in(external);
+    }
     if config.rate_limit {
         let limiter = RateLimitLoginLayer::new(limiter_store)
             .trusted_proxies(config.trusted_proxies.iter().map(String::as_str))
@@ -798,6 +937,12 @@ pub async fn app(config: &Config) -> Result<(Router, AuthRouter), BoxError> {
     if let Some(docs) = docs {
         router = router.merge(docs);
     }
+    let providers: Vec<(String, String)> = auth
+        .external_providers()
+        .iter()
+        .map(|p| (p.name().to_owned(), p.display_name().to_owned()))
+        .collect();
+    router = router.merge(signin::router(&providers));
     // Around every route, so that a preflight is answered before any bearer check or limiter.
     let router = if config.cors_allowed_origins.is_empty() {
         router
@@ -805,6 +950,60 @@ pub async fn app(config: &Config) -> Result<(Router, AuthRouter), BoxError> {
         router.layer(edge::cors(&config.cors_allowed_origins))
     };
     Ok((edge::harden(router, config.request_timeout), auth))
+}
+
+/// External sign-in with the configured providers, ending on the sign-in page at `/` (this
+/// server's own origin) or on an `AUTH_ALLOWED_REDIRECTS` front end. `None` without providers.
+fn external_sign_in(
+    config: &Config,
+    store: Arc<dyn OneTimeStore>,
+) -> Result<Option<ExternalSignIn>, BoxError> {
+    if config.providers.is_empty() {
+        if !config.allowed_redirects.is_empty() {
+            tracing::warn!("AUTH_ALLOWED_REDIRECTS is set, but no external provider is configured");
+        }
+        return Ok(None);
+    }
+    let base = format!("{}/auth", config.public_url.trim_end_matches('/'));
+    let mut external = ExternalSignIn::new(&base)
+        .map_err(|e| format!("AUTH_PUBLIC_URL: {e}"))?
+        .signup(config.external_signup.clone())
+        .link_by_email(config.link_by_email)
+        .new_users(Registration {
+            roles: vec!["user".to_owned()],
+            scopes: vec!["items:read".to_owned()],
+        })
+        .store(store);
+    for origin in &config.allowed_redirects {
+        external = external
+            .allowed_redirect(origin)
+            .map_err(|e| format!("AUTH_ALLOWED_REDIRECTS: {origin:?}: {e}"))?;
+    }
+    for vars in &config.providers {
+        let provider = match &vars.issuer {
+            Some(issuer) => {
+                let upper = vars.name.to_ascii_uppercase().replace('-', "_");
+                Provider::oidc(&vars.name, issuer, &vars.client_id, &vars.client_secret)
+                    .map_err(|e| format!("AUTH_OIDC_{upper}_*: {e}"))?
+            }
+            None => Provider::github(&vars.client_id, &vars.client_secret)
+                .map_err(|e| format!("AUTH_GITHUB_*: {e}"))?,
+        };
+        tracing::info!(
+            provider = %vars.name,
+            callback = %external.callback_url(&vars.name),
+            "external sign-in: register this callback address with the provider"
+        );
+        external = external.provider(provider)?;
+    }
+    if config.link_by_email && !config.email_verification {
+        tracing::warn!(
+            "AUTH_EXTERNAL_LINK_BY_EMAIL=1 without AUTH_EMAIL_VERIFICATION=1: no local address \
+             is ever verified, so no sign-in is linked to an account by its address (that \
+             would let whoever registered someone else's address take their sign-in over)"
+        );
+    }
+    Ok(Some(external))
 }
 
 /// The scopes the API's routes check.

@@ -8,6 +8,11 @@ and other people's clients against it (tests/interop/clients.py).
    lacks, answers 403. The page breaks no content security policy rule.
 2. CORS: a page served from another loopback port logs in and calls /users/me with fetch when
    its origin is in CORS_ALLOWED_ORIGINS, and is blocked when it is not.
+3. External sign-in: the sign-in page at / has a button for the provider (a TestIssuer, the
+   `test_issuer` example beside the server binary); clicking it goes through the provider's
+   scripted login and the callback back to the page, whose script exchanges the one-time code
+   with its PKCE verifier and reads /users/me (200). The code leaves the address bar, and the
+   page breaks no content security policy rule.
 
 Usage: run.py <server binary> [artefact dir]. Drives chromedriver over the W3C WebDriver
 protocol with the standard library only. On failure a screenshot, the page source and the
@@ -237,8 +242,7 @@ def swagger_ui(browser):
         assert "insufficient_scope" in body, body
 
         console = browser.console()
-        violations = [entry["message"] for entry in console
-                      if "Content Security Policy" in entry.get("message", "")]
+        violations = csp_violations(browser)
         assert not violations, f"the page broke its content security policy: {violations}"
         login = open(server.log).read()
         assert "invalid_client" not in login, "Swagger UI's Basic credentials were refused"
@@ -311,6 +315,42 @@ def cors(browser):
         other_page.shutdown()
 
 
+def csp_violations(browser):
+    return [entry["message"] for entry in browser.console()
+            if "Content Security Policy" in entry.get("message", "")]
+
+
+def external_sign_in(browser):
+    issuer_binary = os.path.join(os.path.dirname(SERVER), "test_issuer")
+    provider = subprocess.Popen([issuer_binary, "Ada Lovelace", "ada@example.com"],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        settings = json.loads(provider.stdout.readline())
+        server = Server(AUTH_OIDC_TEST_ISSUER=settings["issuer"],
+                        AUTH_OIDC_TEST_CLIENT_ID=settings["client_id"],
+                        AUTH_OIDC_TEST_CLIENT_SECRET=settings["client_secret"],
+                        AUTH_EXTERNAL_SIGNUP="open")
+        with log_kept_on_failure(server, "external"):
+            browser.open(server.base + "/")
+            browser.click('button[data-provider="test"]')
+            who = wait_until("the signed-in page", lambda: browser.script(
+                "const s = document.getElementById('status');"
+                "return s && s.dataset.username;"))
+            status = browser.text("#status")
+            assert who == "ada-lovelace", (who, status)
+            assert status.endswith("(/users/me 200)"), status
+            url = browser.command("GET", "/url")
+            assert url == server.base + "/", f"the code stayed in the address bar: {url}"
+            violations = csp_violations(browser)
+            assert not violations, f"the page broke its content security policy: {violations}"
+            log = open(server.log).read()
+            assert "external sign-in" in log, "the server logged no external sign-in"
+            print(f"external sign-in: {status}; back at {url}")
+    finally:
+        provider.stdin.close()
+        provider.wait(timeout=30)
+
+
 def clients(_browser):
     """authlib, PyJWT and openapi-spec-validator from the base URL alone (tests/interop)."""
     server = Server(AUTH_BOOTSTRAP_ADMIN=f"admin:{PASSWORD}")
@@ -325,7 +365,7 @@ def main():
     browser = Browser()
     failed = False
     try:
-        for test in (swagger_ui, cors, clients):
+        for test in (swagger_ui, cors, external_sign_in, clients):
             try:
                 test(browser)
             except BaseException as err:

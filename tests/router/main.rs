@@ -8,19 +8,19 @@
 mod common;
 
 /// The example server (`cargo run --example server`), which `server` and `edge` run in-process.
-#[cfg(all(feature = "sqlite", feature = "openapi"))]
+#[cfg(all(feature = "sqlite", feature = "openapi", feature = "external"))]
 #[path = "../../examples/server.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod example;
 
 mod accounts;
-#[cfg(all(feature = "sqlite", feature = "openapi"))]
+#[cfg(all(feature = "sqlite", feature = "openapi", feature = "external"))]
 mod edge;
 #[cfg(all(feature = "external", feature = "testing"))]
 mod external;
 mod login_backpressure;
 mod mail;
 mod router;
-#[cfg(all(feature = "sqlite", feature = "openapi"))]
+#[cfg(all(feature = "sqlite", feature = "openapi", feature = "external"))]
 mod server;
 mod usernames;

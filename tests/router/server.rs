@@ -2340,3 +2340,166 @@ async fn without_smtp_mail_is_logged() {
     );
     server.shut_down().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// External sign-in
+
+/// A server with a `TestIssuer` as the provider `test` (sign-up open), the provider, and the
+/// server's origin.
+#[cfg(feature = "testing")]
+async fn with_provider() -> (Running, tower_jwt_auth::testing::TestIssuer, String) {
+    let idp = tower_jwt_auth::testing::TestIssuer::start().await.unwrap();
+    let (server, origin) = start_as_issuer(
+        "",
+        &[
+            ("AUTH_OIDC_TEST_ISSUER", idp.issuer()),
+            ("AUTH_OIDC_TEST_CLIENT_ID", idp.client_id()),
+            ("AUTH_OIDC_TEST_CLIENT_SECRET", idp.client_secret()),
+            ("AUTH_EXTERNAL_SIGNUP", "open"),
+        ],
+    )
+    .await;
+    (server, idp, origin)
+}
+
+#[cfg(feature = "testing")]
+#[tokio::test]
+async fn the_sign_in_page_leads_through_a_provider_to_the_api() {
+    let (server, idp, origin) = with_provider().await;
+    idp.sign_in_as(tower_jwt_auth::testing::TestUser::new("t-1").name("Tess"));
+    let page = server.get("/", None).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.text()
+            .contains(r#"data-provider="test">Sign in with test</button>"#)
+    );
+    assert!(
+        page.header("content-security-policy")
+            .unwrap()
+            .contains("script-src 'self'")
+    );
+    assert_eq!(server.get("/signin.js", None).await.status, StatusCode::OK);
+
+    // What the page's script does, then the browser's redirects, one by one.
+    let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+    let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+    let start = format!(
+        "/auth/external/test/start?redirect_to={}%2F&code_challenge={challenge}&code_challenge_method=S256",
+        form_urlencoded::byte_serialize(origin.as_bytes()).collect::<String>()
+    );
+    let started = server.get(&start, None).await;
+    assert_eq!(started.status, StatusCode::FOUND, "{}", started.text());
+    let cookie = started
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let at_provider = started.header("location").unwrap().to_owned();
+    let answer = server
+        .client
+        .get(at_provider.parse().unwrap())
+        .await
+        .unwrap();
+    let callback = answer.headers()["location"].to_str().unwrap().to_owned();
+    let path = callback.strip_prefix(&origin).unwrap();
+    let back = server
+        .with_headers(Method::GET, path, &[("cookie", &cookie)])
+        .await;
+    assert_eq!(back.status, StatusCode::FOUND);
+    let location = back.header("location").unwrap();
+    let code = location
+        .strip_prefix(&format!("{origin}/?code="))
+        .unwrap_or_else(|| panic!("{location}"));
+    let tokens = server
+        .post_form(
+            "/auth/token",
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("code_verifier", verifier),
+            ],
+        )
+        .await;
+    assert_eq!(tokens.status, StatusCode::OK, "{}", tokens.text());
+    let access = tokens.json()["access_token"].as_str().unwrap().to_owned();
+    let me = server.get("/users/me", Some(&access)).await;
+    assert_eq!(me.status, StatusCode::OK);
+    assert_eq!(me.json()["username"], "tess");
+    assert_eq!(me.json()["scopes"], json!(["items:read"]));
+    assert_eq!(
+        server.get("/items", Some(&access)).await.status,
+        StatusCode::OK
+    );
+    // The metadata names the code grant and its PKCE method.
+    let metadata = server
+        .get("/.well-known/oauth-authorization-server", None)
+        .await
+        .json();
+    assert!(
+        metadata["grant_types_supported"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("authorization_code"))
+    );
+    assert_eq!(
+        metadata["code_challenge_methods_supported"],
+        json!(["S256"])
+    );
+    server.shut_down().await;
+}
+
+#[tokio::test]
+async fn external_sign_in_settings_are_checked_at_start() {
+    for (pairs, expected) in [
+        (
+            vec![("AUTH_OIDC_GOOGLE_ISSUER", "https://accounts.google.com")],
+            "set AUTH_OIDC_GOOGLE_ISSUER, AUTH_OIDC_GOOGLE_CLIENT_ID and AUTH_OIDC_GOOGLE_CLIENT_SECRET together",
+        ),
+        (
+            vec![("AUTH_GITHUB_CLIENT_ID", "x")],
+            "set AUTH_GITHUB_CLIENT_ID and AUTH_GITHUB_CLIENT_SECRET together",
+        ),
+        (
+            vec![("AUTH_EXTERNAL_SIGNUP", "everyone")],
+            "AUTH_EXTERNAL_SIGNUP must be open, closed or domains:",
+        ),
+        (
+            vec![("AUTH_EXTERNAL_SIGNUP", "domains:")],
+            "AUTH_EXTERNAL_SIGNUP: ",
+        ),
+        (
+            vec![
+                ("AUTH_GITHUB_CLIENT_ID", "x"),
+                ("AUTH_GITHUB_CLIENT_SECRET", "y"),
+                ("AUTH_ALLOWED_REDIRECTS", "https://app.example/path"),
+            ],
+            "AUTH_ALLOWED_REDIRECTS: \"https://app.example/path\"",
+        ),
+        (
+            vec![
+                ("AUTH_OIDC_CORP_ISSUER", "http://idp.example"),
+                ("AUTH_OIDC_CORP_CLIENT_ID", "x"),
+                ("AUTH_OIDC_CORP_CLIENT_SECRET", "y"),
+            ],
+            "AUTH_OIDC_CORP_*: ",
+        ),
+    ] {
+        let refusal = refusal(&pairs).await;
+        assert!(refusal.contains(expected), "{pairs:?}: {refusal}");
+    }
+}
+
+#[tokio::test]
+async fn without_providers_the_sign_in_page_says_how_to_configure_them() {
+    let server = start(&[]).await;
+    let page = server.get("/", None).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.text().contains("AUTH_OIDC_&lt;NAME&gt;_ISSUER"));
+    assert!(!page.text().contains("data-provider"));
+    // No external routes without providers.
+    let start = server.get("/auth/external/google/start", None).await;
+    assert_eq!(start.status, StatusCode::NOT_FOUND);
+    server.shut_down().await;
+}
