@@ -109,6 +109,22 @@ pub struct NewUser {
     pub scopes: Vec<String>,
 }
 
+impl NewUser {
+    /// The account a store created from this: enabled, its address not verified yet.
+    pub(crate) fn into_user(self, id: String, username: String) -> User {
+        User {
+            id,
+            username,
+            email: self.email,
+            password_hash: self.password_hash,
+            roles: self.roles,
+            scopes: self.scopes,
+            disabled: false,
+            email_verified: false,
+        }
+    }
+}
+
 impl fmt::Debug for NewUser {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("NewUser")
@@ -434,16 +450,7 @@ impl MemoryUserStore {
             return Err(StoreError::new("user store is full"));
         }
         let id = crate::ids::random_id()?;
-        let user = User {
-            id: id.clone(),
-            username: username.clone(),
-            email: user.email,
-            password_hash: user.password_hash,
-            roles: user.roles,
-            scopes: user.scopes,
-            disabled: false,
-            email_verified: false,
-        };
+        let user = user.into_user(id.clone(), username.clone());
         if let Some(key) = key {
             users.by_email.insert(key, id.clone());
         }

@@ -272,16 +272,7 @@ impl SqlUserStore {
             if let Some(refused) = refused {
                 return Ok(refused);
             }
-            Ok(Created::Created(User {
-                id,
-                username,
-                email: user.email,
-                password_hash: user.password_hash,
-                roles: user.roles,
-                scopes: user.scopes,
-                disabled: false,
-                email_verified: false,
-            }))
+            Ok(Created::Created(user.into_user(id, username)))
         })
     }
 

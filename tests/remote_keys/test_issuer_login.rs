@@ -117,6 +117,20 @@ async fn authorize(issuer: &TestIssuer, params: &[(&str, &str)]) -> Reply {
 }
 
 /// A well-formed authorization request: openid email, state, nonce, S256 challenge.
+/// [`authorization`] with the parameter `name` set to `value`, or left out (`None`).
+fn authorization_with<'a>(
+    issuer: &'a TestIssuer,
+    name: &'static str,
+    value: Option<&'static str>,
+) -> Vec<(&'a str, &'a str)> {
+    let mut params = authorization(issuer);
+    params.retain(|(key, _)| *key != name);
+    if let Some(value) = value {
+        params.push((name, value));
+    }
+    params
+}
+
 fn authorization(issuer: &TestIssuer) -> Vec<(&str, &str)> {
     vec![
         ("response_type", "code"),
@@ -406,14 +420,7 @@ async fn client_secret_post_without_pkce_and_without_openid() {
 #[tokio::test]
 async fn an_unknown_client_or_bad_redirect_uri_gets_a_page_not_a_redirect() {
     let issuer = TestIssuer::start().await.unwrap();
-    let with = |name: &'static str, value: Option<&'static str>| {
-        let mut params = authorization(&issuer);
-        params.retain(|(key, _)| *key != name);
-        if let Some(value) = value {
-            params.push((name, value));
-        }
-        params
-    };
+    let with = |name, value| authorization_with(&issuer, name, value);
     let cases = [
         with("client_id", Some("someone-else")),
         with("client_id", None),
@@ -447,14 +454,7 @@ async fn an_unknown_client_or_bad_redirect_uri_gets_a_page_not_a_redirect() {
 #[tokio::test]
 async fn other_authorization_errors_go_back_to_the_client() {
     let issuer = TestIssuer::start().await.unwrap();
-    let with = |name: &'static str, value: Option<&'static str>| {
-        let mut params = authorization(&issuer);
-        params.retain(|(key, _)| *key != name);
-        if let Some(value) = value {
-            params.push((name, value));
-        }
-        params
-    };
+    let with = |name, value| authorization_with(&issuer, name, value);
     let cases = [
         (with("response_type", None), "invalid_request"),
         (
