@@ -24,7 +24,7 @@
 //! | `GET /items` | scope `items:read` |
 //! | `POST /items` | scope `items:write` |
 //! | `GET /` (the sign-in page: a button per external provider), `GET /auth/external/{provider}/start` and `/callback` | nothing: see [External sign-in](tower_jwt_auth::router::external) |
-//! | `POST`, `DELETE /auth/external/{provider}/link` | a valid token |
+//! | `POST`, `PUT`, `DELETE /auth/external/{provider}/link` (start, claim, unlink) | a valid token |
 //! | `GET /health` | nothing |
 //! | `GET /docs` (Swagger UI), `GET /openapi.json` (OpenAPI 3.1) | nothing; off with `API_DOCS=off` |
 //! | `GET /.well-known/oauth-authorization-server` (RFC 8414, under the issuer's path if it has one), `GET /.well-known/oauth-protected-resource` (RFC 9728; every 401 of the API's routes names it in `resource_metadata`) | nothing |

@@ -528,7 +528,7 @@ async fn family_revoked(state: &State, session: &RefreshSession, now: u64) {
 /// Ends a session: its `sid` on the denylist first, so that its access tokens stop working at
 /// once, then its refresh family. When the denylist cannot be written the session is left
 /// whole (the caller answers 503 and may retry), never half-ended with its tokens still valid.
-async fn end_session(state: &State, session_id: &str, now: u64) -> Result<(), Stop> {
+pub(super) async fn end_session(state: &State, session_id: &str, now: u64) -> Result<(), Stop> {
     revoke_sid(state, session_id, now).await?;
     state.config.refresh.revoke_session(session_id).await?;
     Ok(())
@@ -927,7 +927,7 @@ pub(super) async fn check_password(
 /// confirmation mail. What would make it more than one address to a mail library (a display
 /// name, `<…>`, a group, a comment, a list, quoting) is refused: `x<victim@example.com>` must
 /// not register an address that differs from the victim's yet delivers to it.
-fn is_plausible_email(email: &str) -> bool {
+pub(super) fn is_plausible_email(email: &str) -> bool {
     let Some((local, domain)) = email.split_once('@') else {
         return false;
     };

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Mutex, PoisonError};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::store::{StoreError, StoreFuture};
 
@@ -14,7 +14,7 @@ use crate::store::{StoreError, StoreFuture};
 /// `(issuer, subject)`: the provider's issuer identifier and its stable, never reassigned user
 /// id (OpenID Connect's `iss` and `sub`). An e-mail address is never an identity: providers
 /// let addresses change hands.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Identity {
     /// The name the router knows the provider by (its route segment, such as `google`). A
     /// user has at most one identity per provider.

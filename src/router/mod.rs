@@ -52,7 +52,7 @@
 //! | `POST /password/reset` | with a mailer, JSON `{token, new_password}`: sets the password; every session of the user ends; 204 |
 //! | `POST /email/verify` | with [verification](AuthRouterBuilder::email_verification), JSON `{token}`: the address is verified; 204 |
 //! | `POST /email/verify/resend` | with verification, JSON `{email}` or `{username}`: mails a new link to an unverified address; always 202 with one body |
-//! | `GET /external/{provider}/start`, `GET /external/{provider}/callback`, `POST\|DELETE /external/{provider}/link` | with [external sign-in](AuthRouterBuilder::external_sign_in) (feature `external`): see the `external` module |
+//! | `GET /external/{provider}/start`, `GET /external/{provider}/callback`, `POST\|PUT\|DELETE /external/{provider}/link` | with [external sign-in](AuthRouterBuilder::external_sign_in) (feature `external`): see the `external` module |
 //!
 //! Errors follow RFC 6749 §5.2 (`invalid_request`, `invalid_client` (401),
 //! `invalid_grant`, `unauthorized_client`, `unsupported_grant_type`, `invalid_scope`), every
@@ -860,7 +860,9 @@ impl AuthRouter {
         if state.external.is_some() {
             signed_in = signed_in.route(
                 "/external/{provider}/link",
-                post(external::link).delete(external::unlink),
+                post(external::link)
+                    .put(external::claim)
+                    .delete(external::unlink),
             );
         }
         let signed_in = signed_in

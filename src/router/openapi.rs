@@ -124,6 +124,7 @@ fn document(state: &State, mount: &str, part: Part) -> Result<OpenApi, ConfigErr
     if part == Part::Router {
         let linking = [
             (Method::POST, "/external/{provider}/link"),
+            (Method::PUT, "/external/{provider}/link"),
             (Method::DELETE, "/external/{provider}/link"),
         ];
         let linking = linking.iter().filter(|_| state.has_external_sign_in());
@@ -570,7 +571,7 @@ fn external(add: &mut impl FnMut(&str, &str, Value), busy: &Value, too_many: Opt
         })
     };
     let redirect = json!({
-        "description": "To the provider, or back to `redirect_to` with `code`, `linked` or \
+        "description": "To the provider, or back to `redirect_to` with `code`, `link_code` or \
                         `error`.",
         "headers": {"Location": {"schema": {"type": "string", "format": "uri"}}},
     });
@@ -588,6 +589,7 @@ fn external(add: &mut impl FnMut(&str, &str, Value), busy: &Value, too_many: Opt
                     "400",
                     page("`redirect_to` missing or not allowed, or a link address used up."),
                 ),
+                ("403", page("Started from another site's page.")),
                 ("404", page("No such provider.")),
                 ("502", page("The provider answered something unusable.")),
                 ("503", page("The provider (or a store) cannot be reached.")),
@@ -645,6 +647,42 @@ fn external(add: &mut impl FnMut(&str, &str, Value), busy: &Value, too_many: Opt
                 ("503", busy.clone()),
             ],
             json!({"parameters": [provider.clone()], "requestBody": json_body("LinkRequest")}),
+        ),
+    );
+    add(
+        "/external/{provider}/link",
+        "put",
+        operation(
+            "Link the identity a linking sign-in ended with",
+            sign_in,
+            &[
+                (
+                    "204",
+                    no_content("Linked (or already linked to this account)."),
+                ),
+                (
+                    "400",
+                    error(
+                        "`invalid_request` (a malformed body), or `invalid_grant`: the link \
+                         code is unknown, used, expired, another account's, or the verifier \
+                         does not match.",
+                    ),
+                ),
+                ("404", error("No such provider: `not_found`.")),
+                (
+                    "409",
+                    error(
+                        "`identity_taken` (linked to another account) or `provider_taken` \
+                         (the account has an identity from this provider).",
+                    ),
+                ),
+                (
+                    "413",
+                    error("The body is larger than the router reads (8 KiB): `invalid_request`."),
+                ),
+                ("503", busy.clone()),
+            ],
+            json!({"parameters": [provider.clone()], "requestBody": json_body("LinkClaim")}),
         ),
     );
     add(
@@ -730,8 +768,27 @@ fn schemas() -> Value {
         "LinkRequest": {
             "type": "object",
             "additionalProperties": false,
-            "required": ["redirect_to"],
-            "properties": {"redirect_to": {"type": "string", "format": "uri"}},
+            "required": ["redirect_to", "code_challenge", "code_challenge_method"],
+            "properties": {
+                "redirect_to": {"type": "string", "format": "uri"},
+                "code_challenge": {
+                    "type": "string",
+                    "description": "The S256 challenge of a PKCE verifier the front end keeps.",
+                },
+                "code_challenge_method": {"type": "string", "enum": ["S256"]},
+            },
+        },
+        "LinkClaim": {
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["link_code", "code_verifier"],
+            "properties": {
+                "link_code": {
+                    "type": "string",
+                    "description": "The `link_code` the linking sign-in ended with.",
+                },
+                "code_verifier": string,
+            },
         },
         "LinkAddress": {
             "type": "object",

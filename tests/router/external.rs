@@ -4,7 +4,8 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::Body;
@@ -23,8 +24,11 @@ use tower_jwt_auth::issuer::TokenIssuer;
 use tower_jwt_auth::mail::LogMailer;
 use tower_jwt_auth::password::PasswordHasher;
 use tower_jwt_auth::ratelimit::{ClientAddr, LoginLimits, MemoryLimiterStore, RateLimitLoginLayer};
-use tower_jwt_auth::router::external::{ExternalSignIn, Provider, Signup};
-use tower_jwt_auth::router::{AuthRouter, AuthRouterBuilder, UserChange};
+use tower_jwt_auth::router::external::{CODE_TTL, ExternalSignIn, FLOW_TTL, Provider, Signup};
+use tower_jwt_auth::router::{
+    AuthRouter, AuthRouterBuilder, Client as OAuthClient, GrantType, MemoryOneTimeStore,
+    Registration, UserChange,
+};
 use tower_jwt_auth::testing::{TestIssuer, TestUser};
 
 use crate::common::answer::{Answer, answer};
@@ -181,10 +185,15 @@ impl Ext {
             .append_pair("code", code)
             .append_pair("code_verifier", verifier)
             .finish();
+        self.token(body).await
+    }
+
+    /// A form-encoded `POST /auth/token`.
+    async fn token(&self, form: impl Into<String>) -> Answer {
         self.call(
             Request::post("/auth/token")
                 .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-                .body(Body::from(body))
+                .body(Body::from(form.into()))
                 .unwrap(),
         )
         .await
@@ -278,15 +287,10 @@ async fn a_sign_in_ends_in_a_session_like_a_password_login() {
     assert_eq!(me["email_verified"], true, "the provider proved it");
     // A session like any other: it refreshes, and the same identity finds the same account.
     let refresh = ext
-        .call(
-            Request::post("/auth/token")
-                .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-                .body(Body::from(format!(
-                    "grant_type=refresh_token&refresh_token={}",
-                    tokens["refresh_token"].as_str().unwrap()
-                )))
-                .unwrap(),
-        )
+        .token(format!(
+            "grant_type=refresh_token&refresh_token={}",
+            tokens["refresh_token"].as_str().unwrap()
+        ))
         .await;
     assert_eq!(refresh.status, StatusCode::OK, "{}", refresh.text());
     let again = ext.tokens().await;
@@ -296,14 +300,7 @@ async fn a_sign_in_ends_in_a_session_like_a_password_login() {
     );
     // No password opens the account.
     let login = ext
-        .call(
-            Request::post("/auth/token")
-                .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-                .body(Body::from(
-                    "grant_type=password&username=ann-lee&password=anything",
-                ))
-                .unwrap(),
-        )
+        .token("grant_type=password&username=ann-lee&password=anything")
         .await;
     assert_eq!(login.json()["error"], "invalid_grant");
 }
@@ -646,39 +643,102 @@ async fn bearer_json(ext: &Ext, method: &str, path: &str, token: &str, body: Val
 #[tokio::test]
 async fn a_signed_in_user_links_and_unlinks_a_provider() {
     let ext = Ext::new(|e| e).await;
-    ext.auth
-        .create_user("bob", "correct horse battery staple", &[], &[])
-        .await
-        .unwrap();
-    let login = ext
-        .call(
-            Request::post("/auth/token")
-                .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-                .body(Body::from(
-                    "grant_type=password&username=bob&password=correct+horse+battery+staple",
-                ))
-                .unwrap(),
-        )
-        .await;
-    let access = login.json()["access_token"].as_str().unwrap().to_owned();
+    let bob = ext.password_user("bob").await;
     let link = "/auth/external/idp/link";
-    // Not to a foreign address, and not without a token.
-    let foreign = bearer_json(
-        &ext,
-        "POST",
-        link,
-        &access,
-        json!({"redirect_to": "https://evil.example/"}),
-    )
-    .await;
-    assert_eq!(foreign.status, StatusCode::BAD_REQUEST);
+    // Not to a foreign address, not without PKCE, and not without a token.
+    let foreign = json!({"redirect_to": "https://evil.example/", "code_challenge": s256(VERIFIER), "code_challenge_method": "S256"});
+    assert_eq!(
+        bearer_json(&ext, "POST", link, &bob, foreign).await.status,
+        StatusCode::BAD_REQUEST
+    );
+    let plain =
+        json!({"redirect_to": FRONT, "code_challenge": VERIFIER, "code_challenge_method": "plain"});
+    assert_eq!(
+        bearer_json(&ext, "POST", link, &bob, plain).await.status,
+        StatusCode::BAD_REQUEST
+    );
     let anonymous = ext
         .call(Request::post(link).body(Body::empty()).unwrap())
         .await;
     assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
 
-    let answer = bearer_json(&ext, "POST", link, &access, json!({"redirect_to": FRONT})).await;
-    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    ext.idp.sign_in_as(TestUser::new("bob-at-idp"));
+    let (path, link_code) = ext.link_sign_in(&bob).await;
+    // The link address is single use.
+    assert_eq!(ext.get(&path, None).await.status, StatusCode::BAD_REQUEST);
+    // Claimed by no one but bob's front end: another account's token, a wrong verifier.
+    let carol = ext.tokens_of("carol-at-idp").await;
+    let claim = |code: &str, verifier: &str| json!({"link_code": code, "code_verifier": verifier});
+    let stolen = bearer_json(&ext, "PUT", link, &carol, claim(&link_code, VERIFIER)).await;
+    assert_eq!(stolen.json()["error"], "invalid_grant");
+    // That attempt used the code up; a new sign-in, then a wrong verifier.
+    ext.idp.sign_in_as(TestUser::new("bob-at-idp"));
+    let (_, link_code) = ext.link_sign_in(&bob).await;
+    let wrong = bearer_json(&ext, "PUT", link, &bob, claim(&link_code, &"x".repeat(43))).await;
+    assert_eq!(wrong.json()["error"], "invalid_grant");
+    assert!(
+        ext.auth
+            .users()
+            .find_by_identity(ext.idp.issuer(), "bob-at-idp")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    ext.idp.sign_in_as(TestUser::new("bob-at-idp"));
+    let (_, link_code) = ext.link_sign_in(&bob).await;
+    let linked = bearer_json(&ext, "PUT", link, &bob, claim(&link_code, VERIFIER)).await;
+    assert_eq!(linked.status, StatusCode::NO_CONTENT, "{}", linked.text());
+    // The identity now signs in to bob.
+    let tokens = ext.tokens().await;
+    assert_eq!(
+        ext.me(tokens["access_token"].as_str().unwrap()).await["username"],
+        "bob"
+    );
+    // Linking it again changes nothing; a second identity of the same provider is refused.
+    let (_, link_code) = ext.link_sign_in(&bob).await;
+    let again = bearer_json(&ext, "PUT", link, &bob, claim(&link_code, VERIFIER)).await;
+    assert_eq!(again.status, StatusCode::NO_CONTENT);
+    ext.idp.sign_in_as(TestUser::new("bob-elsewhere"));
+    let (_, link_code) = ext.link_sign_in(&bob).await;
+    let second = bearer_json(&ext, "PUT", link, &bob, claim(&link_code, VERIFIER)).await;
+    assert_eq!(second.status, StatusCode::CONFLICT);
+    assert_eq!(second.json()["error"], "provider_taken");
+
+    // Someone else's identity cannot be linked to another account.
+    ext.idp.sign_in_as(TestUser::new("bob-at-idp"));
+    let (_, link_code) = ext.link_sign_in(&carol).await;
+    let taken = bearer_json(&ext, "PUT", link, &carol, claim(&link_code, VERIFIER)).await;
+    assert_eq!(taken.status, StatusCode::CONFLICT);
+    assert_eq!(taken.json()["error"], "identity_taken");
+
+    // Carol has no password: her only identity stays.
+    let last = bearer_json(&ext, "DELETE", link, &carol, json!({})).await;
+    assert_eq!(last.status, StatusCode::CONFLICT);
+    assert_eq!(last.json()["error"], "last_sign_in_method");
+    // Bob has one: his goes, then there is nothing to unlink.
+    let gone = bearer_json(&ext, "DELETE", link, &bob, json!({})).await;
+    assert_eq!(gone.status, StatusCode::NO_CONTENT);
+    let again = bearer_json(&ext, "DELETE", link, &bob, json!({})).await;
+    assert_eq!(again.status, StatusCode::NOT_FOUND);
+    for method in ["DELETE", "PUT", "POST"] {
+        let unknown = bearer_json(&ext, method, "/auth/external/nope/link", &bob, json!({})).await;
+        assert_eq!(unknown.status, StatusCode::NOT_FOUND, "{method}");
+    }
+}
+
+#[tokio::test]
+async fn a_link_address_minted_by_someone_else_links_nothing_to_their_account() {
+    let ext = Ext::new(|e| e).await;
+    let mallory = ext.password_user("mallory").await;
+    // Mallory mints a link address for her account and sends the victim's browser to it.
+    let answer = bearer_json(
+        &ext,
+        "POST",
+        "/auth/external/idp/link",
+        &mallory,
+        json!({"redirect_to": FRONT, "code_challenge": s256(VERIFIER), "code_challenge_method": "S256"}),
+    )
+    .await;
     let url = answer.json()["authorization_url"]
         .as_str()
         .unwrap()
@@ -687,60 +747,81 @@ async fn a_signed_in_user_links_and_unlinks_a_provider() {
         .strip_prefix("http://127.0.0.1:3000")
         .unwrap()
         .to_owned();
-    ext.idp.sign_in_as(TestUser::new("bob-at-idp"));
-    let (location, cookie) = ext.started(&path).await;
-    // The link address is single use.
-    assert_eq!(ext.get(&path, None).await.status, StatusCode::BAD_REQUEST);
-    let back = ext.authorize(&location).await;
-    assert_eq!(
-        ext.callback(&back, Some(&cookie)).await.param("linked"),
-        "idp"
-    );
-    // The identity now signs in to bob.
-    let tokens = ext.tokens().await;
-    assert_eq!(
-        ext.me(tokens["access_token"].as_str().unwrap()).await["username"],
-        "bob"
-    );
-
-    // Someone else's identity cannot be linked to another account.
-    let carol = ext.tokens_of("carol-at-idp").await;
-    let answer = bearer_json(&ext, "POST", link, &carol, json!({"redirect_to": FRONT})).await;
-    let url = answer.json()["authorization_url"]
-        .as_str()
+    // From her page: the browser says so, and the start is refused.
+    let mut request = Request::get(path.as_str())
+        .header("sec-fetch-site", "cross-site")
+        .header("referer", "https://mallory.example/");
+    let refused = ext.call(request.body(Body::empty()).unwrap()).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert!(refused.header(LOCATION).is_none());
+    // From a mail or a chat (no page): the victim signs in at the provider, and the identity is
+    // not linked; the link code lands in the victim's own front end.
+    request = Request::get(path.as_str()).header("sec-fetch-site", "none");
+    let started = ext.call(request.body(Body::empty()).unwrap()).await;
+    assert_eq!(started.status, StatusCode::FOUND);
+    let cookie = started
+        .header(SET_COOKIE)
+        .unwrap()
+        .split(';')
+        .next()
         .unwrap()
         .to_owned();
-    ext.idp.sign_in_as(TestUser::new("bob-at-idp"));
-    let (location, cookie) = ext
-        .started(url.strip_prefix("http://127.0.0.1:3000").unwrap())
-        .await;
-    let back = ext.authorize(&location).await;
-    assert_eq!(
-        ext.callback(&back, Some(&cookie)).await.error(),
-        "identity_taken"
+    ext.idp.sign_in_as(TestUser::new("victim-at-idp"));
+    let back = ext.authorize(started.header(LOCATION).unwrap()).await;
+    ext.callback(&back, Some(&cookie)).await.param("link_code");
+    assert!(
+        ext.auth
+            .users()
+            .find_by_identity(ext.idp.issuer(), "victim-at-idp")
+            .await
+            .unwrap()
+            .is_none()
     );
-
-    // Carol has no password: her only identity stays.
-    let last = bearer_json(&ext, "DELETE", link, &carol, json!({})).await;
-    assert_eq!(last.status, StatusCode::CONFLICT);
-    assert_eq!(last.json()["error"], "last_sign_in_method");
-    // Bob has one: his goes, then there is nothing to unlink.
-    let gone = bearer_json(&ext, "DELETE", link, &access, json!({})).await;
-    assert_eq!(gone.status, StatusCode::NO_CONTENT);
-    let again = bearer_json(&ext, "DELETE", link, &access, json!({})).await;
-    assert_eq!(again.status, StatusCode::NOT_FOUND);
-    let unknown = bearer_json(
-        &ext,
-        "DELETE",
-        "/auth/external/nope/link",
-        &access,
-        json!({}),
-    )
-    .await;
-    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    // A front end on an allowed origin on another site may still start sign-ins.
+    let request = Request::get(start_path(FRONT))
+        .header("sec-fetch-site", "cross-site")
+        .header("referer", "http://127.0.0.1:5173/login");
+    assert_eq!(
+        ext.call(request.body(Body::empty()).unwrap()).await.status,
+        StatusCode::FOUND
+    );
 }
 
 impl Ext {
+    /// A local account with a password: its access token.
+    async fn password_user(&self, name: &str) -> String {
+        self.auth
+            .create_user(name, "correct horse battery staple", &[], &[])
+            .await
+            .unwrap();
+        let login = self
+            .token(format!(
+                "grant_type=password&username={name}&password=correct+horse+battery+staple"
+            ))
+            .await;
+        login.json()["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// A linking sign-in for the account of `access`, through the provider and back: the link
+    /// address (used up) and the link code it ended with.
+    async fn link_sign_in(&self, access: &str) -> (String, String) {
+        let body = json!({"redirect_to": FRONT, "code_challenge": s256(VERIFIER), "code_challenge_method": "S256"});
+        let answer = bearer_json(self, "POST", "/auth/external/idp/link", access, body).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+        let url = answer.json()["authorization_url"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let path = url
+            .strip_prefix("http://127.0.0.1:3000")
+            .unwrap()
+            .to_owned();
+        let (location, cookie) = self.started(&path).await;
+        let back = self.authorize(&location).await;
+        let code = self.callback(&back, Some(&cookie)).await.param("link_code");
+        (path, code)
+    }
+
     /// Signs in as a new provider user `subject`: an access token of the account it created.
     async fn tokens_of(&self, subject: &str) -> String {
         self.idp.sign_in_as(TestUser::new(subject));
@@ -754,14 +835,7 @@ impl Ext {
 #[tokio::test]
 async fn the_code_grant_needs_external_sign_in_and_its_parameters() {
     let ext = Ext::new(|e| e).await;
-    let missing = ext
-        .call(
-            Request::post("/auth/token")
-                .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-                .body(Body::from("grant_type=authorization_code&code=x"))
-                .unwrap(),
-        )
-        .await;
+    let missing = ext.token("grant_type=authorization_code&code=x").await;
     assert_eq!(missing.json()["error"], "invalid_request");
     assert_eq!(
         ext.exchange("x", "short").await.json()["error"],
@@ -924,4 +998,263 @@ mod github {
             "temporarily_unavailable"
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Every other way a sign-in can fail
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn malformed_callbacks_and_provider_refusals_end_in_their_errors() {
+    let other = |idp: &TestIssuer| {
+        Provider::oidc("other", idp.issuer(), idp.client_id(), idp.client_secret()).unwrap()
+    };
+    let idp = TestIssuer::start().await.unwrap();
+    let second = other(&idp);
+    let ext = Ext::new(move |e| e.provider(second).unwrap()).await;
+    // A sign-in started at one provider, ended at another's callback (and used up).
+    let (location, cookie) = ext.start().await;
+    let back = ext.authorize(&location).await;
+    let elsewhere = back.replace("/external/idp/", "/external/other/");
+    assert_eq!(
+        ext.callback(&elsewhere, Some(&cookie)).await.error(),
+        "invalid_request"
+    );
+    // Repeated parameters: a page.
+    let (location, cookie) = ext.start().await;
+    let back = ext.authorize(&location).await;
+    match ext
+        .callback(&format!("{back}&code=again"), Some(&cookie))
+        .await
+    {
+        Ended::Page(status, _) => assert_eq!(status, StatusCode::BAD_REQUEST),
+        ended => panic!("{ended:?}"),
+    }
+    // No code; no iss from a provider that always sends it (RFC 9207).
+    for strip in ["code", "iss"] {
+        let (location, cookie) = ext.start().await;
+        let back = ext.authorize(&location).await;
+        let (base, query) = back.split_once('?').unwrap();
+        let kept: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .filter(|(name, _)| name != strip)
+            .collect();
+        let stripped = format!(
+            "{base}?{}",
+            form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(kept)
+                .finish()
+        );
+        assert_eq!(
+            ext.callback(&stripped, Some(&cookie)).await.error(),
+            "invalid_request",
+            "{strip}"
+        );
+    }
+    // The provider's own errors.
+    for (refusal, error) in [
+        ("temporarily_unavailable", "temporarily_unavailable"),
+        ("login_required", "access_denied"),
+        ("something_else", "server_error"),
+    ] {
+        ext.idp.refuse_next_login(refusal);
+        assert_eq!(ext.sign_in().await.error(), error, "{refusal}");
+    }
+    // A link address of one provider used at another's start.
+    let bob = ext.password_user("bob").await;
+    let body = json!({"redirect_to": FRONT, "code_challenge": s256(VERIFIER), "code_challenge_method": "S256"});
+    let answer = bearer_json(&ext, "POST", "/auth/external/idp/link", &bob, body).await;
+    let url = answer.json()["authorization_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = url
+        .strip_prefix("http://127.0.0.1:3000")
+        .unwrap()
+        .replace("/idp/", "/other/");
+    assert_eq!(ext.get(&path, None).await.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn a_client_the_provider_refuses_ends_in_an_error() {
+    // The provider's token endpoint refuses this client's secret (401).
+    let idp = TestIssuer::start().await.unwrap();
+    let bad = Provider::oidc("bad", idp.issuer(), idp.client_id(), "not-the-secret").unwrap();
+    let ext = Ext::new(move |e| e.provider(bad).unwrap()).await;
+    let (location, cookie) = ext
+        .started(&start_path(FRONT).replace("/idp/", "/bad/"))
+        .await;
+    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    let answer = client.get(location.parse().unwrap()).await.unwrap();
+    let back = answer.headers()[LOCATION].to_str().unwrap().to_owned();
+    assert_eq!(
+        ext.callback(&back, Some(&cookie)).await.error(),
+        "invalid_request"
+    );
+    assert_eq!(idp.token_requests(), 1);
+}
+
+#[tokio::test]
+async fn id_token_claims_are_held_to_the_letter() {
+    let ext = Ext::new(|e| e).await;
+    let client = ext.idp.client_id().to_owned();
+    type Tamper = Box<dyn FnOnce(&TestIssuer) + Send>;
+    let tampers: Vec<(&str, Tamper)> = vec![
+        (
+            "several audiences, no azp",
+            Box::new(move |idp| {
+                idp.tamper_next_id_token(move |t| {
+                    t.claim("aud", json!([client, "other"])).without("azp")
+                })
+            }),
+        ),
+        (
+            "another issuer",
+            Box::new(|idp| idp.tamper_next_id_token(|t| t.claim("iss", "https://other.example"))),
+        ),
+        (
+            "no iat",
+            Box::new(|idp| idp.tamper_next_id_token(|t| t.without("iat"))),
+        ),
+        (
+            "empty sub",
+            Box::new(|idp| idp.tamper_next_id_token(|t| t.subject(""))),
+        ),
+    ];
+    for (what, tamper) in tampers {
+        tamper(&ext.idp);
+        assert_eq!(ext.sign_in().await.error(), "invalid_token", "{what}");
+    }
+    // `email_verified` must be the JSON true, not a string.
+    ext.idp.sign_in_as(
+        TestUser::new("s")
+            .email("s@corp.example", false)
+            .claim("email_verified", "true"),
+    );
+    let tokens = ext.tokens().await;
+    assert_eq!(
+        ext.me(tokens["access_token"].as_str().unwrap()).await["email"],
+        Value::Null
+    );
+}
+
+#[tokio::test]
+async fn the_start_answers_502_for_unusable_discovery_and_503_when_the_store_is_full() {
+    use wiremock::matchers::path;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let liar = MockServer::start().await;
+    Mock::given(path("/.well-known/openid-configuration"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "issuer": "https://someone-else.example",
+            "authorization_endpoint": "https://someone-else.example/authorize",
+            "token_endpoint": "https://someone-else.example/token",
+        })))
+        .mount(&liar)
+        .await;
+    let provider = Provider::oidc("liar", &liar.uri(), "id", "secret").unwrap();
+    let store = Arc::new(MemoryOneTimeStore::new().max_values(1));
+    let ext = Ext::new(move |e| e.provider(provider).unwrap().store(store)).await;
+    let path = start_path(FRONT).replace("/idp/", "/liar/");
+    assert_eq!(ext.get(&path, None).await.status, StatusCode::BAD_GATEWAY);
+    // One sign-in in progress fills this store: the next start is 503, nothing is evicted.
+    ext.start().await;
+    let full = ext.get(&start_path(FRONT), None).await;
+    assert_eq!(full.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(full.header(RETRY_AFTER).is_some());
+}
+
+/// A router whose clock the test moves.
+async fn with_clock() -> (Ext, Arc<AtomicU64>) {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let clock = Arc::new(AtomicU64::new(now));
+    let read = Arc::clone(&clock);
+    let ext = Ext::with(
+        |e| e,
+        move |b| b.clock(move || UNIX_EPOCH + Duration::from_secs(read.load(Ordering::SeqCst))),
+    )
+    .await;
+    (ext, clock)
+}
+
+#[tokio::test]
+async fn sign_ins_and_codes_expire() {
+    let (ext, clock) = with_clock().await;
+    let (location, cookie) = ext.start().await;
+    let back = ext.authorize(&location).await;
+    clock.fetch_add(FLOW_TTL.as_secs(), Ordering::SeqCst);
+    match ext.callback(&back, Some(&cookie)).await {
+        Ended::Page(status, _) => assert_eq!(status, StatusCode::BAD_REQUEST),
+        ended => panic!("an expired sign-in ended {ended:?}"),
+    }
+    let code = ext.sign_in().await.param("code");
+    clock.fetch_add(CODE_TTL.as_secs(), Ordering::SeqCst);
+    assert_eq!(
+        ext.exchange(&code, VERIFIER).await.json()["error"],
+        "invalid_grant"
+    );
+}
+
+#[tokio::test]
+async fn the_code_grant_holds_its_code_to_its_page_client_scopes_and_account() {
+    let ext = Ext::with(
+        |e| {
+            e.new_users(Registration {
+                roles: vec![],
+                scopes: vec!["a".into(), "b".into()],
+            })
+        },
+        |b| {
+            b.client(OAuthClient::public("web").unwrap())
+                .unwrap()
+                .client(
+                    OAuthClient::public("cli")
+                        .unwrap()
+                        .grants(&[GrantType::Password]),
+                )
+                .unwrap()
+        },
+    )
+    .await;
+    let exchange = |code: &str, extra: &str| {
+        format!(
+            "grant_type=authorization_code&code={code}&code_verifier={VERIFIER}&client_id=web{extra}"
+        )
+    };
+    // Another page than the one the code was sent to.
+    let code = ext.sign_in().await.param("code");
+    let other_page = format!("&redirect_uri={}", urlencode("http://127.0.0.1:5173/other"));
+    assert_eq!(
+        ext.token(exchange(&code, &other_page)).await.json()["error"],
+        "invalid_grant"
+    );
+    // A client without the grant.
+    let code = ext.sign_in().await.param("code");
+    let cli = exchange(&code, "").replace("client_id=web", "client_id=cli");
+    assert_eq!(ext.token(cli).await.json()["error"], "unauthorized_client");
+    // A narrower scope; the page it was sent to, named.
+    let code = ext.sign_in().await.param("code");
+    let page = format!("&scope=a&redirect_uri={}", urlencode(FRONT));
+    let narrow = ext.token(exchange(&code, &page)).await;
+    assert_eq!(narrow.status, StatusCode::OK, "{}", narrow.text());
+    assert_eq!(narrow.json()["scope"], "a");
+    // An account disabled between the callback and the exchange.
+    let code = ext.sign_in().await.param("code");
+    let sub = ext
+        .me(narrow.json()["access_token"].as_str().unwrap())
+        .await["sub"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let disable = UserChange {
+        disabled: Some(true),
+        ..UserChange::default()
+    };
+    ext.auth.users().update(&sub, disable, None).await.unwrap();
+    assert_eq!(
+        ext.token(exchange(&code, "")).await.json()["error"],
+        "invalid_grant"
+    );
 }

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::page::{self, FlowCookie};
-use super::provider::{Asserted, Live, Providers};
+use super::provider::{Asserted, EXCHANGE_TIMEOUT, Live, Providers};
 use super::{CODE_TTL, CallbackError, ExternalSignIn, FLOW_TTL, Kind, LINK_TTL};
 use crate::claims::Claims;
 use crate::ratelimit::LoginOutcome;
@@ -45,6 +45,23 @@ impl ExternalState {
         })
     }
 
+    /// Whether a browser navigation to the start comes from a first-party page (or from no
+    /// page: a bookmark, a typed address). A page of another site sending a victim's
+    /// browser through a sign-in it chose (its own PKCE challenge, its own link address) is
+    /// refused: browsers say `Sec-Fetch-Site: cross-site`, and the `Referer` then names an
+    /// allowed origin or the start is refused. Clients that send neither header pass.
+    fn started_here(&self, headers: &HeaderMap) -> bool {
+        let site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
+        if site != Some("cross-site") {
+            return true;
+        }
+        headers
+            .get(http::header::REFERER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(page::origin_of)
+            .is_some_and(|origin| self.settings.origins.contains(&origin))
+    }
+
     fn allowed(&self, redirect_to: &str) -> bool {
         let printable = redirect_to.bytes().all(|b| (0x21..=0x7e).contains(&b));
         printable
@@ -65,8 +82,8 @@ struct Flow {
     nonce: String,
     /// The router's own PKCE verifier for the provider.
     verifier: String,
-    /// The front end's S256 challenge; `None` when linking.
-    challenge: Option<String>,
+    /// The front end's S256 challenge.
+    challenge: String,
     /// The account to link the identity to, when linking.
     link: Option<String>,
     /// SHA-256 (hex) of the browser cookie's value.
@@ -87,6 +104,15 @@ struct LinkTicket {
     user: String,
     provider: String,
     redirect_to: String,
+    challenge: String,
+}
+
+/// A linking sign-in that ended: the identity waits for its account's owner to claim it.
+#[derive(Serialize, Deserialize)]
+struct PendingLink {
+    user: String,
+    challenge: String,
+    identity: Identity,
 }
 
 /// The store key of a secret `value` used as `purpose`: a state can never be used as a code.
@@ -174,6 +200,7 @@ pub(in crate::router) async fn start(
     AxumState(state): Shared,
     Path(name): Path<String>,
     RawQuery(raw): RawQuery,
+    headers: HeaderMap,
 ) -> Reply {
     let Some((external, live)) = provider(&state, &name) else {
         return no_such_provider();
@@ -181,6 +208,12 @@ pub(in crate::router) async fn start(
     let Some(params) = query(raw.as_deref()) else {
         return page::error_page(StatusCode::BAD_REQUEST, "A parameter is repeated.");
     };
+    if !external.started_here(&headers) {
+        return page::error_page(
+            StatusCode::FORBIDDEN,
+            "Sign-ins start from the application's own pages.",
+        );
+    }
     let now = now(&state);
     let store = &external.settings.store;
     // A link address (from `POST /external/{provider}/link`) or a front end's sign-in.
@@ -196,7 +229,7 @@ pub(in crate::router) async fn start(
                 "This link has expired or was already used.",
             );
         };
-        (ticket.redirect_to, None, Some(ticket.user))
+        (ticket.redirect_to, ticket.challenge, Some(ticket.user))
     } else {
         let Some(redirect_to) = param(&params, "redirect_to").filter(|r| external.allowed(r))
         else {
@@ -214,7 +247,7 @@ pub(in crate::router) async fn start(
             );
             return page::redirect(&location);
         };
-        (redirect_to.to_owned(), Some(challenge.to_owned()), None)
+        (redirect_to.to_owned(), challenge.to_owned(), None)
     };
     let endpoints = match external.providers.endpoints(live).await {
         Ok(endpoints) => endpoints,
@@ -277,7 +310,9 @@ pub(in crate::router) async fn start(
         query.push(("nonce", nonce.as_str()));
     }
     let mut reply = page::redirect(&page::with_query(&endpoints.authorization, &query));
-    external.cookie.set(&mut reply, &browser, FLOW_TTL);
+    external
+        .cookie
+        .set(&mut reply, &state_value, &browser, FLOW_TTL);
     tracing::debug!(target: TARGET_ROUTER, provider = %name, "auth router: external sign-in started");
     reply
 }
@@ -324,8 +359,8 @@ pub(in crate::router) async fn callback(
             page::with_query(&flow.redirect_to, &[("code", &code)]),
             LoginOutcome::Success,
         ),
-        Ok(Finished::Linked) => (
-            page::with_query(&flow.redirect_to, &[("linked", &name)]),
+        Ok(Finished::Linked(code)) => (
+            page::with_query(&flow.redirect_to, &[("link_code", &code)]),
             LoginOutcome::Success,
         ),
         Err(error) => {
@@ -345,7 +380,7 @@ pub(in crate::router) async fn callback(
         }
     };
     let mut reply = page::redirect(&location);
-    external.cookie.clear(&mut reply);
+    external.cookie.clear(&mut reply, state_value);
     reply.extensions_mut().insert(outcome);
     reply
 }
@@ -356,9 +391,10 @@ fn failure(mut reply: Reply) -> Reply {
     reply
 }
 
+/// How a callback ended well: a sign-in's code, or a linking sign-in's link code.
 enum Finished {
     Code(String),
-    Linked,
+    Linked(String),
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -376,7 +412,11 @@ async fn finish(
         return Err(CallbackError::InvalidRequest);
     }
     // The browser that started the sign-in, and no other.
-    let cookie = external.cookie.read(headers).unwrap_or_default();
+    let state_value = param(params, "state").unwrap_or_default();
+    let cookie = external
+        .cookie
+        .read(headers, state_value)
+        .unwrap_or_default();
     if !bool::from(
         hex_sha256(&cookie)
             .as_bytes()
@@ -395,25 +435,27 @@ async fn finish(
             _ => CallbackError::ServerError,
         });
     }
-    // RFC 9207: a provider that names itself must name this one (mix-up attacks).
-    if let (Some(iss), Kind::Oidc { issuer }) = (param(params, "iss"), &live.config.kind)
-        && iss != issuer
-    {
-        return Err(CallbackError::InvalidRequest);
+    // RFC 9207: a provider that names itself must name this one (mix-up attacks), and one
+    // that says it always does must have.
+    if let Kind::Oidc { issuer } = &live.config.kind {
+        match param(params, "iss") {
+            Some(iss) if iss != issuer => return Err(CallbackError::InvalidRequest),
+            None if external.providers.endpoints(live).await?.iss_parameter => {
+                return Err(CallbackError::InvalidRequest);
+            }
+            _ => {}
+        }
     }
     let Some(code) = param(params, "code").filter(|c| !c.is_empty() && c.len() <= 2048) else {
         return Err(CallbackError::InvalidRequest);
     };
-    let asserted = external
+    let callback = external.settings.callback_url(name);
+    let exchange = external
         .providers
-        .exchange(
-            live,
-            code,
-            &external.settings.callback_url(name),
-            &flow.verifier,
-            &flow.nonce,
-        )
-        .await?;
+        .exchange(live, code, &callback, &flow.verifier, &flow.nonce);
+    let asserted = tokio::time::timeout(EXCHANGE_TIMEOUT, exchange)
+        .await
+        .unwrap_or(Err(CallbackError::TemporarilyUnavailable))?;
     let unavailable = |error: StoreError| {
         crate::store::failed(
             crate::store::Kind::Router,
@@ -422,19 +464,39 @@ async fn finish(
         );
         CallbackError::TemporarilyUnavailable
     };
+    let code = crate::ids::random_b64::<32>().map_err(|e| unavailable(e.into()))?;
     if let Some(user_id) = &flow.link {
-        link_identity(state, name, user_id, asserted, now)
+        // Not linked yet: only the account's owner, with the front end's verifier, claims
+        // it (`PUT /external/{provider}/link`). A link address someone else minted and
+        // sent a victim to ends here, unclaimable by its minter.
+        let pending = PendingLink {
+            user: user_id.clone(),
+            challenge: flow.challenge.clone(),
+            identity: identity(name, &asserted, now),
+        };
+        let json = serde_json::to_string(&pending).unwrap_or_default();
+        let stored = external
+            .settings
+            .store
+            .put(
+                &key("link-code", &code),
+                json,
+                now + CODE_TTL.as_secs(),
+                now,
+            )
             .await
-            .map_err(|e| e.or_else(unavailable))?;
-        return Ok(Finished::Linked);
+            .map_err(unavailable)?;
+        if !stored {
+            return Err(CallbackError::TemporarilyUnavailable);
+        }
+        return Ok(Finished::Linked(code));
     }
     let user = sign_in(state, external, name, asserted, now)
         .await
         .map_err(|e| e.or_else(unavailable))?;
-    let code = crate::ids::random_b64::<32>().map_err(|e| unavailable(e.into()))?;
     let record = Code {
         user: user.id.clone(),
-        challenge: flow.challenge.clone().unwrap_or_default(),
+        challenge: flow.challenge.clone(),
         redirect_to: flow.redirect_to.clone(),
     };
     let json = serde_json::to_string(&record).unwrap_or_default();
@@ -625,46 +687,19 @@ fn username_base(hint: Option<&str>) -> String {
     }
 }
 
-async fn link_identity(
-    state: &State,
-    provider: &str,
-    user_id: &str,
-    asserted: Asserted,
-    now: u64,
-) -> Result<(), Failed> {
-    let users = &state.config.users;
-    let Some(user) = users.find_by_id(user_id).await? else {
-        return Err(CallbackError::AccessDenied.into());
-    };
-    usable(user)?;
-    if let Some(owner) = users
-        .find_by_identity(&asserted.issuer, &asserted.subject)
-        .await?
-    {
-        return if owner.id == user_id {
-            Ok(())
-        } else {
-            Err(CallbackError::IdentityTaken.into())
-        };
-    }
-    match users
-        .link_identity(user_id, identity(provider, &asserted, now))
-        .await?
-    {
-        Linked::Linked => {
-            events::audit(Audit::IdentityLinked, user_id, user_id);
-            Ok(())
-        }
-        Linked::IdentityTaken => Err(CallbackError::IdentityTaken.into()),
-        Linked::ProviderTaken => Err(CallbackError::ProviderTaken.into()),
-        Linked::NoSuchUser => Err(CallbackError::AccessDenied.into()),
-    }
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct LinkRequest {
     redirect_to: String,
+    code_challenge: String,
+    code_challenge_method: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LinkClaim {
+    link_code: String,
+    code_verifier: String,
 }
 
 #[derive(Serialize)]
@@ -693,10 +728,16 @@ async fn link_address(state: &State, name: &str, claims: &Claims, request: Reque
     else {
         return Err(not_found());
     };
-    let body: LinkRequest =
-        endpoints::json_body(request, "expected {\"redirect_to\": string}").await?;
+    let body: LinkRequest = endpoints::json_body(
+        request,
+        "expected {\"redirect_to\", \"code_challenge\", \"code_challenge_method\": \"S256\"}",
+    )
+    .await?;
     if !external.allowed(&body.redirect_to) {
         return Err(OAuthError::invalid_request("redirect_to is not an allowed address").into());
+    }
+    if body.code_challenge_method != "S256" || !is_challenge(&body.code_challenge) {
+        return Err(OAuthError::invalid_request("an S256 code_challenge is required").into());
     }
     let user = claims.subject().unwrap_or_default().to_owned();
     let ticket = crate::ids::random_b64::<32>().map_err(StoreError::from)?;
@@ -704,6 +745,7 @@ async fn link_address(state: &State, name: &str, claims: &Claims, request: Reque
         user,
         provider: name.to_owned(),
         redirect_to: body.redirect_to,
+        challenge: body.code_challenge,
     };
     let json = serde_json::to_string(&record).unwrap_or_default();
     let now = state.now();
@@ -729,6 +771,89 @@ fn not_found() -> Stop {
         reply::error(StatusCode::NOT_FOUND, "not_found", "no such provider"),
         RouterError::InvalidRequest,
     )
+}
+
+/// `PUT /external/{provider}/link` (bearer): links the identity a linking sign-in ended with,
+/// for the account that asked for it and the front end that holds the verifier.
+pub(in crate::router) async fn claim(
+    AxumState(state): Shared,
+    Path(name): Path<String>,
+    claims: Claims,
+    request: Request,
+) -> Reply {
+    endpoints::finish(
+        "external_link",
+        claim_link(&state, &name, &claims, request).await,
+    )
+}
+
+async fn claim_link(state: &State, name: &str, claims: &Claims, request: Request) -> Outcome {
+    let Some((external, _)) = provider(state, name) else {
+        return Err(not_found());
+    };
+    let body: LinkClaim = endpoints::json_body(
+        request,
+        "expected {\"link_code\": string, \"code_verifier\": string}",
+    )
+    .await?;
+    if !is_verifier(&body.code_verifier) {
+        return Err(OAuthError::invalid_request("malformed code_verifier").into());
+    }
+    let invalid = OAuthError::InvalidGrant("invalid link code");
+    let now = state.now();
+    let taken = external
+        .settings
+        .store
+        .take(&key("link-code", &body.link_code), now)
+        .await?;
+    let Some(pending) = taken.and_then(|json| serde_json::from_str::<PendingLink>(&json).ok())
+    else {
+        return Err(invalid.into());
+    };
+    let user = claims.subject().unwrap_or_default();
+    let verified = s256(&body.code_verifier);
+    if pending.identity.provider != name
+        || pending.user != user
+        || !bool::from(verified.as_bytes().ct_eq(pending.challenge.as_bytes()))
+    {
+        return Err(invalid.into());
+    }
+    let conflict = |code: &'static str, description: &'static str| {
+        Stop::reply(
+            reply::error(StatusCode::CONFLICT, code, description),
+            RouterError::InvalidRequest,
+        )
+    };
+    let users = &state.config.users;
+    let identity = pending.identity;
+    if let Some(owner) = users
+        .find_by_identity(&identity.issuer, &identity.subject)
+        .await?
+    {
+        return if owner.id == user {
+            Ok(reply::no_content())
+        } else {
+            Err(conflict(
+                CallbackError::IdentityTaken.as_str(),
+                "this identity is linked to another account",
+            ))
+        };
+    }
+    match users.link_identity(user, identity).await? {
+        Linked::Linked => {
+            events::audit(Audit::IdentityLinked, user, user);
+            Ok(reply::no_content())
+        }
+        Linked::IdentityTaken => Err(conflict(
+            CallbackError::IdentityTaken.as_str(),
+            "this identity is linked to another account",
+        )),
+        Linked::ProviderTaken => Err(conflict(
+            CallbackError::ProviderTaken.as_str(),
+            "the account already has an identity from this provider",
+        )),
+        Linked::NoSuchUser => Err(invalid.into()),
+    }
 }
 
 /// `DELETE /external/{provider}/link` (bearer).
@@ -795,6 +920,8 @@ pub(in crate::router) async fn code_grant(
     let requested = requested_scopes(params)?;
     let invalid = OAuthError::InvalidGrant("invalid authorization code");
     let now = state.now();
+    // A session will be needed: with the refresh store down, the code is not used up.
+    state.config.refresh.ready(now).await?;
     // Taken first: a code is used up by any attempt, right or wrong.
     let record = external
         .settings
@@ -818,8 +945,16 @@ pub(in crate::router) async fn code_grant(
     let Some(user) = user.filter(|user| !user.disabled) else {
         return Err(invalid.into());
     };
-    let scopes = negotiate(requested, &user.scopes)?;
+    let mut scopes = negotiate(requested, &user.scopes)?;
     let (session, refresh_token) = open_session(state, &user, client_id, &scopes).await?;
+    // The account as it is now that the session exists, as after a password login: a change
+    // an administrator made meanwhile is seen here, or ends this session too.
+    let current = state.config.users.find_by_id(&user.id).await?;
+    let Some(user) = current.filter(|current| !current.disabled) else {
+        let _ = endpoints::end_session(state, &session.session_id, now).await;
+        return Err(invalid.into());
+    };
+    scopes.retain(|scope| user.scopes.contains(scope));
     tracing::info!(target: TARGET_ROUTER, user = %user.id, sid = %session.session_id, "auth router: login by external sign-in");
     access_token_reply(state, &user, &session, &scopes, &refresh_token)
 }

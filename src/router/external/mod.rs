@@ -33,15 +33,24 @@
 //! |---|---|
 //! | `GET /external/{provider}/start` | `redirect_to` (an [allowed](ExternalSignIn::allowed_redirect) address), `code_challenge` and `code_challenge_method=S256` (RFC 7636: the front end's own PKCE challenge). Answers 302 to the provider, with the router's own PKCE challenge, `state` and `nonce` |
 //! | `GET /external/{provider}/callback` | where the provider sends the browser back. Answers 302 to `redirect_to?code=…` on success, `redirect_to?error=…` on failure |
-//! | `POST /external/{provider}/link` | bearer token required, JSON `{redirect_to}`: answers 200 `{authorization_url}`, the address to send the signed-in user's browser to, which links the identity they sign in with at the provider to their account and ends on `redirect_to?linked={provider}` |
+//! | `POST /external/{provider}/link` | bearer token required, JSON `{redirect_to, code_challenge, code_challenge_method: "S256"}`: answers 200 `{authorization_url}`, a one-time address (valid [`LINK_TTL`]) to send the signed-in user's browser to; the sign-in there ends on `redirect_to?link_code=…` |
+//! | `PUT /external/{provider}/link` | bearer token required, JSON `{link_code, code_verifier}`: links the identity that sign-in found to the account, when the token is the account's that asked and the verifier matches; 204, 400 `invalid_grant`, 409 `identity_taken` or `provider_taken` |
 //! | `DELETE /external/{provider}/link` | bearer token required: unlinks the user's identity at that provider; 204, 404 `not_linked`, or 409 `last_sign_in_method` when the account has no password and no other identity |
 //!
 //! The front end exchanges the one-time `code` at `POST /token` with
 //! `grant_type=authorization_code`, `code` and `code_verifier` (RFC 6749 §4.1.3, RFC 7636) for
 //! the same token pair a password login gets: a new session, with its `sid`, refresh rotation,
 //! revocation and limits. Tokens never travel in a URL. The code is single use, valid
-//! [`CODE_TTL`], and bound to the front end's PKCE verifier, so a code read from a log or a
-//! browser history is useless.
+//! [`CODE_TTL`], and bound to the front end's PKCE verifier: a code read from a browser's
+//! history or a log is useless without the verifier the front end keeps. A start that a page
+//! of another site sends the browser to (with a challenge of its choosing) is refused: browsers
+//! say `Sec-Fetch-Site: cross-site`, and the `Referer` must then name an allowed origin.
+//!
+//! Linking is claimed the same way: a link address is minted for one account, but the identity
+//! found at the provider is linked only when that account's own token and the front end's
+//! verifier claim it with `PUT`. Someone who mints a link address for their own account and
+//! sends a victim through it gets nothing: the victim's browser ends with a link code its
+//! minter cannot read, and the victim's front end cannot claim it for another account.
 //!
 //! The state of a sign-in lives in the [`OneTimeStore`] for at most
 //! [`FLOW_TTL`], keyed by a hash of its `state`, and is taken (used up) by the callback: a
@@ -91,7 +100,7 @@ mod flow;
 mod page;
 mod provider;
 
-pub(super) use flow::{ExternalState, callback, code_grant, link, start, unlink};
+pub(super) use flow::{ExternalState, callback, claim, code_grant, link, start, unlink};
 
 /// How long a sign-in may take between its start and the provider's callback.
 pub const FLOW_TTL: Duration = Duration::from_secs(600);

@@ -146,20 +146,25 @@ impl FlowCookie {
         }
     }
 
-    fn name(self) -> &'static str {
+    /// One cookie per sign-in, named after a hash of its `state`: a second sign-in in another
+    /// tab, or a forged callback, leaves the others' cookies alone.
+    fn name(self, state: &str) -> String {
+        use sha2::{Digest, Sha256};
+        let hash = Sha256::digest(state.as_bytes());
+        let suffix: String = hash[..8].iter().map(|b| format!("{b:02x}")).collect();
         if self.secure {
-            "__Host-tja-external"
+            format!("__Host-tja-external-{suffix}")
         } else {
-            "tja-external"
+            format!("tja-external-{suffix}")
         }
     }
 
-    /// Sets the cookie to `value` for `max_age`.
-    pub(super) fn set(self, reply: &mut Reply, value: &str, max_age: Duration) {
+    /// Sets the cookie of sign-in `state` to `value` for `max_age`.
+    pub(super) fn set(self, reply: &mut Reply, state: &str, value: &str, max_age: Duration) {
         let secure = if self.secure { "; Secure" } else { "" };
         let cookie = format!(
             "{}={value}; Path=/; Max-Age={}; HttpOnly; SameSite=Lax{secure}",
-            self.name(),
+            self.name(state),
             max_age.as_secs()
         );
         if let Ok(value) = HeaderValue::try_from(cookie) {
@@ -167,14 +172,14 @@ impl FlowCookie {
         }
     }
 
-    /// Removes the cookie.
-    pub(super) fn clear(self, reply: &mut Reply) {
-        self.set(reply, "", Duration::ZERO);
+    /// Removes the cookie of sign-in `state`.
+    pub(super) fn clear(self, reply: &mut Reply, state: &str) {
+        self.set(reply, state, "", Duration::ZERO);
     }
 
-    /// The cookie's value in the request, if it carries one.
-    pub(super) fn read(self, headers: &HeaderMap) -> Option<String> {
-        let name = self.name();
+    /// The value of the cookie of sign-in `state` in the request, if it carries one.
+    pub(super) fn read(self, headers: &HeaderMap, state: &str) -> Option<String> {
+        let name = self.name(state);
         headers
             .get_all(http::header::COOKIE)
             .iter()
@@ -233,20 +238,29 @@ mod tests {
         );
         let cookie = FlowCookie::for_base("https://app.example/auth");
         let mut reply = redirect("https://idp.example/authorize?x=1");
-        cookie.set(&mut reply, "abc", Duration::from_secs(600));
+        cookie.set(&mut reply, "state-1", "abc", Duration::from_secs(600));
         let set = reply.headers()[SET_COOKIE].to_str().unwrap().to_owned();
+        let name = cookie.name("state-1");
+        assert!(
+            name.starts_with("__Host-tja-external-") && name.len() == 36,
+            "{name}"
+        );
         assert_eq!(
             set,
-            "__Host-tja-external=abc; Path=/; Max-Age=600; HttpOnly; SameSite=Lax; Secure"
+            format!("{name}=abc; Path=/; Max-Age=600; HttpOnly; SameSite=Lax; Secure")
+        );
+        let plain = FlowCookie::for_base("http://127.0.0.1:3000");
+        let header = format!(
+            "a=1; {name}=abc; {}=zzz; {}=other",
+            plain.name("state-1"),
+            plain.name("state-2")
         );
         let mut headers = HeaderMap::new();
-        headers.insert(
-            http::header::COOKIE,
-            HeaderValue::from_static("a=1; __Host-tja-external=abc; tja-external=zzz"),
-        );
-        assert_eq!(cookie.read(&headers).as_deref(), Some("abc"));
-        let plain = FlowCookie::for_base("http://127.0.0.1:3000");
-        assert_eq!(plain.read(&headers).as_deref(), Some("zzz"));
-        assert_eq!(plain.read(&HeaderMap::new()), None);
+        headers.insert(http::header::COOKIE, HeaderValue::try_from(header).unwrap());
+        assert_eq!(cookie.read(&headers, "state-1").as_deref(), Some("abc"));
+        assert_eq!(cookie.read(&headers, "state-2"), None);
+        assert_eq!(plain.read(&headers, "state-1").as_deref(), Some("zzz"));
+        assert_eq!(plain.read(&headers, "state-2").as_deref(), Some("other"));
+        assert_eq!(plain.read(&HeaderMap::new(), "state-1"), None);
     }
 }

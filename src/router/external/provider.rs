@@ -20,13 +20,22 @@ use crate::discovery::checked_url;
 use crate::error::{ConfigError, ErrorKind};
 use crate::remote::client::HttpClient;
 use crate::remote::{FetchError, RemoteJwks};
+use crate::router::endpoints::is_plausible_email;
 use crate::telemetry::TARGET_ROUTER;
 use crate::verifier::Verifier;
 
 /// How long discovered endpoints are used before they are read again.
 const METADATA_TTL: Duration = Duration::from_secs(3600);
-/// The longest a whole exchange with a provider (one HTTP request) may take.
+/// The longest one HTTP request to a provider may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest a whole callback's talk with the provider (the code exchange, keys, the user
+/// API) may take, within the 30 s a front proxy or the example server gives a request.
+pub(super) const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a slow failed discovery is remembered: starts against a provider that hangs answer
+/// at once instead of each waiting for its own timeout.
+const FAILURE_MEMORY: Duration = Duration::from_secs(5);
+/// A failed discovery that took this long is remembered.
+const SLOW_FAILURE: Duration = Duration::from_secs(1);
 /// The largest answer read from a provider.
 const MAX_ANSWER: usize = 256 * 1024;
 
@@ -42,6 +51,8 @@ pub(super) struct Live {
     /// The ID token's verifier (OpenID Connect only).
     verifier: Option<Verifier>,
     endpoints: Mutex<Option<(Arc<Endpoints>, Instant)>>,
+    /// When discovery last failed, and how.
+    failed: Mutex<Option<(CallbackError, Instant)>>,
 }
 
 /// Where to send the browser and the code, and how the client authenticates.
@@ -49,6 +60,8 @@ pub(super) struct Endpoints {
     pub(super) authorization: String,
     token: String,
     basic: bool,
+    /// RFC 9207: the provider names itself in every authorization response.
+    pub(super) iss_parameter: bool,
 }
 
 /// Who the provider says signed in.
@@ -80,6 +93,8 @@ struct Discovered {
     token_endpoint: String,
     #[serde(default)]
     token_endpoint_auth_methods_supported: Option<Vec<String>>,
+    #[serde(default)]
+    authorization_response_iss_parameter_supported: bool,
 }
 
 impl Providers {
@@ -100,6 +115,7 @@ impl Providers {
                 config: provider.clone(),
                 verifier,
                 endpoints: Mutex::new(None),
+                failed: Mutex::new(None),
             };
             by_name.insert(provider.name.clone(), Arc::new(live));
         }
@@ -125,13 +141,33 @@ impl Providers {
         {
             return Ok(endpoints);
         }
+        let failed = *live.failed.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((error, at)) = failed
+            && at.elapsed() < FAILURE_MEMORY
+        {
+            return Err(error);
+        }
         let endpoints = Arc::new(match &live.config.kind {
             Kind::GitHub { web, .. } => Endpoints {
                 authorization: format!("{web}/login/oauth/authorize"),
                 token: format!("{web}/login/oauth/access_token"),
                 basic: false,
+                iss_parameter: false,
             },
-            Kind::Oidc { issuer } => self.discover(&live.config.name, issuer).await?,
+            Kind::Oidc { issuer } => {
+                let began = Instant::now();
+                match self.discover(&live.config.name, issuer).await {
+                    Ok(endpoints) => endpoints,
+                    Err(error) => {
+                        // Only a slow failure is worth remembering: it held its request.
+                        if began.elapsed() >= SLOW_FAILURE {
+                            *live.failed.lock().unwrap_or_else(PoisonError::into_inner) =
+                                Some((error, Instant::now()));
+                        }
+                        return Err(error);
+                    }
+                }
+            }
         });
         *live
             .endpoints
@@ -178,6 +214,7 @@ impl Providers {
             authorization: metadata.authorization_endpoint,
             token: metadata.token_endpoint,
             basic,
+            iss_parameter: metadata.authorization_response_iss_parameter_supported,
         })
     }
 
@@ -198,6 +235,7 @@ impl Providers {
             Err(error) => {
                 tracing::warn!(target: TARGET_ROUTER, provider = name, what, %error, "auth router: external provider request failed");
                 Err(match error {
+                    FetchError::Status(429) => CallbackError::TemporarilyUnavailable,
                     FetchError::Status(400..=499) => CallbackError::InvalidRequest,
                     FetchError::Status(_) | FetchError::Timeout | FetchError::Connection(_) => {
                         CallbackError::TemporarilyUnavailable
@@ -240,7 +278,7 @@ impl Providers {
             .map_err(|_| invalid(&provider.name, "token answer is not usable json"))?;
         if let Some(error) = answer.error {
             // GitHub answers errors with 200.
-            tracing::warn!(target: TARGET_ROUTER, provider = %provider.name, error = %truncated(&error), "auth router: external provider refused the code");
+            tracing::warn!(target: TARGET_ROUTER, provider = %provider.name, error = ?truncated(&error), "auth router: external provider refused the code");
             return Err(CallbackError::InvalidRequest);
         }
         match &provider.kind {
@@ -312,7 +350,9 @@ impl Providers {
         Ok(Asserted {
             issuer: issuer.to_owned(),
             subject: subject.to_owned(),
-            verified_email: email.filter(|_| verified).map(str::to_owned),
+            verified_email: email
+                .filter(|email| verified && is_plausible_email(email))
+                .map(str::to_owned),
             name_hint: name_hint.map(str::to_owned),
         })
     }
@@ -357,7 +397,7 @@ impl Providers {
             .map_err(|_| invalid(name, "emails answer is not usable json"))?;
         let verified_email = emails
             .into_iter()
-            .find(|e| e.primary && e.verified)
+            .find(|e| e.primary && e.verified && is_plausible_email(&e.email))
             .map(|e| e.email);
         Ok(Asserted {
             issuer: web.to_owned(),
