@@ -29,7 +29,7 @@ use tower_jwt_auth::router::{
     AuthRouter, AuthRouterBuilder, Client as OAuthClient, GrantType, MemoryOneTimeStore,
     Registration, UserChange,
 };
-use tower_jwt_auth::testing::{TestIssuer, TestUser};
+use tower_jwt_auth::testing::{TestIssuer, TestUser, TokenBuilder};
 
 use crate::common::answer::{Answer, answer};
 
@@ -351,40 +351,36 @@ async fn the_callback_refuses_what_this_browser_did_not_start() {
     assert_eq!(ext.sign_in().await.error(), "access_denied");
 }
 
+type Tamper = Box<dyn for<'a> FnOnce(TokenBuilder<'a>) -> TokenBuilder<'a> + Send>;
+
+fn tamper(f: impl for<'a> FnOnce(TokenBuilder<'a>) -> TokenBuilder<'a> + Send + 'static) -> Tamper {
+    Box::new(f)
+}
+
+/// Each case changes the next ID token the provider signs; every one must end the sign-in with
+/// `invalid_token`.
+async fn refuse_id_tokens(ext: &Ext, cases: Vec<(&str, Tamper)>) {
+    for (what, change) in cases {
+        ext.idp.tamper_next_id_token(change);
+        assert_eq!(ext.sign_in().await.error(), "invalid_token", "{what}");
+    }
+}
+
 #[tokio::test]
 async fn id_tokens_that_do_not_verify_open_no_session() {
     let ext = Ext::new(|e| e).await;
-    type Tamper = Box<dyn FnOnce(&TestIssuer) + Send>;
-    let tampers: Vec<(&str, Tamper)> = vec![
-        (
-            "nonce",
-            Box::new(|idp| idp.tamper_next_id_token(|t| t.claim("nonce", "another"))),
-        ),
-        (
-            "no nonce",
-            Box::new(|idp| idp.tamper_next_id_token(|t| t.without("nonce"))),
-        ),
-        (
-            "audience",
-            Box::new(|idp| idp.tamper_next_id_token(|t| t.audience("another-client"))),
-        ),
-        (
-            "expired",
-            Box::new(|idp| idp.tamper_next_id_token(|t| t.expired())),
-        ),
-        (
-            "unknown key",
-            Box::new(|idp| idp.tamper_next_id_token(|t| t.wrong_key())),
-        ),
-        (
-            "azp",
-            Box::new(|idp| idp.tamper_next_id_token(|t| t.claim("azp", "another-client"))),
-        ),
-    ];
-    for (what, tamper) in tampers {
-        tamper(&ext.idp);
-        assert_eq!(ext.sign_in().await.error(), "invalid_token", "{what}");
-    }
+    refuse_id_tokens(
+        &ext,
+        vec![
+            ("nonce", tamper(|t| t.claim("nonce", "another"))),
+            ("no nonce", tamper(|t| t.without("nonce"))),
+            ("audience", tamper(|t| t.audience("another-client"))),
+            ("expired", tamper(|t| t.expired())),
+            ("unknown key", tamper(|t| t.wrong_key())),
+            ("azp", tamper(|t| t.claim("azp", "another-client"))),
+        ],
+    )
+    .await;
     assert_eq!(ext.auth.users().page(None, 10).await.unwrap().len(), 0);
     // Untouched, it works.
     ext.sign_in().await.param("code");
@@ -1098,33 +1094,22 @@ async fn a_client_the_provider_refuses_ends_in_an_error() {
 async fn id_token_claims_are_held_to_the_letter() {
     let ext = Ext::new(|e| e).await;
     let client = ext.idp.client_id().to_owned();
-    type Tamper = Box<dyn FnOnce(&TestIssuer) + Send>;
-    let tampers: Vec<(&str, Tamper)> = vec![
-        (
-            "several audiences, no azp",
-            Box::new(move |idp| {
-                idp.tamper_next_id_token(move |t| {
-                    t.claim("aud", json!([client, "other"])).without("azp")
-                })
-            }),
-        ),
-        (
-            "another issuer",
-            Box::new(|idp| idp.tamper_next_id_token(|t| t.claim("iss", "https://other.example"))),
-        ),
-        (
-            "no iat",
-            Box::new(|idp| idp.tamper_next_id_token(|t| t.without("iat"))),
-        ),
-        (
-            "empty sub",
-            Box::new(|idp| idp.tamper_next_id_token(|t| t.subject(""))),
-        ),
-    ];
-    for (what, tamper) in tampers {
-        tamper(&ext.idp);
-        assert_eq!(ext.sign_in().await.error(), "invalid_token", "{what}");
-    }
+    refuse_id_tokens(
+        &ext,
+        vec![
+            (
+                "several audiences, no azp",
+                tamper(move |t| t.claim("aud", json!([client, "other"])).without("azp")),
+            ),
+            (
+                "another issuer",
+                tamper(|t| t.claim("iss", "https://other.example")),
+            ),
+            ("no iat", tamper(|t| t.without("iat"))),
+            ("empty sub", tamper(|t| t.subject(""))),
+        ],
+    )
+    .await;
     // `email_verified` must be the JSON true, not a string.
     ext.idp.sign_in_as(
         TestUser::new("s")
